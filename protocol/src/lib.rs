@@ -1,0 +1,12 @@
+//! `strand-protocol`: the byte formats Strand shares between broker, client and bench.
+//!
+//! This crate does no I/O and knows no runtime. It owns the Kafka RecordBatch v2 format
+//! (`batch`), which Strand uses byte for byte on both wire protocols and on disk, and
+//! the record encoding inside it (`record`).
+
+pub mod batch;
+pub mod record;
+pub mod varint;
+
+pub use batch::{BatchError, BatchHeader, BatchLimits, Compression, TimestampType};
+pub use record::{BatchBuilder, Header, Record, RecordError, RecordIter};

@@ -1,0 +1,355 @@
+//! Records inside an uncompressed RecordBatch v2: decoding, and a builder for clients
+//! and tests.
+//!
+//! ```text
+//! length          varint   bytes after this field
+//! attributes      int8     unused, 0
+//! timestamp_delta varlong  from the batch's base timestamp
+//! offset_delta    varint   from the batch's base offset
+//! key_length      varint   -1 for a null key
+//! key             bytes
+//! value_length    varint   -1 for a null value
+//! value           bytes
+//! header_count    varint
+//!   header_key_length varint, header_key, header_value_length varint, header_value
+//! ```
+
+use crate::batch::{self, BatchHeader, HEADER_BYTES, LOG_OVERHEAD, MAGIC};
+use crate::varint::{read_varint, read_varlong, varint_len, varlong_len, write_varint, write_varlong, VarintError};
+use thiserror::Error;
+
+/// A record that does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RecordError {
+    #[error("bad varint: {0}")]
+    Varint(#[from] VarintError),
+    #[error("negative record length {0}")]
+    NegativeLength(i32),
+    #[error("a field runs past the end of its record")]
+    Overrun,
+    #[error("record length says {declared} bytes but its fields take {used}")]
+    LengthMismatch { declared: usize, used: usize },
+    #[error("offset delta {found}, expected {expected}")]
+    OffsetDelta { expected: i32, found: i32 },
+}
+
+/// One record header (a key and an optional value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
+    pub key: &'a [u8],
+    pub value: Option<&'a [u8]>,
+}
+
+/// One decoded record, borrowing from its batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: Vec<Header<'a>>,
+}
+
+/// The offsets of one record's fields, found without allocating.
+pub(crate) struct RecordView {
+    pub offset_delta: i32,
+    pub timestamp_delta: i64,
+    pub key: Option<(usize, usize)>,
+    pub value: Option<(usize, usize)>,
+    pub headers_at: usize,
+    pub header_count: i32,
+    pub end: usize,
+}
+
+/// Walks the record at `*pos`, checking every length against the record's own length
+/// and the buffer's end. Advances `*pos` past the record.
+pub(crate) fn walk_record(buf: &[u8], pos: &mut usize) -> Result<RecordView, RecordError> {
+    let length = read_varint(buf, pos)?;
+    if length < 0 {
+        return Err(RecordError::NegativeLength(length));
+    }
+    let start = *pos;
+    let end = start.checked_add(length as usize).ok_or(RecordError::Overrun)?;
+    if end > buf.len() {
+        return Err(RecordError::Overrun);
+    }
+    let record = &buf[..end];
+    let mut at = start;
+    at += 1; // attributes
+    if at > end {
+        return Err(RecordError::Overrun);
+    }
+    let timestamp_delta = read_varlong(record, &mut at)?;
+    let offset_delta = read_varint(record, &mut at)?;
+    let key = read_bytes(record, &mut at)?;
+    let value = read_bytes(record, &mut at)?;
+    let header_count = read_varint(record, &mut at)?;
+    if header_count < 0 {
+        return Err(RecordError::NegativeLength(header_count));
+    }
+    let headers_at = at;
+    for _ in 0..header_count {
+        match read_bytes(record, &mut at)? {
+            Some(_) => {}
+            None => return Err(RecordError::NegativeLength(-1)),
+        }
+        read_bytes(record, &mut at)?;
+    }
+    if at != end {
+        return Err(RecordError::LengthMismatch { declared: length as usize, used: at - start });
+    }
+    *pos = end;
+    Ok(RecordView { offset_delta, timestamp_delta, key, value, headers_at, header_count, end })
+}
+
+fn read_bytes(buf: &[u8], pos: &mut usize) -> Result<Option<(usize, usize)>, RecordError> {
+    let len = read_varint(buf, pos)?;
+    if len < 0 {
+        return Ok(None);
+    }
+    let start = *pos;
+    let end = start.checked_add(len as usize).ok_or(RecordError::Overrun)?;
+    if end > buf.len() {
+        return Err(RecordError::Overrun);
+    }
+    *pos = end;
+    Ok(Some((start, end)))
+}
+
+/// Iterates the records of one uncompressed batch.
+pub struct RecordIter<'a> {
+    batch: &'a [u8],
+    header: BatchHeader,
+    pos: usize,
+    index: i32,
+}
+
+impl<'a> RecordIter<'a> {
+    /// Starts iterating `batch`, which must hold one whole batch (see [`batch::validate`]).
+    pub fn new(batch: &'a [u8]) -> Result<RecordIter<'a>, batch::BatchError> {
+        let header = BatchHeader::parse(batch)?;
+        if batch.len() < header.total_bytes() {
+            return Err(batch::BatchError::Truncated { needed: header.total_bytes(), available: batch.len() });
+        }
+        Ok(RecordIter { batch: &batch[..header.total_bytes()], header, pos: HEADER_BYTES, index: 0 })
+    }
+
+    /// The batch header the records belong to.
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+}
+
+impl<'a> Iterator for RecordIter<'a> {
+    type Item = Result<Record<'a>, RecordError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.index >= self.header.record_count {
+            return None;
+        }
+        self.index += 1;
+        let batch = self.batch;
+        let view = match walk_record(batch, &mut self.pos) {
+            Ok(view) => view,
+            Err(error) => {
+                self.index = self.header.record_count;
+                return Some(Err(error));
+            }
+        };
+        let slice = |range: Option<(usize, usize)>| range.map(|(start, end)| &batch[start..end]);
+        let mut headers = Vec::with_capacity(view.header_count as usize);
+        let mut at = view.headers_at;
+        for _ in 0..view.header_count {
+            // walk_record already checked every header field.
+            let key = read_bytes(&batch[..view.end], &mut at).ok().flatten();
+            let value = read_bytes(&batch[..view.end], &mut at).ok().flatten();
+            let key = key.map(|(start, end)| &batch[start..end]).unwrap_or_default();
+            headers.push(Header { key, value: value.map(|(start, end)| &batch[start..end]) });
+        }
+        let timestamp = match self.header.timestamp_type() {
+            batch::TimestampType::LogAppendTime => self.header.max_timestamp,
+            batch::TimestampType::CreateTime => self.header.base_timestamp + view.timestamp_delta,
+        };
+        Some(Ok(Record {
+            offset: self.header.base_offset + i64::from(view.offset_delta),
+            timestamp,
+            key: slice(view.key),
+            value: slice(view.value),
+            headers,
+        }))
+    }
+}
+
+/// Builds one uncompressed RecordBatch v2 with base offset 0 and a valid CRC.
+///
+/// The broker stamps the real base offset on append; producers leave it at 0.
+#[derive(Debug, Default, Clone)]
+pub struct BatchBuilder {
+    records: Vec<u8>,
+    count: i32,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    producer_id: i64,
+}
+
+impl BatchBuilder {
+    /// An empty builder for a non-idempotent producer.
+    pub fn new() -> BatchBuilder {
+        BatchBuilder { producer_id: -1, ..BatchBuilder::default() }
+    }
+
+    /// Number of records pushed so far.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether no record has been pushed.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bytes the batch would take if built now.
+    pub fn size_bytes(&self) -> usize {
+        HEADER_BYTES + self.records.len()
+    }
+
+    /// Bytes one more record with these fields would add.
+    pub fn record_size(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[(&[u8], Option<&[u8]>)]) -> usize {
+        let body = Self::body_len(0, 0, key, value, headers);
+        varint_len(body as i32) + body
+    }
+
+    fn body_len(
+        timestamp_delta: i64,
+        offset_delta: i32,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&[u8], Option<&[u8]>)],
+    ) -> usize {
+        let bytes_len = |b: Option<&[u8]>| match b {
+            Some(b) => varint_len(b.len() as i32) + b.len(),
+            None => 1,
+        };
+        let mut len = 1 + varlong_len(timestamp_delta) + varint_len(offset_delta) + bytes_len(key) + bytes_len(value);
+        len += varint_len(headers.len() as i32);
+        for (hkey, hvalue) in headers {
+            len += bytes_len(Some(hkey)) + bytes_len(*hvalue);
+        }
+        len
+    }
+
+    /// Appends a record. The first record's timestamp becomes the base timestamp.
+    pub fn push(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&[u8], Option<&[u8]>)],
+        timestamp_ms: i64,
+    ) {
+        if self.count == 0 {
+            self.base_timestamp = timestamp_ms;
+            self.max_timestamp = timestamp_ms;
+        }
+        self.max_timestamp = self.max_timestamp.max(timestamp_ms);
+        let timestamp_delta = timestamp_ms - self.base_timestamp;
+        let offset_delta = self.count;
+        let body = Self::body_len(timestamp_delta, offset_delta, key, value, headers);
+        let out = &mut self.records;
+        write_varint(out, body as i32);
+        out.push(0);
+        write_varlong(out, timestamp_delta);
+        write_varint(out, offset_delta);
+        write_bytes(out, key);
+        write_bytes(out, value);
+        write_varint(out, headers.len() as i32);
+        for (hkey, hvalue) in headers {
+            write_bytes(out, Some(hkey));
+            write_bytes(out, *hvalue);
+        }
+        self.count += 1;
+    }
+
+    /// Encodes the batch. Panics if no record was pushed: an empty batch is not legal.
+    pub fn build(&self) -> Vec<u8> {
+        let mut out = vec![0u8; HEADER_BYTES];
+        self.build_into(&mut out);
+        out
+    }
+
+    /// Encodes the batch at the end of `out`, which must already hold `HEADER_BYTES`
+    /// bytes reserved at its end for the header.
+    fn build_into(&self, out: &mut Vec<u8>) {
+        assert!(self.count > 0, "a RecordBatch needs at least one record");
+        let start = out.len() - HEADER_BYTES;
+        out.extend_from_slice(&self.records);
+        let header = BatchHeader {
+            base_offset: 0,
+            batch_length: (HEADER_BYTES - LOG_OVERHEAD + self.records.len()) as u32,
+            partition_leader_epoch: -1,
+            magic: MAGIC,
+            crc: 0,
+            attributes: 0,
+            last_offset_delta: self.count - 1,
+            base_timestamp: self.base_timestamp,
+            max_timestamp: self.max_timestamp,
+            producer_id: self.producer_id,
+            producer_epoch: -1,
+            base_sequence: -1,
+            record_count: self.count,
+        };
+        batch::write_header(&mut out[start..], &header);
+    }
+
+    /// Empties the builder for reuse, keeping its allocation.
+    pub fn clear(&mut self) {
+        self.records.clear();
+        self.count = 0;
+    }
+}
+
+fn write_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        Some(bytes) => {
+            write_varint(out, bytes.len() as i32);
+            out.extend_from_slice(bytes);
+        }
+        None => write_varint(out, -1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let mut builder = BatchBuilder::new();
+        builder.push(Some(b"k1"), Some(b"v1"), &[(b"h", Some(b"x"))], 1000);
+        builder.push(None, Some(b"v2"), &[], 1005);
+        builder.push(Some(b"k3"), None, &[(b"n", None)], 999);
+        let size = builder.size_bytes();
+        let mut batch = builder.build();
+        assert_eq!(batch.len(), size);
+        batch::stamp_base_offset(&mut batch, 40);
+        let records: Vec<_> = RecordIter::new(&batch).unwrap().map(Result::unwrap).collect();
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[0].offset, 40);
+        assert_eq!(records[0].key, Some(&b"k1"[..]));
+        assert_eq!(records[0].headers, vec![Header { key: b"h", value: Some(b"x") }]);
+        assert_eq!(records[1].key, None);
+        assert_eq!(records[1].timestamp, 1005);
+        assert_eq!(records[2].value, None);
+        assert_eq!(records[2].timestamp, 999);
+        assert_eq!(records[2].offset, 42);
+        assert_eq!(records[2].headers, vec![Header { key: b"n", value: None }]);
+    }
+
+    #[test]
+    fn record_size_matches_encoding() {
+        let mut builder = BatchBuilder::new();
+        let before = builder.size_bytes();
+        let value = vec![7u8; 1000];
+        builder.push(Some(b"key"), Some(&value), &[], 0);
+        assert_eq!(builder.size_bytes() - before, BatchBuilder::record_size(Some(b"key"), Some(&value), &[]));
+    }
+}

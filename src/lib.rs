@@ -1,0 +1,7 @@
+//! Strand: a thread-per-core event streaming broker for Linux bare metal.
+//!
+//! See `docs/ARCHITECTURE.md` for the map of this crate.
+
+pub mod metadata;
+pub mod runtime;
+pub mod storage;

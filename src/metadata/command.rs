@@ -1,0 +1,17 @@
+//! The commands that change metadata. Each is self-contained (placement is decided
+//! before the command is written), so replaying the log gives the same state anywhere.
+
+use crate::storage::TopicConfig;
+use serde::{Deserialize, Serialize};
+
+/// One change to metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    /// Creates a topic whose partition `i` is owned by shard `placement[i]`.
+    CreateTopic { name: String, config: TopicConfig, placement: Vec<u32> },
+    /// Deletes a topic and its data.
+    DeleteTopic { name: String },
+    /// Replaces a topic's configuration.
+    AlterTopicConfig { name: String, config: TopicConfig },
+}

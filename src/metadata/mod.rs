@@ -1,0 +1,22 @@
+//! Metadata: topics, their configuration and the partition-to-shard placement, kept as
+//! a state machine changed only by commands applied in order (`command`, `state`) and
+//! persisted as a CRC-framed command log plus snapshot (`store`). Shard 0 owns the
+//! store and broadcasts the state; the same command log is what a Raft group will
+//! replicate when Strand becomes a cluster.
+//!
+//! Admin commands are rare (topic creation, deletion, configuration), so the store uses
+//! blocking file I/O with fdatasync per command; the server runs it off the shard's
+//! event loop.
+
+mod command;
+mod name;
+mod state;
+mod store;
+
+pub use command::Command;
+pub use name::{validate_topic_name, TOPIC_NAME_BYTES_MAX};
+pub use state::{place_partitions, MetadataError, MetadataState, TopicMeta};
+pub use store::{MetadataStore, StoreRecovery};
+
+/// Most partitions one topic may have.
+pub const PARTITIONS_MAX: u32 = 100_000;

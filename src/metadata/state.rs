@@ -1,0 +1,136 @@
+//! `MetadataState`: what the command log describes, and the rules each command must
+//! pass before it is written.
+
+use super::command::Command;
+use super::name::validate_topic_name;
+use super::PARTITIONS_MAX;
+use crate::storage::TopicConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// Why a metadata command was refused or the store could not be used.
+#[derive(Debug, Error)]
+pub enum MetadataError {
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidName { name: String, reason: String },
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    #[error(
+        "topic {name:?} collides with existing topic {existing:?}: '.' and '_' are interchangeable in metric names"
+    )]
+    TopicCollides { name: String, existing: String },
+    #[error("unknown topic {0:?}")]
+    UnknownTopic(String),
+    #[error("invalid partition count {count}: must be between 1 and {PARTITIONS_MAX}")]
+    InvalidPartitions { count: u64 },
+    #[error("invalid topic configuration: {0}")]
+    InvalidConfig(String),
+    #[error("{op} {path}: {source}")]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("{path} is corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+/// One topic as metadata records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMeta {
+    /// Unique for the life of the cluster; never reused after deletion.
+    pub id: u64,
+    pub name: String,
+    pub config: TopicConfig,
+    /// The shard that owns each partition, by partition index.
+    pub placement: Vec<u32>,
+}
+
+impl TopicMeta {
+    /// Number of partitions.
+    pub fn partitions(&self) -> u32 {
+        self.placement.len() as u32
+    }
+}
+
+/// Every topic, and how many commands built this state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataState {
+    pub topics: BTreeMap<String, TopicMeta>,
+    pub next_topic_id: u64,
+    /// Index of the last command applied (commands are numbered from 1).
+    pub applied_index: u64,
+}
+
+impl MetadataState {
+    /// Checks that `command` may be applied to this state.
+    pub fn check(&self, command: &Command) -> Result<(), MetadataError> {
+        match command {
+            Command::CreateTopic { name, config, placement } => {
+                validate_topic_name(name)?;
+                if self.topics.contains_key(name) {
+                    return Err(MetadataError::TopicExists(name.clone()));
+                }
+                let normalized = name.replace('.', "_");
+                if let Some(existing) = self.topics.keys().find(|other| other.replace('.', "_") == normalized) {
+                    return Err(MetadataError::TopicCollides { name: name.clone(), existing: existing.clone() });
+                }
+                if placement.is_empty() || placement.len() as u64 > u64::from(PARTITIONS_MAX) {
+                    return Err(MetadataError::InvalidPartitions { count: placement.len() as u64 });
+                }
+                config.validate().map_err(MetadataError::InvalidConfig)
+            }
+            Command::DeleteTopic { name } => self.topic(name).map(|_| ()),
+            Command::AlterTopicConfig { name, config } => {
+                self.topic(name)?;
+                config.validate().map_err(MetadataError::InvalidConfig)
+            }
+        }
+    }
+
+    /// Applies a command that passed [`MetadataState::check`].
+    pub fn apply(&mut self, command: &Command) {
+        self.applied_index += 1;
+        match command {
+            Command::CreateTopic { name, config, placement } => {
+                let id = self.next_topic_id;
+                self.next_topic_id += 1;
+                let topic = TopicMeta { id, name: name.clone(), config: config.clone(), placement: placement.clone() };
+                self.topics.insert(name.clone(), topic);
+            }
+            Command::DeleteTopic { name } => {
+                self.topics.remove(name);
+            }
+            Command::AlterTopicConfig { name, config } => {
+                if let Some(topic) = self.topics.get_mut(name) {
+                    topic.config = config.clone();
+                }
+            }
+        }
+    }
+
+    /// The topic named `name`, or `UnknownTopic`.
+    pub fn topic(&self, name: &str) -> Result<&TopicMeta, MetadataError> {
+        self.topics.get(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))
+    }
+}
+
+/// Places `partitions` new partitions on `shards` shards: each on the shard that owns
+/// the fewest partitions so far, lowest shard first on ties.
+pub fn place_partitions(state: &MetadataState, partitions: u32, shards: u32) -> Vec<u32> {
+    let shards = shards.max(1);
+    let mut load = vec![0u64; shards as usize];
+    for topic in state.topics.values() {
+        for &shard in &topic.placement {
+            if let Some(count) = load.get_mut(shard as usize) {
+                *count += 1;
+            }
+        }
+    }
+    (0..partitions)
+        .map(|_| {
+            let (shard, _) =
+                load.iter().enumerate().min_by_key(|&(shard, count)| (*count, shard)).expect("at least one shard");
+            load[shard] += 1;
+            shard as u32
+        })
+        .collect()
+}

@@ -1,0 +1,74 @@
+//! Shard executors: glommio `LocalExecutor`s sized to what this host allows.
+//!
+//! glommio registers `io_memory` bytes of I/O buffers with io_uring per executor, and
+//! registered memory counts against RLIMIT_MEMLOCK. Where the limit is lower than what
+//! the shards would register, each shard gets an equal share of three quarters of it;
+//! buffers beyond the registered pool still work, from the ordinary allocator.
+
+use glommio::{LocalExecutorBuilder, Placement};
+use std::future::Future;
+
+/// I/O memory a shard registers when the host sets no lower limit.
+pub const IO_MEMORY_BYTES_DEFAULT: usize = 8 * 1024 * 1024;
+/// The least a shard registers (glommio's own floor is 64 KiB).
+const IO_MEMORY_BYTES_MIN: usize = 64 * 1024;
+
+/// RLIMIT_MEMLOCK in bytes, or `None` when unlimited.
+pub fn memlock_limit_bytes() -> Option<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit struct we own.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) };
+    if rc != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    Some(limit.rlim_cur)
+}
+
+/// I/O memory for each of `shards` executors: `wanted`, capped by this process's
+/// share of the memlock limit.
+pub fn io_memory_bytes(shards: usize, wanted: usize) -> usize {
+    match memlock_limit_bytes() {
+        None => wanted,
+        Some(limit) => {
+            let share = (limit as usize / 4 * 3) / shards.max(1);
+            wanted.min(share).max(IO_MEMORY_BYTES_MIN) / 4096 * 4096
+        }
+    }
+}
+
+/// A builder for one shard's executor, pinned to `cpu` when given.
+pub fn executor(name: &str, cpu: Option<usize>, io_memory: usize) -> LocalExecutorBuilder {
+    let placement = match cpu {
+        Some(cpu) => Placement::Fixed(cpu),
+        None => Placement::Unbound,
+    };
+    LocalExecutorBuilder::new(placement).name(name).io_memory(io_memory)
+}
+
+/// Runs `future` to completion on a fresh unpinned executor in a new thread. For
+/// tools and tests that need one shard.
+pub fn run_local<F, Fut, T>(name: &str, make: F) -> T
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    // Tools and tests may run several of these at once in one process: a small
+    // registered pool each keeps them all under the memlock limit.
+    let io_memory = io_memory_bytes(8, IO_MEMORY_BYTES_DEFAULT);
+    executor(name, None, io_memory)
+        .spawn(make)
+        .expect("starting a glommio executor (is io_uring available and RLIMIT_MEMLOCK at least 512 KiB?)")
+        .join()
+        .expect("the executor thread panicked")
+}
+
+/// Installs the process's `tracing` subscriber: `RUST_LOG` if set, else
+/// `default_filter`. glommio's probe of iopoll support logs a harmless error on every
+/// new device; it is filtered out here so that users' logs only carry real errors.
+pub fn init_logging(default_filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| default_filter.to_string());
+    let filter = EnvFilter::new(format!("{filter},glommio::reactor=off"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

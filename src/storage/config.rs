@@ -1,0 +1,159 @@
+//! Settings of one partition's log: per-topic policy and per-broker I/O sizing.
+
+use serde::{Deserialize, Serialize};
+
+/// When appended data is forced to stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncPolicy {
+    /// An append resolves only after an fdatasync covers it. Appends that arrive while
+    /// one fdatasync runs share the next one (group commit).
+    Always,
+    /// fdatasync at most `fsync_interval_ms` after the first unsynced append; appends
+    /// resolve once written to the segment's buffer.
+    Interval,
+    /// Never fdatasync on the append path (only when a segment is sealed or the log is
+    /// closed); data reaches the device within `write_behind_ms`.
+    Never,
+}
+
+/// Where a batch's max timestamp comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestampSource {
+    /// The producer's timestamps are kept.
+    CreateTime,
+    /// The broker stamps its clock at append.
+    LogAppendTime,
+}
+
+/// Per-topic log policy, stored in the topic's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicConfig {
+    /// Durability policy of appends.
+    pub fsync: FsyncPolicy,
+    /// With `fsync = "interval"`: the longest an append waits for its fdatasync.
+    pub fsync_interval_ms: u64,
+    /// Delete sealed segments whose newest record is older than this. `None`: keep.
+    pub retention_ms: Option<u64>,
+    /// Delete the oldest sealed segments while the partition is larger. `None`: keep.
+    pub retention_bytes: Option<u64>,
+    /// Seal the active segment when the next batch would take it past this size.
+    pub segment_bytes: u64,
+    /// Seal the active segment once it is this old and not empty.
+    pub segment_ms: u64,
+    /// Bytes of log between two sparse index entries.
+    pub index_interval_bytes: u32,
+    /// Largest batch accepted, header included.
+    pub batch_bytes_max: u32,
+    /// Which timestamp a batch keeps.
+    pub timestamp_source: TimestampSource,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        TopicConfig {
+            fsync: FsyncPolicy::Always,
+            fsync_interval_ms: 1_000,
+            retention_ms: Some(7 * 24 * 3600 * 1000),
+            retention_bytes: None,
+            segment_bytes: 256 * 1024 * 1024,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            index_interval_bytes: 4096,
+            batch_bytes_max: 1_048_588,
+            timestamp_source: TimestampSource::CreateTime,
+        }
+    }
+}
+
+impl TopicConfig {
+    /// Checks every value against its allowed range; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        const SEGMENT_BYTES_MIN: u64 = 64 * 1024;
+        if self.segment_bytes < SEGMENT_BYTES_MIN {
+            return Err(format!("segment_bytes = {}: must be at least {SEGMENT_BYTES_MIN}", self.segment_bytes));
+        }
+        if self.segment_bytes > u64::from(u32::MAX) {
+            return Err(format!(
+                "segment_bytes = {}: must be at most {} (index positions are 32-bit)",
+                self.segment_bytes,
+                u32::MAX
+            ));
+        }
+        if self.index_interval_bytes == 0 {
+            return Err("index_interval_bytes = 0: must be at least 1".into());
+        }
+        if self.fsync == FsyncPolicy::Interval && self.fsync_interval_ms == 0 {
+            return Err(
+                "fsync_interval_ms = 0: must be at least 1 with fsync = \"interval\" (use \"always\" instead)".into()
+            );
+        }
+        if (self.batch_bytes_max as usize) < protocol_batch_min() {
+            return Err(format!(
+                "batch_bytes_max = {}: must be at least {}",
+                self.batch_bytes_max,
+                protocol_batch_min()
+            ));
+        }
+        if self.segment_ms == 0 {
+            return Err("segment_ms = 0: must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+fn protocol_batch_min() -> usize {
+    strand_protocol::batch::HEADER_BYTES
+}
+
+/// Per-broker I/O sizing of every log on a shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IoOptions {
+    /// Size of one direct-I/O write buffer; a full one is written in one operation.
+    pub write_buffer_bytes: usize,
+    /// Write buffers one log may have in flight before appends wait.
+    pub write_behind_buffers: usize,
+    /// With `fsync = "never"`: buffered data is written at most this long after append.
+    pub write_behind_ms: u64,
+    /// Size of a direct read when a fetch misses the cache.
+    pub read_bytes: usize,
+    /// Size of the write buffer of each index file.
+    pub index_buffer_bytes: usize,
+}
+
+impl Default for IoOptions {
+    fn default() -> Self {
+        IoOptions {
+            write_buffer_bytes: 1024 * 1024,
+            write_behind_buffers: 4,
+            write_behind_ms: 10,
+            read_bytes: 1024 * 1024,
+            index_buffer_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl IoOptions {
+    /// Checks every value against its allowed range; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let block = super::BLOCK_BYTES;
+        for (key, value) in [
+            ("write_buffer_bytes", self.write_buffer_bytes),
+            ("read_bytes", self.read_bytes),
+            ("index_buffer_bytes", self.index_buffer_bytes),
+        ] {
+            if value < block || value % block != 0 {
+                return Err(format!("{key} = {value}: must be a non-zero multiple of {block}"));
+            }
+        }
+        if self.write_behind_buffers == 0 {
+            return Err("write_behind_buffers = 0: must be at least 1".into());
+        }
+        if self.write_behind_ms == 0 {
+            return Err("write_behind_ms = 0: must be at least 1".into());
+        }
+        Ok(())
+    }
+}

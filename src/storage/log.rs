@@ -1,0 +1,751 @@
+//! `Log`: one partition's log, owned by one shard.
+//!
+//! Appends are validated, stamped with their base offset, copied into the active
+//! segment's direct-I/O buffer and inserted into the shard's batch cache, all without
+//! an await in between, so offsets are assigned in arrival order. What the append then
+//! waits for is the topic's durability policy:
+//!
+//! - `always`: an fdatasync that covers it. One sync task per log runs fdatasync in a
+//!   loop while appends wait; every append that arrives during one fdatasync is covered
+//!   by the next (group commit), so 64 concurrent appenders share one fdatasync instead
+//!   of queueing 64.
+//! - `interval`: nothing; a timer runs one fdatasync `fsync_interval_ms` after the first
+//!   unsynced append.
+//! - `never`: nothing; a timer writes buffered bytes to the device `write_behind_ms`
+//!   after append, without fdatasync.
+//!
+//! Reads serve whole stored batches as they are: from the cache when the offset is
+//! recent enough, otherwise with one direct read into an aligned buffer.
+//!
+//! Visibility: a batch is readable once appended (`never`, `interval`), or once durable
+//! (`always`), so a consumer never sees a record that a crash could take back while its
+//! producer was still waiting.
+
+use super::appender::{failure_error, wait_written, Appender, AppenderSizing, WriteTracker};
+use super::cache::{BatchCache, CacheKey};
+use super::config::{FsyncPolicy, IoOptions, TimestampSource, TopicConfig};
+use super::error::{Result, StorageError};
+use super::index::{IndexWriters, SegmentIndex};
+use super::progress::Progress;
+use super::segment::{self, Segment, SegmentPaths};
+use bytes::{Bytes, BytesMut};
+use glommio::io::ReadResult;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+use strand_protocol::batch::{self, BatchError, BatchHeader, BatchLimits};
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: u64,
+    pub last_offset: u64,
+    /// The broker's timestamp, when the topic uses log-append time.
+    pub log_append_time_ms: Option<i64>,
+}
+
+/// A piece of a read: bytes of one or more whole batches.
+#[derive(Clone)]
+pub enum Chunk {
+    /// From the batch cache: the bytes the producer sent, shared.
+    Cached(Bytes),
+    /// From a direct read: a slice of the aligned read buffer.
+    Disk(ReadResult),
+}
+
+impl std::ops::Deref for Chunk {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Chunk::Cached(bytes) => bytes,
+            Chunk::Disk(read) => read,
+        }
+    }
+}
+
+impl std::fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if matches!(self, Chunk::Cached(_)) { "cached" } else { "disk" };
+        write!(f, "Chunk({kind}, {} bytes)", self.len())
+    }
+}
+
+/// The answer to a read: whole batches, in offset order.
+#[derive(Debug, Clone, Default)]
+pub struct Batches {
+    pub chunks: Vec<Chunk>,
+    pub bytes: usize,
+    /// The offset after the last batch returned (the requested offset if none).
+    pub next_offset: u64,
+    /// The offset after the last visible batch when the read ran.
+    pub high_watermark: u64,
+    /// The earliest offset still stored.
+    pub start_offset: u64,
+}
+
+/// Offsets of a log, as ListOffsets reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offsets {
+    /// Earliest offset still stored.
+    pub start: u64,
+    /// Offset the next append gets (log end offset).
+    pub end: u64,
+    /// Offset after the last batch readers may see.
+    pub high_watermark: u64,
+    /// Offset after the last batch made durable by fdatasync.
+    pub durable: u64,
+}
+
+/// What retention deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retained {
+    pub segments_deleted: usize,
+    pub bytes_deleted: u64,
+}
+
+pub(crate) struct LogState {
+    /// Every segment by base offset; the last one is active.
+    pub segments: BTreeMap<u64, Rc<Segment>>,
+    pub appender: Appender,
+    pub next_offset: u64,
+    pub start_offset: u64,
+    pub size_bytes: u64,
+}
+
+impl LogState {
+    pub fn active(&self) -> &Rc<Segment> {
+        self.segments.values().next_back().expect("a log always has an active segment")
+    }
+}
+
+/// One partition's log. Use it through `Rc<Log>` on the shard that opened it.
+pub struct Log {
+    pub(crate) dir: PathBuf,
+    pub(crate) name: String,
+    pub(crate) config: RefCell<TopicConfig>,
+    pub(crate) io: IoOptions,
+    pub(crate) cache: Rc<BatchCache>,
+    pub(crate) cache_key: CacheKey,
+    pub(crate) state: RefCell<LogState>,
+    /// Offsets below this are on stable storage.
+    pub(crate) durable: Progress,
+    sync_target: Cell<u64>,
+    sync_running: Cell<bool>,
+    timer_armed: Cell<bool>,
+    rolling: Cell<bool>,
+    /// Counts finished rolls, so appends that found a roll under way can wait for it.
+    roll_epoch: Progress,
+    closed: Cell<bool>,
+}
+
+impl Log {
+    pub(crate) fn from_parts(
+        dir: PathBuf,
+        name: String,
+        config: TopicConfig,
+        io: IoOptions,
+        cache: Rc<BatchCache>,
+        state: LogState,
+    ) -> Log {
+        let durable = Progress::new(state.next_offset);
+        Log {
+            dir,
+            name,
+            config: RefCell::new(config),
+            io,
+            cache_key: cache.register(),
+            cache,
+            state: RefCell::new(state),
+            durable,
+            sync_target: Cell::new(0),
+            sync_running: Cell::new(false),
+            timer_armed: Cell::new(false),
+            rolling: Cell::new(false),
+            roll_epoch: Progress::new(0),
+            closed: Cell::new(false),
+        }
+    }
+
+    /// The partition's name, as used in logs and errors.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The partition's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The topic policy in force.
+    pub fn config(&self) -> TopicConfig {
+        self.config.borrow().clone()
+    }
+
+    /// Replaces the topic policy (retention and durability apply from the next call).
+    pub fn set_config(&self, config: TopicConfig) {
+        *self.config.borrow_mut() = config;
+    }
+
+    /// Number of segments, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.state.borrow().segments.len()
+    }
+
+    /// Bytes stored, over every segment.
+    pub fn size_bytes(&self) -> u64 {
+        self.state.borrow().size_bytes
+    }
+
+    /// Earliest, latest, visible and durable offsets.
+    pub fn offsets(&self) -> Offsets {
+        let state = self.state.borrow();
+        Offsets {
+            start: state.start_offset,
+            end: state.next_offset,
+            high_watermark: self.visible_end(state.next_offset),
+            durable: self.durable.get().min(state.next_offset),
+        }
+    }
+
+    fn visible_end(&self, next_offset: u64) -> u64 {
+        match self.config.borrow().fsync {
+            FsyncPolicy::Always => self.durable.get().min(next_offset),
+            FsyncPolicy::Interval | FsyncPolicy::Never => next_offset,
+        }
+    }
+
+    /// Appends one batch (exactly one, as Kafka RecordBatch v2 bytes) and resolves
+    /// once the topic's durability policy is met. The log is unchanged if the batch
+    /// is invalid.
+    pub async fn append(self: &Rc<Self>, mut batch: BytesMut) -> Result<Appended> {
+        let (limits, source, policy, interval_ms) = {
+            let config = self.config.borrow();
+            let limits = BatchLimits { batch_bytes_max: config.batch_bytes_max as usize };
+            (limits, config.timestamp_source, config.fsync, config.fsync_interval_ms)
+        };
+        let header = batch::validate(&batch, limits)?;
+        if batch.len() != header.total_bytes() {
+            let error = BatchError::TrailingBytes { records_end: header.total_bytes(), batch_bytes: batch.len() };
+            return Err(error.into());
+        }
+        self.ready_for(batch.len() as u64).await?;
+        let appended = self.append_ready(&mut batch, &header, source);
+        match policy {
+            FsyncPolicy::Always => self.wait_durable(appended.last_offset + 1).await?,
+            FsyncPolicy::Interval => self.arm_timer(interval_ms, true),
+            FsyncPolicy::Never => self.arm_timer(self.io.write_behind_ms, false),
+        }
+        Ok(appended)
+    }
+
+    /// The synchronous part of an append: offset assignment, copy, index, cache.
+    fn append_ready(&self, batch: &mut BytesMut, header: &BatchHeader, source: TimestampSource) -> Appended {
+        let mut state = self.state.borrow_mut();
+        let base_offset = state.next_offset;
+        let count = header.last_offset_delta as u64 + 1;
+        batch::stamp_base_offset(batch, base_offset as i64);
+        batch::stamp_leader_epoch(batch, super::LEADER_EPOCH);
+        let mut max_timestamp = header.max_timestamp;
+        let mut log_append_time_ms = None;
+        if source == TimestampSource::LogAppendTime {
+            let now = now_ms();
+            batch::stamp_log_append_time(batch, now);
+            max_timestamp = now;
+            log_append_time_ms = Some(now);
+        }
+        let bytes = std::mem::take(batch).freeze();
+        let len = bytes.len() as u64;
+        let segment = state.active().clone();
+        debug_assert!(!segment.sealed.get());
+        let position = segment.size.get();
+        state.appender.append(&bytes);
+        segment.size.set(position + len);
+        segment.next_offset.set(base_offset + count);
+        if segment.first_timestamp.get().is_none() {
+            segment.first_timestamp.set(Some(now_ms()));
+        }
+        let relative = (base_offset - segment.base_offset) as u32;
+        segment.index.borrow_mut().on_append(relative, position as u32, len as u32, max_timestamp);
+        state.next_offset = base_offset + count;
+        state.size_bytes += len;
+        self.cache.insert(self.cache_key, base_offset, base_offset + count, bytes);
+        Appended { base_offset, last_offset: base_offset + count - 1, log_append_time_ms }
+    }
+
+    /// Waits until an append of `len` bytes may proceed: no roll under way, the active
+    /// segment has room, and the write-behind queue is below its bound.
+    async fn ready_for(self: &Rc<Self>, len: u64) -> Result<()> {
+        enum Next {
+            Ready,
+            Roll,
+            WaitRoll(u64),
+            WaitWrites(Rc<WriteTracker>, u64),
+        }
+        loop {
+            if self.closed.get() {
+                return Err(StorageError::Closed { dir: self.dir.clone() });
+            }
+            let next = {
+                let state = self.state.borrow();
+                if let Some(failure) = state.appender.failure() {
+                    return Err(failure_error(failure, &self.dir));
+                }
+                if self.rolling.get() {
+                    Next::WaitRoll(self.roll_epoch.get() + 1)
+                } else if self.should_roll(&state, len) {
+                    Next::Roll
+                } else if !state.appender.has_room() {
+                    let tracker = state.appender.tracker().clone();
+                    let oldest = tracker.oldest_end().unwrap_or(0);
+                    Next::WaitWrites(tracker, oldest)
+                } else {
+                    Next::Ready
+                }
+            };
+            match next {
+                Next::Ready => return Ok(()),
+                Next::Roll => self.roll().await?,
+                Next::WaitRoll(epoch) => {
+                    let _ = self.roll_epoch.wait_for(epoch).await;
+                }
+                Next::WaitWrites(tracker, end) => wait_written(&tracker, end, &self.dir).await?,
+            }
+        }
+    }
+
+    fn should_roll(&self, state: &LogState, len: u64) -> bool {
+        let segment = state.active();
+        if segment.sealed.get() {
+            return true;
+        }
+        let size = segment.size.get();
+        if size == 0 {
+            return false;
+        }
+        let config = self.config.borrow();
+        let too_big = size + len > config.segment_bytes;
+        let too_old = segment.first_timestamp.get().is_some_and(|first| now_ms() - first >= config.segment_ms as i64);
+        too_big || too_old
+    }
+
+    /// Seals the active segment and opens the next one.
+    async fn roll(self: &Rc<Self>) -> Result<()> {
+        self.rolling.set(true);
+        let result = self.roll_inner().await;
+        self.rolling.set(false);
+        self.roll_epoch.advance(self.roll_epoch.get() + 1);
+        result
+    }
+
+    async fn roll_inner(self: &Rc<Self>) -> Result<()> {
+        let active = self.state.borrow().active().clone();
+        if !active.sealed.get() {
+            self.seal_active().await?;
+        }
+        let base_offset = self.state.borrow().next_offset;
+        let segment_bytes = self.config.borrow().segment_bytes;
+        let index_interval = self.config.borrow().index_interval_bytes;
+        let (segment, appender) =
+            create_segment(&self.dir, base_offset, segment_bytes, index_interval, &self.io).await?;
+        let mut state = self.state.borrow_mut();
+        state.appender = appender;
+        state.segments.insert(base_offset, segment);
+        tracing::debug!(log = %self.name, base_offset, "rolled to a new segment");
+        Ok(())
+    }
+
+    /// Writes out and seals the active segment: all bytes written, file trimmed to its
+    /// length and fdatasynced, final index entries written and index files trimmed.
+    async fn seal_active(&self) -> Result<()> {
+        let (segment, tracker, end) = {
+            let mut state = self.state.borrow_mut();
+            state.appender.flush();
+            (state.active().clone(), state.appender.tracker().clone(), state.appender.end())
+        };
+        wait_written(&tracker, end, &self.dir).await?;
+        segment::truncate(&segment.file, &segment.paths.log, segment.size.get()).await?;
+        segment::sync(&segment.file, &segment.paths.log).await?;
+        seal_index(&segment).await;
+        segment.sealed.set(true);
+        self.durable.advance(segment.next_offset.get());
+        Ok(())
+    }
+
+    /// Resolves once every offset below `next_offset` is durable.
+    async fn wait_durable(self: &Rc<Self>, next_offset: u64) -> Result<()> {
+        if self.durable.get() >= next_offset {
+            return Ok(());
+        }
+        self.request_sync(next_offset);
+        self.durable.wait_for(next_offset).await.map_err(|failure| failure_error(failure, &self.dir))
+    }
+
+    /// Makes sure a sync task runs until `target` is durable. The task is spawned,
+    /// not run by the caller, so a caller that goes away cannot strand the others.
+    fn request_sync(self: &Rc<Self>, target: u64) {
+        self.sync_target.set(self.sync_target.get().max(target));
+        if self.sync_running.replace(true) {
+            return;
+        }
+        let log = self.clone();
+        glommio::spawn_local(async move {
+            while log.durable.get() < log.sync_target.get() && log.durable.failure().is_none() {
+                if let Err(error) = log.sync_once().await {
+                    tracing::error!(log = %log.name, %error, "fdatasync failed; the log refuses writes until reopened");
+                    let disk_full = matches!(error, StorageError::DiskFull { .. });
+                    log.durable.fail(super::progress::Failure { disk_full, reason: error.to_string() });
+                }
+            }
+            log.sync_running.set(false);
+        })
+        .detach();
+    }
+
+    /// One group commit: write out everything appended so far, fdatasync, publish.
+    async fn sync_once(&self) -> Result<()> {
+        let (target, file, path, tracker, end) = {
+            let mut state = self.state.borrow_mut();
+            state.appender.flush();
+            let active = state.active();
+            (
+                state.next_offset,
+                active.file.clone(),
+                active.paths.log.clone(),
+                state.appender.tracker().clone(),
+                state.appender.end(),
+            )
+        };
+        wait_written(&tracker, end, &self.dir).await?;
+        segment::sync(&file, &path).await?;
+        self.durable.advance(target);
+        Ok(())
+    }
+
+    /// Arms the log's timer: after `delay_ms`, fdatasync (`interval`) or write the
+    /// buffered bytes out (`never`). One timer per log at most.
+    fn arm_timer(self: &Rc<Self>, delay_ms: u64, fsync: bool) {
+        if self.timer_armed.replace(true) {
+            return;
+        }
+        let log = self.clone();
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(Duration::from_millis(delay_ms)).await;
+            log.timer_armed.set(false);
+            if log.closed.get() {
+                return;
+            }
+            if fsync {
+                let target = log.state.borrow().next_offset;
+                log.request_sync(target);
+            } else {
+                log.state.borrow_mut().appender.flush();
+            }
+        })
+        .detach();
+    }
+
+    /// Whole batches from the one holding `offset`, up to `max_bytes` but always at
+    /// least one batch, and never past the high watermark or the end of a segment.
+    pub async fn read(self: &Rc<Self>, offset: u64, max_bytes: usize) -> Result<Batches> {
+        let (start, end) = {
+            let state = self.state.borrow();
+            (state.start_offset, state.next_offset)
+        };
+        let high_watermark = self.visible_end(end);
+        if offset < start || offset > end {
+            return Err(StorageError::OffsetOutOfRange { offset, start, end });
+        }
+        let mut batches = Batches { next_offset: offset, high_watermark, start_offset: start, ..Batches::default() };
+        if offset >= high_watermark {
+            return Ok(batches);
+        }
+        if let Some(read) = self.cache.read(self.cache_key, offset, max_bytes, high_watermark) {
+            batches.bytes = read.bytes;
+            batches.next_offset = read.next_offset;
+            batches.chunks = read.batches.into_iter().map(Chunk::Cached).collect();
+            return Ok(batches);
+        }
+        let segment = {
+            let state = self.state.borrow();
+            state.segments.range(..=offset).next_back().map(|(_, segment)| segment.clone())
+        };
+        let Some(segment) = segment else {
+            return Err(StorageError::OffsetOutOfRange { offset, start, end });
+        };
+        self.read_segment(&segment, offset, max_bytes, high_watermark, &mut batches).await?;
+        Ok(batches)
+    }
+
+    async fn read_segment(
+        &self,
+        segment: &Segment,
+        offset: u64,
+        max_bytes: usize,
+        high_watermark: u64,
+        out: &mut Batches,
+    ) -> Result<()> {
+        let segment_end = segment.size.get();
+        self.ensure_written(segment, segment_end).await?;
+        let relative = (offset - segment.base_offset) as u32;
+        let start = u64::from(segment.index.borrow().position_for_offset(relative));
+        let want = (segment_end - start).min(max_bytes.max(self.io.read_bytes) as u64) as usize;
+        let mut buf = segment.read_at(start, want).await?;
+        let (mut from, mut to) = (None, 0usize);
+        let mut at = 0usize;
+        let mut expected_base = None;
+        while at < buf.len() {
+            let header = match BatchHeader::parse(&buf[at..]) {
+                Ok(header) => header,
+                Err(BatchError::Truncated { .. }) if at > 0 => break,
+                Err(error) => return Err(self.corrupt(segment, start + at as u64, &error.to_string())),
+            };
+            if expected_base.is_some_and(|base| base != header.base_offset as u64) {
+                return Err(self.corrupt(segment, start + at as u64, "batch offsets are not contiguous"));
+            }
+            expected_base = Some(header.next_offset() as u64);
+            let total = header.total_bytes();
+            let batch_next = header.next_offset() as u64;
+            if batch_next <= offset {
+                at += total;
+                continue;
+            }
+            if batch_next > high_watermark {
+                break;
+            }
+            if from.is_some_and(|from| to - from + total > max_bytes) {
+                break;
+            }
+            if at + total > buf.len() {
+                if from.is_some() {
+                    break;
+                }
+                // The first wanted batch is larger than this read: read it whole.
+                buf = segment.read_at(start + at as u64, total).await?;
+                if buf.len() < total {
+                    return Err(self.corrupt(segment, start + at as u64, "segment ends inside a batch"));
+                }
+                from = Some(0);
+                to = total;
+                out.next_offset = batch_next;
+                break;
+            }
+            if cfg!(debug_assertions) {
+                let limits = BatchLimits { batch_bytes_max: usize::MAX };
+                if let Err(error) = batch::validate(&buf[at..at + total], limits) {
+                    return Err(self.corrupt(segment, start + at as u64, &error.to_string()));
+                }
+            }
+            from.get_or_insert(at);
+            to = at + total;
+            out.next_offset = batch_next;
+            at += total;
+        }
+        if let Some(from) = from {
+            let slice = ReadResult::slice(&buf, from, to - from).expect("range inside the read");
+            out.bytes = to - from;
+            out.chunks.push(Chunk::Disk(slice));
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, segment: &Segment, position: u64, reason: &str) -> StorageError {
+        tracing::error!(log = %self.name, path = %segment.paths.log.display(), position, reason, "corrupt batch on read");
+        StorageError::Corrupt { path: segment.paths.log.clone(), reason: format!("at byte {position}: {reason}") }
+    }
+
+    /// Makes sure the bytes of `segment` below `end` are on the device, writing out
+    /// the active segment's buffer if a read needs it (a read that missed the cache
+    /// near the tail; rare).
+    async fn ensure_written(&self, segment: &Segment, end: u64) -> Result<()> {
+        if segment.sealed.get() {
+            return Ok(());
+        }
+        let tracker = {
+            let mut state = self.state.borrow_mut();
+            if !Rc::ptr_eq(state.appender.file(), &segment.file) {
+                return Ok(());
+            }
+            if state.appender.tracker().written.get() < end {
+                state.appender.flush();
+            }
+            state.appender.tracker().clone()
+        };
+        wait_written(&tracker, end, &self.dir).await
+    }
+
+    /// The first batch whose max timestamp is at least `timestamp`: its base offset
+    /// and max timestamp. `None` if every visible batch is older.
+    pub async fn offset_for_timestamp(self: &Rc<Self>, timestamp: i64) -> Result<Option<(u64, i64)>> {
+        let segments: Vec<Rc<Segment>> = self.state.borrow().segments.values().cloned().collect();
+        let high_watermark = self.offsets().high_watermark;
+        for segment in segments {
+            if segment.max_timestamp() < timestamp {
+                continue;
+            }
+            let end = segment.size.get();
+            self.ensure_written(&segment, end).await?;
+            let start = u64::from(segment.index.borrow().position_for_timestamp(timestamp));
+            let mut found = None;
+            segment
+                .scan(start, end, self.io.read_bytes, false, |_, header| {
+                    if header.max_timestamp >= timestamp {
+                        found = Some((header.base_offset as u64, header.max_timestamp));
+                        return false;
+                    }
+                    true
+                })
+                .await?;
+            if let Some((offset, max_timestamp)) = found {
+                return Ok((offset < high_watermark).then_some((offset, max_timestamp)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes the oldest sealed segments that retention no longer keeps: by age (the
+    /// newest timestamp in the segment is older than `retention_ms`) and by size (the
+    /// log stays at most `retention_bytes` without it). The active segment is never
+    /// deleted. Appends go on meanwhile: the segments leave the log at once and their
+    /// files are unlinked afterwards.
+    pub async fn enforce_retention(self: &Rc<Self>, now_ms: i64) -> Result<Retained> {
+        let (retention_ms, retention_bytes) = {
+            let config = self.config.borrow();
+            (config.retention_ms, config.retention_bytes)
+        };
+        let mut victims = Vec::new();
+        {
+            let mut state = self.state.borrow_mut();
+            while state.segments.len() > 1 {
+                let oldest = state.segments.values().next().expect("more than one segment").clone();
+                let by_age = retention_ms.is_some_and(|ms| oldest.max_timestamp() < now_ms.saturating_sub(ms as i64));
+                let by_size = retention_bytes.is_some_and(|bytes| state.size_bytes - oldest.size.get() >= bytes);
+                if !(by_age || by_size) || !oldest.sealed.get() {
+                    break;
+                }
+                state.segments.remove(&oldest.base_offset);
+                state.size_bytes -= oldest.size.get();
+                state.start_offset = *state.segments.keys().next().expect("the active segment remains");
+                victims.push(oldest);
+            }
+        }
+        let mut retained = Retained::default();
+        for victim in victims {
+            retained.segments_deleted += 1;
+            retained.bytes_deleted += victim.size.get();
+            tracing::info!(log = %self.name, base_offset = victim.base_offset, bytes = victim.size.get(), "retention deleted a segment");
+            for path in [&victim.paths.log, &victim.paths.offset_index, &victim.paths.time_index] {
+                if let Err(error) = glommio::io::remove(path).await {
+                    tracing::warn!(path = %path.display(), %error, "could not remove a deleted segment's file");
+                }
+            }
+        }
+        Ok(retained)
+    }
+
+    /// Writes everything out, fdatasyncs, writes the active segment's index and stops
+    /// accepting appends. Reads of data already returned stay valid.
+    pub async fn close(self: &Rc<Self>) -> Result<()> {
+        if self.closed.replace(true) {
+            return Ok(());
+        }
+        while self.rolling.get() {
+            let epoch = self.roll_epoch.get() + 1;
+            let _ = self.roll_epoch.wait_for(epoch).await;
+        }
+        let (segment, tracker, end, next_offset) = {
+            let mut state = self.state.borrow_mut();
+            state.appender.flush();
+            (state.active().clone(), state.appender.tracker().clone(), state.appender.end(), state.next_offset)
+        };
+        wait_written(&tracker, end, &self.dir).await?;
+        segment::sync(&segment.file, &segment.paths.log).await?;
+        self.durable.advance(next_offset);
+        flush_index(&segment).await;
+        self.cache.remove(self.cache_key);
+        Ok(())
+    }
+}
+
+/// Seals a segment's index: final time entry, all entries written, files trimmed.
+/// Index files are rebuildable, so failures are logged, not returned.
+async fn seal_index(segment: &Segment) {
+    segment.index.borrow_mut().seal();
+    flush_index(segment).await;
+    let (offset_bytes, time_bytes) = segment.index.borrow().file_bytes();
+    let writers = segment.index.borrow_mut().writers.take();
+    if let Some(writers) = writers {
+        for (appender, path, len) in [
+            (&writers.offsets, &segment.paths.offset_index, offset_bytes),
+            (&writers.times, &segment.paths.time_index, time_bytes),
+        ] {
+            if let Err(error) = segment::truncate(appender.file(), path, len).await {
+                tracing::warn!(path = %path.display(), %error, "could not trim an index file; it is rebuilt at the next start");
+            }
+        }
+    }
+}
+
+/// Writes out an active segment's index entries (no fdatasync: indexes are rebuilt
+/// from the log when they are stale).
+async fn flush_index(segment: &Segment) {
+    let pending = {
+        let mut index = segment.index.borrow_mut();
+        index.writers.as_mut().map(|writers| {
+            writers.offsets.flush();
+            writers.times.flush();
+            [
+                (writers.offsets.tracker().clone(), writers.offsets.end()),
+                (writers.times.tracker().clone(), writers.times.end()),
+            ]
+        })
+    };
+    for (tracker, end) in pending.into_iter().flatten() {
+        if let Err(error) = wait_written(&tracker, end, &segment.paths.log).await {
+            tracing::warn!(path = %segment.paths.log.display(), %error, "could not write an index; it is rebuilt at the next start");
+        }
+    }
+}
+
+/// Creates the files of a new, empty active segment at `base_offset`.
+pub(crate) async fn create_segment(
+    dir: &Path,
+    base_offset: u64,
+    segment_bytes: u64,
+    index_interval_bytes: u32,
+    io: &IoOptions,
+) -> Result<(Rc<Segment>, Appender)> {
+    let paths = SegmentPaths::new(dir, base_offset);
+    let file = Rc::new(segment::open_dma(&paths.log, true).await?);
+    segment::truncate(&file, &paths.log, 0).await?;
+    segment::preallocate(&file, &paths.log, segment_bytes).await?;
+    let offsets = Rc::new(segment::open_dma(&paths.offset_index, true).await?);
+    let times = Rc::new(segment::open_dma(&paths.time_index, true).await?);
+    segment::truncate(&offsets, &paths.offset_index, 0).await?;
+    segment::truncate(&times, &paths.time_index, 0).await?;
+    segment::sync_dir(dir).await?;
+    let mut index = SegmentIndex::new(index_interval_bytes);
+    index.writers = Some(IndexWriters::new(
+        (offsets, &paths.offset_index, &[]),
+        (times, &paths.time_index, &[]),
+        0,
+        0,
+        index_sizing(io),
+    ));
+    let appender = Appender::new(file.clone(), &paths.log, 0, &[], log_sizing(io));
+    Ok((Rc::new(Segment::new(base_offset, paths, file, index)), appender))
+}
+
+pub(crate) fn log_sizing(io: &IoOptions) -> AppenderSizing {
+    AppenderSizing { buffer_bytes: io.write_buffer_bytes, buffers_in_flight: io.write_behind_buffers }
+}
+
+pub(crate) fn index_sizing(io: &IoOptions) -> AppenderSizing {
+    AppenderSizing { buffer_bytes: io.index_buffer_bytes, buffers_in_flight: 2 }
+}
+
+/// Milliseconds since the Unix epoch, by the wall clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,462 @@
+//! Tests of the partition log as a whole, on real files with direct I/O.
+
+use super::*;
+use crate::runtime::run_local;
+use bytes::BytesMut;
+use rand::{Rng, SeedableRng};
+use std::path::Path;
+use std::rc::Rc;
+use strand_protocol::batch::{self as wire, BatchHeader};
+use strand_protocol::{BatchBuilder, RecordIter};
+
+/// A batch of `records` records whose values carry `tag`, all at `timestamp`.
+fn batch(records: usize, value_bytes: usize, timestamp: i64, tag: u64) -> BytesMut {
+    let mut builder = BatchBuilder::new();
+    for i in 0..records {
+        let mut value = vec![(tag % 251) as u8; value_bytes.max(16)];
+        value[..8].copy_from_slice(&tag.to_le_bytes());
+        value[8..16].copy_from_slice(&(i as u64).to_le_bytes());
+        builder.push(Some(format!("k{tag}").as_bytes()), Some(&value), &[], timestamp);
+    }
+    BytesMut::from(&builder.build()[..])
+}
+
+fn config() -> TopicConfig {
+    TopicConfig {
+        fsync: FsyncPolicy::Never,
+        segment_bytes: 64 * 1024,
+        index_interval_bytes: 256,
+        retention_ms: None,
+        ..TopicConfig::default()
+    }
+}
+
+fn io() -> IoOptions {
+    IoOptions { write_buffer_bytes: 16 * 1024, read_bytes: 8 * 1024, index_buffer_bytes: 4096, ..IoOptions::default() }
+}
+
+async fn open(dir: &Path, config: TopicConfig, cache_bytes: usize) -> (Rc<Log>, Recovery) {
+    Log::open(dir, "test-0", config, io(), Rc::new(BatchCache::new(cache_bytes))).await.expect("open")
+}
+
+/// Every visible batch from `from`, split out of the chunks reads return.
+async fn read_batches(log: &Rc<Log>, mut from: u64) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let read = log.read(from, 4096).await.expect("read");
+        if read.chunks.is_empty() {
+            assert_eq!(from, read.high_watermark);
+            return out;
+        }
+        for chunk in &read.chunks {
+            let mut at = 0;
+            while at < chunk.len() {
+                let len = wire::batch_bytes(&chunk[at..]).expect("whole batches only");
+                out.push(chunk[at..at + len].to_vec());
+                at += len;
+            }
+        }
+        assert!(read.next_offset > from);
+        from = read.next_offset;
+    }
+}
+
+/// The batches as the log should hold them: stamped with contiguous offsets.
+fn stamped(batches: &[BytesMut]) -> Vec<Vec<u8>> {
+    let mut next = 0i64;
+    batches
+        .iter()
+        .map(|b| {
+            let mut b = b.to_vec();
+            wire::stamp_base_offset(&mut b, next);
+            wire::stamp_leader_epoch(&mut b, LEADER_EPOCH);
+            next = BatchHeader::parse(&b).unwrap().next_offset();
+            b
+        })
+        .collect()
+}
+
+#[test]
+fn append_read_round_trip_from_cache_and_disk() {
+    run_local("test", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let input: Vec<BytesMut> =
+            (0..200).map(|i| batch(1 + i % 5, 100 + i * 7, 1_000 + i as i64, i as u64)).collect();
+        let (log, _) = open(dir.path(), config(), 64 * 1024 * 1024).await;
+        let mut expected_offset = 0;
+        for b in &input {
+            let appended = log.append(b.clone()).await.unwrap();
+            assert_eq!(appended.base_offset, expected_offset);
+            expected_offset = appended.last_offset + 1;
+        }
+        assert!(log.segment_count() > 1, "small segments must have rolled");
+        let expected = stamped(&input);
+        assert_eq!(read_batches(&log, 0).await, expected, "from the cache");
+        log.close().await.unwrap();
+
+        // Reopened with no cache: every read is a direct read.
+        let (log, recovery) = open(dir.path(), config(), 0).await;
+        assert_eq!(recovery.truncation, None);
+        assert_eq!(recovery.next_offset, expected_offset);
+        assert_eq!(read_batches(&log, 0).await, expected, "from disk");
+        // A read from the middle of a batch starts with that batch.
+        let second = BatchHeader::parse(&expected[1]).unwrap();
+        let read = log.read(second.last_offset() as u64, 1).await.unwrap();
+        assert_eq!(&read.chunks[0][..], &expected[1][..], "at least one whole batch even past max_bytes");
+        // Records decode with their offsets.
+        let records: Vec<_> = RecordIter::new(&expected[1]).unwrap().map(|record| record.unwrap()).collect();
+        assert_eq!(records[0].offset, second.base_offset);
+        assert!(matches!(log.read(expected_offset + 1, 100).await, Err(StorageError::OffsetOutOfRange { .. })));
+        assert!(log.read(expected_offset, 100).await.unwrap().chunks.is_empty());
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_batch_larger_than_the_read_size_is_returned_whole() {
+    run_local("test", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = open(dir.path(), config(), 0).await;
+        let big = batch(4, 10_000, 1, 1);
+        log.append(batch(1, 10, 1, 0)).await.unwrap();
+        log.append(big.clone()).await.unwrap();
+        let read = log.read(1, 100).await.unwrap();
+        assert_eq!(read.bytes, big.len());
+        assert_eq!(read.next_offset, 5);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn invalid_batches_are_refused_and_leave_the_log_unchanged() {
+    run_local("test", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = open(dir.path(), config(), 1 << 20).await;
+        log.append(batch(3, 50, 1, 0)).await.unwrap();
+        let before = log.offsets();
+
+        let mut bad_crc = batch(2, 50, 1, 1);
+        let last = bad_crc.len() - 1;
+        bad_crc[last] ^= 1;
+        let mut bad_magic = batch(2, 50, 1, 1);
+        bad_magic[16] = 1;
+        let good = batch(2, 50, 1, 1);
+        let truncated = BytesMut::from(&good[..good.len() - 3]);
+        let mut trailing = good.clone();
+        trailing.extend_from_slice(&[0, 0]);
+        for (what, input) in [("crc", bad_crc), ("magic", bad_magic), ("truncated", truncated), ("trailing", trailing)]
+        {
+            let error = log.append(input).await.expect_err(what);
+            assert!(matches!(error, StorageError::InvalidBatch(_)), "{what}: {error}");
+            assert_eq!(log.offsets(), before, "{what}");
+        }
+        assert_eq!(log.append(good).await.unwrap().base_offset, 3);
+        log.close().await.unwrap();
+    });
+}
+
+/// Writes a log of `count` small batches in one segment and closes it.
+async fn write_small_log(dir: &Path, count: usize) -> Vec<BytesMut> {
+    let input: Vec<BytesMut> = (0..count).map(|i| batch(3, 40, 10 + i as i64, i as u64)).collect();
+    let (log, _) = open(dir, config(), 1 << 20).await;
+    for b in &input {
+        log.append(b.clone()).await.unwrap();
+    }
+    log.close().await.unwrap();
+    input
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// Recovers a damaged copy, checks it holds exactly `expected`, appends one more
+/// batch and checks that a second reopen holds exactly that too.
+async fn check_recovers_to(dir: &Path, expected: &[Vec<u8>], what: &str) -> Recovery {
+    let (log, recovery) = open(dir, config(), 0).await;
+    assert_eq!(read_batches(&log, 0).await, expected, "{what}");
+    let next = batch(2, 30, 99, 999);
+    let appended = log.append(next.clone()).await.unwrap();
+    let next_offset = expected.last().map_or(0, |b| BatchHeader::parse(b).unwrap().next_offset() as u64);
+    assert_eq!(appended.base_offset, next_offset, "{what}");
+    log.close().await.unwrap();
+    let (log, again) = open(dir, config(), 0).await;
+    assert_eq!(again.truncation, None, "{what}: nothing left to cut after recovery");
+    let after = read_batches(&log, 0).await;
+    assert_eq!(&after[..expected.len()], expected, "{what}");
+    assert_eq!(after.len(), expected.len() + 1, "{what}: no stale batch after the new one");
+    log.close().await.unwrap();
+    recovery
+}
+
+fn last_batch_range(log_file: &Path) -> (u64, u64) {
+    let bytes = std::fs::read(log_file).unwrap();
+    let mut at = 0usize;
+    let mut last = (0, 0);
+    while let Ok(header) = BatchHeader::parse(&bytes[at..]) {
+        last = (at as u64, (at + header.total_bytes()) as u64);
+        at += header.total_bytes();
+    }
+    last
+}
+
+#[test]
+fn recovery_cuts_a_torn_last_batch_at_every_byte() {
+    run_local("test", || async {
+        let pristine = tempfile::tempdir().unwrap();
+        let input = write_small_log(pristine.path(), 6).await;
+        let expected = stamped(&input);
+        let log_file = pristine.path().join("00000000000000000000.log");
+        let (start, end) = last_batch_range(&log_file);
+        assert!(end - start > 100);
+        let original = std::fs::read(&log_file).unwrap();
+        for cut in start..end {
+            let work = tempfile::tempdir().unwrap();
+            copy_dir(pristine.path(), work.path());
+            let file =
+                std::fs::OpenOptions::new().write(true).open(work.path().join("00000000000000000000.log")).unwrap();
+            file.set_len(cut).unwrap();
+            let what = format!("cut at {cut}");
+            let recovery = check_recovers_to(work.path(), &expected[..5], &what).await;
+            // What was cut is reported up to its last non-zero byte (a cut inside the
+            // high, zero bytes of the base offset leaves nothing to report).
+            let nonzero = original[start as usize..cut as usize].iter().rposition(|&b| b != 0).map(|i| i as u64 + 1);
+            match nonzero {
+                Some(bytes) => {
+                    let truncation = recovery.truncation.expect("a cut is reported");
+                    assert_eq!(
+                        (truncation.position, truncation.offset, truncation.bytes),
+                        (start, 15, bytes),
+                        "{what}"
+                    );
+                }
+                None => assert_eq!(recovery.truncation, None, "{what}"),
+            }
+        }
+    });
+}
+
+#[test]
+fn recovery_cuts_a_last_batch_with_overwritten_bytes() {
+    run_local("test", || async {
+        let pristine = tempfile::tempdir().unwrap();
+        let input = write_small_log(pristine.path(), 6).await;
+        let expected = stamped(&input);
+        let log_file = pristine.path().join("00000000000000000000.log");
+        let (start, end) = last_batch_range(&log_file);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        // Every byte of the header once, then random bursts anywhere in the batch.
+        let mut damage: Vec<(u64, usize)> = (start..start + 61).map(|at| (at, 1)).collect();
+        damage.extend((0..150).map(|_| (rng.gen_range(start..end), rng.gen_range(1..=4))));
+        for (at, len) in damage {
+            let work = tempfile::tempdir().unwrap();
+            copy_dir(pristine.path(), work.path());
+            let path = work.path().join("00000000000000000000.log");
+            let mut bytes = std::fs::read(&path).unwrap();
+            for i in 0..len {
+                let i = (at as usize + i).min(end as usize - 1);
+                bytes[i] ^= rng.gen_range(1..=255u8);
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            let what = format!("{len} bytes damaged at {at}");
+            let recovery = check_recovers_to(work.path(), &expected[..5], &what).await;
+            assert_eq!(recovery.truncation.map(|t| t.position), Some(start), "{what}");
+        }
+    });
+}
+
+#[test]
+fn indexes_are_rebuilt_when_deleted_or_garbage() {
+    run_local("test", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let input: Vec<BytesMut> = (0..300).map(|i| batch(2, 200, 5_000 + 3 * i as i64, i as u64)).collect();
+        let (log, _) = open(dir.path(), config(), 0).await;
+        for b in &input {
+            log.append(b.clone()).await.unwrap();
+        }
+        let segments = log.segment_count();
+        assert!(segments >= 3);
+        let mut lookups = Vec::new();
+        for ts in [0, 5_000, 5_001, 5_450, 5_897, 6_000] {
+            lookups.push(log.offset_for_timestamp(ts).await.unwrap());
+        }
+        log.close().await.unwrap();
+        let index_files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "index" || e == "timeindex"))
+            .collect();
+        assert_eq!(index_files.len(), 2 * segments);
+        for path in &index_files {
+            std::fs::remove_file(path).unwrap();
+        }
+        let (log, recovery) = open(dir.path(), config(), 0).await;
+        assert_eq!(recovery.indexes_rebuilt, segments - 1, "every sealed segment");
+        assert_eq!(read_batches(&log, 0).await, stamped(&input));
+        for (ts, expected) in [0, 5_000, 5_001, 5_450, 5_897, 6_000].into_iter().zip(&lookups) {
+            assert_eq!(&log.offset_for_timestamp(ts).await.unwrap(), expected, "timestamp {ts}");
+        }
+        log.close().await.unwrap();
+        for path in &index_files {
+            assert!(path.exists(), "{} written again", path.display());
+            std::fs::write(path, vec![0xA5u8; 4096]).unwrap();
+        }
+        let (log, recovery) = open(dir.path(), config(), 0).await;
+        assert_eq!(recovery.indexes_rebuilt, segments - 1);
+        assert_eq!(read_batches(&log, 0).await, stamped(&input));
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn timestamp_lookup_finds_the_first_batch_at_or_after() {
+    run_local("test", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = open(dir.path(), config(), 1 << 20).await;
+        // Batch i holds offsets 2i and 2i+1 with max timestamp 1000 + 10i; batch 50
+        // goes back in time, as producers' clocks can.
+        for i in 0..400i64 {
+            let timestamp = if i == 50 { 900 } else { 1_000 + 10 * i };
+            log.append(batch(2, 100, timestamp, i as u64)).await.unwrap();
+        }
+        assert!(log.segment_count() > 1);
+        assert_eq!(log.offset_for_timestamp(0).await.unwrap(), Some((0, 1_000)));
+        assert_eq!(log.offset_for_timestamp(1_000).await.unwrap(), Some((0, 1_000)));
+        assert_eq!(log.offset_for_timestamp(1_001).await.unwrap(), Some((2, 1_010)));
+        assert_eq!(log.offset_for_timestamp(1_505).await.unwrap(), Some((102, 1_510)));
+        assert_eq!(log.offset_for_timestamp(4_990).await.unwrap(), Some((798, 4_990)));
+        assert_eq!(log.offset_for_timestamp(4_991).await.unwrap(), None);
+        log.close().await.unwrap();
+        let (log, _) = open(dir.path(), config(), 0).await;
+        assert_eq!(log.offset_for_timestamp(1_505).await.unwrap(), Some((102, 1_510)));
+        assert_eq!(log.offset_for_timestamp(3_333).await.unwrap(), Some((468, 3_340)));
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn retention_by_bytes_deletes_oldest_sealed_segments() {
+    run_local("test", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let retention = TopicConfig { retention_bytes: Some(150 * 1024), ..config() };
+        let (log, _) = open(dir.path(), retention, 1 << 20).await;
+        for i in 0..400 {
+            log.append(batch(2, 500, now_ms(), i)).await.unwrap();
+        }
+        let before = log.size_bytes();
+        assert!(before > 300 * 1024);
+        let retained = log.enforce_retention(now_ms()).await.unwrap();
+        assert!(retained.segments_deleted > 0);
+        assert_eq!(log.size_bytes(), before - retained.bytes_deleted);
+        assert!(log.size_bytes() < 150 * 1024 + 64 * 1024, "within one segment of the limit");
+        assert!(log.size_bytes() >= 150 * 1024, "never below the limit");
+        let start = log.offsets().start;
+        assert!(start > 0);
+        assert!(matches!(log.read(0, 100).await, Err(StorageError::OffsetOutOfRange { .. })));
+        assert_eq!(read_batches(&log, start).await.len() as u64 * 2, log.offsets().end - start);
+        let files = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(files, 3 * log.segment_count(), "deleted segments' files are gone");
+        log.close().await.unwrap();
+        let (log, _) = open(dir.path(), config(), 0).await;
+        assert_eq!(log.offsets().start, start, "the start offset survives a restart");
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn retention_by_age_keeps_recent_segments_and_the_active_one() {
+    run_local("test", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let hour_ms = 3_600_000;
+        let retention = TopicConfig { retention_ms: Some(hour_ms as u64), ..config() };
+        let (log, _) = open(dir.path(), retention, 1 << 20).await;
+        let now = now_ms();
+        for i in 0..150 {
+            log.append(batch(2, 500, now - 2 * hour_ms, i)).await.unwrap();
+        }
+        let old_end = log.offsets().end;
+        for i in 0..150 {
+            log.append(batch(2, 500, now, 1000 + i)).await.unwrap();
+        }
+        let retained = log.enforce_retention(now).await.unwrap();
+        assert!(retained.segments_deleted >= 1);
+        let start = log.offsets().start;
+        assert!(start <= old_end, "the segment holding both old and new records stays");
+        assert!(log.offset_for_timestamp(now).await.unwrap().is_some());
+        // Everything old: all sealed segments go, the active one stays.
+        let retained = log.enforce_retention(now + 3 * hour_ms).await.unwrap();
+        assert!(retained.segments_deleted >= 1);
+        assert_eq!(log.segment_count(), 1);
+        assert!(log.append(batch(1, 10, now, 7)).await.is_ok());
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn always_group_commits_concurrent_appends() {
+    run_local("test", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let durable = TopicConfig { fsync: FsyncPolicy::Always, ..config() };
+        let (log, _) = open(dir.path(), durable, 1 << 20).await;
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let log = log.clone();
+                glommio::spawn_local(async move { log.append(batch(1, 100, 1, i)).await.unwrap() })
+            })
+            .collect();
+        let mut offsets = Vec::new();
+        for task in tasks {
+            let appended = task.await;
+            // Resolved only once durable.
+            assert!(log.offsets().durable > appended.last_offset);
+            offsets.push(appended.base_offset);
+        }
+        offsets.sort_unstable();
+        assert_eq!(offsets, (0..64).collect::<Vec<_>>());
+        assert_eq!(log.offsets().high_watermark, 64);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn interval_and_never_reach_the_device_without_close() {
+    run_local("test", || async {
+        for (fsync, what) in [(FsyncPolicy::Interval, "interval"), (FsyncPolicy::Never, "never")] {
+            let dir = tempfile::tempdir().unwrap();
+            let policy = TopicConfig { fsync, fsync_interval_ms: 5, ..config() };
+            let (log, _) = open(dir.path(), policy, 1 << 20).await;
+            log.append(batch(1, 100, 1, 1)).await.unwrap();
+            glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+            if fsync == FsyncPolicy::Interval {
+                assert_eq!(log.offsets().durable, 1, "{what}: synced by the timer");
+            }
+            // Read the file behind the log's back: the batch must be there.
+            let bytes = std::fs::read(dir.path().join("00000000000000000000.log")).unwrap();
+            assert!(BatchHeader::parse(&bytes).is_ok(), "{what}: written by the timer");
+            log.close().await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn log_append_time_is_stamped() {
+    run_local("test", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = TopicConfig { timestamp_source: TimestampSource::LogAppendTime, ..config() };
+        let (log, _) = open(dir.path(), config, 1 << 20).await;
+        let before = now_ms();
+        let appended = log.append(batch(2, 10, 1, 1)).await.unwrap();
+        let stamped_ms = appended.log_append_time_ms.unwrap();
+        assert!(stamped_ms >= before);
+        let stored = read_batches(&log, 0).await;
+        let header = wire::validate(&stored[0], wire::BatchLimits::default()).unwrap();
+        assert_eq!(header.max_timestamp, stamped_ms);
+        let records: Vec<_> = RecordIter::new(&stored[0]).unwrap().map(|record| record.unwrap()).collect();
+        assert!(records.iter().all(|r| r.timestamp == stamped_ms));
+        log.close().await.unwrap();
+    });
+}
