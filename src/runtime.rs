@@ -42,8 +42,13 @@ pub fn executor(name: &str, cpu: Option<usize>, io_memory: usize) -> LocalExecut
         Some(cpu) => Placement::Fixed(cpu),
         None => Placement::Unbound,
     };
-    LocalExecutorBuilder::new(placement).name(name).io_memory(io_memory)
+    LocalExecutorBuilder::new(placement).name(name).io_memory(io_memory).preempt_timer(TASK_QUOTA)
 }
+
+/// How long a task runs before `yield_if_needed` lets the reactor submit and reap I/O.
+/// glommio's default is 100 ms, far too long for a broker whose appends wait on disk
+/// completions; Seastar-style runtimes use about half a millisecond.
+pub const TASK_QUOTA: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// Runs `future` to completion on a fresh unpinned executor in a new thread. For
 /// tools and tests that need one shard.

@@ -138,6 +138,17 @@ pub struct Log {
     /// Counts finished rolls, so appends that found a roll under way can wait for it.
     roll_epoch: Progress,
     closed: Cell<bool>,
+    /// The chunk being read after the last cold read (one per log).
+    read_ahead: RefCell<Option<ReadAhead>>,
+}
+
+/// A direct read started ahead of a consumer: the next chunk of `segment` from
+/// `position`, where the batch holding `offset` starts.
+struct ReadAhead {
+    segment: Rc<Segment>,
+    position: u64,
+    offset: u64,
+    task: glommio::task::JoinHandle<Result<ReadResult>>,
 }
 
 impl Log {
@@ -165,6 +176,7 @@ impl Log {
             rolling: Cell::new(false),
             roll_epoch: Progress::new(0),
             closed: Cell::new(false),
+            read_ahead: RefCell::new(None),
         }
     }
 
@@ -230,6 +242,9 @@ impl Log {
             let error = BatchError::TrailingBytes { records_end: header.total_bytes(), batch_bytes: batch.len() };
             return Err(error.into());
         }
+        // Let the reactor submit queued writes and reap completions between appends that
+        // would otherwise never wait (`never`, `interval`), once per task quota.
+        glommio::yield_if_needed().await;
         self.ready_for(batch.len() as u64).await?;
         let appended = self.append_ready(&mut batch, &header, source);
         match policy {
@@ -480,7 +495,7 @@ impl Log {
 
     async fn read_segment(
         &self,
-        segment: &Segment,
+        segment: &Rc<Segment>,
         offset: u64,
         max_bytes: usize,
         high_watermark: u64,
@@ -488,10 +503,16 @@ impl Log {
     ) -> Result<()> {
         let segment_end = segment.size.get();
         self.ensure_written(segment, segment_end).await?;
-        let relative = (offset - segment.base_offset) as u32;
-        let start = u64::from(segment.index.borrow().position_for_offset(relative));
-        let want = (segment_end - start).min(max_bytes.max(self.io.read_bytes) as u64) as usize;
-        let mut buf = segment.read_at(start, want).await?;
+        let want = max_bytes.max(self.io.read_bytes);
+        let (mut start, mut buf) = match self.take_read_ahead(segment, offset).await {
+            Some(ahead) => ahead,
+            None => {
+                let relative = (offset - segment.base_offset) as u32;
+                let start = u64::from(segment.index.borrow().position_for_offset(relative));
+                let len = aligned_read_len(start, segment_end, want);
+                (start, segment.read_at(start, len).await?)
+            }
+        };
         let (mut from, mut to) = (None, 0usize);
         let mut at = 0usize;
         let mut expected_base = None;
@@ -522,9 +543,10 @@ impl Log {
                     break;
                 }
                 // The first wanted batch is larger than this read: read it whole.
-                buf = segment.read_at(start + at as u64, total).await?;
+                start += at as u64;
+                buf = segment.read_at(start, total).await?;
                 if buf.len() < total {
-                    return Err(self.corrupt(segment, start + at as u64, "segment ends inside a batch"));
+                    return Err(self.corrupt(segment, start, "segment ends inside a batch"));
                 }
                 from = Some(0);
                 to = total;
@@ -546,8 +568,33 @@ impl Log {
             let slice = ReadResult::slice(&buf, from, to - from).expect("range inside the read");
             out.bytes = to - from;
             out.chunks.push(Chunk::Disk(slice));
+            self.start_read_ahead(segment, start + to as u64, segment_end, want, out.next_offset);
         }
         Ok(())
+    }
+
+    /// Starts reading the chunk after a cold read, so that a consumer reading on
+    /// finds it in memory: the disk works while the consumer handles what it got.
+    /// Only bytes already on the device (below `written_end`) are read.
+    fn start_read_ahead(&self, segment: &Rc<Segment>, position: u64, written_end: u64, len: usize, offset: u64) {
+        if position >= written_end {
+            self.read_ahead.borrow_mut().take();
+            return;
+        }
+        let len = aligned_read_len(position, written_end, len);
+        let reader = segment.clone();
+        let task = glommio::spawn_local(async move { reader.read_at(position, len).await }).detach();
+        *self.read_ahead.borrow_mut() = Some(ReadAhead { segment: segment.clone(), position, offset, task });
+    }
+
+    /// The chunk read ahead for a read of `offset` in `segment`, if one was started.
+    async fn take_read_ahead(&self, segment: &Rc<Segment>, offset: u64) -> Option<(u64, ReadResult)> {
+        let ahead = self.read_ahead.borrow_mut().take()?;
+        if !Rc::ptr_eq(&ahead.segment, segment) || ahead.offset != offset {
+            return None;
+        }
+        let read = ahead.task.await?.ok()?;
+        Some((ahead.position, read))
     }
 
     fn corrupt(&self, segment: &Segment, position: u64, reason: &str) -> StorageError {
@@ -666,6 +713,14 @@ impl Log {
         self.cache.remove(self.cache_key);
         Ok(())
     }
+}
+
+/// Bytes to read from `start` so that the aligned request the device sees is exactly
+/// `want` bytes (a request of `want` plus one block can be split in two), and never
+/// past `end`.
+fn aligned_read_len(start: u64, end: u64, want: usize) -> usize {
+    let skew = start % super::BLOCK_BYTES as u64;
+    (end - start).min(want as u64 - skew) as usize
 }
 
 /// Seals a segment's index: final time entry, all entries written, files trimmed.

@@ -36,6 +36,7 @@ pub use config::{FsyncPolicy, IoOptions, TimestampSource, TopicConfig};
 pub use error::{Result, StorageError};
 pub use log::{now_ms, Appended, Batches, Chunk, Log, Offsets, Retained};
 pub use recovery::{OpenFailure, Recovery, Truncation};
+pub use segment::probe_device;
 
 /// Alignment of every direct-I/O write and of segment preallocation.
 pub const BLOCK_BYTES: usize = 4096;

@@ -162,7 +162,7 @@ pub(crate) enum ScanStop {
 /// support; on a device without poll queues (virtio disks among them) every read then
 /// fails with EOPNOTSUPP. Opening a one-block file first makes the probe read reach the
 /// device and get the device's real answer, which glommio caches for the thread.
-pub(crate) async fn probe_device(dir: &Path) -> Result<()> {
+pub async fn probe_device(dir: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     thread_local!(static PROBED: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) });
     let device = std::fs::metadata(dir).map_err(|e| StorageError::io("inspecting", dir, e))?.dev();
@@ -170,15 +170,22 @@ pub(crate) async fn probe_device(dir: &Path) -> Result<()> {
         return Ok(());
     }
     let path = dir.join(".strand-io-probe");
-    std::fs::write(&path, [0u8; super::BLOCK_BYTES]).map_err(|e| StorageError::io("writing", &path, e))?;
-    let opened = DmaFile::open(&path).await.map_err(|e| StorageError::io("opening", &path, from_glommio(e)));
-    if let Ok(file) = opened.as_ref() {
-        let _ = file.read_at(0, super::BLOCK_BYTES).await;
-    }
-    if let Ok(file) = opened {
+    // The block must be on the device, not dirty in the page cache: a direct read of
+    // dirty pages is served another way and would make the probe report support.
+    let written = std::fs::File::create(&path).and_then(|mut file| {
+        std::io::Write::write_all(&mut file, &[0u8; super::BLOCK_BYTES])?;
+        file.sync_all()
+    });
+    written.map_err(|e| StorageError::io("writing", &path, e))?;
+    let checked = async {
+        let file = DmaFile::open(&path).await.map_err(|e| StorageError::io("opening", &path, from_glommio(e)))?;
+        let read = file.read_at(0, super::BLOCK_BYTES).await;
         let _ = file.close().await;
+        read.map(|_| ()).map_err(|e| StorageError::io("reading with direct I/O", &path, from_glommio(e)))
     }
+    .await;
     let _ = std::fs::remove_file(&path);
+    checked?;
     PROBED.with(|probed| probed.borrow_mut().push(device));
     Ok(())
 }
