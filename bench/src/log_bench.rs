@@ -158,6 +158,10 @@ async fn append_always(dir: &Path, appenders: usize, duration: Duration, batches
         operations += o;
     }
     let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "  {appenders} appenders: {:.1} batches per fdatasync",
+        operations as f64 / log.fdatasync_count().max(1) as f64
+    );
     log.close().await?;
     Ok(Rate { bytes, operations, seconds })
 }

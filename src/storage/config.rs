@@ -126,8 +126,8 @@ pub struct IoOptions {
 impl Default for IoOptions {
     fn default() -> Self {
         IoOptions {
-            write_buffer_bytes: 1024 * 1024,
-            write_behind_buffers: 4,
+            write_buffer_bytes: 256 * 1024,
+            write_behind_buffers: 16,
             write_behind_ms: 10,
             read_bytes: 1024 * 1024,
             index_buffer_bytes: 64 * 1024,
