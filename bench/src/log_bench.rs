@@ -23,8 +23,13 @@ use std::time::{Duration, Instant};
 use strand::storage::{BatchCache, FsyncPolicy, IoOptions, Log, TopicConfig};
 use strand_protocol::BatchBuilder;
 
-/// Rounds of raw read then log cold read in the read phase.
-const READ_ROUNDS: usize = 3;
+/// Rounds of raw measurement then log measurement in the append and read phases.
+const ROUNDS: usize = 3;
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
 
 /// Settings of one run.
 #[derive(Debug, Clone, Serialize)]
@@ -141,10 +146,20 @@ async fn append_always(dir: &Path, appenders: usize, duration: Duration, batches
             let batches = batches.to_vec();
             glommio::spawn_local(async move {
                 let (mut bytes, mut operations) = (0u64, 0u64);
+                let mut next = BytesMut::from(&batches[i % batches.len()][..]);
                 while started.elapsed() < duration {
-                    let batch = &batches[(i + operations as usize) % batches.len()];
-                    log.append(BytesMut::from(&batch[..])).await?;
+                    let batch = std::mem::take(&mut next);
                     bytes += batch.len() as u64;
+                    let mut append = std::pin::pin!(log.append(batch));
+                    // Run the append up to its wait for durability, then take in the
+                    // next batch while the fdatasync runs, as a connection receives
+                    // its next request while it waits for an ack.
+                    let first = futures_lite::future::poll_once(&mut append).await;
+                    next = BytesMut::from(&batches[(i + operations as usize + 1) % batches.len()][..]);
+                    match first {
+                        Some(result) => result?,
+                        None => append.await?,
+                    };
                     operations += 1;
                 }
                 anyhow::Ok((bytes, operations))
@@ -189,18 +204,35 @@ pub async fn run(settings: Settings) -> anyhow::Result<Vec<Row>> {
 
     let wants = |phase: &str| settings.phases.iter().any(|p| p == phase);
     let raw_path = dir.join("raw.dat");
-    let raw_write = direct_write(&raw_path, settings.bytes, 1 << 20, 4).await?;
-    let write_limit = raw_write.bytes_per_s();
     let never_dir = dir.join("log-never");
     if wants("append") {
-        emit(row("raw direct write (1 MiB x 4 in flight)", raw_write, None));
-        let never = append_sequential(&never_dir, FsyncPolicy::Never, settings.bytes, &batches).await?;
-        emit(row("log append, fsync never", never, Some(("raw direct write", write_limit, never.bytes_per_s()))));
-        let interval_dir = dir.join("log-interval");
-        let interval = append_sequential(&interval_dir, FsyncPolicy::Interval, settings.bytes, &batches).await?;
-        let compared = Some(("raw direct write", write_limit, interval.bytes_per_s()));
-        emit(row("log append, fsync interval 1 ms", interval, compared));
-        std::fs::remove_dir_all(&interval_dir)?;
+        // Alternate the raw writer and the log, and compare each with the raw write
+        // measured just before it: the disk drifts between minutes on shared machines.
+        let (mut never_ratios, mut interval_ratios) = (Vec::new(), Vec::new());
+        for round in 1..=ROUNDS {
+            let raw = direct_write(&raw_path, settings.bytes, 1 << 20, 4).await?;
+            emit(row(&format!("raw direct write (1 MiB x 4 in flight), round {round}"), raw, None));
+            if never_dir.exists() {
+                std::fs::remove_dir_all(&never_dir)?;
+            }
+            let never = append_sequential(&never_dir, FsyncPolicy::Never, settings.bytes, &batches).await?;
+            let compared = Some(("raw direct write just before", raw.bytes_per_s(), never.bytes_per_s()));
+            emit(row(&format!("log append, fsync never, round {round}"), never, compared));
+            never_ratios.push(never.bytes_per_s() / raw.bytes_per_s());
+            let interval_dir = dir.join("log-interval");
+            let interval = append_sequential(&interval_dir, FsyncPolicy::Interval, settings.bytes, &batches).await?;
+            let compared = Some(("raw direct write just before", raw.bytes_per_s(), interval.bytes_per_s()));
+            emit(row(&format!("log append, fsync interval 1 ms, round {round}"), interval, compared));
+            interval_ratios.push(interval.bytes_per_s() / raw.bytes_per_s());
+            std::fs::remove_dir_all(&interval_dir)?;
+        }
+        println!("log append, fsync never: median {:.1}% of the raw direct write", median(&mut never_ratios) * 100.0);
+        println!(
+            "log append, fsync interval 1 ms: median {:.1}% of the raw direct write",
+            median(&mut interval_ratios) * 100.0
+        );
+    } else {
+        direct_write(&raw_path, 64 << 20, 1 << 20, 4).await?;
     }
     if wants("read") {
         if !never_dir.exists() {
@@ -212,7 +244,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<Vec<Row>> {
         // The disk's speed drifts from second to second on shared machines: alternate
         // the raw reader and the log over the same segment files and compare each pair.
         let mut ratios = Vec::new();
-        for round in 1..=READ_ROUNDS {
+        for round in 1..=ROUNDS {
             let raw_1 = raw_read_dir(&never_dir, log_bytes, 1).await?;
             emit(row(&format!("raw direct read of the segments, 1 MiB x 1, round {round}"), raw_1, None));
             let raw_4 = raw_read_dir(&never_dir, log_bytes, 4).await?;
@@ -223,20 +255,20 @@ pub async fn run(settings: Settings) -> anyhow::Result<Vec<Row>> {
             emit(row(&format!("log cold read (1 MiB reads), round {round}"), cold, compared));
             ratios.push(cold.bytes_per_s() / limit);
         }
-        ratios.sort_by(f64::total_cmp);
-        println!("log cold read: median {:.1}% of the raw direct read", ratios[ratios.len() / 2] * 100.0);
+        println!("log cold read: median {:.1}% of the raw direct read", median(&mut ratios) * 100.0);
     }
     std::fs::remove_file(&raw_path)?;
     if never_dir.exists() {
         std::fs::remove_dir_all(&never_dir)?;
     }
     if wants("always") {
+        // Each appender count is compared with one write + fdatasync per append
+        // measured just before it, on the same kind of preallocated file.
         let duration = Duration::from_secs_f64(settings.always_seconds);
         let sync_path = dir.join("sync.dat");
-        let per_append = fdatasync_per_write(&sync_path, settings.batch_bytes, duration).await?;
-        std::fs::remove_file(&sync_path)?;
-        emit(row("64 KiB write + fdatasync per append", per_append, None));
         for appenders in [1, 8, 64] {
+            let per_append = fdatasync_per_write(&sync_path, settings.batch_bytes, duration).await?;
+            emit(row("64 KiB write + fdatasync per append", per_append, None));
             let always_dir = dir.join(format!("log-always-{appenders}"));
             let always = append_always(&always_dir, appenders, duration, &batches).await?;
             let name = format!("log append, fsync always, {appenders} appenders");
@@ -244,6 +276,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<Vec<Row>> {
             emit(row(&name, always, compared));
             std::fs::remove_dir_all(&always_dir)?;
         }
+        std::fs::remove_file(&sync_path)?;
     }
     Ok(rows)
 }

@@ -1,7 +1,6 @@
 //! `strand-bench`: Strand's load generator and measurement tool.
 
-mod limits;
-mod log_bench;
+use strand_bench::log_bench;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

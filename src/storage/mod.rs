@@ -35,7 +35,7 @@ pub use cache::{BatchCache, CacheKey, CacheStats};
 pub use config::{FsyncPolicy, IoOptions, TimestampSource, TopicConfig};
 pub use error::{Result, StorageError};
 pub use log::{now_ms, Appended, Batches, Chunk, Log, Offsets, Retained};
-pub use recovery::{OpenFailure, Recovery, Truncation};
+pub use recovery::{open_logs, LogSpec, OpenFailure, Opened, Recovery, Truncation};
 pub use segment::probe_device;
 
 /// Alignment of every direct-I/O write and of segment preallocation.

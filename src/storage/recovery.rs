@@ -416,3 +416,35 @@ pub struct OpenFailure {
     pub dir: PathBuf,
     pub error: StorageError,
 }
+
+/// One log to open: its name in logs and errors, its directory and its policy.
+#[derive(Debug, Clone)]
+pub struct LogSpec {
+    pub name: String,
+    pub dir: PathBuf,
+    pub config: TopicConfig,
+}
+
+/// A log that opened, with what its recovery did.
+pub struct Opened {
+    pub name: String,
+    pub log: Rc<Log>,
+    pub recovery: Recovery,
+}
+
+/// Opens every log in `specs`, one after another. A log that fails to open is logged
+/// and returned by name with its error; it never stops the others from opening.
+pub async fn open_logs(specs: Vec<LogSpec>, io: &IoOptions, cache: &Rc<BatchCache>) -> (Vec<Opened>, Vec<OpenFailure>) {
+    let mut opened = Vec::with_capacity(specs.len());
+    let mut failures = Vec::new();
+    for spec in specs {
+        match Log::open(&spec.dir, &spec.name, spec.config, io.clone(), cache.clone()).await {
+            Ok((log, recovery)) => opened.push(Opened { name: spec.name, log, recovery }),
+            Err(error) => {
+                tracing::error!(log = %spec.name, dir = %spec.dir.display(), %error, "partition could not be opened; it stays offline");
+                failures.push(OpenFailure { name: spec.name, dir: spec.dir, error });
+            }
+        }
+    }
+    (opened, failures)
+}

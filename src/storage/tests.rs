@@ -460,3 +460,46 @@ fn log_append_time_is_stamped() {
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_partition_that_cannot_be_opened_is_reported_and_the_others_open() {
+    run_local("test", || async {
+        let root = tempfile::tempdir().unwrap();
+        let specs: Vec<LogSpec> = (0..3)
+            .map(|p| LogSpec {
+                name: format!("orders-{p}"),
+                dir: root.path().join(format!("orders-{p}")),
+                config: config(),
+            })
+            .collect();
+        // Three segments in each, then a hole in the middle of orders-1's offsets.
+        for spec in &specs {
+            let (log, _) = open(&spec.dir, spec.config.clone(), 1 << 20).await;
+            for i in 0..300 {
+                log.append(batch(2, 200, 1, i)).await.unwrap();
+            }
+            assert!(log.segment_count() >= 3);
+            log.close().await.unwrap();
+        }
+        let mut segments: Vec<_> = std::fs::read_dir(&specs[1].dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .collect();
+        segments.sort();
+        std::fs::remove_file(&segments[1]).unwrap();
+
+        let cache = Rc::new(BatchCache::new(1 << 20));
+        let (opened, failures) = open_logs(specs, &io(), &cache).await;
+        let names: Vec<_> = opened.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["orders-0", "orders-2"]);
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].name, "orders-1");
+        assert!(matches!(failures[0].error, StorageError::Corrupt { .. }), "{}", failures[0].error);
+        assert!(failures[0].error.to_string().contains("ends at"), "{}", failures[0].error);
+        for o in &opened {
+            assert_eq!(o.log.offsets().end, 600);
+            o.log.close().await.unwrap();
+        }
+    });
+}
