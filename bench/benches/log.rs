@@ -63,19 +63,24 @@ fn prepare_read_log(batches: Vec<Bytes>) -> (tempfile::TempDir, usize) {
     let path = dir.path().to_path_buf();
     let read_bytes = run_local("bench", move || async move {
         let (log, _) = open(&path, 0).await;
-        let mut written = 0;
-        let mut i = 0;
-        while written < READ_LOG_BYTES {
-            let batch = &batches[i % batches.len()];
-            log.append(BytesMut::from(&batch[..])).await.unwrap();
-            written += batch.len() as u64;
-            i += 1;
-        }
+        append_bytes(&log, &batches, READ_LOG_BYTES).await;
         let read_bytes = log.read(0, 1 << 20).await.unwrap().bytes;
         log.close().await.unwrap();
         read_bytes
     });
     (dir, read_bytes)
+}
+
+/// Appends copies of `batches`, in turn, until `bytes` were appended.
+async fn append_bytes(log: &Rc<Log>, batches: &[Bytes], bytes: u64) {
+    let mut written = 0;
+    for batch in batches.iter().cycle() {
+        if written >= bytes {
+            break;
+        }
+        log.append(BytesMut::from(&batch[..])).await.unwrap();
+        written += batch.len() as u64;
+    }
 }
 
 async fn open(path: &Path, cache_bytes: usize) -> (Rc<Log>, strand::storage::Recovery) {
@@ -93,14 +98,7 @@ fn time_reads(path: PathBuf, iters: u64, warm: Option<Vec<Bytes>>) -> Duration {
         if let Some(batches) = warm {
             // Cached reads: append another copy of the log so the cache holds it.
             start = log.offsets().end;
-            let mut written = 0;
-            let mut i = 0;
-            while written < READ_LOG_BYTES {
-                let batch = &batches[i % batches.len()];
-                log.append(BytesMut::from(&batch[..])).await.unwrap();
-                written += batch.len() as u64;
-                i += 1;
-            }
+            append_bytes(&log, &batches, READ_LOG_BYTES).await;
         }
         let stop = log.offsets().end;
         let started = Instant::now();
