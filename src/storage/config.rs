@@ -74,11 +74,12 @@ impl TopicConfig {
         if self.segment_bytes < SEGMENT_BYTES_MIN {
             return Err(format!("segment_bytes = {}: must be at least {SEGMENT_BYTES_MIN}", self.segment_bytes));
         }
-        if self.segment_bytes > u64::from(u32::MAX) {
+        // A segment can pass segment_bytes by one batch, and index positions are 32-bit.
+        let segment_bytes_max = u64::from(u32::MAX) - u64::from(self.batch_bytes_max);
+        if self.segment_bytes > segment_bytes_max {
             return Err(format!(
-                "segment_bytes = {}: must be at most {} (index positions are 32-bit)",
-                self.segment_bytes,
-                u32::MAX
+                "segment_bytes = {}: must be at most {segment_bytes_max} (4 GiB less batch_bytes_max; index positions are 32-bit)",
+                self.segment_bytes
             ));
         }
         if self.index_interval_bytes == 0 {
@@ -155,5 +156,43 @@ impl IoOptions {
             return Err("write_behind_ms = 0: must be at least 1".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_are_refused_with_the_key_named() {
+        assert!(TopicConfig::default().validate().is_ok());
+        assert!(IoOptions::default().validate().is_ok());
+        let cases = [
+            ("segment_bytes", TopicConfig { segment_bytes: 1000, ..TopicConfig::default() }),
+            ("segment_bytes", TopicConfig { segment_bytes: u64::from(u32::MAX), ..TopicConfig::default() }),
+            ("index_interval_bytes", TopicConfig { index_interval_bytes: 0, ..TopicConfig::default() }),
+            (
+                "fsync_interval_ms",
+                TopicConfig { fsync: FsyncPolicy::Interval, fsync_interval_ms: 0, ..TopicConfig::default() },
+            ),
+            ("batch_bytes_max", TopicConfig { batch_bytes_max: 10, ..TopicConfig::default() }),
+            ("segment_ms", TopicConfig { segment_ms: 0, ..TopicConfig::default() }),
+        ];
+        for (key, config) in cases {
+            let error = config.validate().expect_err(key);
+            assert!(error.starts_with(key), "{key}: {error}");
+        }
+        let error = IoOptions { write_buffer_bytes: 5000, ..IoOptions::default() }.validate().unwrap_err();
+        assert!(error.starts_with("write_buffer_bytes"), "{error}");
+        let error = IoOptions { write_behind_buffers: 0, ..IoOptions::default() }.validate().unwrap_err();
+        assert!(error.starts_with("write_behind_buffers"), "{error}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let error = serde_json::from_str::<TopicConfig>(r#"{"fsync":"always","retention_msec":5}"#).unwrap_err();
+        assert!(error.to_string().contains("retention_msec"), "{error}");
+        let error = serde_json::from_str::<TopicConfig>(r#"{"fsync":"sometimes"}"#).unwrap_err();
+        assert!(error.to_string().contains("sometimes"), "{error}");
     }
 }
