@@ -703,6 +703,26 @@ impl Log {
         Ok(retained)
     }
 
+    /// Runs retention every `check_interval` in a task of its own until the log is
+    /// closed (Kafka's `log.retention.check.interval.ms`). Deleting segments never
+    /// blocks appends: they leave the log at once and their files go afterwards.
+    pub fn start_retention(self: &Rc<Self>, check_interval: Duration) {
+        let log = Rc::downgrade(self);
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(check_interval).await;
+                let Some(log) = log.upgrade() else { return };
+                if log.closed.get() {
+                    return;
+                }
+                if let Err(error) = log.enforce_retention(now_ms()).await {
+                    tracing::warn!(log = %log.name, %error, "retention failed; it runs again at the next check");
+                }
+            }
+        })
+        .detach();
+    }
+
     /// Writes everything out, fdatasyncs, writes the active segment's index and stops
     /// accepting appends. Reads of data already returned stay valid.
     pub async fn close(self: &Rc<Self>) -> Result<()> {

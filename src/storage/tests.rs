@@ -503,3 +503,41 @@ fn a_partition_that_cannot_be_opened_is_reported_and_the_others_open() {
         }
     });
 }
+
+#[test]
+fn retention_runs_in_the_background_while_appends_go_on() {
+    run_local("test", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let retention = TopicConfig { retention_bytes: Some(128 * 1024), ..config() };
+        let (log, _) = open(dir.path(), retention, 1 << 20).await;
+        log.start_retention(std::time::Duration::from_millis(5));
+        for i in 0..600 {
+            log.append(batch(2, 500, now_ms(), i)).await.unwrap();
+            if i % 50 == 0 {
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+        glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(log.offsets().start > 0, "the background task deleted old segments");
+        assert!(log.size_bytes() < 128 * 1024 + 64 * 1024);
+        assert_eq!(log.offsets().end, 1200, "every append went through");
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn segments_roll_by_age() {
+    run_local("test", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let aging = TopicConfig { segment_ms: 50, ..config() };
+        let (log, _) = open(dir.path(), aging, 1 << 20).await;
+        log.append(batch(1, 10, 1, 0)).await.unwrap();
+        log.append(batch(1, 10, 1, 1)).await.unwrap();
+        assert_eq!(log.segment_count(), 1);
+        glommio::timer::sleep(std::time::Duration::from_millis(80)).await;
+        log.append(batch(1, 10, 1, 2)).await.unwrap();
+        assert_eq!(log.segment_count(), 2, "the old segment was sealed by age");
+        assert_eq!(read_batches(&log, 0).await.len(), 3);
+        log.close().await.unwrap();
+    });
+}
