@@ -222,14 +222,18 @@ impl Appender {
                     return;
                 }
             }
-            let outcome = match file.write_at(buffer, pos).await {
+            let written = match super::probe::write() {
+                Some(injected) => Err(injected),
+                None => file.write_at(buffer, pos).await.map_err(from_glommio),
+            };
+            let outcome = match written {
                 Ok(n) if n == aligned_len => Ok(()),
                 Ok(n) => Err(Failure {
                     disk_full: false,
                     reason: format!("short write to {}: {n} of {aligned_len} bytes at {pos}", path.display()),
                 }),
                 Err(error) => {
-                    let error = StorageError::io("writing", &path, from_glommio(error));
+                    let error = StorageError::io("writing", &path, error);
                     Err(Failure {
                         disk_full: matches!(error, StorageError::DiskFull { .. }),
                         reason: error.to_string(),

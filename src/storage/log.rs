@@ -312,7 +312,9 @@ impl Log {
             }
             let next = {
                 let state = self.state.borrow();
-                if let Some(failure) = state.appender.failure() {
+                // A failed write or fdatasync leaves the log's state on disk unknown:
+                // refuse appends until the log is reopened and recovered.
+                if let Some(failure) = state.appender.failure().or_else(|| self.durable.failure()) {
                     return Err(failure_error(failure, &self.dir));
                 }
                 if self.rolling.get() {

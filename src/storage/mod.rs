@@ -27,6 +27,7 @@ mod config;
 mod error;
 mod index;
 mod log;
+mod probe;
 mod progress;
 mod recovery;
 mod segment;

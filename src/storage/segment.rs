@@ -240,6 +240,9 @@ pub(crate) async fn truncate(file: &DmaFile, path: &Path, len: u64) -> Result<()
 
 /// fdatasync.
 pub(crate) async fn sync(file: &DmaFile, path: &Path) -> Result<()> {
+    if let Some(injected) = super::probe::sync() {
+        return Err(StorageError::io("syncing", path, injected));
+    }
     file.fdatasync().await.map_err(|e| StorageError::io("syncing", path, from_glommio(e)))
 }
 

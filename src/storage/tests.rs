@@ -541,3 +541,63 @@ fn segments_roll_by_age() {
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn an_fdatasync_failure_fails_waiting_appends_and_refuses_later_ones() {
+    run_local("test", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let durable = TopicConfig { fsync: FsyncPolicy::Always, ..config() };
+        let (log, _) = open(dir.path(), durable.clone(), 1 << 20).await;
+        for i in 0..5 {
+            log.append(batch(2, 100, 1, i)).await.unwrap();
+        }
+        probe::fail_syncs_after(Some(0));
+        let waiting: Vec<_> = (0..4)
+            .map(|i| {
+                let log = log.clone();
+                glommio::spawn_local(async move { log.append(batch(2, 100, 1, 100 + i)).await })
+            })
+            .collect();
+        for task in waiting {
+            let error = task.await.expect_err("no fdatasync covered it");
+            assert!(matches!(error, StorageError::Failed { .. }), "{error}");
+        }
+        let refused = log.append(batch(2, 100, 1, 200)).await.expect_err("the log refuses writes");
+        assert!(refused.to_string().contains("reopen"), "{refused}");
+        assert_eq!(log.offsets().high_watermark, 10, "readers see only what was made durable");
+        assert_eq!(read_batches(&log, 0).await.len(), 5);
+        probe::fail_syncs_after(None);
+        log.close().await.unwrap();
+
+        let (log, _) = open(dir.path(), durable, 0).await;
+        let stored = read_batches(&log, 0).await;
+        assert!(stored.len() >= 5, "every acknowledged batch survives");
+        assert_eq!(&stored[..5], &stamped(&(0..5).map(|i| batch(2, 100, 1, i)).collect::<Vec<_>>())[..]);
+        assert!(log.append(batch(2, 100, 1, 300)).await.is_ok(), "a reopened log takes writes again");
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_write_failure_refuses_appends_and_keeps_what_was_acknowledged() {
+    run_local("test", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let durable = TopicConfig { fsync: FsyncPolicy::Always, ..config() };
+        let (log, _) = open(dir.path(), durable.clone(), 1 << 20).await;
+        let acknowledged: Vec<BytesMut> = (0..5).map(|i| batch(2, 100, 1, i)).collect();
+        for b in &acknowledged {
+            log.append(b.clone()).await.unwrap();
+        }
+        probe::fail_writes_after(Some(0));
+        let error = log.append(batch(2, 100, 1, 9)).await.expect_err("its write failed");
+        assert!(matches!(error, StorageError::Failed { .. }), "{error}");
+        assert!(log.append(batch(2, 100, 1, 10)).await.is_err(), "refused until reopened");
+        probe::fail_writes_after(None);
+        assert!(log.close().await.is_err(), "close reports the failed write");
+
+        let (log, _) = open(dir.path(), durable, 0).await;
+        let stored = read_batches(&log, 0).await;
+        assert_eq!(&stored[..5], &stamped(&acknowledged)[..], "every acknowledged batch survives, unchanged");
+        log.close().await.unwrap();
+    });
+}
