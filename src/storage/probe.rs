@@ -5,29 +5,6 @@
 
 use std::io;
 
-#[cfg(test)]
-mod armed {
-    use std::cell::Cell;
-
-    thread_local! {
-        /// Direct writes still allowed before every later one fails; `None`: no fault.
-        pub static WRITES_BEFORE_FAILURE: Cell<Option<u64>> = const { Cell::new(None) };
-        /// fdatasyncs still allowed before every later one fails.
-        pub static SYNCS_BEFORE_FAILURE: Cell<Option<u64>> = const { Cell::new(None) };
-    }
-
-    pub fn take(counter: &'static std::thread::LocalKey<Cell<Option<u64>>>) -> bool {
-        counter.with(|cell| match cell.get() {
-            None => false,
-            Some(0) => true,
-            Some(left) => {
-                cell.set(Some(left - 1));
-                false
-            }
-        })
-    }
-}
-
 /// Makes every direct write after the next `allowed` ones fail with EIO, on this
 /// thread; `None` disarms.
 #[cfg(test)]
@@ -60,4 +37,27 @@ pub(crate) fn sync() -> Option<io::Error> {
         return Some(io::Error::from_raw_os_error(libc::EIO));
     }
     None
+}
+
+#[cfg(test)]
+mod armed {
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Direct writes still allowed before every later one fails; `None`: no fault.
+        pub static WRITES_BEFORE_FAILURE: Cell<Option<u64>> = const { Cell::new(None) };
+        /// fdatasyncs still allowed before every later one fails.
+        pub static SYNCS_BEFORE_FAILURE: Cell<Option<u64>> = const { Cell::new(None) };
+    }
+
+    pub fn take(counter: &'static std::thread::LocalKey<Cell<Option<u64>>>) -> bool {
+        counter.with(|cell| match cell.get() {
+            None => false,
+            Some(0) => true,
+            Some(left) => {
+                cell.set(Some(left - 1));
+                false
+            }
+        })
+    }
 }
