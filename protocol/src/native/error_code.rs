@@ -1,0 +1,125 @@
+//! `ErrorCode`: every error the native protocol reports, one u16 each.
+
+/// An error carried in a response. Codes are stable: new ones are only ever added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ErrorCode {
+    /// 0: success.
+    #[default]
+    None,
+    /// 1: the request could not be decoded; the connection is closed after the reply.
+    MalformedRequest,
+    /// 2: the api key is not one this broker serves.
+    UnknownApi,
+    /// 3: the api version is outside what ApiVersions advertises.
+    UnsupportedVersion,
+    /// 4: the topic does not exist.
+    UnknownTopic,
+    /// 5: the partition does not exist in the topic.
+    UnknownPartition,
+    /// 6: CreateTopics: the topic exists.
+    TopicExists,
+    /// 7: the topic name breaks the rule `[a-zA-Z0-9._-]{1,249}`, not `.` or `..`.
+    InvalidTopicName,
+    /// 8: the partition count is outside 1 to 100,000.
+    InvalidPartitions,
+    /// 9: a topic configuration key is unknown or its value out of range.
+    InvalidConfig,
+    /// 10: a record batch failed validation (CRC, magic, length, record count).
+    InvalidBatch,
+    /// 11: a record batch is larger than the topic's `batch_bytes_max`.
+    BatchTooLarge,
+    /// 12: the offset is outside the partition's stored range.
+    OffsetOutOfRange,
+    /// 13: the disk is full; retriable, the broker resumes when space returns.
+    DiskFull,
+    /// 14: the partition's storage failed; it refuses writes until the broker restarts.
+    StorageFailed,
+    /// 15: the request timed out before it completed; it may still take effect.
+    Timeout,
+    /// 16: the broker is shutting down or still recovering; retriable.
+    NotReady,
+    /// 17: a server-side bug; the message says more.
+    Internal,
+    /// A code this version of the crate does not know.
+    Other(u16),
+}
+
+impl ErrorCode {
+    /// The code on the wire.
+    pub fn code(self) -> u16 {
+        match self {
+            ErrorCode::None => 0,
+            ErrorCode::MalformedRequest => 1,
+            ErrorCode::UnknownApi => 2,
+            ErrorCode::UnsupportedVersion => 3,
+            ErrorCode::UnknownTopic => 4,
+            ErrorCode::UnknownPartition => 5,
+            ErrorCode::TopicExists => 6,
+            ErrorCode::InvalidTopicName => 7,
+            ErrorCode::InvalidPartitions => 8,
+            ErrorCode::InvalidConfig => 9,
+            ErrorCode::InvalidBatch => 10,
+            ErrorCode::BatchTooLarge => 11,
+            ErrorCode::OffsetOutOfRange => 12,
+            ErrorCode::DiskFull => 13,
+            ErrorCode::StorageFailed => 14,
+            ErrorCode::Timeout => 15,
+            ErrorCode::NotReady => 16,
+            ErrorCode::Internal => 17,
+            ErrorCode::Other(code) => code,
+        }
+    }
+
+    /// The error with this code.
+    pub fn from_code(code: u16) -> ErrorCode {
+        const KNOWN: [ErrorCode; 18] = [
+            ErrorCode::None,
+            ErrorCode::MalformedRequest,
+            ErrorCode::UnknownApi,
+            ErrorCode::UnsupportedVersion,
+            ErrorCode::UnknownTopic,
+            ErrorCode::UnknownPartition,
+            ErrorCode::TopicExists,
+            ErrorCode::InvalidTopicName,
+            ErrorCode::InvalidPartitions,
+            ErrorCode::InvalidConfig,
+            ErrorCode::InvalidBatch,
+            ErrorCode::BatchTooLarge,
+            ErrorCode::OffsetOutOfRange,
+            ErrorCode::DiskFull,
+            ErrorCode::StorageFailed,
+            ErrorCode::Timeout,
+            ErrorCode::NotReady,
+            ErrorCode::Internal,
+        ];
+        KNOWN.get(code as usize).copied().unwrap_or(ErrorCode::Other(code))
+    }
+
+    /// Whether the same request may succeed if sent again later.
+    pub fn is_retriable(self) -> bool {
+        matches!(self, ErrorCode::DiskFull | ErrorCode::Timeout | ErrorCode::NotReady)
+    }
+}
+
+impl super::codec::Wire for ErrorCode {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.code().encode(out);
+    }
+    fn decode(reader: &mut super::codec::Reader<'_>) -> Result<Self, super::DecodeError> {
+        Ok(ErrorCode::from_code(u16::decode(reader)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip() {
+        for code in 0..40u16 {
+            assert_eq!(ErrorCode::from_code(code).code(), code);
+        }
+        assert_eq!(ErrorCode::from_code(13), ErrorCode::DiskFull);
+        assert_eq!(ErrorCode::from_code(999), ErrorCode::Other(999));
+    }
+}

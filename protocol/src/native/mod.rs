@@ -1,0 +1,211 @@
+//! Strand's native protocol: framing, messages and error codes. `protocol/SPEC.md` is
+//! its byte-level specification.
+//!
+//! Decoding never panics and never allocates more than the frame holds: every length
+//! and count is checked against the bytes present and against `Limits` first.
+
+pub mod codec;
+mod error_code;
+pub mod frame;
+pub mod messages;
+
+use bytes::Bytes;
+use codec::{Reader, Wire};
+pub use error_code::ErrorCode;
+pub use frame::{FrameHeader, HEADER_BYTES};
+use messages::*;
+use thiserror::Error;
+
+/// Bounds a decoder applies to what a peer sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest frame accepted, header included.
+    pub frame_bytes_max: usize,
+    /// Largest count of any array.
+    pub array_count_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // Kafka's socket.request.max.bytes is 100 MiB.
+        Limits { frame_bytes_max: 100 << 20, array_count_max: 100_000 }
+    }
+}
+
+/// Why bytes from a peer are not a valid frame or message.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    #[error("bad magic {found:#06x}, expected {:#06x}", frame::MAGIC)]
+    BadMagic { found: u16 },
+    #[error("frame version {found} is not supported (this side speaks {})", frame::FRAME_VERSION)]
+    UnsupportedFrameVersion { found: u8 },
+    #[error("frame length {length} is shorter than its own header")]
+    FrameTooShort { length: u32 },
+    #[error("frame of {bytes} bytes exceeds the limit of {max}")]
+    FrameTooLarge { bytes: usize, max: usize },
+    #[error("unknown api key {key}")]
+    UnknownApi { key: u16 },
+    #[error("api key {key} has no version {version}")]
+    UnsupportedVersion { key: u16, version: u16 },
+    #[error("{field} needs {needed} bytes, {available} left in the frame")]
+    Truncated { field: &'static str, needed: usize, available: usize },
+    #[error("array of {count} elements exceeds the limit of {max}")]
+    CountTooLarge { count: usize, max: usize },
+    #[error("a string is not UTF-8")]
+    BadUtf8,
+    #[error("{bytes} bytes left after the message")]
+    TrailingBytes { bytes: usize },
+}
+
+/// The requests, by api key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKey {
+    ApiVersions = 0,
+    Metadata = 1,
+    CreateTopics = 2,
+    DeleteTopics = 3,
+    Produce = 4,
+    Fetch = 5,
+    ListOffsets = 6,
+}
+
+impl ApiKey {
+    /// Every api, in key order.
+    pub const ALL: [ApiKey; 7] = [
+        ApiKey::ApiVersions,
+        ApiKey::Metadata,
+        ApiKey::CreateTopics,
+        ApiKey::DeleteTopics,
+        ApiKey::Produce,
+        ApiKey::Fetch,
+        ApiKey::ListOffsets,
+    ];
+
+    /// The api with this key.
+    pub fn from_key(key: u16) -> Result<ApiKey, DecodeError> {
+        ApiKey::ALL.get(key as usize).copied().ok_or(DecodeError::UnknownApi { key })
+    }
+}
+
+/// Highest version of each request this crate speaks (all start at 0).
+pub const API_VERSION_MAX: u16 = 0;
+
+macro_rules! messages {
+    ($($api:ident => $request:ident, $response:ident;)*) => {
+        /// A request, decoded.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Request { $($api($request)),* }
+
+        /// A response, decoded.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Response { $($api($response)),* }
+
+        impl Request {
+            /// The request's api key.
+            pub fn api_key(&self) -> ApiKey {
+                match self { $(Request::$api(_) => ApiKey::$api),* }
+            }
+            fn encode_payload(&self, out: &mut Vec<u8>) {
+                match self { $(Request::$api(message) => message.encode(out)),* }
+            }
+            fn decode_payload(api: ApiKey, reader: &mut Reader<'_>) -> Result<Request, DecodeError> {
+                Ok(match api { $(ApiKey::$api => Request::$api($request::decode(reader)?)),* })
+            }
+        }
+
+        impl Response {
+            /// The response's api key.
+            pub fn api_key(&self) -> ApiKey {
+                match self { $(Response::$api(_) => ApiKey::$api),* }
+            }
+            fn encode_payload(&self, out: &mut Vec<u8>) {
+                match self { $(Response::$api(message) => message.encode(out)),* }
+            }
+            fn decode_payload(api: ApiKey, reader: &mut Reader<'_>) -> Result<Response, DecodeError> {
+                Ok(match api { $(ApiKey::$api => Response::$api($response::decode(reader)?)),* })
+            }
+        }
+    };
+}
+
+messages! {
+    ApiVersions => ApiVersionsRequest, ApiVersionsResponse;
+    Metadata => MetadataRequest, MetadataResponse;
+    CreateTopics => CreateTopicsRequest, CreateTopicsResponse;
+    DeleteTopics => DeleteTopicsRequest, DeleteTopicsResponse;
+    Produce => ProduceRequest, ProduceResponse;
+    Fetch => FetchRequest, FetchResponse;
+    ListOffsets => ListOffsetsRequest, ListOffsetsResponse;
+}
+
+/// Encodes a whole frame (header and payload) into `out`.
+fn encode_frame(
+    out: &mut Vec<u8>,
+    api: ApiKey,
+    correlation_id: u32,
+    response: bool,
+    payload: impl FnOnce(&mut Vec<u8>),
+) {
+    let start = out.len();
+    out.resize(start + HEADER_BYTES, 0);
+    payload(out);
+    let header =
+        FrameHeader::new(api as u16, API_VERSION_MAX, correlation_id, response, out.len() - start - HEADER_BYTES);
+    out[start..start + HEADER_BYTES].copy_from_slice(zerocopy::IntoBytes::as_bytes(&header));
+}
+
+impl Request {
+    /// Appends this request as one frame to `out`.
+    pub fn encode(&self, correlation_id: u32, out: &mut Vec<u8>) {
+        encode_frame(out, self.api_key(), correlation_id, false, |out| self.encode_payload(out));
+    }
+
+    /// Decodes the payload of a request frame whose header was checked.
+    pub fn decode(header: &FrameHeader, payload: &Bytes, limits: &Limits) -> Result<Request, DecodeError> {
+        let api = checked_api(header)?;
+        let mut reader = Reader::new(payload, limits);
+        let request = Request::decode_payload(api, &mut reader)?;
+        reader.finish()?;
+        Ok(request)
+    }
+}
+
+impl Response {
+    /// Appends this response as one frame to `out`.
+    pub fn encode(&self, correlation_id: u32, out: &mut Vec<u8>) {
+        encode_frame(out, self.api_key(), correlation_id, true, |out| self.encode_payload(out));
+    }
+
+    /// Decodes the payload of a response frame whose header was checked.
+    pub fn decode(header: &FrameHeader, payload: &Bytes, limits: &Limits) -> Result<Response, DecodeError> {
+        let api = checked_api(header)?;
+        let mut reader = Reader::new(payload, limits);
+        let response = Response::decode_payload(api, &mut reader)?;
+        reader.finish()?;
+        Ok(response)
+    }
+}
+
+fn checked_api(header: &FrameHeader) -> Result<ApiKey, DecodeError> {
+    let api = ApiKey::from_key(header.api_key.get())?;
+    let version = header.api_version.get();
+    if version > API_VERSION_MAX {
+        return Err(DecodeError::UnsupportedVersion { key: api as u16, version });
+    }
+    Ok(api)
+}
+
+/// Splits one whole frame off the front of `buf`: its header and its payload (a
+/// slice of `buf`, no copy). `Ok(None)` until the whole frame has arrived.
+pub fn split_frame(buf: &mut bytes::BytesMut, limits: &Limits) -> Result<Option<(FrameHeader, Bytes)>, DecodeError> {
+    let Some(header) = FrameHeader::parse(buf, limits)? else { return Ok(None) };
+    let header = *header;
+    if buf.len() < header.frame_bytes() {
+        return Ok(None);
+    }
+    let frame = buf.split_to(header.frame_bytes()).freeze();
+    Ok(Some((header, frame.slice(HEADER_BYTES..))))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+use super::*;
+use bytes::BytesMut;
+use proptest::prelude::*;
+
+fn samples() -> (Vec<Request>, Vec<Response>) {
+    let batch = Bytes::from(crate::BatchBuilder::new().tap_build());
+    let requests = vec![
+        Request::ApiVersions(ApiVersionsRequest {}),
+        Request::Metadata(MetadataRequest { all_topics: 0, topics: vec!["orders".into(), "audit".into()] }),
+        Request::CreateTopics(CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: "orders".into(),
+                partitions: 8,
+                configs: vec![ConfigEntry { key: "fsync".into(), value: "always".into() }],
+            }],
+        }),
+        Request::DeleteTopics(DeleteTopicsRequest { names: vec!["orders".into()] }),
+        Request::Produce(ProduceRequest {
+            acks: ACKS_DURABLE,
+            timeout_ms: 30_000,
+            topics: vec![ProduceTopic {
+                name: "orders".into(),
+                partitions: vec![ProducePartition { partition: 3, records: batch.clone() }],
+            }],
+        }),
+        Request::Fetch(FetchRequest {
+            max_wait_ms: 500,
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            topics: vec![FetchTopic {
+                name: "orders".into(),
+                partitions: vec![FetchPartition { partition: 3, offset: 42, max_bytes: 1 << 20 }],
+            }],
+        }),
+        Request::ListOffsets(ListOffsetsRequest {
+            topics: vec![ListOffsetsTopic {
+                name: "orders".into(),
+                partitions: vec![
+                    ListOffsetsPartition { partition: 0, spec: LIST_EARLIEST },
+                    ListOffsetsPartition { partition: 1, spec: 1_700_000_000_000 },
+                ],
+            }],
+        }),
+    ];
+    let responses = vec![
+        Response::ApiVersions(ApiVersionsResponse {
+            error: ErrorCode::None,
+            apis: ApiKey::ALL
+                .iter()
+                .map(|&api| ApiVersion { api_key: api as u16, min_version: 0, max_version: 0 })
+                .collect(),
+        }),
+        Response::Metadata(MetadataResponse {
+            shards: vec![ShardPort { shard: 0, port: 9401 }, ShardPort { shard: 1, port: 9402 }],
+            topics: vec![TopicMetadata {
+                error: ErrorCode::None,
+                name: "orders".into(),
+                partitions: vec![PartitionMetadata { partition: 0, shard: 1 }],
+            }],
+        }),
+        Response::CreateTopics(CreateTopicsResponse {
+            results: vec![TopicResult {
+                name: "orders".into(),
+                error: ErrorCode::TopicExists,
+                message: "exists".into(),
+            }],
+        }),
+        Response::DeleteTopics(DeleteTopicsResponse {
+            results: vec![TopicResult { name: "x".into(), error: ErrorCode::UnknownTopic, message: String::new() }],
+        }),
+        Response::Produce(ProduceResponse {
+            topics: vec![ProduceTopicResponse {
+                name: "orders".into(),
+                partitions: vec![ProducePartitionResponse {
+                    partition: 3,
+                    error: ErrorCode::None,
+                    base_offset: 1000,
+                    log_append_time_ms: -1,
+                }],
+            }],
+        }),
+        Response::Fetch(FetchResponse {
+            topics: vec![FetchTopicResponse {
+                name: "orders".into(),
+                partitions: vec![FetchPartitionResponse {
+                    partition: 3,
+                    error: ErrorCode::None,
+                    high_watermark: 43,
+                    log_start_offset: 0,
+                    records: batch,
+                }],
+            }],
+        }),
+        Response::ListOffsets(ListOffsetsResponse {
+            topics: vec![ListOffsetsTopic {
+                name: "orders".into(),
+                partitions: vec![ListOffsetsPartition { partition: 0, spec: 0 }],
+            }]
+            .into_iter()
+            .map(|t| ListOffsetsTopicResponse {
+                name: t.name,
+                partitions: vec![ListOffsetsPartitionResponse {
+                    partition: 0,
+                    error: ErrorCode::OffsetOutOfRange,
+                    offset: -1,
+                    timestamp: -1,
+                }],
+            })
+            .collect(),
+        }),
+    ];
+    (requests, responses)
+}
+
+trait TapBuild {
+    fn tap_build(self) -> Vec<u8>;
+}
+
+impl TapBuild for crate::BatchBuilder {
+    fn tap_build(mut self) -> Vec<u8> {
+        self.push(Some(b"k"), Some(b"v"), &[], 1);
+        self.build()
+    }
+}
+
+#[test]
+fn every_message_round_trips_through_a_frame() {
+    let limits = Limits::default();
+    let (requests, responses) = samples();
+    for (i, request) in requests.iter().enumerate() {
+        let mut out = Vec::new();
+        request.encode(i as u32, &mut out);
+        let mut buf = BytesMut::from(&out[..]);
+        let (header, payload) = split_frame(&mut buf, &limits).unwrap().unwrap();
+        assert!(buf.is_empty());
+        assert_eq!(header.correlation_id.get(), i as u32);
+        assert!(!header.is_response());
+        assert_eq!(&Request::decode(&header, &payload, &limits).unwrap(), request);
+    }
+    for (i, response) in responses.iter().enumerate() {
+        let mut out = Vec::new();
+        response.encode(i as u32, &mut out);
+        let mut buf = BytesMut::from(&out[..]);
+        let (header, payload) = split_frame(&mut buf, &limits).unwrap().unwrap();
+        assert!(header.is_response());
+        assert_eq!(&Response::decode(&header, &payload, &limits).unwrap(), response);
+    }
+}
+
+#[test]
+fn partial_frames_wait_and_bad_ones_are_refused() {
+    let limits = Limits { frame_bytes_max: 1024, array_count_max: 10 };
+    let mut out = Vec::new();
+    Request::ApiVersions(ApiVersionsRequest {}).encode(7, &mut out);
+    for cut in 0..out.len() {
+        let mut partial = BytesMut::from(&out[..cut]);
+        assert_eq!(split_frame(&mut partial, &limits), Ok(None), "cut at {cut}");
+    }
+    let mut bad_magic = out.clone();
+    bad_magic[4] ^= 0xff;
+    assert!(matches!(split_frame(&mut BytesMut::from(&bad_magic[..]), &limits), Err(DecodeError::BadMagic { .. })));
+    let mut huge = out.clone();
+    huge[0..4].copy_from_slice(&(1u32 << 30).to_le_bytes());
+    assert!(matches!(split_frame(&mut BytesMut::from(&huge[..]), &limits), Err(DecodeError::FrameTooLarge { .. })));
+    let mut short = out.clone();
+    short[0..4].copy_from_slice(&3u32.to_le_bytes());
+    assert!(matches!(split_frame(&mut BytesMut::from(&short[..]), &limits), Err(DecodeError::FrameTooShort { .. })));
+
+    // A count larger than the limit is refused before anything is allocated.
+    let mut request = Vec::new();
+    Request::DeleteTopics(DeleteTopicsRequest { names: vec!["a".into(); 11] }).encode(1, &mut request);
+    let mut buf = BytesMut::from(&request[..]);
+    let (header, payload) = split_frame(&mut buf, &limits).unwrap().unwrap();
+    assert_eq!(Request::decode(&header, &payload, &limits), Err(DecodeError::CountTooLarge { count: 11, max: 10 }));
+
+    // A count larger than the bytes present is refused the same way.
+    let mut lying = Vec::new();
+    Request::DeleteTopics(DeleteTopicsRequest { names: vec![] }).encode(1, &mut lying);
+    let at = HEADER_BYTES;
+    lying[at..at + 4].copy_from_slice(&5u32.to_le_bytes());
+    let mut buf = BytesMut::from(&lying[..]);
+    let (header, payload) = split_frame(&mut buf, &limits).unwrap().unwrap();
+    assert!(matches!(Request::decode(&header, &payload, &limits), Err(DecodeError::Truncated { .. })));
+
+    let mut unknown = out.clone();
+    unknown[8..10].copy_from_slice(&99u16.to_le_bytes());
+    let mut buf = BytesMut::from(&unknown[..]);
+    let (header, payload) = split_frame(&mut buf, &limits).unwrap().unwrap();
+    assert_eq!(Request::decode(&header, &payload, &limits), Err(DecodeError::UnknownApi { key: 99 }));
+}
+
+#[test]
+fn fetched_records_are_slices_of_the_frame() {
+    let limits = Limits::default();
+    let (_, responses) = samples();
+    let mut out = Vec::new();
+    responses[5].encode(1, &mut out);
+    let frame = Bytes::from(out);
+    let mut buf = BytesMut::from(&frame[..]);
+    let (header, payload) = split_frame(&mut buf, &limits).unwrap().unwrap();
+    let Response::Fetch(fetch) = Response::decode(&header, &payload, &limits).unwrap() else { panic!("a fetch") };
+    let records = &fetch.topics[0].partitions[0].records;
+    let inside = payload.as_ptr() as usize..payload.as_ptr() as usize + payload.len();
+    assert!(inside.contains(&(records.as_ptr() as usize)), "records point into the received payload");
+    crate::batch::validate(records, Default::default()).unwrap();
+}
+
+fn decode_anything(bytes: &[u8]) {
+    let limits = Limits { frame_bytes_max: 1 << 16, array_count_max: 1000 };
+    let mut buf = BytesMut::from(bytes);
+    while let Ok(Some((header, payload))) = split_frame(&mut buf, &limits) {
+        let _ = Request::decode(&header, &payload, &limits);
+        let _ = Response::decode(&header, &payload, &limits);
+    }
+}
+
+proptest! {
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        decode_anything(&bytes);
+    }
+
+    #[test]
+    fn random_payloads_behind_a_valid_header_never_panic(
+        api in 0u16..8, payload in proptest::collection::vec(any::<u8>(), 0..256)
+    ) {
+        let header = FrameHeader::new(api, 0, 1, false, payload.len());
+        let mut frame = zerocopy::IntoBytes::as_bytes(&header).to_vec();
+        frame.extend_from_slice(&payload);
+        decode_anything(&frame);
+    }
+
+    #[test]
+    fn mutated_frames_never_panic(which in 0usize..14, flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6)) {
+        let (requests, responses) = samples();
+        let mut frame = Vec::new();
+        if which < 7 { requests[which].encode(1, &mut frame) } else { responses[which - 7].encode(1, &mut frame) }
+        for (at, value) in flips {
+            let len = frame.len();
+            frame[at % len] = value;
+        }
+        decode_anything(&frame);
+    }
+}
