@@ -2,6 +2,7 @@
 //!
 //! See `docs/ARCHITECTURE.md` for the map of this crate.
 
+pub mod config;
 pub mod metadata;
 pub mod runtime;
 pub mod storage;

@@ -1,0 +1,285 @@
+//! `BrokerConfig`: the broker's settings, from one TOML file or the embedded defaults.
+//!
+//! Every key has a default; a file names only what it changes. Unknown keys and values
+//! out of range are refused when the file is read, with the key's full name, the bad
+//! value and what is allowed. `config/strand.toml` lists every key with its default
+//! and is tested to parse to exactly `BrokerConfig::default()`.
+
+use crate::storage::{IoOptions, TopicConfig};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Why a configuration was refused.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The cores to run shards on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cores {
+    /// One shard per core the process may run on.
+    All,
+    /// One shard per listed core, in order: shard `i` runs on `cores[i]`.
+    List(Vec<usize>),
+}
+
+impl Serialize for Cores {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Cores::All => serializer.serialize_str("all"),
+            Cores::List(cores) => cores.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Cores {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Cores, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Cores;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"all\" or a list of core numbers such as [0, 1]")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Cores, E> {
+                match value {
+                    "all" => Ok(Cores::All),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Cores, A::Error> {
+                let mut cores = Vec::new();
+                while let Some(core) = seq.next_element::<usize>()? {
+                    cores.push(core);
+                }
+                Ok(Cores::List(cores))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Where the native protocol listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Address to bind; the default serves this host only.
+    pub address: String,
+    /// The main port, shared by every shard (SO_REUSEPORT). Shard `s` also listens on
+    /// `port + 1 + s`.
+    pub port: u16,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig { address: "127.0.0.1".into(), port: 9400 }
+    }
+}
+
+/// Bounds on what clients may make the broker hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request frame, header included (Kafka's `socket.request.max.bytes`).
+    pub frame_bytes_max: u32,
+    /// Largest count of any array in a request.
+    pub array_count_max: u32,
+    /// Open client connections per shard; more are refused.
+    pub connections_max: u32,
+    /// Request bytes one connection may have in flight; past it the shard stops
+    /// reading that socket until responses go out.
+    pub in_flight_bytes_max: u64,
+    /// A connection silent this long is closed.
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            frame_bytes_max: 100 << 20,
+            array_count_max: 100_000,
+            connections_max: 10_000,
+            in_flight_bytes_max: 64 << 20,
+            idle_timeout_ms: 600_000,
+        }
+    }
+}
+
+/// Storage settings of every shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Bytes of recently appended batches each shard keeps in memory for tail reads;
+    /// 0 means a quarter of the host's memory divided among the shards.
+    pub batch_cache_bytes: u64,
+    /// How often each shard runs retention (Kafka's `log.retention.check.interval.ms`).
+    pub retention_check_interval_ms: u64,
+    /// Direct-I/O sizing of every log.
+    #[serde(flatten)]
+    pub io: IoOptions,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { batch_cache_bytes: 0, retention_check_interval_ms: 300_000, io: IoOptions::default() }
+    }
+}
+
+/// Every setting of the broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Directory of the logs and the metadata.
+    pub data_dir: PathBuf,
+    /// Cores to run shards on.
+    pub cores: Cores,
+    pub listen: ListenConfig,
+    pub limits: LimitsConfig,
+    pub storage: StorageConfig,
+    /// Policy of topics created without their own.
+    pub topic_defaults: TopicConfig,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            data_dir: PathBuf::from("strand-data"),
+            cores: Cores::All,
+            listen: ListenConfig::default(),
+            limits: LimitsConfig::default(),
+            storage: StorageConfig::default(),
+            topic_defaults: TopicConfig::default(),
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Reads and checks the file at `path`.
+    pub fn load(path: &Path) -> Result<BrokerConfig, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        BrokerConfig::parse(&text, path)
+    }
+
+    /// Parses and checks `text`, naming `path` in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<BrokerConfig, ConfigError> {
+        let config: BrokerConfig = toml::from_str(text)
+            .map_err(|error| ConfigError::Parse { path: path.to_path_buf(), message: error.to_string() })?;
+        config.validate().map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })?;
+        Ok(config)
+    }
+
+    /// Checks every value against its range; the message names the key in full.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Cores::List(cores) = &self.cores {
+            if cores.is_empty() {
+                return Err("cores = []: list at least one core, or use \"all\"".into());
+            }
+            let mut sorted = cores.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            if sorted.len() != cores.len() {
+                return Err(format!("cores = {cores:?}: a core is listed twice"));
+            }
+        }
+        if self.listen.port == 0 || u32::from(self.listen.port) + 1 + self.shard_count_hint() > 65_535 {
+            return Err(format!(
+                "listen.port = {}: must be between 1 and {} so that every shard's port (port + 1 + shard) fits",
+                self.listen.port,
+                65_534 - self.shard_count_hint()
+            ));
+        }
+        if self.listen.address.parse::<std::net::IpAddr>().is_err() {
+            return Err(format!(
+                "listen.address = {:?}: must be an IP address such as \"127.0.0.1\"",
+                self.listen.address
+            ));
+        }
+        let limits = &self.limits;
+        for (key, value, min) in [
+            ("limits.frame_bytes_max", u64::from(limits.frame_bytes_max), 64 * 1024),
+            ("limits.array_count_max", u64::from(limits.array_count_max), 1),
+            ("limits.connections_max", u64::from(limits.connections_max), 1),
+            ("limits.in_flight_bytes_max", limits.in_flight_bytes_max, 64 * 1024),
+            ("limits.idle_timeout_ms", limits.idle_timeout_ms, 1_000),
+            ("storage.retention_check_interval_ms", self.storage.retention_check_interval_ms, 10),
+        ] {
+            if value < min {
+                return Err(format!("{key} = {value}: must be at least {min}"));
+            }
+        }
+        self.storage.io.validate().map_err(|message| format!("storage.{message}"))?;
+        self.topic_defaults.validate().map_err(|message| format!("topic_defaults.{message}"))?;
+        Ok(())
+    }
+
+    /// Shards a listed-cores setting asks for (1 for "all" until the host is known).
+    fn shard_count_hint(&self) -> u32 {
+        match &self.cores {
+            Cores::All => 1,
+            Cores::List(cores) => cores.len() as u32,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<BrokerConfig, String> {
+        BrokerConfig::parse(text, Path::new("strand.toml")).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn the_reference_file_is_exactly_the_defaults() {
+        let reference = include_str!("../config/strand.toml");
+        assert_eq!(parse(reference).unwrap(), BrokerConfig::default());
+        assert_eq!(parse("").unwrap(), BrokerConfig::default());
+    }
+
+    #[test]
+    fn a_file_names_only_what_it_changes() {
+        let config = parse("data_dir = \"/var/lib/strand\"\ncores = [2, 3]\n[listen]\nport = 19400\n[topic_defaults]\nfsync = \"never\"\n").unwrap();
+        assert_eq!(config.data_dir, Path::new("/var/lib/strand"));
+        assert_eq!(config.cores, Cores::List(vec![2, 3]));
+        assert_eq!(config.listen.port, 19400);
+        assert_eq!(config.listen.address, "127.0.0.1");
+        assert_eq!(config.topic_defaults.fsync, crate::storage::FsyncPolicy::Never);
+        assert_eq!(config.storage, StorageConfig::default());
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_key_named() {
+        let cases = [
+            ("data_dri = \"x\"", "data_dri"),
+            ("[listen]\nprot = 1", "prot"),
+            ("[storage]\nwrite_buffer_bytes = 1000", "storage.write_buffer_bytes"),
+            ("[topic_defaults]\nfsync = \"sometimes\"", "sometimes"),
+            ("[topic_defaults]\nsegment_bytes = 10", "topic_defaults.segment_bytes"),
+            ("cores = \"some\"", "cores"),
+            ("cores = []", "cores"),
+            ("cores = [1, 1]", "cores"),
+            ("[listen]\naddress = \"localhost\"", "listen.address"),
+            ("[listen]\nport = 0", "listen.port"),
+            ("[limits]\nframe_bytes_max = 10", "limits.frame_bytes_max"),
+            ("[limits]\nframe_bytes_max = -1", "frame_bytes_max"),
+        ];
+        for (text, key) in cases {
+            let error = parse(text).expect_err(text);
+            assert!(error.contains(key), "{text:?} gave {error:?}, which does not name {key}");
+            assert!(error.starts_with("strand.toml"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_missing_file_says_which() {
+        let error = BrokerConfig::load(Path::new("/nonexistent/strand.toml")).unwrap_err().to_string();
+        assert!(error.contains("/nonexistent/strand.toml"), "{error}");
+    }
+}
