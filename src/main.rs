@@ -1,7 +1,9 @@
 //! The `strand` command line.
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use strand::config::BrokerConfig;
 
 #[derive(Parser)]
 #[command(name = "strand", version, about = "Strand: a thread-per-core event streaming broker")]
@@ -12,19 +14,36 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the settings Strand uses when no configuration file is given.
+    /// Inspect configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a configuration file without starting anything.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Print every setting with its default and what it does.
     Defaults,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Defaults => {
-            let defaults = serde_json::json!({
-                "topic": strand::storage::TopicConfig::default(),
-                "io": strand::storage::IoOptions::default(),
-            });
-            println!("{}", serde_json::to_string_pretty(&defaults).expect("defaults serialize"));
+    match Cli::parse().command {
+        Command::Config(ConfigCommand::Check { file }) => match BrokerConfig::load(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("strand: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Config(ConfigCommand::Defaults) => {
+            print!("{}", include_str!("../config/strand.toml"));
             ExitCode::SUCCESS
         }
     }
