@@ -15,7 +15,7 @@ use thiserror::Error;
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {message}")]
+    #[error("{path}:{message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
@@ -169,8 +169,20 @@ impl BrokerConfig {
 
     /// Parses and checks `text`, naming `path` in errors.
     pub fn parse(text: &str, path: &Path) -> Result<BrokerConfig, ConfigError> {
-        let config: BrokerConfig = toml::from_str(text)
-            .map_err(|error| ConfigError::Parse { path: path.to_path_buf(), message: error.to_string() })?;
+        let config: BrokerConfig = toml::from_str(text).map_err(|error| {
+            // One line, `line:column: message`, rather than toml's multi-line snippet.
+            let at = error.span().map_or(String::new(), |span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |newline| newline + 1) + 1;
+                let key = key_at(text, span.start).map(|key| format!("{key}: ")).unwrap_or_default();
+                format!("{line}:{column}: {key}")
+            });
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: format!("{at}{}", error.message().replace('\n', " ")),
+            }
+        })?;
         config.validate().map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })?;
         Ok(config)
     }
@@ -228,6 +240,23 @@ impl BrokerConfig {
     }
 }
 
+/// The full name (`table.key`) of the `key = value` line holding byte `offset`.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |newline| newline + 1);
+    let line = text[line_start..].lines().next()?;
+    let key = line.split_once('=')?.0.trim();
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .find_map(|line| line.trim().strip_prefix('[').and_then(|rest| rest.strip_suffix(']')))
+        .map(str::trim);
+    Some(match table {
+        Some(table) => format!("{table}.{key}"),
+        None => key.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +303,7 @@ mod tests {
             let error = parse(text).expect_err(text);
             assert!(error.contains(key), "{text:?} gave {error:?}, which does not name {key}");
             assert!(error.starts_with("strand.toml"), "{error}");
+            assert_eq!(error.lines().count(), 1, "one line: {error}");
         }
     }
 

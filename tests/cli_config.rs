@@ -23,6 +23,14 @@ fn config_check_names_the_bad_key_and_exits_non_zero() {
     assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
     assert!(stderr.contains("storage.write_buffer_bytes = 1000"), "{stderr}");
 
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(&typo, "[listen]\nport = 19400\nadress = \"0.0.0.0\"\n").unwrap();
+    let output = strand().args(["config", "check"]).arg(&typo).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
+    assert!(stderr.contains("typo.toml:3:1: listen.adress: unknown field `adress`"), "{stderr}");
+
     let output = strand().args(["config", "check"]).arg(dir.path().join("missing.toml")).output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("missing.toml"));
