@@ -124,3 +124,60 @@ pub async fn fdatasync_per_write(path: &Path, op_bytes: usize, duration: Duratio
     let seconds = started.elapsed().as_secs_f64();
     Ok(Rate { bytes: operations * op_bytes as u64, operations, seconds })
 }
+
+/// Pins the calling thread to `cpu`.
+pub fn pin_to(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; CPU_SET and sched_setaffinity only touch it and
+    // the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Sends `bytes` over one loopback TCP connection, from a thread on `sender_cpu` to
+/// one on `receiver_cpu`, in `op_bytes` writes and reads: the most one connection
+/// between two cores of this machine carries.
+pub fn loopback_tcp(
+    bytes: u64,
+    op_bytes: usize,
+    sender_cpu: Option<usize>,
+    receiver_cpu: Option<usize>,
+) -> anyhow::Result<Rate> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let address = listener.local_addr()?;
+    let receiver = std::thread::spawn(move || -> anyhow::Result<Rate> {
+        if let Some(cpu) = receiver_cpu {
+            pin_to(cpu)?;
+        }
+        let (mut stream, _) = listener.accept()?;
+        let mut buf = vec![0u8; op_bytes];
+        let (mut received, mut operations) = (0u64, 0u64);
+        let started = Instant::now();
+        while received < bytes {
+            let n = stream.read(&mut buf)?;
+            anyhow::ensure!(n > 0, "the sender closed after {received} of {bytes} bytes");
+            received += n as u64;
+            operations += 1;
+        }
+        Ok(Rate { bytes: received, operations, seconds: started.elapsed().as_secs_f64() })
+    });
+    if let Some(cpu) = sender_cpu {
+        pin_to(cpu)?;
+    }
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_nodelay(true)?;
+    let buf = vec![0x5au8; op_bytes];
+    let mut sent = 0u64;
+    while sent < bytes {
+        let n = (bytes - sent).min(op_bytes as u64) as usize;
+        stream.write_all(&buf[..n])?;
+        sent += n as u64;
+    }
+    receiver.join().map_err(|_| anyhow::anyhow!("the receiving thread panicked"))?
+}

@@ -14,6 +14,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The machine's own limits: direct write and read, fdatasync rate, loopback TCP.
+    Limits {
+        /// Directory on the disk to measure (not tmpfs).
+        #[arg(long, default_value = "strand-bench-data")]
+        dir: PathBuf,
+        /// Bytes written, read and sent by each throughput measurement.
+        #[arg(long, default_value_t = 2 << 30)]
+        bytes: u64,
+        /// Cores for the two ends of the loopback connection (sender, receiver).
+        #[arg(long, num_args = 2, value_delimiter = ',', default_values_t = [0, 1])]
+        tcp_cpus: Vec<usize>,
+        /// Also write the results as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// The partition log's append and read throughput beside the disk's raw limits.
     Log {
         /// Directory on the disk to measure (not tmpfs); emptied of what the run writes.
@@ -40,6 +55,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     strand::runtime::init_logging("warn");
     match Cli::parse().command {
+        Command::Limits { dir, bytes, tcp_cpus, json } => limits(dir, bytes, tcp_cpus, json),
         Command::Log { dir, bytes, always_seconds, cpu, phases, json } => {
             anyhow::ensure!(bytes >= 64 << 20, "--bytes {bytes}: at least 64 MiB, to measure more than caches");
             anyhow::ensure!(always_seconds > 0.0 && always_seconds <= 600.0, "--always-seconds: between 0 and 600");
@@ -66,4 +82,45 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `strand-bench limits`: each of the machine's limits, measured here and now.
+fn limits(dir: PathBuf, bytes: u64, tcp_cpus: Vec<usize>, json: Option<PathBuf>) -> anyhow::Result<()> {
+    use strand_bench::limits::{direct_read, direct_write, fdatasync_per_write, loopback_tcp, Rate};
+    anyhow::ensure!(bytes >= 64 << 20, "--bytes {bytes}: at least 64 MiB, to measure more than caches");
+    std::fs::create_dir_all(&dir)?;
+    let io_memory = strand::runtime::io_memory_bytes(1, strand::runtime::IO_MEMORY_BYTES_DEFAULT);
+    let disk_dir = dir.clone();
+    let disk: Vec<(String, Rate)> = strand::runtime::executor("limits", tcp_cpus.first().copied(), io_memory)
+        .spawn(move || async move {
+            strand::storage::probe_device(&disk_dir).await?;
+            let path = disk_dir.join("limits.dat");
+            let write = direct_write(&path, bytes, 1 << 20, 4).await?;
+            let read_1 = direct_read(&path, None, 1 << 20, 1).await?;
+            let read_4 = direct_read(&path, None, 1 << 20, 4).await?;
+            let sync = fdatasync_per_write(&path, 64 * 1024, std::time::Duration::from_secs(3)).await?;
+            std::fs::remove_file(&path)?;
+            anyhow::Ok(vec![
+                ("direct sequential write, 1 MiB x 4 in flight".to_string(), write),
+                ("direct sequential read, 1 MiB x 1 in flight".to_string(), read_1),
+                ("direct sequential read, 1 MiB x 4 in flight".to_string(), read_4),
+                ("64 KiB direct write + fdatasync, preallocated file".to_string(), sync),
+            ])
+        })
+        .map_err(|e| anyhow::anyhow!("starting the measuring shard: {e}"))?
+        .join()
+        .map_err(|e| anyhow::anyhow!("the measuring shard failed: {e:?}"))??;
+    let tcp = loopback_tcp(bytes, 1 << 20, tcp_cpus.first().copied(), tcp_cpus.get(1).copied())?;
+    let mut rows = disk;
+    rows.push((format!("loopback TCP, one connection, core {} to core {}", tcp_cpus[0], tcp_cpus[1]), tcp));
+    println!("strand-bench limits: {} MiB per measurement, in {}", bytes >> 20, dir.display());
+    for (name, rate) in &rows {
+        println!("{name:<52} {:>8.3} GB/s {:>10.0} ops/s", rate.bytes_per_s() / 1e9, rate.ops_per_s());
+    }
+    if let Some(path) = json {
+        let report: Vec<_> =
+            rows.iter().map(|(name, rate)| serde_json::json!({ "name": name, "rate": rate })).collect();
+        std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
+    }
+    Ok(())
 }
