@@ -542,15 +542,22 @@ fn segments_roll_by_age() {
     });
 }
 
+/// An `always` log in `dir` holding five acknowledged batches, and those batches.
+async fn always_log_with_five(dir: &Path) -> (Rc<Log>, Vec<BytesMut>) {
+    let (log, _) = open(dir, TopicConfig { fsync: FsyncPolicy::Always, ..config() }, 1 << 20).await;
+    let acknowledged: Vec<BytesMut> = (0..5).map(|i| batch(2, 100, 1, i)).collect();
+    for b in &acknowledged {
+        log.append(b.clone()).await.unwrap();
+    }
+    (log, acknowledged)
+}
+
 #[test]
 fn an_fdatasync_failure_fails_waiting_appends_and_refuses_later_ones() {
     run_local("test", || async {
         let dir = tempfile::tempdir().unwrap();
         let durable = TopicConfig { fsync: FsyncPolicy::Always, ..config() };
-        let (log, _) = open(dir.path(), durable.clone(), 1 << 20).await;
-        for i in 0..5 {
-            log.append(batch(2, 100, 1, i)).await.unwrap();
-        }
+        let (log, acknowledged) = always_log_with_five(dir.path()).await;
         probe::fail_syncs_after(Some(0));
         let waiting: Vec<_> = (0..4)
             .map(|i| {
@@ -572,7 +579,7 @@ fn an_fdatasync_failure_fails_waiting_appends_and_refuses_later_ones() {
         let (log, _) = open(dir.path(), durable, 0).await;
         let stored = read_batches(&log, 0).await;
         assert!(stored.len() >= 5, "every acknowledged batch survives");
-        assert_eq!(&stored[..5], &stamped(&(0..5).map(|i| batch(2, 100, 1, i)).collect::<Vec<_>>())[..]);
+        assert_eq!(&stored[..5], &stamped(&acknowledged)[..]);
         assert!(log.append(batch(2, 100, 1, 300)).await.is_ok(), "a reopened log takes writes again");
         log.close().await.unwrap();
     });
@@ -583,11 +590,7 @@ fn a_write_failure_refuses_appends_and_keeps_what_was_acknowledged() {
     run_local("test", || async {
         let dir = tempfile::tempdir().unwrap();
         let durable = TopicConfig { fsync: FsyncPolicy::Always, ..config() };
-        let (log, _) = open(dir.path(), durable.clone(), 1 << 20).await;
-        let acknowledged: Vec<BytesMut> = (0..5).map(|i| batch(2, 100, 1, i)).collect();
-        for b in &acknowledged {
-            log.append(b.clone()).await.unwrap();
-        }
+        let (log, acknowledged) = always_log_with_five(dir.path()).await;
         probe::fail_writes_after(Some(0));
         let error = log.append(batch(2, 100, 1, 9)).await.expect_err("its write failed");
         assert!(matches!(error, StorageError::Failed { .. }), "{error}");

@@ -162,11 +162,7 @@ impl Request {
 
     /// Decodes the payload of a request frame whose header was checked.
     pub fn decode(header: &FrameHeader, payload: &Bytes, limits: &Limits) -> Result<Request, DecodeError> {
-        let api = checked_api(header)?;
-        let mut reader = Reader::new(payload, limits);
-        let request = Request::decode_payload(api, &mut reader)?;
-        reader.finish()?;
-        Ok(request)
+        decode_message(header, payload, limits, Request::decode_payload)
     }
 }
 
@@ -178,12 +174,22 @@ impl Response {
 
     /// Decodes the payload of a response frame whose header was checked.
     pub fn decode(header: &FrameHeader, payload: &Bytes, limits: &Limits) -> Result<Response, DecodeError> {
-        let api = checked_api(header)?;
-        let mut reader = Reader::new(payload, limits);
-        let response = Response::decode_payload(api, &mut reader)?;
-        reader.finish()?;
-        Ok(response)
+        decode_message(header, payload, limits, Response::decode_payload)
     }
+}
+
+/// Decodes a whole payload with `decode`, after checking the header's api and version.
+fn decode_message<T>(
+    header: &FrameHeader,
+    payload: &Bytes,
+    limits: &Limits,
+    decode: fn(ApiKey, &mut Reader<'_>) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    let api = checked_api(header)?;
+    let mut reader = Reader::new(payload, limits);
+    let message = decode(api, &mut reader)?;
+    reader.finish()?;
+    Ok(message)
 }
 
 fn checked_api(header: &FrameHeader) -> Result<ApiKey, DecodeError> {

@@ -123,6 +123,14 @@ impl TapBuild for crate::BatchBuilder {
     }
 }
 
+/// The one whole frame in `bytes`: its header and payload.
+fn split_one(bytes: &[u8], limits: &Limits) -> (FrameHeader, Bytes) {
+    let mut buf = BytesMut::from(bytes);
+    let frame = split_frame(&mut buf, limits).unwrap().expect("a whole frame");
+    assert!(buf.is_empty(), "exactly one frame");
+    frame
+}
+
 #[test]
 fn every_message_round_trips_through_a_frame() {
     let limits = Limits::default();
@@ -130,9 +138,7 @@ fn every_message_round_trips_through_a_frame() {
     for (i, request) in requests.iter().enumerate() {
         let mut out = Vec::new();
         request.encode(i as u32, &mut out);
-        let mut buf = BytesMut::from(&out[..]);
-        let (header, payload) = split_frame(&mut buf, &limits).unwrap().unwrap();
-        assert!(buf.is_empty());
+        let (header, payload) = split_one(&out, &limits);
         assert_eq!(header.correlation_id.get(), i as u32);
         assert!(!header.is_response());
         assert_eq!(&Request::decode(&header, &payload, &limits).unwrap(), request);
@@ -140,8 +146,7 @@ fn every_message_round_trips_through_a_frame() {
     for (i, response) in responses.iter().enumerate() {
         let mut out = Vec::new();
         response.encode(i as u32, &mut out);
-        let mut buf = BytesMut::from(&out[..]);
-        let (header, payload) = split_frame(&mut buf, &limits).unwrap().unwrap();
+        let (header, payload) = split_one(&out, &limits);
         assert!(header.is_response());
         assert_eq!(&Response::decode(&header, &payload, &limits).unwrap(), response);
     }
@@ -169,8 +174,7 @@ fn partial_frames_wait_and_bad_ones_are_refused() {
     // A count larger than the limit is refused before anything is allocated.
     let mut request = Vec::new();
     Request::DeleteTopics(DeleteTopicsRequest { names: vec!["a".into(); 11] }).encode(1, &mut request);
-    let mut buf = BytesMut::from(&request[..]);
-    let (header, payload) = split_frame(&mut buf, &limits).unwrap().unwrap();
+    let (header, payload) = split_one(&request, &limits);
     assert_eq!(Request::decode(&header, &payload, &limits), Err(DecodeError::CountTooLarge { count: 11, max: 10 }));
 
     // A count larger than the bytes present is refused the same way.
@@ -178,14 +182,12 @@ fn partial_frames_wait_and_bad_ones_are_refused() {
     Request::DeleteTopics(DeleteTopicsRequest { names: vec![] }).encode(1, &mut lying);
     let at = HEADER_BYTES;
     lying[at..at + 4].copy_from_slice(&5u32.to_le_bytes());
-    let mut buf = BytesMut::from(&lying[..]);
-    let (header, payload) = split_frame(&mut buf, &limits).unwrap().unwrap();
+    let (header, payload) = split_one(&lying, &limits);
     assert!(matches!(Request::decode(&header, &payload, &limits), Err(DecodeError::Truncated { .. })));
 
     let mut unknown = out.clone();
     unknown[8..10].copy_from_slice(&99u16.to_le_bytes());
-    let mut buf = BytesMut::from(&unknown[..]);
-    let (header, payload) = split_frame(&mut buf, &limits).unwrap().unwrap();
+    let (header, payload) = split_one(&unknown, &limits);
     assert_eq!(Request::decode(&header, &payload, &limits), Err(DecodeError::UnknownApi { key: 99 }));
 }
 
@@ -195,9 +197,7 @@ fn fetched_records_are_slices_of_the_frame() {
     let (_, responses) = samples();
     let mut out = Vec::new();
     responses[5].encode(1, &mut out);
-    let frame = Bytes::from(out);
-    let mut buf = BytesMut::from(&frame[..]);
-    let (header, payload) = split_frame(&mut buf, &limits).unwrap().unwrap();
+    let (header, payload) = split_one(&out, &limits);
     let Response::Fetch(fetch) = Response::decode(&header, &payload, &limits).unwrap() else { panic!("a fetch") };
     let records = &fetch.topics[0].partitions[0].records;
     let inside = payload.as_ptr() as usize..payload.as_ptr() as usize + payload.len();
