@@ -90,22 +90,15 @@ impl TopicConfig {
                 "fsync_interval_ms = 0: must be at least 1 with fsync = \"interval\" (use \"always\" instead)".into()
             );
         }
-        if (self.batch_bytes_max as usize) < protocol_batch_min() {
-            return Err(format!(
-                "batch_bytes_max = {}: must be at least {}",
-                self.batch_bytes_max,
-                protocol_batch_min()
-            ));
+        let batch_bytes_min = strand_protocol::batch::HEADER_BYTES;
+        if (self.batch_bytes_max as usize) < batch_bytes_min {
+            return Err(format!("batch_bytes_max = {}: must be at least {batch_bytes_min}", self.batch_bytes_max));
         }
         if self.segment_ms == 0 {
             return Err("segment_ms = 0: must be at least 1".into());
         }
         Ok(())
     }
-}
-
-fn protocol_batch_min() -> usize {
-    strand_protocol::batch::HEADER_BYTES
 }
 
 /// Per-broker I/O sizing of every log on a shard.

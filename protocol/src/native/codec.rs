@@ -63,10 +63,15 @@ macro_rules! wire_int {
 wire_int!(u8, u16, u32, u64, i32, i64);
 
 impl Wire for String {
+    /// A string longer than 65,535 bytes (an error message echoing a client's value,
+    /// say) is cut at the last character boundary that fits rather than refused.
     fn encode(&self, out: &mut Vec<u8>) {
-        let len = u16::try_from(self.len()).expect("strings are at most 65,535 bytes");
-        len.encode(out);
-        out.extend_from_slice(self.as_bytes());
+        let mut len = self.len().min(u16::MAX as usize);
+        while !self.is_char_boundary(len) {
+            len -= 1;
+        }
+        (len as u16).encode(out);
+        out.extend_from_slice(&self.as_bytes()[..len]);
     }
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let len = u16::decode(reader)? as usize;

@@ -1,5 +1,6 @@
 use super::*;
 use bytes::BytesMut;
+use codec::Wire;
 use proptest::prelude::*;
 
 fn samples() -> (Vec<Request>, Vec<Response>) {
@@ -203,6 +204,18 @@ fn fetched_records_are_slices_of_the_frame() {
     let inside = payload.as_ptr() as usize..payload.as_ptr() as usize + payload.len();
     assert!(inside.contains(&(records.as_ptr() as usize)), "records point into the received payload");
     crate::batch::validate(records, Default::default()).unwrap();
+}
+
+#[test]
+fn an_over_long_string_is_cut_at_a_character_boundary() {
+    let message = "é".repeat(40_000); // 80,000 bytes
+    let mut out = Vec::new();
+    message.encode(&mut out);
+    let payload = Bytes::from(out);
+    let limits = Limits::default();
+    let decoded = String::decode(&mut codec::Reader::new(&payload, &limits)).unwrap();
+    assert_eq!(decoded.len(), 65_534, "the last whole character within 65,535 bytes");
+    assert!(message.starts_with(&decoded));
 }
 
 fn decode_anything(bytes: &[u8]) {
