@@ -72,7 +72,7 @@ pub struct ListenConfig {
     /// Address to bind; the default serves this host only.
     pub address: String,
     /// The main port, shared by every shard (SO_REUSEPORT). Shard `s` also listens on
-    /// `port + 1 + s`.
+    /// `port + 1 + s`. 0: the kernel chooses every port (the ready line names them).
     pub port: u16,
 }
 
@@ -200,9 +200,9 @@ impl BrokerConfig {
                 return Err(format!("cores = {cores:?}: a core is listed twice"));
             }
         }
-        if self.listen.port == 0 || u32::from(self.listen.port) + 1 + self.shard_count_hint() > 65_535 {
+        if u32::from(self.listen.port) + 1 + self.shard_count_hint() > 65_535 {
             return Err(format!(
-                "listen.port = {}: must be between 1 and {} so that every shard's port (port + 1 + shard) fits",
+                "listen.port = {}: must be at most {} so that every shard's port (port + 1 + shard) fits",
                 self.listen.port,
                 65_534 - self.shard_count_hint()
             ));
@@ -295,7 +295,7 @@ mod tests {
             ("cores = []", "cores"),
             ("cores = [1, 1]", "cores"),
             ("[listen]\naddress = \"localhost\"", "listen.address"),
-            ("[listen]\nport = 0", "listen.port"),
+            ("[listen]\nport = 65535", "listen.port"),
             ("[limits]\nframe_bytes_max = 10", "limits.frame_bytes_max"),
             ("[limits]\nframe_bytes_max = -1", "frame_bytes_max"),
         ];

@@ -4,5 +4,7 @@
 
 pub mod config;
 pub mod metadata;
+pub mod native;
 pub mod runtime;
+pub mod shard;
 pub mod storage;

@@ -1,9 +1,11 @@
-//! The `strand` command line.
+//! The `strand` command line: the broker (`serve`), topic administration, a console
+//! producer and consumer, and configuration checks.
+
+mod cli;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use strand::config::BrokerConfig;
 
 #[derive(Parser)]
 #[command(name = "strand", version, about = "Strand: a thread-per-core event streaming broker")]
@@ -14,37 +16,46 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the broker until SIGINT or SIGTERM.
+    Serve {
+        /// Configuration file (TOML); without it, the embedded defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Main port (overrides `listen.port`; 0 lets the kernel choose every port).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Cores to run shards on, e.g. `0,1` (overrides `cores`).
+        #[arg(long, value_delimiter = ',')]
+        cores: Option<Vec<usize>>,
+    },
+    /// Create, list, describe and delete topics.
+    #[command(subcommand)]
+    Topic(cli::topic::TopicCommand),
+    /// Publish one record per line of standard input.
+    Produce(cli::produce::ProduceArgs),
+    /// Print records of a topic.
+    Consume(cli::consume::ConsumeArgs),
     /// Inspect configuration files.
     #[command(subcommand)]
-    Config(ConfigCommand),
-}
-
-#[derive(Subcommand)]
-enum ConfigCommand {
-    /// Check a configuration file without starting anything.
-    Check {
-        /// The file to check.
-        file: PathBuf,
-    },
-    /// Print every setting with its default and what it does.
-    Defaults,
+    Config(cli::config::ConfigCommand),
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Config(ConfigCommand::Check { file }) => match BrokerConfig::load(&file) {
-            Ok(_) => {
-                println!("{}: ok", file.display());
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("strand: {error}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Config(ConfigCommand::Defaults) => {
-            print!("{}", include_str!("../config/strand.toml"));
-            ExitCode::SUCCESS
+    let result = match Cli::parse().command {
+        Command::Serve { config, data_dir, port, cores } => cli::serve::run(config, data_dir, port, cores),
+        Command::Topic(command) => cli::topic::run(command),
+        Command::Produce(args) => cli::produce::run(args),
+        Command::Consume(args) => cli::consume::run(args),
+        Command::Config(command) => cli::config::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("strand: {error:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,11 +1,29 @@
 //! `strand-client`: the library services use to produce to and consume from Strand.
 //!
-//! It depends on `strand-protocol` and never on glommio, so it runs in a tokio
-//! application or in plain synchronous code. Today it offers the record batch codec
-//! (build batches to produce, iterate the records of fetched batches) and Kafka's
-//! default partitioner (`partitioner`); the network producer and consumer come next.
+//! It depends on `strand-protocol` and never on glommio: connections are plain
+//! sockets with a reader thread each, and every async call returns a future that any
+//! executor can drive (tokio, async-std, or `block_on` in synchronous code).
+//!
+//! - `Client`: metadata, shard-aware connections, admin (create, delete, list topics,
+//!   list offsets).
+//! - `Producer`: batching per partition, Kafka's default partitioner, pipelined sends,
+//!   retries; `send` returns a `DeliveryFuture` with the record's offset.
+//! - `Consumer`: assigned partitions, seeks, long-poll `poll` with prefetch.
 
+mod client;
+mod connection;
+mod consumer;
+mod error;
 pub mod partitioner;
+mod producer;
+mod timer;
 
+pub use client::{Client, ClientConfig, OffsetSpec, TopicDescription};
+pub use connection::ResponseFuture;
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, Reset, Seek};
+pub use error::{ClientError, Result};
+pub use futures_executor::block_on;
 pub use partitioner::{murmur2, partition_for_key, StickyPartitioner};
+pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use strand_protocol::native::ErrorCode;
 pub use strand_protocol::{BatchBuilder, BatchHeader, Header, Record, RecordIter};

@@ -131,6 +131,8 @@ pub struct Log {
     pub(crate) state: RefCell<LogState>,
     /// Offsets below this are on stable storage.
     pub(crate) durable: Progress,
+    /// Offsets below this are appended (the log end offset), for long-poll readers.
+    appended: Progress,
     sync_target: Cell<u64>,
     sync_running: Cell<bool>,
     timer_armed: Cell<bool>,
@@ -163,6 +165,7 @@ impl Log {
         state: LogState,
     ) -> Log {
         let durable = Progress::new(state.next_offset);
+        let appended = Progress::new(state.next_offset);
         Log {
             dir,
             name,
@@ -172,6 +175,7 @@ impl Log {
             cache,
             state: RefCell::new(state),
             durable,
+            appended,
             sync_target: Cell::new(0),
             sync_running: Cell::new(false),
             timer_armed: Cell::new(false),
@@ -239,7 +243,18 @@ impl Log {
     /// Appends one batch (exactly one, as Kafka RecordBatch v2 bytes) and resolves
     /// once the topic's durability policy is met. The log is unchanged if the batch
     /// is invalid.
-    pub async fn append(self: &Rc<Self>, mut batch: BytesMut) -> Result<Appended> {
+    pub async fn append(self: &Rc<Self>, batch: BytesMut) -> Result<Appended> {
+        let appended = self.append_leader(batch).await?;
+        self.wait_policy(&appended).await?;
+        Ok(appended)
+    }
+
+    /// Appends one batch and resolves as soon as it has its offsets (acks `leader`):
+    /// the bytes are in the log's write buffer, on their way to the device under the
+    /// topic's policy, but not yet known durable. Appends resolve in call order, so a
+    /// caller that awaits each before the next keeps its batches in order.
+    /// `wait_policy` then waits for the policy.
+    pub async fn append_leader(self: &Rc<Self>, mut batch: BytesMut) -> Result<Appended> {
         let (limits, source, policy, interval_ms) = {
             let config = self.config.borrow();
             let limits = BatchLimits { batch_bytes_max: config.batch_bytes_max as usize };
@@ -256,11 +271,34 @@ impl Log {
         self.ready_for(batch.len() as u64).await?;
         let appended = self.append_ready(&mut batch, &header, source);
         match policy {
-            FsyncPolicy::Always => self.wait_durable(appended.last_offset + 1).await?,
+            FsyncPolicy::Always => self.request_sync(appended.last_offset + 1),
             FsyncPolicy::Interval => self.arm_timer(interval_ms, true),
             FsyncPolicy::Never => self.arm_timer(self.io.write_behind_ms, false),
         }
         Ok(appended)
+    }
+
+    /// Resolves once the topic's durability policy is met for `appended`: after the
+    /// fdatasync that covers it for `always`, at once for `interval` and `never`.
+    pub async fn wait_policy(self: &Rc<Self>, appended: &Appended) -> Result<()> {
+        match self.config.borrow().fsync {
+            FsyncPolicy::Always => {}
+            FsyncPolicy::Interval | FsyncPolicy::Never => return Ok(()),
+        }
+        self.wait_durable(appended.last_offset + 1).await
+    }
+
+    /// Resolves once a reader at `offset` has something to read (the high watermark
+    /// is past it), or the log has failed or closed. Long-poll fetches wait here.
+    pub async fn wait_visible(&self, offset: u64) {
+        let progress = match self.config.borrow().fsync {
+            FsyncPolicy::Always => &self.durable,
+            FsyncPolicy::Interval | FsyncPolicy::Never => &self.appended,
+        };
+        if self.closed.get() {
+            return;
+        }
+        let _ = progress.wait_for(offset + 1).await;
     }
 
     /// The synchronous part of an append: offset assignment, copy, index, cache.
@@ -293,6 +331,7 @@ impl Log {
         segment.index.borrow_mut().on_append(relative, position as u32, len as u32, max_timestamp);
         state.next_offset = base_offset + count;
         state.size_bytes += len;
+        self.appended.advance(base_offset + count);
         self.cache.insert(self.cache_key, base_offset, base_offset + count, bytes);
         Appended { base_offset, last_offset: base_offset + count - 1, log_append_time_ms }
     }
@@ -731,6 +770,8 @@ impl Log {
         if self.closed.replace(true) {
             return Ok(());
         }
+        // Wake long-poll readers: nothing more will be appended.
+        self.appended.fail(super::progress::Failure { disk_full: false, reason: "log closed".into() });
         while self.rolling.get() {
             let epoch = self.roll_epoch.get() + 1;
             let _ = self.roll_epoch.wait_for(epoch).await;

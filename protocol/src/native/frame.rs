@@ -6,7 +6,7 @@
 //!      0    4 length          bytes after this field: 12 + payload length
 //!      4    2 magic           0x5354 ("ST" in little-endian order: 0x54 0x53)
 //!      6    1 version         frame format version, 1
-//!      7    1 flags           bit 0: response
+//!      7    1 flags           bit 0: response; bit 1: error frame
 //!      8    2 api_key         which request (see `ApiKey`)
 //!     10    2 api_version     version of that request's layout
 //!     12    4 correlation_id  chosen by the client, echoed in the response
@@ -25,6 +25,10 @@ pub const MAGIC: u16 = 0x5354;
 pub const FRAME_VERSION: u8 = 1;
 /// Flag bit: the frame is a response.
 pub const FLAG_RESPONSE: u8 = 0x01;
+/// Flag bit (with `FLAG_RESPONSE`): the payload is an error frame (`error: u16`,
+/// `message: string`) instead of the api's response, for a request that could not
+/// be decoded.
+pub const FLAG_ERROR: u8 = 0x02;
 
 /// The frame header as it lies on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
@@ -93,5 +97,10 @@ impl FrameHeader {
     /// Whether the frame is a response.
     pub fn is_response(&self) -> bool {
         self.flags & FLAG_RESPONSE != 0
+    }
+
+    /// Whether the frame is an error frame (a response whose payload is `ErrorFrame`).
+    pub fn is_error(&self) -> bool {
+        self.flags & FLAG_ERROR != 0
     }
 }

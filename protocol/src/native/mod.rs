@@ -178,6 +178,37 @@ impl Response {
     }
 }
 
+/// The payload of an error frame: a request that could not be decoded, answered
+/// before the broker closes the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorFrame {
+    pub error: ErrorCode,
+    pub message: String,
+}
+
+impl ErrorFrame {
+    /// Appends an error frame answering request `correlation_id` of api `api_key`.
+    pub fn encode(&self, api_key: u16, correlation_id: u32, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.resize(start + HEADER_BYTES, 0);
+        self.error.encode(out);
+        self.message.encode(out);
+        let mut header =
+            FrameHeader::new(api_key, API_VERSION_MAX, correlation_id, true, out.len() - start - HEADER_BYTES);
+        header.flags |= frame::FLAG_ERROR;
+        out[start..start + HEADER_BYTES].copy_from_slice(zerocopy::IntoBytes::as_bytes(&header));
+    }
+
+    /// Decodes the payload of a frame whose header has the error flag.
+    pub fn decode(payload: &Bytes, limits: &Limits) -> Result<ErrorFrame, DecodeError> {
+        let mut reader = Reader::new(payload, limits);
+        let error = ErrorCode::decode(&mut reader)?;
+        let message = String::decode(&mut reader)?;
+        reader.finish()?;
+        Ok(ErrorFrame { error, message })
+    }
+}
+
 /// Decodes a whole payload with `decode`, after checking the header's api and version.
 fn decode_message<T>(
     header: &FrameHeader,

@@ -1,0 +1,258 @@
+//! `Client`: a handle on one broker: its metadata (topics, which shard owns each
+//! partition, each shard's port), its connections, and the admin operations.
+//!
+//! Shard-aware by default: a partition's requests go to its owning shard's port, so
+//! the broker never forwards them between cores. Clones share everything.
+
+use crate::connection::Connection;
+use crate::error::{ClientError, Result};
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use strand_protocol::native::messages::*;
+use strand_protocol::native::{ErrorCode, Request, Response};
+
+/// Settings of a `Client`.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub connect_timeout_ms: u64,
+    /// How long a request may wait for its response (a fetch adds its `max_wait_ms`).
+    pub request_timeout_ms: u64,
+    /// Send each partition's requests to its owning shard's port.
+    pub shard_aware: bool,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig { connect_timeout_ms: 5_000, request_timeout_ms: 30_000, shard_aware: true }
+    }
+}
+
+/// Where to start reading a partition, as ListOffsets resolves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    Earliest,
+    /// The high watermark: the offset after the last record a consumer can read.
+    Latest,
+    /// The first offset whose batch's max timestamp is at least this (ms).
+    Timestamp(i64),
+}
+
+impl OffsetSpec {
+    fn wire(self) -> i64 {
+        match self {
+            OffsetSpec::Earliest => LIST_EARLIEST,
+            OffsetSpec::Latest => LIST_LATEST,
+            OffsetSpec::Timestamp(ms) => ms.max(0),
+        }
+    }
+}
+
+/// A topic as Metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDescription {
+    pub name: String,
+    /// The shard owning each partition, by partition.
+    pub shards: Vec<u32>,
+}
+
+#[derive(Default)]
+struct Cluster {
+    shard_ports: HashMap<u32, u16>,
+    topics: HashMap<String, Vec<u32>>,
+}
+
+struct Inner {
+    bootstrap: SocketAddr,
+    config: ClientConfig,
+    connections: Mutex<HashMap<SocketAddr, Arc<Connection>>>,
+    cluster: Mutex<Cluster>,
+}
+
+/// A handle on a broker. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Client {
+    /// Connects to the broker at `bootstrap` (`host:port`) and loads its metadata.
+    /// Blocks the calling thread for the connection and one round trip.
+    pub fn connect(bootstrap: &str) -> Result<Client> {
+        Client::connect_with(bootstrap, ClientConfig::default())
+    }
+
+    /// `connect` with explicit settings.
+    pub fn connect_with(bootstrap: &str, config: ClientConfig) -> Result<Client> {
+        let address = bootstrap
+            .to_socket_addrs()
+            .map_err(|e| ClientError::Connect { address: bootstrap.to_string(), reason: e.to_string() })?
+            .next()
+            .ok_or_else(|| ClientError::Connect { address: bootstrap.into(), reason: "no address".into() })?;
+        let client = Client {
+            inner: Arc::new(Inner {
+                bootstrap: address,
+                config,
+                connections: Mutex::new(HashMap::new()),
+                cluster: Mutex::new(Cluster::default()),
+            }),
+        };
+        client.connection(address)?;
+        futures_executor::block_on(client.refresh_metadata())?;
+        Ok(client)
+    }
+
+    /// The client's settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// The connection to `address`, opened (again) if needed.
+    pub(crate) fn connection(&self, address: SocketAddr) -> Result<Arc<Connection>> {
+        let mut connections = lock(&self.inner.connections);
+        if let Some(connection) = connections.get(&address) {
+            if !connection.is_broken() {
+                return Ok(connection.clone());
+            }
+        }
+        let timeout = Duration::from_millis(self.inner.config.connect_timeout_ms);
+        let connection = Connection::connect(address, timeout)?;
+        connections.insert(address, connection.clone());
+        Ok(connection)
+    }
+
+    /// The shard that owns a partition, from the cached metadata.
+    pub fn shard_of(&self, topic: &str, partition: u32) -> Result<u32> {
+        let cluster = lock(&self.inner.cluster);
+        let shards = cluster.topics.get(topic).ok_or_else(|| ClientError::UnknownTopic(topic.to_string()))?;
+        shards
+            .get(partition as usize)
+            .copied()
+            .ok_or_else(|| ClientError::UnknownPartition { topic: topic.to_string(), partition })
+    }
+
+    /// The address requests for a partition go to: its shard's port when shard-aware.
+    pub fn address_for(&self, topic: &str, partition: u32) -> Result<SocketAddr> {
+        let shard = self.shard_of(topic, partition)?;
+        if !self.inner.config.shard_aware {
+            return Ok(self.inner.bootstrap);
+        }
+        let port = lock(&self.inner.cluster).shard_ports.get(&shard).copied();
+        Ok(port.map_or(self.inner.bootstrap, |port| SocketAddr::new(self.inner.bootstrap.ip(), port)))
+    }
+
+    /// The connection for a partition's requests.
+    pub(crate) fn connection_for(&self, topic: &str, partition: u32) -> Result<Arc<Connection>> {
+        self.connection(self.address_for(topic, partition)?)
+    }
+
+    /// Sends `request` on the bootstrap connection and waits for the response.
+    pub async fn request(&self, request: Request) -> Result<Response> {
+        let connection = self.connection(self.inner.bootstrap)?;
+        connection.send(&request, self.timeout()).await
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        Duration::from_millis(self.inner.config.request_timeout_ms)
+    }
+
+    /// Reloads every topic's placement and every shard's port.
+    pub async fn refresh_metadata(&self) -> Result<()> {
+        let response = self.request(Request::Metadata(MetadataRequest { all_topics: 1, topics: Vec::new() })).await?;
+        let Response::Metadata(metadata) = response else { return Err(unexpected(&response)) };
+        let mut cluster = lock(&self.inner.cluster);
+        cluster.shard_ports = metadata.shards.iter().map(|s| (s.shard, s.port)).collect();
+        cluster.topics = metadata
+            .topics
+            .into_iter()
+            .filter(|t| t.error == ErrorCode::None)
+            .map(|t| (t.name, t.partitions.iter().map(|p| p.shard).collect()))
+            .collect();
+        Ok(())
+    }
+
+    /// Partitions of `topic`, loading metadata once if the topic is not known yet.
+    pub async fn partition_count(&self, topic: &str) -> Result<u32> {
+        if let Some(shards) = lock(&self.inner.cluster).topics.get(topic) {
+            return Ok(shards.len() as u32);
+        }
+        self.refresh_metadata().await?;
+        let cluster = lock(&self.inner.cluster);
+        cluster.topics.get(topic).map(|s| s.len() as u32).ok_or_else(|| ClientError::UnknownTopic(topic.to_string()))
+    }
+
+    /// Every topic, by name.
+    pub async fn topics(&self) -> Result<Vec<TopicDescription>> {
+        self.refresh_metadata().await?;
+        let cluster = lock(&self.inner.cluster);
+        let mut topics: Vec<TopicDescription> = cluster
+            .topics
+            .iter()
+            .map(|(name, shards)| TopicDescription { name: name.clone(), shards: shards.clone() })
+            .collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(topics)
+    }
+
+    /// Creates a topic; `configs` are topic settings as `strand topic create` takes them
+    /// (`fsync`, `retention_ms`, …).
+    pub async fn create_topic(&self, name: &str, partitions: u32, configs: &[(&str, &str)]) -> Result<()> {
+        let configs = configs.iter().map(|(k, v)| ConfigEntry { key: k.to_string(), value: v.to_string() }).collect();
+        let topic = CreatableTopic { name: name.to_string(), partitions, configs };
+        let response = self.request(Request::CreateTopics(CreateTopicsRequest { topics: vec![topic] })).await?;
+        let Response::CreateTopics(created) = response else { return Err(unexpected(&response)) };
+        topic_result(created.results)?;
+        self.refresh_metadata().await
+    }
+
+    /// Deletes a topic and its data.
+    pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        let response =
+            self.request(Request::DeleteTopics(DeleteTopicsRequest { names: vec![name.to_string()] })).await?;
+        let Response::DeleteTopics(deleted) = response else { return Err(unexpected(&response)) };
+        topic_result(deleted.results)?;
+        self.refresh_metadata().await
+    }
+
+    /// Resolves `spec` to an offset of one partition (-1 when a timestamp is past
+    /// every record).
+    pub async fn list_offset(&self, topic: &str, partition: u32, spec: OffsetSpec) -> Result<i64> {
+        let request = Request::ListOffsets(ListOffsetsRequest {
+            topics: vec![ListOffsetsTopic {
+                name: topic.to_string(),
+                partitions: vec![ListOffsetsPartition { partition, spec: spec.wire() }],
+            }],
+        });
+        let connection = self.connection_for(topic, partition)?;
+        let response = connection.send(&request, self.timeout()).await?;
+        let Response::ListOffsets(list) = response else { return Err(unexpected(&response)) };
+        let entry = list
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or_else(|| ClientError::Protocol("ListOffsets answered no partition".into()))?;
+        match entry.error {
+            ErrorCode::None => Ok(entry.offset),
+            ErrorCode::UnknownTopic => Err(ClientError::UnknownTopic(topic.to_string())),
+            code => Err(ClientError::broker(code)),
+        }
+    }
+}
+
+fn topic_result(results: Vec<TopicResult>) -> Result<()> {
+    let result = results.into_iter().next().ok_or_else(|| ClientError::Protocol("no result for the topic".into()))?;
+    match result.error {
+        ErrorCode::None => Ok(()),
+        ErrorCode::UnknownTopic => Err(ClientError::UnknownTopic(result.name)),
+        code => Err(ClientError::Broker { code, message: result.message }),
+    }
+}
+
+pub(crate) fn unexpected(response: &Response) -> ClientError {
+    ClientError::Protocol(format!("unexpected {:?} response", response.api_key()))
+}

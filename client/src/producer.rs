@@ -1,0 +1,541 @@
+//! `Producer`: batches records per partition and sends them to each partition's
+//! owning shard, pipelined, retrying what the broker calls retriable.
+//!
+//! A record is encoded into its partition's open batch as `send` is called (one copy
+//! of key and value); a batch is sealed when it reaches `batch_bytes` or has been
+//! open `linger_ms`. A sender thread ships sealed batches, grouped by connection, up
+//! to `in_flight_max` requests per connection; responses are handled on the
+//! connection's reader thread, which completes every record's `DeliveryFuture`.
+//!
+//! Ordering: batches of one partition are sent in order on one connection and the
+//! broker appends a connection's requests in order. A retried batch may land after a
+//! later one (as with Kafka's non-idempotent producer).
+
+use crate::client::{unexpected, Client};
+use crate::error::{ClientError, Result};
+use crate::partitioner::{partition_for_key, StickyPartitioner};
+use bytes::Bytes;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+use strand_protocol::native::messages::*;
+use strand_protocol::native::{ErrorCode, Request, Response};
+use strand_protocol::BatchBuilder;
+
+/// When the broker acknowledges a produce request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// Never: no response, offsets unknown (-1).
+    None,
+    /// Once appended to the partition's log.
+    Leader,
+    /// Once the topic's fsync policy is met (`always`: after fdatasync).
+    Durable,
+}
+
+impl Acks {
+    fn wire(self) -> u8 {
+        match self {
+            Acks::None => ACKS_NONE,
+            Acks::Leader => ACKS_LEADER,
+            Acks::Durable => ACKS_DURABLE,
+        }
+    }
+}
+
+/// Settings of a `Producer`.
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    /// Longest a record waits for its batch to fill before the batch is sent.
+    pub linger_ms: u64,
+    /// A batch is sent once it holds this many bytes.
+    pub batch_bytes: usize,
+    pub acks: Acks,
+    /// Times a batch is resent after a retriable error.
+    pub retries: u32,
+    pub retry_backoff_ms: u64,
+    /// Bytes of records buffered (unsent or unacknowledged) before `send` blocks.
+    pub buffer_bytes_max: usize,
+    /// Longest `send` blocks for buffer space before it fails.
+    pub max_block_ms: u64,
+    /// Produce requests in flight per connection.
+    pub in_flight_max: usize,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            linger_ms: 5,
+            batch_bytes: 256 * 1024,
+            acks: Acks::Durable,
+            retries: 5,
+            retry_backoff_ms: 100,
+            buffer_bytes_max: 64 << 20,
+            max_block_ms: 60_000,
+            in_flight_max: 8,
+        }
+    }
+}
+
+/// One record to send. Fields not set take defaults: no key, no headers, the
+/// partitioner's choice of partition, the current time.
+#[derive(Debug, Clone, Copy)]
+pub struct ProducerRecord<'a> {
+    pub topic: &'a str,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [(&'a [u8], Option<&'a [u8]>)],
+    pub partition: Option<u32>,
+    pub timestamp_ms: Option<i64>,
+}
+
+impl<'a> ProducerRecord<'a> {
+    /// A record with a value and nothing else.
+    pub fn new(topic: &'a str, value: &'a [u8]) -> ProducerRecord<'a> {
+        ProducerRecord { topic, key: None, value: Some(value), headers: &[], partition: None, timestamp_ms: None }
+    }
+    pub fn key(mut self, key: &'a [u8]) -> Self {
+        self.key = Some(key);
+        self
+    }
+    pub fn partition(mut self, partition: u32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+    pub fn headers(mut self, headers: &'a [(&'a [u8], Option<&'a [u8]>)]) -> Self {
+        self.headers = headers;
+        self
+    }
+    pub fn timestamp_ms(mut self, timestamp_ms: i64) -> Self {
+        self.timestamp_ms = Some(timestamp_ms);
+        self
+    }
+}
+
+/// Where a record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordMetadata {
+    pub partition: u32,
+    /// The record's offset (-1 with `Acks::None`).
+    pub offset: i64,
+}
+
+/// The outcome of one batch, shared by its records.
+#[derive(Default)]
+struct Delivery {
+    state: Mutex<DeliveryState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct DeliveryState {
+    outcome: Option<Result<i64>>,
+    wakers: Vec<Waker>,
+}
+
+impl Delivery {
+    fn complete(&self, outcome: Result<i64>) {
+        let wakers = {
+            let mut state = lock(&self.state);
+            state.outcome = Some(outcome);
+            std::mem::take(&mut state.wakers)
+        };
+        self.done.notify_all();
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+}
+
+/// Resolves when a record is acknowledged (or has failed for good). Poll it from
+/// any executor, call `wait`, or drop it.
+pub struct DeliveryFuture {
+    delivery: Arc<Delivery>,
+    partition: u32,
+    index: u32,
+}
+
+impl DeliveryFuture {
+    fn metadata(&self, outcome: &Result<i64>) -> Result<RecordMetadata> {
+        let base = outcome.clone()?;
+        let offset = if base < 0 { -1 } else { base + i64::from(self.index) };
+        Ok(RecordMetadata { partition: self.partition, offset })
+    }
+
+    /// Blocks until the record is acknowledged.
+    pub fn wait(self) -> Result<RecordMetadata> {
+        let mut state = lock(&self.delivery.state);
+        while state.outcome.is_none() {
+            state = self.delivery.done.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        self.metadata(state.outcome.as_ref().expect("checked"))
+    }
+}
+
+impl Future for DeliveryFuture {
+    type Output = Result<RecordMetadata>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = lock(&self.delivery.state);
+        match &state.outcome {
+            Some(outcome) => Poll::Ready(self.metadata(outcome)),
+            None => {
+                state.wakers.push(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+struct OpenBatch {
+    builder: BatchBuilder,
+    delivery: Arc<Delivery>,
+    opened: Instant,
+    buffered_bytes: usize,
+}
+
+struct ReadyBatch {
+    topic: Arc<str>,
+    partition: u32,
+    records: Bytes,
+    delivery: Arc<Delivery>,
+    buffered_bytes: usize,
+    attempts: u32,
+    not_before: Instant,
+}
+
+struct TopicState {
+    name: Arc<str>,
+    partitions: u32,
+    sticky: StickyPartitioner,
+    open: Vec<Option<OpenBatch>>,
+}
+
+#[derive(Default)]
+struct State {
+    topics: HashMap<Arc<str>, TopicState>,
+    ready: VecDeque<ReadyBatch>,
+    buffered_bytes: usize,
+    in_flight: HashMap<SocketAddr, usize>,
+    requests_in_flight: usize,
+    closed: bool,
+}
+
+impl State {
+    fn open_batches(&self) -> usize {
+        self.topics.values().map(|t| t.open.iter().filter(|b| b.is_some()).count()).sum()
+    }
+}
+
+struct Shared {
+    client: Client,
+    config: ProducerConfig,
+    state: Mutex<State>,
+    /// Wakes the sender thread: a batch is ready, a response freed a slot, closing.
+    work: Condvar,
+    /// Wakes `send` and `flush`: buffer space freed, batches acknowledged.
+    space: Condvar,
+}
+
+/// Sends records to a broker. Dropping it flushes what was sent.
+pub struct Producer {
+    shared: Arc<Shared>,
+    sender: Option<std::thread::JoinHandle<()>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Producer {
+    /// A producer on `client` with `config`.
+    pub fn new(client: Client, config: ProducerConfig) -> Producer {
+        let shared = Arc::new(Shared {
+            client,
+            config,
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            space: Condvar::new(),
+        });
+        let thread_shared = shared.clone();
+        let sender = std::thread::Builder::new()
+            .name("strand-producer".into())
+            .spawn(move || send_loop(&thread_shared))
+            .expect("spawning the producer's sender thread");
+        Producer { shared, sender: Some(sender) }
+    }
+
+    /// Adds a record to its partition's batch and returns at once (unless the buffer
+    /// is full, when it blocks up to `max_block_ms`). The future resolves with the
+    /// record's partition and offset.
+    pub fn send(&self, record: ProducerRecord<'_>) -> Result<DeliveryFuture> {
+        let shared = &self.shared;
+        let config = &shared.config;
+        let mut state = lock(&shared.state);
+        if state.closed {
+            return Err(ClientError::Closed);
+        }
+        if !state.topics.contains_key(record.topic) {
+            drop(state);
+            let partitions = futures_executor::block_on(shared.client.partition_count(record.topic))?;
+            state = lock(&shared.state);
+            let name: Arc<str> = Arc::from(record.topic);
+            state.topics.entry(name.clone()).or_insert_with(|| TopicState {
+                name,
+                partitions,
+                sticky: StickyPartitioner::new(config.batch_bytes),
+                open: (0..partitions).map(|_| None).collect(),
+            });
+        }
+        let size = BatchBuilder::record_size(record.key, record.value, record.headers);
+        let deadline = Instant::now() + Duration::from_millis(config.max_block_ms);
+        while state.buffered_bytes > 0 && state.buffered_bytes + size > config.buffer_bytes_max {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ClientError::Timeout { timeout_ms: config.max_block_ms });
+            }
+            state = shared.space.wait_timeout(state, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        let state = &mut *state;
+        let topic = state.topics.get_mut(record.topic).expect("inserted above");
+        let topic_name = &topic.name;
+        let partition = match (record.partition, record.key) {
+            (Some(partition), _) if partition < topic.partitions => partition,
+            (Some(partition), _) => {
+                return Err(ClientError::UnknownPartition { topic: record.topic.to_string(), partition })
+            }
+            (None, Some(key)) => partition_for_key(key, topic.partitions),
+            (None, None) => topic.sticky.partition(topic.partitions, size),
+        };
+        let slot = &mut topic.open[partition as usize];
+        if slot.as_ref().is_some_and(|b| !b.builder.is_empty() && b.builder.size_bytes() + size > config.batch_bytes) {
+            let full = slot.take().expect("checked");
+            state.ready.push_back(seal(topic_name.clone(), partition, full));
+            shared.work.notify_one();
+        }
+        let batch = slot.get_or_insert_with(|| OpenBatch {
+            builder: BatchBuilder::new(),
+            delivery: Arc::new(Delivery::default()),
+            opened: Instant::now(),
+            buffered_bytes: 0,
+        });
+        let index = batch.builder.len() as u32;
+        let timestamp = record.timestamp_ms.unwrap_or_else(now_ms);
+        batch.builder.push(record.key, record.value, record.headers, timestamp);
+        batch.buffered_bytes += size;
+        state.buffered_bytes += size;
+        let future = DeliveryFuture { delivery: batch.delivery.clone(), partition, index };
+        if batch.builder.size_bytes() >= config.batch_bytes || config.linger_ms == 0 {
+            let full = slot.take().expect("just filled");
+            state.ready.push_back(seal(topic_name.clone(), partition, full));
+            shared.work.notify_one();
+        }
+        Ok(future)
+    }
+
+    /// Sends every buffered record now and blocks until all are acknowledged.
+    pub fn flush(&self) {
+        let shared = &self.shared;
+        let mut state = lock(&shared.state);
+        seal_all(&mut state, None);
+        shared.work.notify_one();
+        while !state.ready.is_empty() || state.requests_in_flight > 0 || state.open_batches() > 0 {
+            seal_all(&mut state, None);
+            state = shared.space.wait_timeout(state, Duration::from_millis(50)).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    /// The client the producer sends through.
+    pub fn client(&self) -> &Client {
+        &self.shared.client
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.flush();
+        lock(&self.shared.state).closed = true;
+        self.shared.work.notify_all();
+        if let Some(sender) = self.sender.take() {
+            let _ = sender.join();
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn seal(topic: Arc<str>, partition: u32, batch: OpenBatch) -> ReadyBatch {
+    ReadyBatch {
+        topic,
+        partition,
+        records: Bytes::from(batch.builder.build()),
+        delivery: batch.delivery,
+        buffered_bytes: batch.buffered_bytes,
+        attempts: 0,
+        not_before: Instant::now(),
+    }
+}
+
+/// Seals open batches older than `linger` (every one when `None`). Returns when the
+/// next open batch will be due.
+fn seal_all(state: &mut State, linger: Option<Duration>) -> Option<Instant> {
+    let now = Instant::now();
+    let mut next_due: Option<Instant> = None;
+    let mut sealed = Vec::new();
+    for (name, topic) in state.topics.iter_mut() {
+        for (partition, slot) in topic.open.iter_mut().enumerate() {
+            let Some(batch) = slot else { continue };
+            let due = linger.map_or(now, |linger| batch.opened + linger);
+            if due <= now {
+                sealed.push(seal(name.clone(), partition as u32, slot.take().expect("checked")));
+            } else {
+                next_due = Some(next_due.map_or(due, |next| next.min(due)));
+            }
+        }
+    }
+    state.ready.extend(sealed);
+    next_due
+}
+
+/// The sender thread: ships ready batches, grouped per connection, until closed.
+fn send_loop(shared: &Arc<Shared>) {
+    let linger = Duration::from_millis(shared.config.linger_ms);
+    let mut state = lock(&shared.state);
+    loop {
+        let next_due = seal_all(&mut state, Some(linger));
+        let now = Instant::now();
+        let mut groups: HashMap<SocketAddr, Vec<ReadyBatch>> = HashMap::new();
+        let mut held = VecDeque::new();
+        let mut retry_due: Option<Instant> = None;
+        while let Some(batch) = state.ready.pop_front() {
+            let address = shared.client.address_for(&batch.topic, batch.partition);
+            match address {
+                Ok(address) if batch.not_before <= now => {
+                    let busy = state.in_flight.get(&address).copied().unwrap_or(0);
+                    let starting = usize::from(!groups.contains_key(&address));
+                    if busy + starting > shared.config.in_flight_max {
+                        held.push_back(batch);
+                    } else {
+                        groups.entry(address).or_default().push(batch);
+                    }
+                }
+                Ok(_) => {
+                    retry_due = Some(retry_due.map_or(batch.not_before, |d| d.min(batch.not_before)));
+                    held.push_back(batch);
+                }
+                Err(error) => finish(&mut state, shared, batch, Err(error)),
+            }
+        }
+        state.ready = held;
+        if groups.is_empty() {
+            if state.closed && state.ready.is_empty() && state.requests_in_flight == 0 && state.open_batches() == 0 {
+                return;
+            }
+            let wake = [next_due, retry_due].into_iter().flatten().min();
+            let timeout = wake.map_or(Duration::from_millis(100), |at| at.saturating_duration_since(now));
+            state = shared.work.wait_timeout(state, timeout).unwrap_or_else(|p| p.into_inner()).0;
+            continue;
+        }
+        for address in groups.keys() {
+            *state.in_flight.entry(*address).or_default() += 1;
+            state.requests_in_flight += 1;
+        }
+        drop(state);
+        for (address, batches) in groups {
+            send_group(shared, address, batches);
+        }
+        state = lock(&shared.state);
+    }
+}
+
+/// Sends one produce request holding `batches`, all for the same connection.
+fn send_group(shared: &Arc<Shared>, address: SocketAddr, batches: Vec<ReadyBatch>) {
+    let acks = shared.config.acks;
+    let mut topics: Vec<ProduceTopic> = Vec::new();
+    for batch in &batches {
+        let entry = ProducePartition { partition: batch.partition, records: batch.records.clone() };
+        match topics.last_mut() {
+            Some(topic) if *topic.name == *batch.topic => topic.partitions.push(entry),
+            _ => topics.push(ProduceTopic { name: batch.topic.to_string(), partitions: vec![entry] }),
+        }
+    }
+    let timeout = shared.client.timeout();
+    let request =
+        Request::Produce(ProduceRequest { acks: acks.wire(), timeout_ms: timeout.as_millis() as u32, topics });
+    let connection = match shared.client.connection(address) {
+        Ok(connection) => connection,
+        Err(error) => return on_response(shared, address, batches, Err(error)),
+    };
+    if acks == Acks::None {
+        let result = connection.send_oneway(&request).map(|()| Response::Produce(ProduceResponse::default()));
+        return on_response(shared, address, batches, result);
+    }
+    let callback_shared = shared.clone();
+    connection.send_callback(
+        &request,
+        timeout,
+        Box::new(move |result| on_response(&callback_shared, address, batches, result)),
+    );
+}
+
+/// Completes or requeues each batch of a request from its response.
+fn on_response(shared: &Arc<Shared>, address: SocketAddr, batches: Vec<ReadyBatch>, result: Result<Response>) {
+    let mut state = lock(&shared.state);
+    if let Some(count) = state.in_flight.get_mut(&address) {
+        *count = count.saturating_sub(1);
+    }
+    state.requests_in_flight = state.requests_in_flight.saturating_sub(1);
+    let outcomes: Vec<Result<i64>> =
+        match &result {
+            Ok(Response::Produce(_)) if shared.config.acks == Acks::None => batches.iter().map(|_| Ok(-1)).collect(),
+            Ok(Response::Produce(response)) => {
+                let entries: Vec<&ProducePartitionResponse> =
+                    response.topics.iter().flat_map(|t| t.partitions.iter()).collect();
+                if entries.len() != batches.len() {
+                    let error = ClientError::Protocol("produce response does not match the request".into());
+                    batches.iter().map(|_| Err(error.clone())).collect()
+                } else {
+                    entries
+                        .into_iter()
+                        .map(|e| {
+                            if e.error == ErrorCode::None {
+                                Ok(e.base_offset)
+                            } else {
+                                Err(ClientError::broker(e.error))
+                            }
+                        })
+                        .collect()
+                }
+            }
+            Ok(other) => batches.iter().map(|_| Err(unexpected(other))).collect(),
+            Err(error) => batches.iter().map(|_| Err(error.clone())).collect(),
+        };
+    let mut retry = Vec::new();
+    for (mut batch, outcome) in batches.into_iter().zip(outcomes) {
+        match outcome {
+            Err(error) if error.is_retriable() && batch.attempts < shared.config.retries && !state.closed => {
+                batch.attempts += 1;
+                batch.not_before = Instant::now() + Duration::from_millis(shared.config.retry_backoff_ms);
+                retry.push(batch);
+            }
+            outcome => finish(&mut state, shared, batch, outcome),
+        }
+    }
+    for batch in retry.into_iter().rev() {
+        state.ready.push_front(batch);
+    }
+    drop(state);
+    shared.work.notify_one();
+    shared.space.notify_all();
+}
+
+fn finish(state: &mut State, shared: &Shared, batch: ReadyBatch, outcome: Result<i64>) {
+    state.buffered_bytes = state.buffered_bytes.saturating_sub(batch.buffered_bytes);
+    batch.delivery.complete(outcome);
+    shared.space.notify_all();
+}

@@ -1,0 +1,117 @@
+//! `strand consume TOPIC`: print records, to the end of what is stored (or `--count`),
+//! or without end with `--follow`.
+
+use super::{connect, BOOTSTRAP_DEFAULT};
+use clap::{Args, ValueEnum};
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+use strand_client::{block_on, Consumer, ConsumerConfig, ConsumerRecord, OffsetSpec, Seek};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// The value of each record, one per line.
+    Text,
+    /// One JSON object per record: partition, offset, timestamp, key, value, headers.
+    Json,
+}
+
+#[derive(Args)]
+pub struct ConsumeArgs {
+    topic: String,
+    /// Read only this partition (default: every partition).
+    #[arg(long)]
+    partition: Option<u32>,
+    /// Where to start: earliest, latest, an offset, or @MS (a timestamp in ms).
+    #[arg(long, default_value = "earliest")]
+    from: String,
+    /// Stop after this many records.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Keep waiting for new records instead of stopping at the end.
+    #[arg(long)]
+    follow: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    #[arg(long, default_value = BOOTSTRAP_DEFAULT)]
+    bootstrap: String,
+}
+
+fn parse_from(from: &str) -> anyhow::Result<Seek> {
+    Ok(match from {
+        "earliest" => Seek::Earliest,
+        "latest" => Seek::Latest,
+        at if at.starts_with('@') => {
+            Seek::Timestamp(at[1..].parse().map_err(|_| anyhow::anyhow!("--from {at:?}: expected @ and milliseconds"))?)
+        }
+        offset => Seek::Offset(
+            offset
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--from {offset:?}: expected earliest, latest, OFFSET or @MS"))?,
+        ),
+    })
+}
+
+pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
+    let from = parse_from(&args.from)?;
+    let client = connect(&args.bootstrap)?;
+    let mut consumer = Consumer::new(client.clone(), ConsumerConfig::default());
+    let partitions = args.partition.map(|p| vec![p]);
+    block_on(consumer.assign(&args.topic, partitions.as_deref(), from))?;
+    // Without --follow, stop at the end of what each partition holds now.
+    let mut ends: HashMap<u32, u64> = HashMap::new();
+    if !args.follow {
+        for (_, partition, _) in consumer.assignment() {
+            let end = block_on(client.list_offset(&args.topic, partition, OffsetSpec::Latest))?;
+            ends.insert(partition, end.max(0) as u64);
+        }
+    }
+    let done = |consumer: &Consumer| {
+        !args.follow && consumer.assignment().iter().all(|(_, partition, position)| *position >= ends[partition])
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut printed = 0u64;
+    while !done(&consumer) {
+        for record in consumer.poll(Duration::from_millis(500))? {
+            if !args.follow && record.offset >= ends[&record.partition] {
+                continue;
+            }
+            print_record(&mut out, &record, args.format)?;
+            printed += 1;
+            if args.count.is_some_and(|count| printed >= count) {
+                out.flush()?;
+                return Ok(());
+            }
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+fn text(bytes: &Option<bytes::Bytes>) -> serde_json::Value {
+    bytes.as_ref().map_or(serde_json::Value::Null, |b| String::from_utf8_lossy(b).into_owned().into())
+}
+
+fn print_record(out: &mut impl Write, record: &ConsumerRecord, format: Format) -> anyhow::Result<()> {
+    match format {
+        Format::Text => {
+            out.write_all(record.value.as_deref().unwrap_or_default())?;
+            out.write_all(b"\n")?;
+        }
+        Format::Json => {
+            let headers: serde_json::Map<String, serde_json::Value> =
+                record.headers.iter().map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), text(v))).collect();
+            let json = serde_json::json!({
+                "partition": record.partition,
+                "offset": record.offset,
+                "timestamp": record.timestamp_ms,
+                "key": text(&record.key),
+                "value": text(&record.value),
+                "headers": headers,
+            });
+            writeln!(out, "{json}")?;
+        }
+    }
+    Ok(())
+}

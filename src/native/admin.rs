@@ -1,0 +1,198 @@
+//! CreateTopics and DeleteTopics. Shard 0 owns the metadata store: other shards
+//! forward these to it. Shard 0 runs one admin command at a time, writes it to the
+//! store (blocking I/O, off the event loop), applies the new state to itself and then
+//! to every other shard, and answers only once every shard has opened or closed its
+//! logs.
+
+use super::errors::metadata_code;
+use crate::metadata::{place_partitions, Command, MetadataError, MetadataState, PARTITIONS_MAX};
+use crate::shard::{Shard, ShardMessage};
+use crate::storage::TopicConfig;
+use futures_channel::oneshot;
+use std::rc::Rc;
+use std::sync::Arc;
+use strand_protocol::native::messages::*;
+use strand_protocol::native::{ErrorCode, Response};
+
+/// Creates topics from any shard (forwarding to shard 0).
+pub async fn create_topics_anywhere(shard: &Rc<Shard>, request: CreateTopicsRequest) -> Response {
+    if shard.id == 0 {
+        return Response::CreateTopics(create_topics(shard, request).await);
+    }
+    let names: Vec<String> = request.topics.iter().map(|t| t.name.clone()).collect();
+    let (reply, receiver) = oneshot::channel();
+    shard.forward(0, ShardMessage::CreateTopics { request, reply }).await;
+    Response::CreateTopics(receiver.await.unwrap_or_else(|_| CreateTopicsResponse { results: not_ready(names) }))
+}
+
+/// Deletes topics from any shard (forwarding to shard 0).
+pub async fn delete_topics_anywhere(shard: &Rc<Shard>, request: DeleteTopicsRequest) -> Response {
+    if shard.id == 0 {
+        return Response::DeleteTopics(delete_topics(shard, request).await);
+    }
+    let names = request.names.clone();
+    let (reply, receiver) = oneshot::channel();
+    shard.forward(0, ShardMessage::DeleteTopics { request, reply }).await;
+    Response::DeleteTopics(receiver.await.unwrap_or_else(|_| DeleteTopicsResponse { results: not_ready(names) }))
+}
+
+fn not_ready(names: Vec<String>) -> Vec<TopicResult> {
+    let message = "the broker is shutting down".to_string();
+    names.into_iter().map(|name| TopicResult { name, error: ErrorCode::NotReady, message: message.clone() }).collect()
+}
+
+fn ok(name: String) -> TopicResult {
+    TopicResult { name, error: ErrorCode::None, message: String::new() }
+}
+
+/// On shard 0: creates each topic in turn.
+pub async fn create_topics(shard: &Rc<Shard>, request: CreateTopicsRequest) -> CreateTopicsResponse {
+    let _permit = shard.admin.acquire_permit(1).await;
+    let mut results = Vec::with_capacity(request.topics.len());
+    let mut latest: Option<Arc<MetadataState>> = None;
+    for topic in request.topics {
+        let config = match topic_config(&shard.config.topic_defaults, &topic.configs) {
+            Ok(config) => config,
+            Err(message) => {
+                results.push(TopicResult { name: topic.name, error: ErrorCode::InvalidConfig, message });
+                continue;
+            }
+        };
+        if topic.partitions == 0 || topic.partitions > PARTITIONS_MAX {
+            let error = MetadataError::InvalidPartitions { count: u64::from(topic.partitions) };
+            results.push(TopicResult {
+                name: topic.name,
+                error: ErrorCode::InvalidPartitions,
+                message: error.to_string(),
+            });
+            continue;
+        }
+        let state = latest.clone().unwrap_or_else(|| shard.metadata());
+        let placement = place_partitions(&state, topic.partitions, shard.count);
+        let command = Command::CreateTopic { name: topic.name.clone(), config, placement };
+        match submit(shard, command).await {
+            Ok(state) => {
+                tracing::info!(topic = %topic.name, partitions = topic.partitions, "topic created");
+                latest = Some(state);
+                results.push(ok(topic.name));
+            }
+            Err(error) => {
+                results.push(TopicResult { name: topic.name, error: metadata_code(&error), message: error.to_string() })
+            }
+        }
+    }
+    if let Some(state) = latest {
+        broadcast(shard, state).await;
+    }
+    CreateTopicsResponse { results }
+}
+
+/// On shard 0: deletes each topic in turn; its data goes once every shard closed it.
+pub async fn delete_topics(shard: &Rc<Shard>, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let _permit = shard.admin.acquire_permit(1).await;
+    let mut results = Vec::with_capacity(request.names.len());
+    let mut latest = None;
+    for name in request.names {
+        match submit(shard, Command::DeleteTopic { name: name.clone() }).await {
+            Ok(state) => {
+                tracing::info!(topic = %name, "topic deleted");
+                latest = Some(state);
+                results.push(ok(name));
+            }
+            Err(error) => results.push(TopicResult { name, error: metadata_code(&error), message: error.to_string() }),
+        }
+    }
+    if let Some(state) = latest {
+        broadcast(shard, state).await;
+        crate::shard::remove_orphan_topic_dirs(&shard.config.data_dir, &shard.metadata());
+    }
+    DeleteTopicsResponse { results }
+}
+
+/// Writes one command to the store, off the event loop; returns the new state.
+async fn submit(shard: &Shard, command: Command) -> Result<Arc<MetadataState>, MetadataError> {
+    let store = shard.store.clone().expect("admin commands run on shard 0, which holds the store");
+    glommio::executor()
+        .spawn_blocking(move || {
+            let mut store = store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            store.submit(command).map(|state| Arc::new(state.clone()))
+        })
+        .await
+}
+
+/// Applies `state` here, then on every other shard, and waits for all of them.
+async fn broadcast(shard: &Rc<Shard>, state: Arc<MetadataState>) {
+    shard.apply(state.clone()).await;
+    let mut replies = Vec::new();
+    for other in (0..shard.count).filter(|&other| other != shard.id) {
+        let (reply, receiver) = oneshot::channel();
+        shard.forward(other, ShardMessage::Apply { state: state.clone(), reply }).await;
+        replies.push(receiver);
+    }
+    for receiver in replies {
+        let _ = receiver.await;
+    }
+}
+
+/// A topic's configuration: the broker's `topic_defaults` with `entries` applied.
+/// Keys are those of `[topic_defaults]` in the broker configuration; retention keys
+/// take `-1` or `none` for "keep forever", as Kafka's `retention.ms = -1`.
+pub fn topic_config(defaults: &TopicConfig, entries: &[ConfigEntry]) -> Result<TopicConfig, String> {
+    let serde_json::Value::Object(mut map) = serde_json::to_value(defaults).expect("topic config serializes") else {
+        unreachable!("a struct serializes to an object")
+    };
+    for entry in entries {
+        let key = entry.key.as_str();
+        if !map.contains_key(key) {
+            let known: Vec<&str> = map.keys().map(String::as_str).collect();
+            return Err(format!("unknown topic setting {key:?}; known settings: {}", known.join(", ")));
+        }
+        let value = entry.value.trim();
+        let parsed = if key.starts_with("retention_") && (value == "-1" || value.eq_ignore_ascii_case("none")) {
+            serde_json::Value::Null
+        } else if let Ok(number) = value.parse::<u64>() {
+            serde_json::Value::from(number)
+        } else {
+            serde_json::Value::from(value)
+        };
+        map.insert(key.to_string(), parsed);
+    }
+    let config: TopicConfig = serde_json::from_value(serde_json::Value::Object(map))
+        .map_err(|error| format!("bad topic setting: {error}"))?;
+    config.validate()?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, value: &str) -> ConfigEntry {
+        ConfigEntry { key: key.into(), value: value.into() }
+    }
+
+    #[test]
+    fn topic_config_applies_entries_over_defaults() {
+        let defaults = TopicConfig::default();
+        let config = topic_config(
+            &defaults,
+            &[entry("fsync", "never"), entry("retention_ms", "-1"), entry("retention_bytes", "1048576")],
+        )
+        .unwrap();
+        assert_eq!(config.fsync, crate::storage::FsyncPolicy::Never);
+        assert_eq!(config.retention_ms, None);
+        assert_eq!(config.retention_bytes, Some(1_048_576));
+        assert_eq!(config.segment_bytes, defaults.segment_bytes);
+    }
+
+    #[test]
+    fn topic_config_refuses_unknown_keys_and_bad_values() {
+        let defaults = TopicConfig::default();
+        let unknown = topic_config(&defaults, &[entry("retention.ms", "1")]).unwrap_err();
+        assert!(unknown.contains("unknown topic setting \"retention.ms\""), "{unknown}");
+        let bad = topic_config(&defaults, &[entry("fsync", "sometimes")]).unwrap_err();
+        assert!(bad.contains("sometimes"), "{bad}");
+        let range = topic_config(&defaults, &[entry("segment_bytes", "10")]).unwrap_err();
+        assert!(range.contains("segment_bytes"), "{range}");
+    }
+}

@@ -1,0 +1,109 @@
+//! The native protocol server (`protocol/SPEC.md`): accepting connections on a shard,
+//! reading frames, routing each request to its handler, and serving what other shards
+//! forward here.
+//!
+//! Budget, per shard core, against this machine's limits (loopback TCP 2.4 GB/s
+//! between cores, direct write 1.6 GB/s, memcpy 6-10 GB/s): a produced byte is
+//! received once (kernel copy), copied once into an owned batch (where the offset is
+//! stamped), CRC-checked once, and copied once into the direct-I/O buffer: target
+//! 75% of the lower of the network and disk limits. A fetched byte is sent straight
+//! from the batch cache or the direct-read buffer: no copy in user space.
+//!
+//! Code map: `connection` (one client: read loop and bounds), `out` (responses and
+//! the writer), `route` (request → handler), `produce`, `fetch`, `offsets`, `admin`
+//! (CreateTopics and DeleteTopics through shard 0), `info` (ApiVersions, Metadata).
+
+mod admin;
+mod connection;
+mod errors;
+mod fetch;
+mod info;
+mod offsets;
+mod out;
+mod produce;
+mod route;
+
+use crate::shard::{Shard, ShardMessage};
+use glommio::net::TcpListener;
+use std::rc::Rc;
+
+/// Accepts connections on `listener` until the shard stops, each served by its own
+/// task. Past `limits.connections_max` open connections, new ones are closed at once.
+pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    let open = Rc::new(std::cell::Cell::new(0u64));
+    let max = u64::from(shard.config.limits.connections_max);
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(shard = shard.id, %error, "accept failed");
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if open.get() >= max {
+            shard.stats.connections_refused.set(shard.stats.connections_refused.get() + 1);
+            tracing::warn!(shard = shard.id, max, "refusing a connection: limits.connections_max reached");
+            drop(stream);
+            continue;
+        }
+        open.set(open.get() + 1);
+        shard.stats.connections.set(shard.stats.connections.get() + 1);
+        let (shard, open) = (shard.clone(), open.clone());
+        glommio::spawn_local(async move {
+            connection::serve(shard, stream).await;
+            open.set(open.get() - 1);
+        })
+        .detach();
+    }
+}
+
+/// Serves a request another shard forwarded here. Produce appends happen before this
+/// returns (the mesh receiver handles messages one at a time, which keeps each
+/// sender's appends in order); anything that waits is spawned.
+pub async fn handle_forwarded(shard: &Rc<Shard>, message: ShardMessage) {
+    shard.stats.forwards_in.set(shard.stats.forwards_in.get() + 1);
+    match message {
+        ShardMessage::Produce { acks, items, reply } => {
+            let appending = produce::append_items(shard, items).await;
+            glommio::spawn_local(async move {
+                let results = produce::settle(appending, acks).await;
+                let _ = reply.send(results);
+            })
+            .detach();
+        }
+        ShardMessage::Fetch { wait, items, cancel, reply } => {
+            let shard = shard.clone();
+            glommio::spawn_local(async move {
+                let fetched = fetch::fetch_local(&shard, wait, &items, Some(cancel)).await;
+                let _ = reply.send(fetch::into_sendable(fetched));
+            })
+            .detach();
+        }
+        ShardMessage::ListOffsets { items, reply } => {
+            let shard = shard.clone();
+            glommio::spawn_local(async move {
+                let _ = reply.send(offsets::list_local(&shard, items).await);
+            })
+            .detach();
+        }
+        ShardMessage::CreateTopics { request, reply } => {
+            let shard = shard.clone();
+            glommio::spawn_local(async move {
+                let _ = reply.send(admin::create_topics(&shard, request).await);
+            })
+            .detach();
+        }
+        ShardMessage::DeleteTopics { request, reply } => {
+            let shard = shard.clone();
+            glommio::spawn_local(async move {
+                let _ = reply.send(admin::delete_topics(&shard, request).await);
+            })
+            .detach();
+        }
+        ShardMessage::Apply { state, reply } => {
+            shard.apply(state).await;
+            let _ = reply.send(());
+        }
+    }
+}

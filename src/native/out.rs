@@ -1,0 +1,179 @@
+//! Responses on their way out: a response is a list of pieces, owned bytes (headers
+//! and small fields, encoded once) and stored chunks (batches as the log holds them,
+//! never re-encoded or copied into a response buffer). A connection's writer task
+//! drains its queue, gathering small pieces into one send and sending large chunks
+//! straight from the cache or the direct-read buffer.
+
+use crate::storage::Chunk;
+use futures_lite::io::AsyncWriteExt;
+use glommio::net::TcpStream;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+/// Pieces of a response at least this large are sent on their own, not gathered.
+const DIRECT_SEND_BYTES_MIN: usize = 16 * 1024;
+/// Bytes gathered before one send.
+const GATHER_BYTES_MAX: usize = 256 * 1024;
+
+/// One piece of a response.
+pub enum Piece {
+    Owned(Vec<u8>),
+    Stored(Chunk),
+}
+
+impl Piece {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Piece::Owned(bytes) => bytes,
+            Piece::Stored(chunk) => chunk,
+        }
+    }
+}
+
+/// A response ready to send, and the request bytes it releases once sent.
+pub struct Outgoing {
+    pub pieces: Vec<Piece>,
+    pub request_bytes: usize,
+}
+
+/// A set of wakers to wake together: the writer waiting for work, the reader waiting
+/// for in-flight bytes to fall.
+#[derive(Default)]
+pub struct Signal {
+    waiters: RefCell<Vec<Waker>>,
+}
+
+impl Signal {
+    pub fn notify(&self) {
+        for waker in std::mem::take(&mut *self.waiters.borrow_mut()) {
+            waker.wake();
+        }
+    }
+
+    /// Waits until `ready()` holds, re-checking after each notification.
+    pub async fn wait_until(&self, ready: impl Fn() -> bool) {
+        poll_fn(|cx| {
+            if ready() {
+                return Poll::Ready(());
+            }
+            let mut waiters = self.waiters.borrow_mut();
+            if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                waiters.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// The state a connection's reader, handlers and writer share.
+#[derive(Default)]
+pub struct ConnectionState {
+    queue: RefCell<VecDeque<Outgoing>>,
+    pub work: Signal,
+    /// Request bytes read whose response has not been sent yet.
+    pub in_flight_bytes: Cell<usize>,
+    /// Requests read whose response has not been sent yet.
+    pub in_flight_requests: Cell<usize>,
+    pub space: Signal,
+    pub closed: Cell<bool>,
+}
+
+impl ConnectionState {
+    /// Counts a request read off the socket.
+    pub fn start_request(&self, bytes: usize) {
+        self.in_flight_bytes.set(self.in_flight_bytes.get() + bytes);
+        self.in_flight_requests.set(self.in_flight_requests.get() + 1);
+    }
+
+    /// Releases a request that needs no response (acks = 0).
+    pub fn finish_request(&self, bytes: usize) {
+        self.in_flight_bytes.set(self.in_flight_bytes.get() - bytes);
+        self.in_flight_requests.set(self.in_flight_requests.get() - 1);
+        self.space.notify();
+    }
+
+    /// Queues a response for the writer.
+    pub fn send(&self, outgoing: Outgoing) {
+        if self.closed.get() {
+            self.finish_request(outgoing.request_bytes);
+            return;
+        }
+        self.queue.borrow_mut().push_back(outgoing);
+        self.work.notify();
+    }
+
+    /// Stops the writer once its queue is empty.
+    pub fn close(&self) {
+        self.closed.set(true);
+        self.work.notify();
+        self.space.notify();
+    }
+}
+
+/// Sends queued responses until the connection closes or a send fails.
+pub async fn write_loop(mut stream: TcpStream, state: Rc<ConnectionState>) {
+    let mut gathered: Vec<u8> = Vec::with_capacity(GATHER_BYTES_MAX);
+    loop {
+        state.work.wait_until(|| !state.queue.borrow().is_empty() || state.closed.get()).await;
+        let mut released = 0usize;
+        let mut requests = 0usize;
+        let mut result = Ok(());
+        loop {
+            // Not `while let`: its temporary borrow would live across the sends below,
+            // while handlers queue more responses.
+            let next = state.queue.borrow_mut().pop_front();
+            let Some(outgoing) = next else { break };
+            released += outgoing.request_bytes;
+            requests += 1;
+            for piece in outgoing.pieces {
+                let bytes = piece.bytes();
+                if bytes.len() >= DIRECT_SEND_BYTES_MIN {
+                    result = send_gathered(&mut stream, &mut gathered).await;
+                    if result.is_ok() {
+                        result = stream.write_all(bytes).await;
+                    }
+                } else {
+                    gathered.extend_from_slice(bytes);
+                    if gathered.len() >= GATHER_BYTES_MAX {
+                        result = send_gathered(&mut stream, &mut gathered).await;
+                    }
+                }
+                if result.is_err() {
+                    break;
+                }
+            }
+            if result.is_err() || released >= GATHER_BYTES_MAX {
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = send_gathered(&mut stream, &mut gathered).await;
+        }
+        state.in_flight_bytes.set(state.in_flight_bytes.get() - released);
+        state.in_flight_requests.set(state.in_flight_requests.get() - requests);
+        state.space.notify();
+        if let Err(error) = result {
+            tracing::debug!(%error, "send failed; closing the connection");
+            state.close();
+            let _ = stream.shutdown(std::net::Shutdown::Both).await;
+            return;
+        }
+        if state.closed.get() && state.queue.borrow().is_empty() {
+            let _ = stream.shutdown(std::net::Shutdown::Write).await;
+            return;
+        }
+    }
+}
+
+async fn send_gathered(stream: &mut TcpStream, gathered: &mut Vec<u8>) -> std::io::Result<()> {
+    if gathered.is_empty() {
+        return Ok(());
+    }
+    let result = stream.write_all(gathered).await;
+    gathered.clear();
+    result
+}

@@ -1,0 +1,181 @@
+//! Produce: append each partition's batches on the shard that owns it, in the order
+//! requests arrive, and answer once `acks` is met.
+//!
+//! Order: the connection's reader awaits the append of every local partition (and the
+//! hand-off of every remote one to the mesh) before it reads the next frame, and a
+//! shard's mesh receiver appends forwarded batches one message at a time. Appends
+//! resolve once sequenced (offsets assigned), so a pipelined producer's batches keep
+//! their order per partition without waiting for any fdatasync; `acks = durable`
+//! waits for the topic's policy in a spawned task.
+
+use super::errors::storage_code;
+use super::out::ConnectionState;
+use super::route::respond;
+use crate::shard::{OwnerError, ProduceItem, ProduceItemResult, Shard, ShardMessage};
+use crate::storage::{Appended, Log};
+use bytes::BytesMut;
+use futures_channel::oneshot;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use strand_protocol::batch;
+use strand_protocol::native::messages::*;
+use strand_protocol::native::{ErrorCode, Response};
+
+/// An item appended, or failed, and what remains to wait for.
+pub enum Appending {
+    Done(ProduceItemResult),
+    Appended { result: ProduceItemResult, log: Rc<Log>, last: Appended },
+}
+
+fn failed(slot: usize, error: ErrorCode) -> ProduceItemResult {
+    ProduceItemResult { slot, error, base_offset: -1, log_append_time_ms: -1 }
+}
+
+/// Appends every item, in order, on this shard. Resolves when all are sequenced.
+pub async fn append_items(shard: &Shard, items: Vec<ProduceItem>) -> Vec<Appending> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        out.push(append_item(shard, item).await);
+    }
+    out
+}
+
+async fn append_item(shard: &Shard, item: ProduceItem) -> Appending {
+    let Some(log) = shard.log(&item.topic, item.partition) else {
+        // Owned here by metadata but not open: it failed to open, or is being deleted.
+        return Appending::Done(failed(item.slot, ErrorCode::NotReady));
+    };
+    let batches = match split_batches(&item.records) {
+        Some(batches) => batches,
+        None => return Appending::Done(failed(item.slot, ErrorCode::InvalidBatch)),
+    };
+    let mut first: Option<Appended> = None;
+    let mut last = None;
+    for range in batches {
+        // One copy: the owned batch gets its offset stamped and goes to the cache.
+        let batch = BytesMut::from(&item.records[range]);
+        match log.append_leader(batch).await {
+            Ok(appended) => {
+                first.get_or_insert(appended);
+                last = Some(appended);
+            }
+            Err(error) => {
+                tracing::debug!(log = log.name(), %error, "produce refused");
+                return Appending::Done(failed(item.slot, storage_code(&error)));
+            }
+        }
+    }
+    let (first, last) = (first.expect("at least one batch"), last.expect("at least one batch"));
+    let result = ProduceItemResult {
+        slot: item.slot,
+        error: ErrorCode::None,
+        base_offset: first.base_offset as i64,
+        log_append_time_ms: first.log_append_time_ms.unwrap_or(-1),
+    };
+    Appending::Appended { result, log, last }
+}
+
+/// The byte ranges of the batches in `records`, or `None` unless they tile it exactly
+/// (each batch is fully validated by the log before it is stored).
+fn split_batches(records: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
+    let mut ranges = Vec::new();
+    let mut at = 0;
+    while at < records.len() {
+        let len = batch::batch_bytes(&records[at..])?;
+        if len == 0 || at + len > records.len() {
+            return None;
+        }
+        ranges.push(at..at + len);
+        at += len;
+    }
+    (!ranges.is_empty()).then_some(ranges)
+}
+
+/// Waits for `acks` on every appended item and returns the results.
+pub async fn settle(appending: Vec<Appending>, acks: u8) -> Vec<ProduceItemResult> {
+    let mut results = Vec::with_capacity(appending.len());
+    for item in appending {
+        match item {
+            Appending::Done(result) => results.push(result),
+            Appending::Appended { result, log, last } => {
+                if acks == ACKS_DURABLE {
+                    if let Err(error) = log.wait_policy(&last).await {
+                        results.push(failed(result.slot, storage_code(&error)));
+                        continue;
+                    }
+                }
+                results.push(result);
+            }
+        }
+    }
+    results
+}
+
+/// Handles a Produce request read by a connection on this shard.
+pub async fn handle(
+    shard: &Rc<Shard>,
+    state: &Rc<ConnectionState>,
+    correlation: u32,
+    request_bytes: usize,
+    request: ProduceRequest,
+) {
+    let acks = request.acks;
+    let mut response = ProduceResponse { topics: Vec::with_capacity(request.topics.len()) };
+    let mut slots = Vec::new();
+    let mut local = Vec::new();
+    let mut remote: BTreeMap<u32, Vec<ProduceItem>> = BTreeMap::new();
+    for (t, topic) in request.topics.into_iter().enumerate() {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for (p, part) in topic.partitions.into_iter().enumerate() {
+            let slot = slots.len();
+            slots.push((t, p));
+            let mut entry = ProducePartitionResponse {
+                partition: part.partition,
+                error: ErrorCode::None,
+                base_offset: -1,
+                log_append_time_ms: -1,
+            };
+            let item =
+                ProduceItem { slot, topic: topic.name.clone(), partition: part.partition, records: part.records };
+            match shard.owner(&topic.name, part.partition) {
+                Err(OwnerError::UnknownTopic) => entry.error = ErrorCode::UnknownTopic,
+                Err(OwnerError::UnknownPartition) => entry.error = ErrorCode::UnknownPartition,
+                Ok(owner) if owner == shard.id => local.push(item),
+                Ok(owner) => remote.entry(owner).or_default().push(item),
+            }
+            partitions.push(entry);
+        }
+        response.topics.push(ProduceTopicResponse { name: topic.name, partitions });
+    }
+    let mut replies = Vec::with_capacity(remote.len());
+    for (owner, items) in remote {
+        let owned_slots: Vec<usize> = items.iter().map(|item| item.slot).collect();
+        let (reply, receiver) = oneshot::channel();
+        shard.forward(owner, ShardMessage::Produce { acks, items, reply }).await;
+        replies.push((owned_slots, receiver));
+    }
+    let appending = append_items(shard, local).await;
+    if acks == ACKS_NONE {
+        state.finish_request(request_bytes);
+        return;
+    }
+    let state = state.clone();
+    glommio::spawn_local(async move {
+        let mut results = settle(appending, acks).await;
+        for (owned_slots, receiver) in replies {
+            match receiver.await {
+                Ok(remote_results) => results.extend(remote_results),
+                Err(_) => results.extend(owned_slots.into_iter().map(|slot| failed(slot, ErrorCode::NotReady))),
+            }
+        }
+        for result in results {
+            let (t, p) = slots[result.slot];
+            let entry = &mut response.topics[t].partitions[p];
+            entry.error = result.error;
+            entry.base_offset = result.base_offset;
+            entry.log_append_time_ms = result.log_append_time_ms;
+        }
+        respond(&state, correlation, request_bytes, Response::Produce(response));
+    })
+    .detach();
+}

@@ -1,0 +1,311 @@
+//! Starting and stopping the broker: the metadata store, one pinned executor per
+//! configured core, the listeners, readiness, and shutdown on SIGINT or SIGTERM.
+//!
+//! Listeners are bound here, before any shard starts, so that every port (chosen by
+//! the kernel when `listen.port = 0`) is known to every shard's Metadata answers and
+//! printed in the ready line. The main port gets one socket per shard, all bound with
+//! SO_REUSEPORT so the kernel spreads connections across shards; each shard also owns
+//! one port of its own (`port + 1 + shard`) for shard-aware clients.
+
+use super::{message::ShardMessage, Shard, ShardStats};
+use crate::config::{BrokerConfig, Cores};
+use crate::metadata::{MetadataState, MetadataStore};
+use crate::runtime;
+use crate::storage::{probe_device, BatchCache};
+use anyhow::{bail, Context};
+use futures_channel::oneshot;
+use glommio::channels::channel_mesh::MeshBuilder;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Barrier, Mutex};
+use strand_protocol::native::messages::ShardPort;
+use strand_protocol::native::Limits;
+
+/// Messages one shard may queue for another before the sender waits.
+const MESH_QUEUE_MESSAGES: usize = 1024;
+
+/// What `serve` reports once every shard has recovered its logs and listens.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub address: IpAddr,
+    pub port: u16,
+    pub shard_ports: Vec<u16>,
+    pub partitions: usize,
+}
+
+/// Everything one shard starts from.
+struct ShardInit {
+    id: u32,
+    config: Arc<BrokerConfig>,
+    limits: Limits,
+    ports: Vec<ShardPort>,
+    state: Arc<MetadataState>,
+    store: Option<Arc<Mutex<MetadataStore>>>,
+    cache_bytes: usize,
+    listeners: Vec<i32>,
+    mesh: MeshBuilder<ShardMessage, glommio::channels::channel_mesh::Full>,
+    peer_of: Arc<Vec<AtomicUsize>>,
+    joined: Arc<Barrier>,
+    ready: mpsc::Sender<Result<usize, String>>,
+    shutdown: oneshot::Receiver<()>,
+}
+
+/// Runs the broker until SIGINT or SIGTERM. `on_ready` is called once every shard
+/// serves; then the process waits for a signal, closes every log and returns.
+pub fn serve(config: BrokerConfig, on_ready: impl FnOnce(&Ready)) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let data_dir = &config.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let (store, recovery) = MetadataStore::open(&data_dir.join("metadata"))
+        .with_context(|| format!("cannot open the metadata in {}", data_dir.display()))?;
+    tracing::info!(topics = store.state().topics.len(), replayed = recovery.commands_replayed, "metadata loaded");
+    let state = Arc::new(store.state().clone());
+    super::apply::remove_orphan_topic_dirs(data_dir, &state);
+    let cores = shard_cores(&config.cores)?;
+    let count = cores.len();
+    let address: IpAddr = config.listen.address.parse().context("listen.address")?;
+    let (main_sockets, port) = bind_main(address, config.listen.port, count)?;
+    let shard_sockets = bind_shard_ports(address, config.listen.port, count)?;
+    let shard_ports: Vec<u16> = shard_sockets.iter().map(local_port).collect();
+    let ports: Vec<ShardPort> =
+        shard_ports.iter().enumerate().map(|(shard, &port)| ShardPort { shard: shard as u32, port }).collect();
+    block_shutdown_signals();
+
+    let limits = Limits {
+        frame_bytes_max: config.limits.frame_bytes_max as usize,
+        array_count_max: config.limits.array_count_max as usize,
+    };
+    let cache_bytes = batch_cache_bytes(&config, count);
+    let io_memory = runtime::io_memory_bytes(count, runtime::IO_MEMORY_BYTES_DEFAULT);
+    let mesh = MeshBuilder::full(count, MESH_QUEUE_MESSAGES);
+    let peer_of: Arc<Vec<AtomicUsize>> = Arc::new((0..count).map(|_| AtomicUsize::new(usize::MAX)).collect());
+    let joined = Arc::new(Barrier::new(count));
+    let store = Arc::new(Mutex::new(store));
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let mut shutdowns = Vec::new();
+    let mut threads = Vec::new();
+    let mut main_sockets = main_sockets.into_iter();
+    let mut shard_sockets = shard_sockets.into_iter();
+    for (id, &core) in cores.iter().enumerate() {
+        let (shutdown_tx, shutdown_rx) = oneshot::channel();
+        shutdowns.push(shutdown_tx);
+        let listeners = vec![
+            main_sockets.next().expect("one main socket per shard").into_raw_fd(),
+            shard_sockets.next().expect("one port per shard").into_raw_fd(),
+        ];
+        let init = ShardInit {
+            id: id as u32,
+            config: config.clone(),
+            limits,
+            ports: ports.clone(),
+            state: state.clone(),
+            store: (id == 0).then(|| store.clone()),
+            cache_bytes,
+            listeners,
+            mesh: mesh.clone(),
+            peer_of: peer_of.clone(),
+            joined: joined.clone(),
+            ready: ready_tx.clone(),
+            shutdown: shutdown_rx,
+        };
+        let handle = runtime::executor(&format!("shard-{id}"), Some(core), io_memory)
+            .spawn(move || run_shard(init))
+            .map_err(|error| {
+                anyhow::anyhow!("cannot start shard {id} on core {core}: {error} (is io_uring available, and RLIMIT_MEMLOCK at least 512 KiB?)")
+            })?;
+        threads.push(handle);
+    }
+    drop(ready_tx);
+    let mut partitions = 0;
+    for _ in 0..count {
+        match ready_rx.recv() {
+            Ok(Ok(opened)) => partitions += opened,
+            Ok(Err(message)) => bail!(message),
+            Err(_) => bail!("a shard stopped while starting"),
+        }
+    }
+    on_ready(&Ready { address, port, shard_ports, partitions });
+    let signal = wait_for_shutdown_signal();
+    tracing::info!(signal, "shutting down: closing every partition");
+    for shutdown in shutdowns {
+        let _ = shutdown.send(());
+    }
+    for handle in threads {
+        if handle.join().is_err() {
+            bail!("a shard panicked while shutting down");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn run_shard(init: ShardInit) {
+    let ShardInit {
+        id,
+        config,
+        limits,
+        ports,
+        state,
+        store,
+        cache_bytes,
+        listeners,
+        mesh,
+        peer_of,
+        joined,
+        ready,
+        shutdown,
+    } = init;
+    if let Err(error) = probe_device(&config.data_dir).await {
+        let _ = ready.send(Err(format!("shard {id}: the data directory cannot do direct I/O: {error}")));
+        return;
+    }
+    let Ok((senders, mut receivers)) = mesh.join().await else {
+        let _ = ready.send(Err(format!("shard {id}: could not join the shard mesh")));
+        return;
+    };
+    peer_of[id as usize].store(senders.peer_id(), Ordering::Release);
+    // Every shard records its mesh index before any uses the table; nothing else runs
+    // on these threads yet, so blocking here is harmless.
+    joined.wait();
+    let peers: Vec<usize> = peer_of.iter().map(|peer| peer.load(Ordering::Acquire)).collect();
+    let shard = Rc::new(Shard {
+        id,
+        count: peers.len() as u32,
+        config,
+        limits,
+        ports,
+        metadata: RefCell::new(Arc::new(MetadataState::default())),
+        logs: RefCell::new(HashMap::new()),
+        cache: Rc::new(BatchCache::new(cache_bytes)),
+        mesh: senders,
+        peers,
+        store,
+        admin: glommio::sync::Semaphore::new(1),
+        stats: ShardStats::default(),
+    });
+    shard.apply(state).await;
+    for (_, receiver) in receivers.streams() {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            while let Some(message) = receiver.recv().await {
+                crate::native::handle_forwarded(&shard, message).await;
+            }
+        })
+        .detach();
+    }
+    let mut accepting = Vec::new();
+    for fd in listeners {
+        // SAFETY: the fd is a listening TCP socket this process bound and handed to
+        // this shard alone; the glommio listener takes ownership of it.
+        let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
+        accepting.push(glommio::spawn_local(crate::native::accept_loop(shard.clone(), listener)));
+    }
+    let _ = ready.send(Ok(shard.log_count()));
+    let _ = shutdown.await;
+    drop(accepting);
+    shard.close_all().await;
+}
+
+/// The cores to run shards on: the configured list, or every core this process may
+/// run on.
+fn shard_cores(cores: &Cores) -> anyhow::Result<Vec<usize>> {
+    match cores {
+        Cores::List(list) => Ok(list.clone()),
+        Cores::All => {
+            // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it.
+            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+            if rc != 0 {
+                bail!("sched_getaffinity: {}", std::io::Error::last_os_error());
+            }
+            Ok((0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect())
+        }
+    }
+}
+
+fn listener_socket(address: SocketAddr, reuse_port: bool) -> anyhow::Result<Socket> {
+    let domain = if address.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&address.into()).with_context(|| format!("cannot listen on {address}"))?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+fn local_port(socket: &Socket) -> u16 {
+    socket.local_addr().ok().and_then(|a| a.as_socket()).map_or(0, |a| a.port())
+}
+
+/// One socket per shard on the main port (the first one picks it when `port` is 0).
+fn bind_main(address: IpAddr, port: u16, count: usize) -> anyhow::Result<(Vec<Socket>, u16)> {
+    let first = listener_socket(SocketAddr::new(address, port), true)?;
+    let port = local_port(&first);
+    let mut sockets = vec![first];
+    for _ in 1..count {
+        sockets.push(listener_socket(SocketAddr::new(address, port), true)?);
+    }
+    Ok((sockets, port))
+}
+
+/// Each shard's own port: `port + 1 + shard`, or kernel-chosen when `port` is 0.
+fn bind_shard_ports(address: IpAddr, port: u16, count: usize) -> anyhow::Result<Vec<Socket>> {
+    (0..count)
+        .map(|shard| {
+            let own = if port == 0 { 0 } else { port + 1 + shard as u16 };
+            listener_socket(SocketAddr::new(address, own), false)
+        })
+        .collect()
+}
+
+/// The batch cache of each shard: as configured, or a quarter of memory split evenly.
+fn batch_cache_bytes(config: &BrokerConfig, shards: usize) -> usize {
+    if config.storage.batch_cache_bytes > 0 {
+        return config.storage.batch_cache_bytes as usize;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let memory = (pages.max(0) as usize).saturating_mul(page.max(0) as usize);
+    (memory / 4 / shards.max(1)).max(64 << 20)
+}
+
+fn shutdown_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data initialized by sigemptyset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        set
+    }
+}
+
+/// Blocks SIGINT and SIGTERM in this thread and every thread it starts afterwards, so
+/// that `wait_for_shutdown_signal` receives them.
+fn block_shutdown_signals() {
+    let set = shutdown_signals();
+    // SAFETY: the set is valid; a null old set is allowed.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+}
+
+fn wait_for_shutdown_signal() -> &'static str {
+    let set = shutdown_signals();
+    let mut signal = 0;
+    // SAFETY: the set is valid and `signal` is ours to write.
+    unsafe { libc::sigwait(&set, &mut signal) };
+    if signal == libc::SIGINT {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    }
+}
