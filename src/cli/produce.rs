@@ -29,6 +29,8 @@ pub struct ProduceArgs {
 
 pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let client = connect(&args.bootstrap)?;
+    // Refuse an unknown topic before reading any input.
+    strand_client::block_on(client.partition_count(&args.topic))?;
     let acks = match args.acks {
         AcksArg::None => Acks::None,
         AcksArg::Leader => Acks::Leader,

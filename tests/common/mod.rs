@@ -1,0 +1,176 @@
+//! Starting the real `strand` binary for integration tests: ephemeral ports, a
+//! temporary data directory, a bounded wait for readiness, and a kill by PID when the
+//! test is done (or fails), so nothing a test starts outlives it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a broker may take to recover and report ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running broker.
+pub struct Broker {
+    child: Option<Child>,
+    pub data_dir: PathBuf,
+    pub port: u16,
+    pub shard_ports: Vec<u16>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Broker {
+    /// Starts a broker on `data_dir` with kernel-chosen ports and `extra` arguments
+    /// (for example `--config FILE` or `--cores 0`).
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Broker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strand"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--port", "0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the strand binary");
+        let stdout = child.stdout.take().unwrap();
+        let stderr_pipe = child.stderr.take().unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let mut reader = BufReader::new(stderr_pipe);
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                text.push_str(&line);
+                sink.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                let _ = tx.send(line.clone());
+                line.clear();
+            }
+            let mut rest = String::new();
+            let _ = reader.read_to_string(&mut rest);
+        });
+        let mut broker =
+            Broker { child: Some(child), data_dir: data_dir.to_path_buf(), port: 0, shard_ports: Vec::new(), stderr };
+        let line = match rx.recv_timeout(READY_TIMEOUT) {
+            Ok(line) => line,
+            Err(_) => {
+                broker.kill();
+                panic!("the broker did not report ready within {READY_TIMEOUT:?}; stderr:\n{}", broker.stderr());
+            }
+        };
+        // "strand: serving on 127.0.0.1:PORT (shard ports A, B), N partitions"
+        let address = line.split_whitespace().nth(3).expect("address in the ready line");
+        broker.port = address.rsplit(':').next().unwrap().parse().unwrap();
+        let ports = line.split("shard ports ").nth(1).unwrap().split(')').next().unwrap();
+        broker.shard_ports = ports.split(", ").map(|p| p.trim().parse().unwrap()).collect();
+        broker
+    }
+
+    /// `127.0.0.1:PORT` of the main port.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// What the broker wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The broker's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|child| child.try_wait().ok().flatten().is_none())
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill with a PID this test started and has not reaped.
+            unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit; returns whether it exited 0.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else { return false };
+        // SAFETY: as in `kill`.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if Instant::now() >= deadline {
+                unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `strand` with `args` (a client command), bounded in time; returns status,
+/// stdout and stderr.
+pub fn strand(args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strand"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the strand binary");
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_string();
+    std::thread::spawn(move || {
+        let _ = input.write_all(stdin.as_bytes());
+    });
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("strand {args:?} did not finish within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (status.success(), stdout.join().unwrap(), stderr.join().unwrap())
+}
