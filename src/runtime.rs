@@ -42,8 +42,18 @@ pub fn executor(name: &str, cpu: Option<usize>, io_memory: usize) -> LocalExecut
         Some(cpu) => Placement::Fixed(cpu),
         None => Placement::Unbound,
     };
-    LocalExecutorBuilder::new(placement).name(name).io_memory(io_memory).preempt_timer(TASK_QUOTA)
+    LocalExecutorBuilder::new(placement)
+        .name(name)
+        .io_memory(io_memory)
+        .preempt_timer(TASK_QUOTA)
+        .spin_before_park(SPIN_BEFORE_PARK)
 }
+
+/// How long an idle shard polls for work before it parks in the kernel. Parking and
+/// being woken costs tens of microseconds on a VM (an idle core halts and needs an
+/// interrupt); a short spin keeps request round trips near the network's own
+/// (measured here: ApiVersions p50 122 µs parked, 88 µs with this spin).
+pub const SPIN_BEFORE_PARK: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// How long a task runs before `yield_if_needed` lets the reactor submit and reap I/O.
 /// glommio's default is 100 ms, far too long for a broker whose appends wait on disk
@@ -76,4 +86,18 @@ pub fn init_logging(default_filter: &str) {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| default_filter.to_string());
     let filter = EnvFilter::new(format!("{filter},glommio::reactor=off"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Keeps large allocations in the heap instead of fresh mmaps. glibc serves every
+/// allocation above 128 KiB with its own mmap and returns it with munmap, so each
+/// produced batch and receive buffer would cost page faults and the kernel zeroing
+/// every page (measured: 42% of a shard's time at 1 KiB records). Call once, before
+/// any thread starts.
+pub fn keep_large_allocations() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator tuning; called before other threads run.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
 }

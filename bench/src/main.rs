@@ -29,6 +29,52 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// A broker end to end: produce, read back from the cache, catch up from disk,
+    /// beside the direct write, direct read and loopback TCP limits of the same run.
+    Broker {
+        /// Directory on the disk to measure (not tmpfs); the spawned brokers' data.
+        #[arg(long, default_value = "strand-bench-data")]
+        dir: PathBuf,
+        /// Core of the spawned broker (all of its one shard).
+        #[arg(long, default_value_t = 0)]
+        broker_cpu: usize,
+        /// Core of the load generator.
+        #[arg(long, default_value_t = 1)]
+        load_cpu: usize,
+        /// Record sizes to produce and read back, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1024,100")]
+        record_bytes: Vec<usize>,
+        /// Bytes produced per record size.
+        #[arg(long, default_value_t = 1 << 30)]
+        bytes: u64,
+        /// Producer acks: none, leader or durable.
+        #[arg(long, default_value = "leader", value_parser = ["none", "leader", "durable"])]
+        acks: String,
+        /// Producer batch size.
+        #[arg(long, default_value_t = 512 * 1024)]
+        batch_bytes: usize,
+        /// Produce requests in flight per connection.
+        #[arg(long, default_value_t = 16)]
+        in_flight: usize,
+        /// Batch cache of the broker serving the cached phases; at least `--bytes`.
+        #[arg(long, default_value_t = 2 << 30)]
+        cache_bytes: u64,
+        /// Measure a fresh broker whose cache has never been filled.
+        #[arg(long)]
+        no_warm_up: bool,
+        /// Produce rate of the end-to-end latency phase, bytes per second (0: skip).
+        #[arg(long, default_value_t = 200_000_000)]
+        latency_rate: u64,
+        /// Seconds the latency phase runs (the first is warm-up).
+        #[arg(long, default_value_t = 10.0)]
+        latency_seconds: f64,
+        /// Bytes produced, then read back from disk with a small cache (0: skip).
+        #[arg(long, default_value_t = 4 << 30)]
+        catch_up_bytes: u64,
+        /// Also write the results as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// The partition log's append and read throughput beside the disk's raw limits.
     Log {
         /// Directory on the disk to measure (not tmpfs); emptied of what the run writes.
@@ -53,8 +99,53 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    strand::runtime::keep_large_allocations();
     strand::runtime::init_logging("warn");
     match Cli::parse().command {
+        Command::Broker {
+            dir,
+            broker_cpu,
+            load_cpu,
+            record_bytes,
+            bytes,
+            acks,
+            batch_bytes,
+            in_flight,
+            cache_bytes,
+            no_warm_up,
+            latency_rate,
+            latency_seconds,
+            catch_up_bytes,
+            json,
+        } => {
+            anyhow::ensure!(cache_bytes >= bytes, "--cache-bytes must hold --bytes for reads to come from the cache");
+            let acks = match acks.as_str() {
+                "none" => strand_client::Acks::None,
+                "durable" => strand_client::Acks::Durable,
+                _ => strand_client::Acks::Leader,
+            };
+            let tuning = strand_bench::broker_bench::Tuning { acks, batch_bytes, in_flight_max: in_flight };
+            let settings = strand_bench::broker_bench::Settings {
+                tuning,
+                dir: dir.join("broker"),
+                broker_cpu,
+                load_cpu,
+                record_bytes,
+                bytes,
+                catch_up_bytes,
+                cache_bytes,
+                warm_up: !no_warm_up,
+                latency_rate_bytes_per_s: latency_rate,
+                latency_seconds,
+            };
+            limits(dir, 1 << 30, vec![broker_cpu, load_cpu], None)?;
+            let (rows, latencies) = strand_bench::broker_bench::run(&settings)?;
+            if let Some(path) = json {
+                let report = serde_json::json!({ "settings": settings, "rows": rows, "latency": latencies });
+                std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
+            }
+            Ok(())
+        }
         Command::Limits { dir, bytes, tcp_cpus, json } => limits(dir, bytes, tcp_cpus, json),
         Command::Log { dir, bytes, always_seconds, cpu, phases, json } => {
             anyhow::ensure!(bytes >= 64 << 20, "--bytes {bytes}: at least 64 MiB, to measure more than caches");

@@ -12,13 +12,14 @@ use bytes::BytesMut;
 use futures_channel::oneshot;
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use strand_protocol::native::messages::ProduceRequest;
 use strand_protocol::native::{split_frame, ErrorFrame, Limits, Request, Response};
 
 /// How often the reader thread looks for requests past their deadline.
@@ -26,7 +27,8 @@ const DEADLINE_TICK: Duration = Duration::from_millis(100);
 /// Bytes asked of one read.
 const READ_BYTES: usize = 256 * 1024;
 
-type Callback = Box<dyn FnOnce(Result<Response>) + Send>;
+/// Runs on the reader thread with a request's outcome.
+pub type Callback = Box<dyn FnOnce(Result<Response>) + Send>;
 
 enum Waiter {
     Future(oneshot::Sender<Result<Response>>),
@@ -56,7 +58,6 @@ pub struct Connection {
     writer: Mutex<TcpStream>,
     pending: Arc<Mutex<Pending>>,
     next_id: AtomicU32,
-    reader: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Connection {
@@ -71,17 +72,11 @@ impl Connection {
         let _ = read_half.set_read_timeout(Some(DEADLINE_TICK));
         let pending = Arc::new(Mutex::new(Pending { waiters: HashMap::new(), broken: None }));
         let reader_pending = pending.clone();
-        let reader = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name(format!("strand-conn-{address}"))
             .spawn(move || read_loop(read_half, address, reader_pending))
             .map_err(|e| ClientError::Connect { address: address.to_string(), reason: e.to_string() })?;
-        Ok(Arc::new(Connection {
-            address,
-            writer: Mutex::new(stream),
-            pending,
-            next_id: AtomicU32::new(1),
-            reader: Mutex::new(Some(reader)),
-        }))
+        Ok(Arc::new(Connection { address, writer: Mutex::new(stream), pending, next_id: AtomicU32::new(1) }))
     }
 
     /// Whether the connection has failed (a new one is needed).
@@ -97,20 +92,52 @@ impl Connection {
         ResponseFuture { receiver }
     }
 
-    /// Sends `request`; `callback` runs on the reader thread with the outcome.
-    pub fn send_callback(&self, request: &Request, timeout: Duration, callback: Callback) {
-        self.send_with(request, timeout, Waiter::Callback(callback));
+    /// Sends a produce request written from its pieces (records are not copied into a
+    /// frame buffer); `callback` runs on the reader thread with the outcome, or never
+    /// when `acks` is none (then the result of the write is returned).
+    pub fn send_produce(&self, request: &ProduceRequest, timeout: Duration, callback: Option<Callback>) -> Result<()> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let pieces = request.encode_pieces(id);
+        {
+            let mut pending = lock(&self.pending);
+            if let Some(error) = pending.broken.clone() {
+                drop(pending);
+                if let Some(callback) = callback {
+                    callback(Err(error.clone()));
+                }
+                return Err(error);
+            }
+            if let Some(callback) = callback {
+                pending
+                    .waiters
+                    .insert(id, (Waiter::Callback(callback), Instant::now() + timeout, timeout.as_millis() as u64));
+            }
+        }
+        let result = self.write_pieces(&pieces);
+        if let Err(error) = &result {
+            fail_all(&self.pending, error.clone());
+        }
+        result
     }
 
-    /// Sends a request that gets no response (Produce with acks = 0).
-    pub fn send_oneway(&self, request: &Request) -> Result<()> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut frame = Vec::new();
-        request.encode(id, &mut frame);
-        if let Some(error) = lock(&self.pending).broken.clone() {
-            return Err(error);
+    fn write_pieces(&self, pieces: &[bytes::Bytes]) -> Result<()> {
+        let mut slices: Vec<IoSlice<'_>> = pieces.iter().map(|p| IoSlice::new(p)).collect();
+        let mut slices = &mut slices[..];
+        let mut writer = lock(&self.writer);
+        while !slices.is_empty() {
+            match writer.write_vectored(slices) {
+                Ok(0) => return Err(self.disconnected(&mut writer, "the socket accepts no more bytes".into())),
+                Ok(n) => IoSlice::advance_slices(&mut slices, n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.disconnected(&mut writer, e.to_string())),
+            }
         }
-        self.write(&frame)
+        Ok(())
+    }
+
+    fn disconnected(&self, writer: &mut TcpStream, reason: String) -> ClientError {
+        let _ = writer.shutdown(Shutdown::Both);
+        ClientError::Disconnected { address: self.address.to_string(), reason }
     }
 
     fn send_with(&self, request: &Request, timeout: Duration, waiter: Waiter) {
@@ -133,19 +160,16 @@ impl Connection {
 
     fn write(&self, frame: &[u8]) -> Result<()> {
         let mut writer = lock(&self.writer);
-        writer.write_all(frame).map_err(|e| {
-            let _ = writer.shutdown(Shutdown::Both);
-            ClientError::Disconnected { address: self.address.to_string(), reason: e.to_string() }
-        })
+        writer.write_all(frame).map_err(|e| self.disconnected(&mut writer, e.to_string()))
     }
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        // The reader thread sees the shutdown, fails what is pending and exits. It is
+        // not joined: the last reference may be dropped on that very thread (by a
+        // callback it runs).
         let _ = lock(&self.writer).shutdown(Shutdown::Both);
-        if let Some(reader) = lock(&self.reader).take() {
-            let _ = reader.join();
-        }
     }
 }
 

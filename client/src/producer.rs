@@ -23,7 +23,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use strand_protocol::native::messages::*;
-use strand_protocol::native::{ErrorCode, Request, Response};
+use strand_protocol::native::{ErrorCode, Response};
 use strand_protocol::BatchBuilder;
 
 /// When the broker acknowledges a produce request.
@@ -50,7 +50,9 @@ impl Acks {
 /// Settings of a `Producer`.
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
-    /// Longest a record waits for its batch to fill before the batch is sent.
+    /// Longest a record waits for its batch to fill before the batch is sent. With 0,
+    /// the sender sends whatever has gathered as soon as it can (records batch up only
+    /// while `in_flight_max` requests are outstanding), for the lowest latency.
     pub linger_ms: u64,
     /// A batch is sent once it holds this many bytes.
     pub batch_bytes: usize,
@@ -64,6 +66,10 @@ pub struct ProducerConfig {
     pub max_block_ms: u64,
     /// Produce requests in flight per connection.
     pub in_flight_max: usize,
+    /// Largest produce request: ready batches for one connection are sent together up
+    /// to this size (a single larger batch goes alone). Stay below the broker's
+    /// `limits.frame_bytes_max`.
+    pub request_bytes_max: usize,
 }
 
 impl Default for ProducerConfig {
@@ -77,6 +83,7 @@ impl Default for ProducerConfig {
             buffer_bytes_max: 64 << 20,
             max_block_ms: 60_000,
             in_flight_max: 8,
+            request_bytes_max: 4 << 20,
         }
     }
 }
@@ -291,9 +298,10 @@ impl Producer {
             });
         }
         let size = BatchBuilder::record_size(record.key, record.value, record.headers);
-        let deadline = Instant::now() + Duration::from_millis(config.max_block_ms);
+        let mut deadline = None;
         while state.buffered_bytes > 0 && state.buffered_bytes + size > config.buffer_bytes_max {
             let now = Instant::now();
+            let deadline = *deadline.get_or_insert(now + Duration::from_millis(config.max_block_ms));
             if now >= deadline {
                 return Err(ClientError::Timeout { timeout_ms: config.max_block_ms });
             }
@@ -328,9 +336,12 @@ impl Producer {
         batch.buffered_bytes += size;
         state.buffered_bytes += size;
         let future = DeliveryFuture { delivery: batch.delivery.clone(), partition, index };
-        if batch.builder.size_bytes() >= config.batch_bytes || config.linger_ms == 0 {
+        if batch.builder.size_bytes() >= config.batch_bytes {
             let full = slot.take().expect("just filled");
             state.ready.push_back(seal(topic_name.clone(), partition, full));
+            shared.work.notify_one();
+        } else if config.linger_ms == 0 {
+            // No lingering: the sender takes whatever has gathered when it is next free.
             shared.work.notify_one();
         }
         Ok(future)
@@ -373,7 +384,7 @@ fn seal(topic: Arc<str>, partition: u32, batch: OpenBatch) -> ReadyBatch {
     ReadyBatch {
         topic,
         partition,
-        records: Bytes::from(batch.builder.build()),
+        records: Bytes::from(batch.builder.finish()),
         delivery: batch.delivery,
         buffered_bytes: batch.buffered_bytes,
         attempts: 0,
@@ -407,9 +418,13 @@ fn send_loop(shared: &Arc<Shared>) {
     let linger = Duration::from_millis(shared.config.linger_ms);
     let mut state = lock(&shared.state);
     loop {
-        let next_due = seal_all(&mut state, Some(linger));
+        // Without lingering, batches keep filling while earlier ones wait to be sent.
+        let backed_up = shared.config.linger_ms == 0 && !state.ready.is_empty();
+        let next_due = if backed_up { None } else { seal_all(&mut state, Some(linger)) };
         let now = Instant::now();
-        let mut groups: HashMap<SocketAddr, Vec<ReadyBatch>> = HashMap::new();
+        // Requests to send, per connection, each at most `request_bytes_max`.
+        let mut groups: HashMap<SocketAddr, Vec<Vec<ReadyBatch>>> = HashMap::new();
+        let mut sizes: HashMap<SocketAddr, usize> = HashMap::new();
         let mut held = VecDeque::new();
         let mut retry_due: Option<Instant> = None;
         while let Some(batch) = state.ready.pop_front() {
@@ -417,11 +432,18 @@ fn send_loop(shared: &Arc<Shared>) {
             match address {
                 Ok(address) if batch.not_before <= now => {
                     let busy = state.in_flight.get(&address).copied().unwrap_or(0);
-                    let starting = usize::from(!groups.contains_key(&address));
-                    if busy + starting > shared.config.in_flight_max {
-                        held.push_back(batch);
+                    let requests = groups.entry(address).or_default();
+                    let size = sizes.entry(address).or_default();
+                    let fits =
+                        requests.last().is_some_and(|_| *size + batch.records.len() <= shared.config.request_bytes_max);
+                    if fits {
+                        *size += batch.records.len();
+                        requests.last_mut().expect("checked").push(batch);
+                    } else if busy + requests.len() < shared.config.in_flight_max {
+                        *size = batch.records.len();
+                        requests.push(vec![batch]);
                     } else {
-                        groups.entry(address).or_default().push(batch);
+                        held.push_back(batch);
                     }
                 }
                 Ok(_) => {
@@ -432,6 +454,7 @@ fn send_loop(shared: &Arc<Shared>) {
             }
         }
         state.ready = held;
+        groups.retain(|_, requests| !requests.is_empty());
         if groups.is_empty() {
             if state.closed && state.ready.is_empty() && state.requests_in_flight == 0 && state.open_batches() == 0 {
                 return;
@@ -441,13 +464,15 @@ fn send_loop(shared: &Arc<Shared>) {
             state = shared.work.wait_timeout(state, timeout).unwrap_or_else(|p| p.into_inner()).0;
             continue;
         }
-        for address in groups.keys() {
-            *state.in_flight.entry(*address).or_default() += 1;
-            state.requests_in_flight += 1;
+        for (address, requests) in &groups {
+            *state.in_flight.entry(*address).or_default() += requests.len();
+            state.requests_in_flight += requests.len();
         }
         drop(state);
-        for (address, batches) in groups {
-            send_group(shared, address, batches);
+        for (address, requests) in groups {
+            for batches in requests {
+                send_group(shared, address, batches);
+            }
         }
         state = lock(&shared.state);
     }
@@ -465,22 +490,21 @@ fn send_group(shared: &Arc<Shared>, address: SocketAddr, batches: Vec<ReadyBatch
         }
     }
     let timeout = shared.client.timeout();
-    let request =
-        Request::Produce(ProduceRequest { acks: acks.wire(), timeout_ms: timeout.as_millis() as u32, topics });
+    let request = ProduceRequest { acks: acks.wire(), timeout_ms: timeout.as_millis() as u32, topics };
     let connection = match shared.client.connection(address) {
         Ok(connection) => connection,
         Err(error) => return on_response(shared, address, batches, Err(error)),
     };
     if acks == Acks::None {
-        let result = connection.send_oneway(&request).map(|()| Response::Produce(ProduceResponse::default()));
+        let result =
+            connection.send_produce(&request, timeout, None).map(|()| Response::Produce(ProduceResponse::default()));
         return on_response(shared, address, batches, result);
     }
     let callback_shared = shared.clone();
-    connection.send_callback(
-        &request,
-        timeout,
-        Box::new(move |result| on_response(&callback_shared, address, batches, result)),
-    );
+    let callback: crate::connection::Callback =
+        Box::new(move |result| on_response(&callback_shared, address, batches, result));
+    // A failed write has already run the callback with the error.
+    let _ = connection.send_produce(&request, timeout, Some(callback));
 }
 
 /// Completes or requeues each batch of a request from its response.

@@ -185,6 +185,8 @@ impl<'a> Iterator for RecordIter<'a> {
 /// The broker stamps the real base offset on append; producers leave it at 0.
 #[derive(Debug, Default, Clone)]
 pub struct BatchBuilder {
+    /// Once a record is pushed: `HEADER_BYTES` reserved for the header, then the
+    /// encoded records, so `finish` can write the header in place without a copy.
     records: Vec<u8>,
     count: i32,
     base_timestamp: i64,
@@ -210,7 +212,7 @@ impl BatchBuilder {
 
     /// Bytes the batch would take if built now.
     pub fn size_bytes(&self) -> usize {
-        HEADER_BYTES + self.records.len()
+        HEADER_BYTES + self.body().len()
     }
 
     /// Bytes one more record with these fields would add.
@@ -254,6 +256,9 @@ impl BatchBuilder {
         let timestamp_delta = timestamp_ms - self.base_timestamp;
         let offset_delta = self.count;
         let body = Self::body_len(timestamp_delta, offset_delta, key, value, headers);
+        if self.records.is_empty() {
+            self.records.resize(HEADER_BYTES, 0);
+        }
         let out = &mut self.records;
         write_varint(out, body as i32);
         out.push(0);
@@ -276,15 +281,34 @@ impl BatchBuilder {
         out
     }
 
+    /// Encodes the batch without copying the records: the header is written into the
+    /// space reserved in front of them. Panics if no record was pushed.
+    pub fn finish(mut self) -> Vec<u8> {
+        assert!(self.count > 0, "a RecordBatch needs at least one record");
+        let header = self.header();
+        batch::write_header(&mut self.records, &header);
+        self.records
+    }
+
+    /// The encoded records, without the reserved header space.
+    fn body(&self) -> &[u8] {
+        self.records.get(HEADER_BYTES..).unwrap_or_default()
+    }
+
     /// Encodes the batch at the end of `out`, which must already hold `HEADER_BYTES`
     /// bytes reserved at its end for the header.
     fn build_into(&self, out: &mut Vec<u8>) {
         assert!(self.count > 0, "a RecordBatch needs at least one record");
         let start = out.len() - HEADER_BYTES;
-        out.extend_from_slice(&self.records);
-        let header = BatchHeader {
+        out.extend_from_slice(self.body());
+        let header = self.header();
+        batch::write_header(&mut out[start..], &header);
+    }
+
+    fn header(&self) -> BatchHeader {
+        BatchHeader {
             base_offset: 0,
-            batch_length: (HEADER_BYTES - LOG_OVERHEAD + self.records.len()) as u32,
+            batch_length: (HEADER_BYTES - LOG_OVERHEAD + self.body().len()) as u32,
             partition_leader_epoch: -1,
             magic: MAGIC,
             crc: 0,
@@ -296,8 +320,7 @@ impl BatchBuilder {
             producer_epoch: -1,
             base_sequence: -1,
             record_count: self.count,
-        };
-        batch::write_header(&mut out[start..], &header);
+        }
     }
 
     /// Empties the builder for reuse, keeping its allocation.
@@ -351,5 +374,16 @@ mod tests {
         let value = vec![7u8; 1000];
         builder.push(Some(b"key"), Some(&value), &[], 0);
         assert_eq!(builder.size_bytes() - before, BatchBuilder::record_size(Some(b"key"), Some(&value), &[]));
+    }
+
+    #[test]
+    fn finish_encodes_what_build_does() {
+        let mut builder = BatchBuilder::new();
+        for i in 0..5u8 {
+            builder.push(Some(&[i]), Some(&[i; 100]), &[(b"h", Some(b"v"))], 1_000 + i64::from(i));
+        }
+        let built = builder.build();
+        assert_eq!(builder.size_bytes(), built.len());
+        assert_eq!(builder.finish(), built);
     }
 }

@@ -24,6 +24,7 @@ pub fn run(
         broker.cores = Cores::List(cores);
     }
     broker.validate().map_err(|message| anyhow::anyhow!("invalid setting: {message}"))?;
+    strand::runtime::keep_large_allocations();
     strand::runtime::init_logging("info");
     strand::shard::serve(broker, |ready| {
         let shard_ports: Vec<String> = ready.shard_ports.iter().map(u16::to_string).collect();

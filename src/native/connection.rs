@@ -17,10 +17,12 @@ use glommio::net::TcpStream;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
 use std::time::Duration;
-use strand_protocol::native::{split_frame, FrameHeader, HEADER_BYTES};
+use strand_protocol::native::{split_frame_mut, FrameHeader, HEADER_BYTES};
 
 /// Bytes asked of one read.
 const READ_BYTES: usize = 256 * 1024;
+/// Size of a fresh receive buffer (larger when one frame needs more).
+const BUFFER_BYTES: usize = 1 << 20;
 
 /// Serves one accepted connection until the peer closes it, it breaks a rule, or it
 /// idles out.
@@ -50,10 +52,10 @@ async fn read_loop(shard: &Rc<Shard>, mut stream: TcpStream, state: &Rc<Connecti
     let idle = Duration::from_millis(shard.config.limits.idle_timeout_ms);
     let _ = stream.set_read_timeout(Some(idle));
     let in_flight_max = shard.config.limits.in_flight_bytes_max as usize;
-    let mut buf = BytesMut::with_capacity(READ_BYTES);
+    let mut buf = BytesMut::with_capacity(BUFFER_BYTES);
     loop {
         loop {
-            match split_frame(&mut buf, &shard.limits) {
+            match split_frame_mut(&mut buf, &shard.limits) {
                 Ok(Some((header, payload))) => {
                     if let Err(reason) = route::dispatch(shard, state, header, payload).await {
                         return reason;
@@ -74,6 +76,7 @@ async fn read_loop(shard: &Rc<Shard>, mut stream: TcpStream, state: &Rc<Connecti
             state.space.wait_until(|| state.in_flight_bytes.get() <= in_flight_max || state.closed.get()).await;
         }
         let want = read_size(&buf, shard);
+        ensure_room(&mut buf, want);
         let filled = buf.len();
         buf.resize(filled + want, 0);
         match stream.read(&mut buf[filled..]).await {
@@ -93,6 +96,18 @@ async fn read_loop(shard: &Rc<Shard>, mut stream: TcpStream, state: &Rc<Connecti
             Err(error) => return format!("read failed: {error}"),
         }
     }
+}
+
+/// Makes room for `want` more bytes without reallocating in place: frames already
+/// split off (produced batches held by the cache among them) keep the old allocation,
+/// and only the partial frame at the end moves to the new one.
+fn ensure_room(buf: &mut BytesMut, want: usize) {
+    if buf.capacity() - buf.len() >= want {
+        return;
+    }
+    let mut fresh = BytesMut::with_capacity((buf.len() + want).max(BUFFER_BYTES));
+    fresh.extend_from_slice(buf);
+    *buf = fresh;
 }
 
 /// How much to read next: up to the rest of the frame being assembled (so a large

@@ -13,13 +13,13 @@ use super::out::ConnectionState;
 use super::route::respond;
 use crate::shard::{OwnerError, ProduceItem, ProduceItemResult, Shard, ShardMessage};
 use crate::storage::{Appended, Log};
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use futures_channel::oneshot;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use strand_protocol::batch;
 use strand_protocol::native::messages::*;
-use strand_protocol::native::{ErrorCode, Response};
+use strand_protocol::native::{ErrorCode, ProduceLayout, Response};
 
 /// An item appended, or failed, and what remains to wait for.
 pub enum Appending {
@@ -45,15 +45,16 @@ async fn append_item(shard: &Shard, item: ProduceItem) -> Appending {
         // Owned here by metadata but not open: it failed to open, or is being deleted.
         return Appending::Done(failed(item.slot, ErrorCode::NotReady));
     };
-    let batches = match split_batches(&item.records) {
-        Some(batches) => batches,
-        None => return Appending::Done(failed(item.slot, ErrorCode::InvalidBatch)),
+    let Some(lengths) = batch_lengths(&item.records) else {
+        return Appending::Done(failed(item.slot, ErrorCode::InvalidBatch));
     };
+    let mut records = item.records;
     let mut first: Option<Appended> = None;
     let mut last = None;
-    for range in batches {
-        // One copy: the owned batch gets its offset stamped and goes to the cache.
-        let batch = BytesMut::from(&item.records[range]);
+    for len in lengths {
+        // No copy: the batch is an owned part of the receive buffer; the log stamps
+        // its offset in place and its cache keeps it.
+        let batch = records.split_to(len);
         match log.append_leader(batch).await {
             Ok(appended) => {
                 first.get_or_insert(appended);
@@ -75,20 +76,20 @@ async fn append_item(shard: &Shard, item: ProduceItem) -> Appending {
     Appending::Appended { result, log, last }
 }
 
-/// The byte ranges of the batches in `records`, or `None` unless they tile it exactly
+/// The lengths of the batches in `records`, or `None` unless they tile it exactly
 /// (each batch is fully validated by the log before it is stored).
-fn split_batches(records: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
-    let mut ranges = Vec::new();
+fn batch_lengths(records: &[u8]) -> Option<Vec<usize>> {
+    let mut lengths = Vec::new();
     let mut at = 0;
     while at < records.len() {
         let len = batch::batch_bytes(&records[at..])?;
         if len == 0 || at + len > records.len() {
             return None;
         }
-        ranges.push(at..at + len);
+        lengths.push(len);
         at += len;
     }
-    (!ranges.is_empty()).then_some(ranges)
+    (!lengths.is_empty()).then_some(lengths)
 }
 
 /// Waits for `acks` on every appended item and returns the results.
@@ -111,22 +112,29 @@ pub async fn settle(appending: Vec<Appending>, acks: u8) -> Vec<ProduceItemResul
     results
 }
 
-/// Handles a Produce request read by a connection on this shard.
+/// Handles a Produce request read by a connection on this shard: `layout` says
+/// where each partition's batches lie in `payload`.
 pub async fn handle(
     shard: &Rc<Shard>,
     state: &Rc<ConnectionState>,
     correlation: u32,
     request_bytes: usize,
-    request: ProduceRequest,
+    layout: ProduceLayout,
+    mut payload: BytesMut,
 ) {
-    let acks = request.acks;
-    let mut response = ProduceResponse { topics: Vec::with_capacity(request.topics.len()) };
+    let acks = layout.acks;
+    let mut response = ProduceResponse { topics: Vec::with_capacity(layout.topics.len()) };
     let mut slots = Vec::new();
     let mut local = Vec::new();
     let mut remote: BTreeMap<u32, Vec<ProduceItem>> = BTreeMap::new();
-    for (t, topic) in request.topics.into_iter().enumerate() {
+    let mut consumed = 0;
+    for (t, topic) in layout.topics.into_iter().enumerate() {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for (p, part) in topic.partitions.into_iter().enumerate() {
+            // Ranges are in payload order: skip to this one and split it off.
+            payload.advance(part.records.start - consumed);
+            let records = payload.split_to(part.records.len());
+            consumed = part.records.end;
             let slot = slots.len();
             slots.push((t, p));
             let mut entry = ProducePartitionResponse {
@@ -135,8 +143,7 @@ pub async fn handle(
                 base_offset: -1,
                 log_append_time_ms: -1,
             };
-            let item =
-                ProduceItem { slot, topic: topic.name.clone(), partition: part.partition, records: part.records };
+            let item = ProduceItem { slot, topic: topic.name.clone(), partition: part.partition, records };
             match shard.owner(&topic.name, part.partition) {
                 Err(OwnerError::UnknownTopic) => entry.error = ErrorCode::UnknownTopic,
                 Err(OwnerError::UnknownPartition) => entry.error = ErrorCode::UnknownPartition,

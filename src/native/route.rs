@@ -5,9 +5,11 @@
 use super::out::{ConnectionState, Outgoing, Piece};
 use super::{admin, fetch, info, offsets, produce};
 use crate::shard::Shard;
-use bytes::Bytes;
+use bytes::BytesMut;
 use std::rc::Rc;
-use strand_protocol::native::{DecodeError, ErrorCode, ErrorFrame, FrameHeader, Request, Response};
+use strand_protocol::native::{
+    version_supported, ApiKey, DecodeError, ErrorCode, ErrorFrame, FrameHeader, ProduceLayout, Request, Response,
+};
 
 /// Requests one connection may have in flight before the shard stops reading it
 /// (each in-flight request holds a task; this bounds tasks as in-flight bytes bound
@@ -19,38 +21,35 @@ pub async fn dispatch(
     shard: &Rc<Shard>,
     state: &Rc<ConnectionState>,
     header: FrameHeader,
-    payload: Bytes,
+    payload: BytesMut,
 ) -> Result<(), String> {
     let correlation = header.correlation_id.get();
     if header.is_response() {
         return Err("the client sent a response frame".into());
     }
+    let request_bytes = header.frame_bytes();
+    // Produce keeps its payload owned: the batches are split off it, not copied.
+    if header.api_key.get() == ApiKey::Produce as u16 && version_supported(header.api_version.get()) {
+        let layout = match ProduceLayout::decode(&payload, &shard.limits) {
+            Ok(layout) => layout,
+            Err(error) => return Err(refuse(shard, state, &header, error)),
+        };
+        wait_for_request_slot(state).await;
+        state.start_request(request_bytes);
+        produce::handle(shard, state, correlation, request_bytes, layout, payload).await;
+        return Ok(());
+    }
+    let payload = payload.freeze();
     let request = match Request::decode(&header, &payload, &shard.limits) {
         Ok(request) => request,
-        Err(error) => {
-            let code = match error {
-                DecodeError::UnknownApi { .. } => ErrorCode::UnknownApi,
-                DecodeError::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
-                _ => ErrorCode::MalformedRequest,
-            };
-            let mut out = Vec::new();
-            ErrorFrame { error: code, message: error.to_string() }.encode(header.api_key.get(), correlation, &mut out);
-            state.start_request(0);
-            state.send(Outgoing { pieces: vec![Piece::Owned(out)], request_bytes: 0 });
-            tracing::debug!(shard = shard.id, %error, "closing a connection that sent an undecodable request");
-            return Err(format!("undecodable request: {error}"));
-        }
+        Err(error) => return Err(refuse(shard, state, &header, error)),
     };
     drop(payload);
-    let request_bytes = header.frame_bytes();
-    if state.in_flight_requests.get() >= IN_FLIGHT_REQUESTS_MAX {
-        state.space.wait_until(|| state.in_flight_requests.get() < IN_FLIGHT_REQUESTS_MAX || state.closed.get()).await;
-    }
+    wait_for_request_slot(state).await;
     state.start_request(request_bytes);
     match request {
         Request::ApiVersions(_) => respond(state, correlation, request_bytes, info::api_versions()),
         Request::Metadata(request) => respond(state, correlation, request_bytes, info::metadata(shard, request)),
-        Request::Produce(request) => produce::handle(shard, state, correlation, request_bytes, request).await,
         request => {
             let (shard, state) = (shard.clone(), state.clone());
             glommio::spawn_local(async move {
@@ -71,13 +70,38 @@ pub async fn dispatch(
                         let response = admin::delete_topics_anywhere(&shard, request).await;
                         respond(&state, correlation, request_bytes, response);
                     }
-                    Request::ApiVersions(_) | Request::Metadata(_) | Request::Produce(_) => unreachable!(),
+                    Request::ApiVersions(_) | Request::Metadata(_) => unreachable!("answered inline"),
+                    Request::Produce(_) => unreachable!("decoded by its layout"),
                 }
             })
             .detach();
         }
     }
     Ok(())
+}
+
+/// Waits while the connection has `IN_FLIGHT_REQUESTS_MAX` requests unanswered.
+async fn wait_for_request_slot(state: &ConnectionState) {
+    if state.in_flight_requests.get() >= IN_FLIGHT_REQUESTS_MAX {
+        state.space.wait_until(|| state.in_flight_requests.get() < IN_FLIGHT_REQUESTS_MAX || state.closed.get()).await;
+    }
+}
+
+/// Answers an undecodable request with an error frame; returns why the connection
+/// closes.
+fn refuse(shard: &Shard, state: &ConnectionState, header: &FrameHeader, error: DecodeError) -> String {
+    let code = match error {
+        DecodeError::UnknownApi { .. } => ErrorCode::UnknownApi,
+        DecodeError::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
+        _ => ErrorCode::MalformedRequest,
+    };
+    let mut out = Vec::new();
+    let frame = ErrorFrame { error: code, message: error.to_string() };
+    frame.encode(header.api_key.get(), header.correlation_id.get(), &mut out);
+    state.start_request(0);
+    state.send(Outgoing { pieces: vec![Piece::Owned(out)], request_bytes: 0 });
+    tracing::debug!(shard = shard.id, %error, "closing a connection that sent an undecodable request");
+    format!("undecodable request: {error}")
 }
 
 /// Queues an encoded response.

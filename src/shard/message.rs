@@ -3,7 +3,7 @@
 //! one message (forwarding is batched per request, not per partition).
 
 use crate::metadata::MetadataState;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_channel::oneshot;
 use std::sync::Arc;
 use strand_protocol::native::messages::{
@@ -11,13 +11,15 @@ use strand_protocol::native::messages::{
 };
 use strand_protocol::native::ErrorCode;
 
-/// Batches for one partition, and where its answer goes in the response.
+/// Batches for one partition, and where its answer goes in the response. The
+/// records are an owned part of the receive buffer: each batch is split off it,
+/// stamped in place and kept by the log's cache without a copy.
 #[derive(Debug)]
 pub struct ProduceItem {
     pub slot: usize,
     pub topic: String,
     pub partition: u32,
-    pub records: Bytes,
+    pub records: BytesMut,
 }
 
 /// The outcome of one `ProduceItem`.

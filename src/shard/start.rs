@@ -115,7 +115,17 @@ pub fn serve(config: BrokerConfig, on_ready: impl FnOnce(&Ready)) -> anyhow::Res
             shutdown: shutdown_rx,
         };
         let handle = runtime::executor(&format!("shard-{id}"), Some(core), io_memory)
-            .spawn(move || run_shard(init))
+            .spawn(move || {
+                let ready = init.ready.clone();
+                // A shard that panics while starting reports it, so `serve` fails
+                // instead of waiting for it forever.
+                async move {
+                    let run = futures_lite::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run_shard(init)));
+                    if run.await.is_err() {
+                        let _ = ready.send(Err(format!("shard {id} stopped on a bug (see the panic above)")));
+                    }
+                }
+            })
             .map_err(|error| {
                 anyhow::anyhow!("cannot start shard {id} on core {core}: {error} (is io_uring available, and RLIMIT_MEMLOCK at least 512 KiB?)")
             })?;

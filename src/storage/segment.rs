@@ -169,7 +169,9 @@ pub async fn probe_device(dir: &Path) -> Result<()> {
     if PROBED.with(|probed| probed.borrow().contains(&device)) {
         return Ok(());
     }
-    let path = dir.join(".strand-io-probe");
+    // One name per thread: shards of one broker probe the same directory at once.
+    let thread = format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_alphanumeric(), "");
+    let path = dir.join(format!(".strand-io-probe-{}-{thread}", std::process::id()));
     // The block must be on the device, not dirty in the page cache: a direct read of
     // dirty pages is served another way and would make the probe report support.
     let written = std::fs::File::create(&path).and_then(|mut file| {

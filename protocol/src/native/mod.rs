@@ -7,12 +7,14 @@
 pub mod codec;
 mod error_code;
 pub mod frame;
+mod layout;
 pub mod messages;
 
 use bytes::Bytes;
 use codec::{Reader, Wire};
 pub use error_code::ErrorCode;
 pub use frame::{FrameHeader, HEADER_BYTES};
+pub use layout::{PartitionRecords, ProduceLayout, TopicRecords};
 use messages::*;
 use thiserror::Error;
 
@@ -89,6 +91,12 @@ impl ApiKey {
 
 /// Highest version of each request this crate speaks (all start at 0).
 pub const API_VERSION_MAX: u16 = 0;
+
+/// Whether this crate speaks `version` of the requests.
+#[allow(clippy::absurd_extreme_comparisons)] // true for 0 only, until a version 1 exists
+pub fn version_supported(version: u16) -> bool {
+    version <= API_VERSION_MAX
+}
 
 macro_rules! messages {
     ($($api:ident => $request:ident, $response:ident;)*) => {
@@ -230,6 +238,22 @@ fn checked_api(header: &FrameHeader) -> Result<ApiKey, DecodeError> {
         return Err(DecodeError::UnsupportedVersion { key: api as u16, version });
     }
     Ok(api)
+}
+
+/// Splits one whole frame off the front of `buf` and keeps its payload owned and
+/// mutable (a disjoint part of `buf`'s allocation, no copy). `Ok(None)` until the
+/// whole frame has arrived.
+pub fn split_frame_mut(
+    buf: &mut bytes::BytesMut,
+    limits: &Limits,
+) -> Result<Option<(FrameHeader, bytes::BytesMut)>, DecodeError> {
+    let Some(header) = FrameHeader::parse(buf, limits)? else { return Ok(None) };
+    let header = *header;
+    if buf.len() < header.frame_bytes() {
+        return Ok(None);
+    }
+    let mut frame = buf.split_to(header.frame_bytes());
+    Ok(Some((header, frame.split_off(HEADER_BYTES))))
 }
 
 /// Splits one whole frame off the front of `buf`: its header and its payload (a

@@ -222,9 +222,59 @@ fn decode_anything(bytes: &[u8]) {
     let limits = Limits { frame_bytes_max: 1 << 16, array_count_max: 1000 };
     let mut buf = BytesMut::from(bytes);
     while let Ok(Some((header, payload))) = split_frame(&mut buf, &limits) {
-        let _ = Request::decode(&header, &payload, &limits);
+        let request = Request::decode(&header, &payload, &limits);
         let _ = Response::decode(&header, &payload, &limits);
+        let layout = ProduceLayout::decode(&payload, &limits);
+        if let Ok(Request::Produce(produce)) = request {
+            assert_layout_agrees(&produce, &layout.expect("a decodable Produce has a layout"), &payload);
+        }
     }
+}
+
+/// The layout finds exactly the fields and record bytes the full decoder finds.
+fn assert_layout_agrees(produce: &messages::ProduceRequest, layout: &ProduceLayout, payload: &[u8]) {
+    assert_eq!((layout.acks, layout.timeout_ms), (produce.acks, produce.timeout_ms));
+    assert_eq!(layout.topics.len(), produce.topics.len());
+    for (topic, laid) in produce.topics.iter().zip(&layout.topics) {
+        assert_eq!(topic.name, laid.name);
+        assert_eq!(topic.partitions.len(), laid.partitions.len());
+        for (part, laid) in topic.partitions.iter().zip(&laid.partitions) {
+            assert_eq!(part.partition, laid.partition);
+            assert_eq!(&part.records[..], &payload[laid.records.clone()]);
+        }
+    }
+}
+
+#[test]
+fn produce_pieces_concatenate_to_the_frame() {
+    let (requests, _) = samples();
+    for request in &requests {
+        let Request::Produce(produce) = request else { continue };
+        let mut frame = Vec::new();
+        request.encode(42, &mut frame);
+        let pieces: Vec<u8> = produce.encode_pieces(42).iter().flat_map(|p| p.iter().copied()).collect();
+        assert_eq!(pieces, frame);
+    }
+    let empty = messages::ProduceRequest { acks: 1, timeout_ms: 5, topics: Vec::new() };
+    let mut frame = Vec::new();
+    Request::Produce(empty.clone()).encode(1, &mut frame);
+    assert_eq!(empty.encode_pieces(1).concat(), frame);
+}
+
+#[test]
+fn produce_layout_agrees_with_the_decoder() {
+    let (requests, _) = samples();
+    let limits = Limits::default();
+    let produce = requests.iter().find(|r| matches!(r, Request::Produce(_))).expect("a sample produce");
+    let mut frame = Vec::new();
+    produce.encode(9, &mut frame);
+    let (_, payload) = split_one(&frame, &limits);
+    let Request::Produce(decoded) = produce else { unreachable!() };
+    assert_layout_agrees(decoded, &ProduceLayout::decode(&payload, &limits).unwrap(), &payload);
+    let mut buf = BytesMut::from(&frame[..]);
+    let (_, owned) = split_frame_mut(&mut buf, &limits).unwrap().unwrap();
+    assert_eq!(&owned[..], &payload[..]);
+    assert!(buf.is_empty());
 }
 
 proptest! {
