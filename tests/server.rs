@@ -132,7 +132,12 @@ fn acknowledged_durable_records_survive_kill_9() {
     let producer_bootstrap = bootstrap.clone();
     let producing = std::thread::spawn(move || {
         let client = Client::connect(&producer_bootstrap).unwrap();
-        let config = ProducerConfig { acks: Acks::Durable, linger_ms: 1, retries: 0, ..ProducerConfig::default() };
+        let config = ProducerConfig {
+            acks: Acks::Durable,
+            linger: Duration::from_millis(1),
+            retries: 0,
+            ..ProducerConfig::default()
+        };
         let producer = Producer::new(client, config);
         let mut pending = std::collections::VecDeque::new();
         let mut acked = Vec::new();

@@ -41,7 +41,8 @@ impl SpawnedBroker {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir)?;
         let config = dir.with_extension("toml");
-        std::fs::write(&config, format!("[storage]\nbatch_cache_bytes = {cache_bytes}\n"))?;
+        let extra = std::env::var("STRAND_BENCH_BROKER_STORAGE").unwrap_or_default();
+        std::fs::write(&config, format!("[storage]\nbatch_cache_bytes = {cache_bytes}\n{extra}\n"))?;
         let mut child = Command::new(&binary)
             .args(["serve", "--port", "0", "--cores", &cpu.to_string(), "--data-dir"])
             .arg(dir)
@@ -92,7 +93,7 @@ pub fn produce(bootstrap: &str, topic: &str, record_bytes: usize, bytes: u64, tu
     let config = ProducerConfig {
         acks: tuning.acks,
         batch_bytes: tuning.batch_bytes,
-        linger_ms: 2,
+        linger: Duration::from_millis(2),
         in_flight_max: tuning.in_flight_max,
         buffer_bytes_max: 128 << 20,
         ..ProducerConfig::default()
@@ -122,7 +123,7 @@ pub fn produce(bootstrap: &str, topic: &str, record_bytes: usize, bytes: u64, tu
 /// Reads every record of partition 0 of `topic` from the start.
 pub fn consume(bootstrap: &str, topic: &str, phase: &str, record_bytes: usize, records: u64) -> anyhow::Result<Row> {
     let client = Client::connect(bootstrap)?;
-    let config = ConsumerConfig { partition_max_bytes: 8 << 20, ..ConsumerConfig::default() };
+    let config = ConsumerConfig::default();
     let mut consumer = Consumer::new(client, config);
     block_on(consumer.assign(topic, Some(&[0]), Seek::Earliest))?;
     let started = Instant::now();
@@ -267,7 +268,7 @@ pub fn latency(
     use std::sync::Arc;
     anyhow::ensure!(record_bytes >= 8, "records carry their intended send time in 8 bytes");
     let client = Client::connect(bootstrap)?;
-    block_on(client.create_topic(topic, 1, &[("fsync", "never")]))?;
+    block_on(client.create_topic(topic, 1, &[("fsync", "never"), ("segment_bytes", "4000000000")]))?;
     let interval_ns = (record_bytes as f64 * 1e9 / rate_bytes_per_s as f64) as u64;
     let records = (seconds * 1e9 / interval_ns as f64) as u64;
     let warm_up_ns = 1_000_000_000u64;
@@ -290,12 +291,13 @@ pub fn latency(
                 if intended >= warm_up_ns {
                     histogram.record(now.saturating_sub(intended).max(1))?;
                 }
+
                 seen += 1;
             }
         }
         Ok(histogram)
     });
-    let config = ProducerConfig { acks: Acks::Leader, linger_ms: 0, ..ProducerConfig::default() };
+    let config = ProducerConfig { acks: Acks::Leader, linger: Duration::from_micros(100), ..ProducerConfig::default() };
     let producer = Producer::new(client, config);
     let mut value = vec![0u8; record_bytes];
     rand::thread_rng().fill_bytes(&mut value);

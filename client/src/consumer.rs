@@ -38,7 +38,9 @@ pub struct ConsumerConfig {
     pub fetch_min_bytes: u32,
     /// Most bytes one fetch returns, over all its partitions.
     pub fetch_max_bytes: u32,
-    /// Most bytes one fetch returns per partition (at least one batch is always returned).
+    /// Most bytes one fetch returns per partition (at least one batch is always
+    /// returned). Large by default: the broker sizes its direct reads by it, and large
+    /// reads are what make catching up from disk fast.
     pub partition_max_bytes: u32,
     pub reset: Reset,
 }
@@ -49,7 +51,7 @@ impl Default for ConsumerConfig {
             fetch_max_wait_ms: 500,
             fetch_min_bytes: 1,
             fetch_max_bytes: 64 << 20,
-            partition_max_bytes: 4 << 20,
+            partition_max_bytes: 32 << 20,
             reset: Reset::Latest,
         }
     }
@@ -173,8 +175,6 @@ impl Consumer {
             let in_flight = self.in_flight.remove(&address).expect("completed fetch is in flight");
             let records = self.take_records(in_flight.offsets, result).await?;
             if !records.is_empty() {
-                // Prefetch: the next fetch runs while the caller handles these.
-                self.start_fetches()?;
                 return Ok(records);
             }
             if Instant::now() >= deadline {
@@ -250,7 +250,7 @@ impl Consumer {
             Err(error) => return Err(error),
         };
         let requested: HashMap<(&str, u32), u64> = offsets.iter().map(|((t, p), o)| ((&**t, *p), *o)).collect();
-        let mut records = Vec::new();
+        let mut fetched = Vec::new();
         let mut resets = Vec::new();
         let mut refresh = false;
         for topic in &response.topics {
@@ -267,8 +267,10 @@ impl Consumer {
                 }
                 match part.error {
                     ErrorCode::None => {
-                        let next = decode_records(&key, position, &part.records, &mut records)?;
-                        self.positions.insert(key, next);
+                        // Positions move on from the batch headers alone, so the next
+                        // fetch can leave before these records are decoded.
+                        self.positions.insert(key.clone(), next_position(position, &part.records));
+                        fetched.push((key, position, part.records.clone()));
                     }
                     ErrorCode::OffsetOutOfRange => resets.push(key),
                     ErrorCode::NotReady | ErrorCode::UnknownPartition | ErrorCode::UnknownTopic => refresh = true,
@@ -288,8 +290,28 @@ impl Consumer {
         if refresh {
             self.client.refresh_metadata().await?;
         }
+        // Prefetch: the broker reads and sends the next records while these decode.
+        self.start_fetches()?;
+        let mut records = Vec::new();
+        for (key, position, data) in &fetched {
+            decode_records(key, *position, data, &mut records)?;
+        }
         Ok(records)
     }
+}
+
+/// The position after the last whole batch in `data` (at least `position`), from the
+/// batch headers alone.
+fn next_position(position: u64, data: &[u8]) -> u64 {
+    let mut next = position;
+    let mut at = 0;
+    while let Some(header) =
+        strand_protocol::BatchHeader::parse(&data[at..]).ok().filter(|h| at + h.total_bytes() <= data.len())
+    {
+        next = next.max((header.last_offset() + 1).max(0) as u64);
+        at += header.total_bytes();
+    }
+    next
 }
 
 /// Appends the records at or after `position` in `data` (whole batches) to `out`;

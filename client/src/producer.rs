@@ -3,7 +3,7 @@
 //!
 //! A record is encoded into its partition's open batch as `send` is called (one copy
 //! of key and value); a batch is sealed when it reaches `batch_bytes` or has been
-//! open `linger_ms`. A sender thread ships sealed batches, grouped by connection, up
+//! open `linger`. A sender thread ships sealed batches, grouped by connection, up
 //! to `in_flight_max` requests per connection; responses are handled on the
 //! connection's reader thread, which completes every record's `DeliveryFuture`.
 //!
@@ -53,7 +53,7 @@ pub struct ProducerConfig {
     /// Longest a record waits for its batch to fill before the batch is sent. With 0,
     /// the sender sends whatever has gathered as soon as it can (records batch up only
     /// while `in_flight_max` requests are outstanding), for the lowest latency.
-    pub linger_ms: u64,
+    pub linger: Duration,
     /// A batch is sent once it holds this many bytes.
     pub batch_bytes: usize,
     pub acks: Acks,
@@ -75,7 +75,7 @@ pub struct ProducerConfig {
 impl Default for ProducerConfig {
     fn default() -> Self {
         ProducerConfig {
-            linger_ms: 5,
+            linger: Duration::from_millis(5),
             batch_bytes: 256 * 1024,
             acks: Acks::Durable,
             retries: 5,
@@ -340,7 +340,7 @@ impl Producer {
             let full = slot.take().expect("just filled");
             state.ready.push_back(seal(topic_name.clone(), partition, full));
             shared.work.notify_one();
-        } else if config.linger_ms == 0 {
+        } else if config.linger.is_zero() {
             // No lingering: the sender takes whatever has gathered when it is next free.
             shared.work.notify_one();
         }
@@ -415,11 +415,11 @@ fn seal_all(state: &mut State, linger: Option<Duration>) -> Option<Instant> {
 
 /// The sender thread: ships ready batches, grouped per connection, until closed.
 fn send_loop(shared: &Arc<Shared>) {
-    let linger = Duration::from_millis(shared.config.linger_ms);
+    let linger = shared.config.linger;
     let mut state = lock(&shared.state);
     loop {
         // Without lingering, batches keep filling while earlier ones wait to be sent.
-        let backed_up = shared.config.linger_ms == 0 && !state.ready.is_empty();
+        let backed_up = shared.config.linger.is_zero() && !state.ready.is_empty();
         let next_due = if backed_up { None } else { seal_all(&mut state, Some(linger)) };
         let now = Instant::now();
         // Requests to send, per connection, each at most `request_bytes_max`.

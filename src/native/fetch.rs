@@ -25,6 +25,16 @@ use strand_protocol::native::{ApiKey, ErrorCode, FrameHeader, API_VERSION_MAX, H
 /// task and its connection's in-flight slot.
 const MAX_WAIT_MS_MAX: u32 = 300_000;
 
+/// The most one fetch returns, whatever it asks (Kafka's broker-side
+/// `fetch.max.bytes` is 55 MiB). The connection reserves this much of its in-flight
+/// budget for the response while the fetch runs.
+pub const FETCH_BYTES_MAX: u32 = 64 << 20;
+
+/// In-flight bytes a fetch reserves for its response.
+pub fn response_reservation(request: &FetchRequest) -> usize {
+    request.max_bytes.min(FETCH_BYTES_MAX) as usize
+}
+
 /// What a fetch read from one partition.
 pub struct Fetched {
     pub slot: usize,
@@ -180,8 +190,8 @@ fn from_sendable(results: Vec<FetchItemResult>) -> Vec<Fetched> {
 
 /// Handles a Fetch request; returns the response as pieces.
 pub async fn handle(shard: &Rc<Shard>, correlation: u32, request: FetchRequest) -> Vec<Piece> {
-    let wait =
-        FetchWait { max_wait_ms: request.max_wait_ms, min_bytes: request.min_bytes, max_bytes: request.max_bytes };
+    let max_bytes = request.max_bytes.min(FETCH_BYTES_MAX);
+    let wait = FetchWait { max_wait_ms: request.max_wait_ms, min_bytes: request.min_bytes, max_bytes };
     let mut slots = Vec::new();
     let mut results: Vec<Option<Fetched>> = Vec::new();
     let mut groups: BTreeMap<u32, Vec<FetchItem>> = BTreeMap::new();

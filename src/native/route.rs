@@ -45,6 +45,12 @@ pub async fn dispatch(
         Err(error) => return Err(refuse(shard, state, &header, error)),
     };
     drop(payload);
+    // A fetch holds its response's bytes against the connection's budget too, so a
+    // client that pipelines fetches and never reads cannot make the shard buffer more.
+    let request_bytes = match &request {
+        Request::Fetch(fetch) => request_bytes + fetch::response_reservation(fetch),
+        _ => request_bytes,
+    };
     wait_for_request_slot(state).await;
     state.start_request(request_bytes);
     match request {

@@ -46,6 +46,9 @@ pub struct Appended {
     pub log_append_time_ms: Option<i64>,
 }
 
+/// The largest direct read one `read` call makes (a larger batch is still read whole).
+pub const COLD_READ_BYTES_MAX: usize = 32 << 20;
+
 /// A piece of a read: bytes of one or more whole batches.
 #[derive(Clone)]
 pub enum Chunk {
@@ -556,7 +559,10 @@ impl Log {
     ) -> Result<()> {
         let segment_end = segment.size.get();
         self.ensure_written(segment, segment_end).await?;
-        let want = max_bytes.max(self.io.read_bytes);
+        // The reader's limit sizes the read, between `read_bytes` and
+        // COLD_READ_BYTES_MAX: on this virtio disk one 32 MiB read moves 1.33 GB/s where
+        // back-to-back 8 MiB reads move 0.9 and 2 MiB reads 0.66.
+        let want = max_bytes.min(COLD_READ_BYTES_MAX).max(self.io.read_bytes);
         let (mut start, mut buf) = match self.take_read_ahead(segment, offset).await {
             Some(ahead) => ahead,
             None => {

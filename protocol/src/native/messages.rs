@@ -162,7 +162,7 @@ wire_struct! {
     pub struct FetchResponse { pub topics: Vec<FetchTopicResponse> }
 }
 
-/// ListOffsets `spec`: the offset the next append gets.
+/// ListOffsets `spec`: the high watermark, the offset after the last readable record.
 pub const LIST_LATEST: i64 = -1;
 /// ListOffsets `spec`: the earliest offset stored.
 pub const LIST_EARLIEST: i64 = -2;
