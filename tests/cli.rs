@@ -8,8 +8,9 @@ use common::{strand, Broker};
 
 #[test]
 fn quick_start_creates_produces_and_consumes() {
+    // As in the README: the data directory is the relative default, `strand-data`.
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path(), &[]);
+    let broker = Broker::start_in(dir.path(), std::path::Path::new("strand-data"), &[]);
     let bootstrap = broker.bootstrap();
     let b = ["--bootstrap", bootstrap.as_str()];
 

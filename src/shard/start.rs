@@ -57,11 +57,15 @@ struct ShardInit {
 
 /// Runs the broker until SIGINT or SIGTERM. `on_ready` is called once every shard
 /// serves; then the process waits for a signal, closes every log and returns.
-pub fn serve(config: BrokerConfig, on_ready: impl FnOnce(&Ready)) -> anyhow::Result<()> {
+pub fn serve(mut config: BrokerConfig, on_ready: impl FnOnce(&Ready)) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    // glommio opens files relative to their directory's descriptor and fails on a
+    // relative path (the default `strand-data` is one): resolve it once, here.
+    config.data_dir = std::fs::canonicalize(&config.data_dir)
+        .with_context(|| format!("cannot resolve the data directory {}", config.data_dir.display()))?;
     let config = Arc::new(config);
     let data_dir = &config.data_dir;
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let (store, recovery) = MetadataStore::open(&data_dir.join("metadata"))
         .with_context(|| format!("cannot open the metadata in {}", data_dir.display()))?;
     tracing::info!(topics = store.state().topics.len(), replayed = recovery.commands_replayed, "metadata loaded");

@@ -26,7 +26,14 @@ impl Broker {
     /// Starts a broker on `data_dir` with kernel-chosen ports and `extra` arguments
     /// (for example `--config FILE` or `--cores 0`).
     pub fn start(data_dir: &Path, extra: &[&str]) -> Broker {
+        Broker::start_in(&std::env::temp_dir(), data_dir, extra)
+    }
+
+    /// Starts a broker in the working directory `cwd` with `data_dir` as given
+    /// (relative paths resolve against `cwd`, as for a user in a shell).
+    pub fn start_in(cwd: &Path, data_dir: &Path, extra: &[&str]) -> Broker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_strand"))
+            .current_dir(cwd)
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
