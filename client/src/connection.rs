@@ -26,6 +26,8 @@ use strand_protocol::native::{split_frame, ErrorFrame, Limits, Request, Response
 const DEADLINE_TICK: Duration = Duration::from_millis(100);
 /// Bytes asked of one read.
 const READ_BYTES: usize = 256 * 1024;
+/// Most the reader reserves ahead for one frame from its header alone.
+const FRAME_RESERVE_BYTES_MAX: usize = 256 << 20;
 
 /// Runs on the reader thread with a request's outcome.
 pub type Callback = Box<dyn FnOnce(Result<Response>) + Send>;
@@ -222,6 +224,12 @@ fn read_loop(mut stream: TcpStream, address: SocketAddr, pending: Arc<Mutex<Pend
                     return;
                 }
             }
+        }
+        // Room for the rest of the frame being assembled, at once: growing a large
+        // response read by read would copy it over and over.
+        if let Ok(Some(header)) = strand_protocol::native::FrameHeader::parse(&buf, &limits) {
+            let missing = header.frame_bytes().saturating_sub(buf.len());
+            buf.reserve(missing.clamp(READ_BYTES, FRAME_RESERVE_BYTES_MAX));
         }
         let filled = buf.len();
         buf.resize(filled + READ_BYTES, 0);

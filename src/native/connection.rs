@@ -39,7 +39,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         return;
     }
     let writer = unsafe { TcpStream::from_raw_fd(write_fd) };
-    let state = Rc::new(ConnectionState::default());
+    let state = Rc::new(ConnectionState::new(shard.config.limits.in_flight_bytes_max as usize));
     let writing = glommio::spawn_local(write_loop(writer, state.clone()));
     let reason = read_loop(&shard, stream, &state).await;
     tracing::debug!(shard = shard.id, %peer, reason, "connection closed");

@@ -26,11 +26,11 @@ use strand_protocol::native::{ApiKey, ErrorCode, FrameHeader, API_VERSION_MAX, H
 const MAX_WAIT_MS_MAX: u32 = 300_000;
 
 /// The most one fetch returns, whatever it asks (Kafka's broker-side
-/// `fetch.max.bytes` is 55 MiB). The connection reserves this much of its in-flight
-/// budget for the response while the fetch runs.
+/// `fetch.max.bytes` is 55 MiB). A fetch takes this much (or its `max_bytes`, if less)
+/// of its connection's response budget while it runs.
 pub const FETCH_BYTES_MAX: u32 = 64 << 20;
 
-/// In-flight bytes a fetch reserves for its response.
+/// Bytes of response budget a fetch takes.
 pub fn response_reservation(request: &FetchRequest) -> usize {
     request.max_bytes.min(FETCH_BYTES_MAX) as usize
 }

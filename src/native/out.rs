@@ -37,6 +37,8 @@ impl Piece {
 pub struct Outgoing {
     pub pieces: Vec<Piece>,
     pub request_bytes: usize,
+    /// Response bytes held against the connection's budget until this is sent.
+    pub budget: Option<glommio::sync::StaticPermit>,
 }
 
 /// A set of wakers to wake together: the writer waiting for work, the reader waiting
@@ -70,8 +72,14 @@ impl Signal {
 }
 
 /// The state a connection's reader, handlers and writer share.
-#[derive(Default)]
 pub struct ConnectionState {
+    /// Bytes of fetch responses the connection may hold at once (a fetch takes its
+    /// `max_bytes` before it reads, and gives it back once its response is sent), so
+    /// a client that pipelines fetches and never reads cannot make the shard buffer
+    /// more than `limits.in_flight_bytes_max`. Fetches wait for it; the socket keeps
+    /// being read, so produce requests on the same connection are not held up.
+    pub response_budget: Rc<glommio::sync::Semaphore>,
+    pub response_budget_bytes: usize,
     queue: RefCell<VecDeque<Outgoing>>,
     pub work: Signal,
     /// Request bytes read whose response has not been sent yet.
@@ -83,6 +91,20 @@ pub struct ConnectionState {
 }
 
 impl ConnectionState {
+    /// The state of a new connection with `response_budget_bytes` for fetch responses.
+    pub fn new(response_budget_bytes: usize) -> ConnectionState {
+        ConnectionState {
+            response_budget: Rc::new(glommio::sync::Semaphore::new(response_budget_bytes as u64)),
+            response_budget_bytes,
+            queue: RefCell::default(),
+            work: Signal::default(),
+            in_flight_bytes: Cell::new(0),
+            in_flight_requests: Cell::new(0),
+            space: Signal::default(),
+            closed: Cell::new(false),
+        }
+    }
+
     /// Counts a request read off the socket.
     pub fn start_request(&self, bytes: usize) {
         self.in_flight_bytes.set(self.in_flight_bytes.get() + bytes);
@@ -109,6 +131,7 @@ impl ConnectionState {
     /// Stops the writer once its queue is empty.
     pub fn close(&self) {
         self.closed.set(true);
+        self.response_budget.close();
         self.work.notify();
         self.space.notify();
     }
@@ -127,6 +150,8 @@ pub async fn write_loop(mut stream: TcpStream, state: Rc<ConnectionState>) {
             // while handlers queue more responses.
             let next = state.queue.borrow_mut().pop_front();
             let Some(outgoing) = next else { break };
+            // Held until this response's bytes are handed to the socket.
+            let _budget = outgoing.budget;
             released += outgoing.request_bytes;
             requests += 1;
             for piece in outgoing.pieces {

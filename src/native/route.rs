@@ -45,12 +45,6 @@ pub async fn dispatch(
         Err(error) => return Err(refuse(shard, state, &header, error)),
     };
     drop(payload);
-    // A fetch holds its response's bytes against the connection's budget too, so a
-    // client that pipelines fetches and never reads cannot make the shard buffer more.
-    let request_bytes = match &request {
-        Request::Fetch(fetch) => request_bytes + fetch::response_reservation(fetch),
-        _ => request_bytes,
-    };
     wait_for_request_slot(state).await;
     state.start_request(request_bytes);
     match request {
@@ -61,8 +55,13 @@ pub async fn dispatch(
             glommio::spawn_local(async move {
                 match request {
                     Request::Fetch(request) => {
+                        let units = fetch::response_reservation(&request).min(state.response_budget_bytes);
+                        let Ok(budget) = state.response_budget.acquire_static_permit(units as u64).await else {
+                            state.finish_request(request_bytes); // the connection closed
+                            return;
+                        };
                         let pieces = fetch::handle(&shard, correlation, request).await;
-                        state.send(Outgoing { pieces, request_bytes });
+                        state.send(Outgoing { pieces, request_bytes, budget: Some(budget) });
                     }
                     Request::ListOffsets(request) => {
                         let response = offsets::handle(&shard, request).await;
@@ -105,7 +104,7 @@ fn refuse(shard: &Shard, state: &ConnectionState, header: &FrameHeader, error: D
     let frame = ErrorFrame { error: code, message: error.to_string() };
     frame.encode(header.api_key.get(), header.correlation_id.get(), &mut out);
     state.start_request(0);
-    state.send(Outgoing { pieces: vec![Piece::Owned(out)], request_bytes: 0 });
+    state.send(Outgoing { pieces: vec![Piece::Owned(out)], request_bytes: 0, budget: None });
     tracing::debug!(shard = shard.id, %error, "closing a connection that sent an undecodable request");
     format!("undecodable request: {error}")
 }
@@ -114,5 +113,5 @@ fn refuse(shard: &Shard, state: &ConnectionState, header: &FrameHeader, error: D
 pub fn respond(state: &ConnectionState, correlation: u32, request_bytes: usize, response: Response) {
     let mut out = Vec::new();
     response.encode(correlation, &mut out);
-    state.send(Outgoing { pieces: vec![Piece::Owned(out)], request_bytes });
+    state.send(Outgoing { pieces: vec![Piece::Owned(out)], request_bytes, budget: None });
 }
