@@ -298,3 +298,41 @@ fn garbage_oversize_and_truncated_frames_do_not_disturb_a_good_client() {
     assert_eq!(block_on(client.list_offset("calm", 0, OffsetSpec::Latest)).unwrap(), before);
     round_trip(&client, &producer, 5);
 }
+
+/// The client inside a tokio runtime (current-thread, so a blocking call would hang
+/// it): admin, produce and consume all awaited, nothing blocking the runtime's thread.
+#[test]
+fn the_client_runs_inside_tokio() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let bootstrap = broker.bootstrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    runtime.block_on(async move {
+        let client = Client::connect(&bootstrap).unwrap();
+        client.create_topic("async", 2, &[("fsync", "never")]).await.unwrap();
+        let producer = Producer::new(client.clone(), ProducerConfig { acks: Acks::Leader, ..ProducerConfig::default() });
+        let deliveries: Vec<_> = (0..100u32)
+            .map(|i| producer.send(ProducerRecord::new("async", &i.to_le_bytes()).partition(i % 2)).unwrap())
+            .collect();
+        let mut offsets = Vec::new();
+        for delivery in deliveries {
+            offsets.push(delivery.await.unwrap());
+        }
+        assert_eq!(offsets.iter().filter(|m| m.partition == 0).count(), 50);
+        // A consumer polled while a tokio timer runs beside it on the same thread.
+        let mut consumer = Consumer::new(client, ConsumerConfig::default());
+        consumer.assign("async", None, Seek::Earliest).await.unwrap();
+        let ticker = tokio::spawn(async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        });
+        let mut seen = 0;
+        while seen < 100 {
+            seen += consumer.poll_async(Duration::from_millis(500)).await.unwrap().len();
+        }
+        ticker.await.unwrap();
+        // An empty poll returns at its timeout without blocking the runtime.
+        let started = Instant::now();
+        assert!(consumer.poll_async(Duration::from_millis(50)).await.unwrap().is_empty());
+        assert!(started.elapsed() < Duration::from_secs(5));
+    });
+}
