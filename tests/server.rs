@@ -310,7 +310,8 @@ fn the_client_runs_inside_tokio() {
     runtime.block_on(async move {
         let client = Client::connect(&bootstrap).unwrap();
         client.create_topic("async", 2, &[("fsync", "never")]).await.unwrap();
-        let producer = Producer::new(client.clone(), ProducerConfig { acks: Acks::Leader, ..ProducerConfig::default() });
+        let producer =
+            Producer::new(client.clone(), ProducerConfig { acks: Acks::Leader, ..ProducerConfig::default() });
         let deliveries: Vec<_> = (0..100u32)
             .map(|i| producer.send(ProducerRecord::new("async", &i.to_le_bytes()).partition(i % 2)).unwrap())
             .collect();
