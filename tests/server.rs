@@ -70,13 +70,19 @@ fn check(records: &[ConsumerRecord], acked: &HashMap<(u64, u64), (u32, i64)>) {
     }
 }
 
-#[test]
-fn keyed_records_from_four_producers_read_back_in_order_and_survive_a_restart() {
+/// A broker on a fresh directory with one topic; returns what the test needs.
+fn broker_with_topic(topic: &str, partitions: u32, fsync: &str) -> (tempfile::TempDir, Broker, String) {
     let dir = tempfile::tempdir().unwrap();
-    let mut broker = Broker::start(dir.path(), &[]);
+    let broker = Broker::start(dir.path(), &[]);
     let bootstrap = broker.bootstrap();
     let client = Client::connect(&bootstrap).unwrap();
-    block_on(client.create_topic("events", PARTITIONS, &[("fsync", "never")])).unwrap();
+    block_on(client.create_topic(topic, partitions, &[("fsync", fsync)])).unwrap();
+    (dir, broker, bootstrap)
+}
+
+#[test]
+fn keyed_records_from_four_producers_read_back_in_order_and_survive_a_restart() {
+    let (dir, mut broker, bootstrap) = broker_with_topic("events", PARTITIONS, "never");
 
     let per_producer = RECORDS / PRODUCERS;
     let threads: Vec<_> = (0..PRODUCERS)
@@ -121,11 +127,7 @@ fn keyed_records_from_four_producers_read_back_in_order_and_survive_a_restart() 
 /// process's submitted writes.)
 #[test]
 fn acknowledged_durable_records_survive_kill_9() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut broker = Broker::start(dir.path(), &[]);
-    let bootstrap = broker.bootstrap();
-    let client = Client::connect(&bootstrap).unwrap();
-    block_on(client.create_topic("ledger", 4, &[("fsync", "always")])).unwrap();
+    let (dir, mut broker, bootstrap) = broker_with_topic("ledger", 4, "always");
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let producer_stop = stop.clone();

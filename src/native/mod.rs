@@ -25,6 +25,7 @@ mod route;
 
 use crate::shard::{Shard, ShardMessage};
 use glommio::net::TcpListener;
+use std::future::Future;
 use std::rc::Rc;
 
 /// Accepts connections on `listener` until the shard stops, each served by its own
@@ -74,36 +75,35 @@ pub async fn handle_forwarded(shard: &Rc<Shard>, message: ShardMessage) {
         }
         ShardMessage::Fetch { wait, items, cancel, reply } => {
             let shard = shard.clone();
-            glommio::spawn_local(async move {
+            spawn_reply(reply, async move {
                 let fetched = fetch::fetch_local(&shard, wait, &items, Some(cancel)).await;
-                let _ = reply.send(fetch::into_sendable(fetched));
-            })
-            .detach();
+                fetch::into_sendable(fetched)
+            });
         }
         ShardMessage::ListOffsets { items, reply } => {
             let shard = shard.clone();
-            glommio::spawn_local(async move {
-                let _ = reply.send(offsets::list_local(&shard, items).await);
-            })
-            .detach();
+            spawn_reply(reply, async move { offsets::list_local(&shard, items).await });
         }
         ShardMessage::CreateTopics { request, reply } => {
             let shard = shard.clone();
-            glommio::spawn_local(async move {
-                let _ = reply.send(admin::create_topics(&shard, request).await);
-            })
-            .detach();
+            spawn_reply(reply, async move { admin::create_topics(&shard, request).await });
         }
         ShardMessage::DeleteTopics { request, reply } => {
             let shard = shard.clone();
-            glommio::spawn_local(async move {
-                let _ = reply.send(admin::delete_topics(&shard, request).await);
-            })
-            .detach();
+            spawn_reply(reply, async move { admin::delete_topics(&shard, request).await });
         }
         ShardMessage::Apply { state, reply } => {
             shard.apply(state).await;
             let _ = reply.send(());
         }
     }
+}
+
+/// Runs `work` as a task of its own and sends its result to `reply` (dropped
+/// silently if the asking shard stopped waiting).
+fn spawn_reply<T: Send + 'static>(reply: futures_channel::oneshot::Sender<T>, work: impl Future<Output = T> + 'static) {
+    glommio::spawn_local(async move {
+        let _ = reply.send(work.await);
+    })
+    .detach();
 }
