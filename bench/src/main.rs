@@ -189,12 +189,14 @@ fn limits(dir: PathBuf, bytes: u64, tcp_cpus: Vec<usize>, json: Option<PathBuf>)
             let write = direct_write(&path, bytes, 1 << 20, 4).await?;
             let read_1 = direct_read(&path, None, 1 << 20, 1).await?;
             let read_4 = direct_read(&path, None, 1 << 20, 4).await?;
+            let read_32 = direct_read(&path, None, 32 << 20, 1).await?;
             let sync = fdatasync_per_write(&path, 64 * 1024, std::time::Duration::from_secs(3)).await?;
             std::fs::remove_file(&path)?;
             anyhow::Ok(vec![
                 ("direct sequential write, 1 MiB x 4 in flight".to_string(), write),
                 ("direct sequential read, 1 MiB x 1 in flight".to_string(), read_1),
                 ("direct sequential read, 1 MiB x 4 in flight".to_string(), read_4),
+                ("direct sequential read, 32 MiB x 1 in flight".to_string(), read_32),
                 ("64 KiB direct write + fdatasync, preallocated file".to_string(), sync),
             ])
         })
