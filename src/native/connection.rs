@@ -12,7 +12,6 @@ use super::out::{write_loop, ConnectionState};
 use super::route;
 use crate::shard::Shard;
 use bytes::BytesMut;
-use futures_lite::io::AsyncReadExt;
 use glommio::net::TcpStream;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
@@ -22,7 +21,7 @@ use strand_protocol::native::{split_frame_mut, FrameHeader, HEADER_BYTES};
 /// Bytes asked of one read.
 const READ_BYTES: usize = 256 * 1024;
 /// Size of a fresh receive buffer (larger when one frame needs more).
-const BUFFER_BYTES: usize = 1 << 20;
+const BUFFER_BYTES: usize = 8 << 20;
 
 /// Serves one accepted connection until the peer closes it, it breaks a rule, or it
 /// idles out.
@@ -48,9 +47,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 }
 
 /// Reads and dispatches frames; returns why it stopped.
-async fn read_loop(shard: &Rc<Shard>, mut stream: TcpStream, state: &Rc<ConnectionState>) -> String {
+async fn read_loop(shard: &Rc<Shard>, stream: TcpStream, state: &Rc<ConnectionState>) -> String {
     let idle = Duration::from_millis(shard.config.limits.idle_timeout_ms);
-    let _ = stream.set_read_timeout(Some(idle));
     let in_flight_max = shard.config.limits.in_flight_bytes_max as usize;
     let mut buf = BytesMut::with_capacity(BUFFER_BYTES);
     loop {
@@ -78,22 +76,53 @@ async fn read_loop(shard: &Rc<Shard>, mut stream: TcpStream, state: &Rc<Connecti
         let want = read_size(&buf, shard);
         ensure_room(&mut buf, want);
         let filled = buf.len();
-        buf.resize(filled + want, 0);
-        match stream.read(&mut buf[filled..]).await {
+        match recv_into(&stream, &mut buf, want, idle).await {
             Ok(0) => {
-                buf.truncate(filled);
                 // The peer is done sending; answer what it asked before closing.
                 state.space.wait_until(|| state.in_flight_requests.get() == 0 || state.closed.get()).await;
                 return if filled == 0 { "closed by peer".into() } else { "closed by peer mid-frame".into() };
             }
-            Ok(read) => buf.truncate(filled + read),
+            Ok(_) => {}
             Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
-                buf.truncate(filled);
                 if state.in_flight_requests.get() == 0 {
                     return "idle timeout".into();
                 }
             }
             Err(error) => return format!("read failed: {error}"),
+        }
+    }
+}
+
+/// Receives up to `want` bytes into `buf`'s spare capacity (which `ensure_room`
+/// made), without zeroing it first: `recv` writes straight into the buffer and only
+/// the bytes it wrote become part of it. Waits, at most `idle`, for bytes to arrive.
+/// `Ok(0)` when the peer closed its side.
+async fn recv_into(stream: &TcpStream, buf: &mut BytesMut, want: usize, idle: Duration) -> std::io::Result<usize> {
+    debug_assert!(buf.capacity() - buf.len() >= want);
+    loop {
+        let spare = buf.spare_capacity_mut();
+        let len = want.min(spare.len());
+        // SAFETY: recv writes at most `len` bytes into this spare capacity, which the
+        // buffer owns; it initializes exactly the bytes it reports, and only those are
+        // added to the buffer's length.
+        let received = unsafe { libc::recv(stream.as_raw_fd(), spare.as_mut_ptr().cast(), len, libc::MSG_DONTWAIT) };
+        if received >= 0 {
+            unsafe { buf.set_len(buf.len() + received as usize) };
+            return Ok(received as usize);
+        }
+        let error = std::io::Error::last_os_error();
+        match error.kind() {
+            std::io::ErrorKind::WouldBlock => {}
+            std::io::ErrorKind::Interrupted => continue,
+            _ => return Err(error),
+        }
+        // Nothing yet: wait until the socket is readable (a byte or the peer's close).
+        let mut probe = [0u8; 1];
+        let readable = glommio::timer::timeout(idle, async { Ok(stream.peek(&mut probe).await?) }).await;
+        match readable {
+            Ok(_) => {}
+            Err(glommio::GlommioError::TimedOut(_)) => return Err(std::io::ErrorKind::TimedOut.into()),
+            Err(error) => return Err(error.into()),
         }
     }
 }
@@ -107,7 +136,10 @@ fn ensure_room(buf: &mut BytesMut, want: usize) {
     if buf.capacity() - buf.len() >= want {
         return;
     }
-    let mut fresh = BytesMut::with_capacity((2 * buf.len() + want).max(BUFFER_BYTES));
+    // One size in the common case, so the allocator hands back the buffers the batch
+    // cache has let go of instead of fresh pages (each a fault and a zeroing).
+    let capacity = if buf.len() + want <= BUFFER_BYTES { BUFFER_BYTES } else { 2 * buf.len() + want };
+    let mut fresh = BytesMut::with_capacity(capacity);
     fresh.extend_from_slice(buf);
     *buf = fresh;
 }
