@@ -118,7 +118,7 @@ async fn recv_into(stream: &TcpStream, buf: &mut BytesMut, want: usize, idle: Du
         }
         // Nothing yet: wait until the socket is readable (a byte or the peer's close).
         let mut probe = [0u8; 1];
-        let readable = glommio::timer::timeout(idle, async { Ok(stream.peek(&mut probe).await?) }).await;
+        let readable = glommio::timer::timeout(idle, stream.peek(&mut probe)).await;
         match readable {
             Ok(_) => {}
             Err(glommio::GlommioError::TimedOut(_)) => return Err(std::io::ErrorKind::TimedOut.into()),
