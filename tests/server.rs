@@ -339,3 +339,58 @@ fn the_client_runs_inside_tokio() {
         assert!(started.elapsed() < Duration::from_secs(5));
     });
 }
+
+/// The broker's resident memory, from /proc.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+/// A client that pipelines many large fetches of cold data and never reads the
+/// answers cannot make the broker hold more than its per-connection budget.
+#[test]
+fn a_client_that_never_reads_its_fetches_cannot_grow_the_broker() {
+    let (dir, mut broker, bootstrap) = broker_with_topic("cold", 1, "never");
+    let client = Client::connect(&bootstrap).unwrap();
+    let producer = Producer::new(client, ProducerConfig { acks: Acks::Leader, ..ProducerConfig::default() });
+    let value = vec![7u8; 64 * 1024];
+    for _ in 0..2048 {
+        producer.send(ProducerRecord::new("cold", &value).partition(0)).unwrap();
+    }
+    producer.flush();
+    drop(producer);
+    // Restart: the 128 MiB are on disk only, so every fetch is a direct read.
+    assert!(broker.stop());
+    let broker = Broker::start(dir.path(), &[]);
+    let client = Client::connect(&broker.bootstrap()).unwrap();
+    let port = broker.shard_ports[client.shard_of("cold", 0).unwrap() as usize];
+    let before = rss_bytes(broker.pid());
+
+    let request = strand_protocol::native::Request::Fetch(strand_protocol::native::messages::FetchRequest {
+        max_wait_ms: 0,
+        min_bytes: 0,
+        max_bytes: 64 << 20,
+        topics: vec![strand_protocol::native::messages::FetchTopic {
+            name: "cold".into(),
+            partitions: vec![strand_protocol::native::messages::FetchPartition {
+                partition: 0,
+                offset: 0,
+                max_bytes: 64 << 20,
+            }],
+        }],
+    });
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut frames = Vec::new();
+    for id in 0..200 {
+        request.encode(id, &mut frames);
+    }
+    stream.write_all(&frames).unwrap();
+    // 200 answers of 32 MiB each would be 6.4 GB; the budget allows one or two.
+    std::thread::sleep(Duration::from_secs(3));
+    let grown = rss_bytes(broker.pid()).saturating_sub(before);
+    assert!(grown < 512 << 20, "the broker grew by {} MiB for a client that never reads", grown >> 20);
+    // Another client is served meanwhile.
+    assert!(block_on(client.list_offset("cold", 0, OffsetSpec::Latest)).unwrap() >= 2048);
+    drop(stream);
+}
