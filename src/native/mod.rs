@@ -65,10 +65,10 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
 pub async fn handle_forwarded(shard: &Rc<Shard>, message: ShardMessage) {
     shard.stats.forwards_in.set(shard.stats.forwards_in.get() + 1);
     match message {
-        ShardMessage::Produce { acks, items, reply } => {
+        ShardMessage::Produce { acks, deadline, items, reply } => {
             let appending = produce::append_items(shard, items).await;
             glommio::spawn_local(async move {
-                let results = produce::settle(appending, acks).await;
+                let results = produce::settle(appending, acks, deadline).await;
                 let _ = reply.send(results);
             })
             .detach();

@@ -17,6 +17,7 @@ use bytes::{Buf, BytesMut};
 use futures_channel::oneshot;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 use strand_protocol::batch;
 use strand_protocol::native::messages::*;
 use strand_protocol::native::{ErrorCode, ProduceLayout, Response};
@@ -92,24 +93,39 @@ fn batch_lengths(records: &[u8]) -> Option<Vec<usize>> {
     (!lengths.is_empty()).then_some(lengths)
 }
 
-/// Waits for `acks` on every appended item and returns the results.
-pub async fn settle(appending: Vec<Appending>, acks: u8) -> Vec<ProduceItemResult> {
+/// Waits for `acks` on every appended item and returns the results. A durable wait
+/// past `deadline` answers `Timeout` (the batch may still become durable).
+pub async fn settle(appending: Vec<Appending>, acks: u8, deadline: Option<Instant>) -> Vec<ProduceItemResult> {
     let mut results = Vec::with_capacity(appending.len());
     for item in appending {
         match item {
             Appending::Done(result) => results.push(result),
             Appending::Appended { result, log, last } => {
-                if acks == ACKS_DURABLE {
-                    if let Err(error) = log.wait_policy(&last).await {
-                        results.push(failed(result.slot, storage_code(&error)));
-                        continue;
-                    }
+                if acks != ACKS_DURABLE {
+                    results.push(result);
+                    continue;
                 }
-                results.push(result);
+                let waited = match deadline {
+                    None => Some(log.wait_policy(&last).await),
+                    Some(deadline) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        glommio::timer::timeout(left, async { Ok(log.wait_policy(&last).await) }).await.ok()
+                    }
+                };
+                results.push(match waited {
+                    Some(Ok(())) => result,
+                    Some(Err(error)) => failed(result.slot, storage_code(&error)),
+                    None => failed(result.slot, ErrorCode::Timeout),
+                });
             }
         }
     }
     results
+}
+
+/// When a produce request with `timeout_ms` stops waiting (0: never).
+pub fn deadline(timeout_ms: u32) -> Option<Instant> {
+    (timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(u64::from(timeout_ms)))
 }
 
 /// Handles a Produce request read by a connection on this shard: `layout` says
@@ -123,6 +139,7 @@ pub async fn handle(
     mut payload: BytesMut,
 ) {
     let acks = layout.acks;
+    let deadline = deadline(layout.timeout_ms);
     let mut response = ProduceResponse { topics: Vec::with_capacity(layout.topics.len()) };
     let mut slots = Vec::new();
     let mut local = Vec::new();
@@ -158,7 +175,7 @@ pub async fn handle(
     for (owner, items) in remote {
         let owned_slots: Vec<usize> = items.iter().map(|item| item.slot).collect();
         let (reply, receiver) = oneshot::channel();
-        shard.forward(owner, ShardMessage::Produce { acks, items, reply }).await;
+        shard.forward(owner, ShardMessage::Produce { acks, deadline, items, reply }).await;
         replies.push((owned_slots, receiver));
     }
     let appending = append_items(shard, local).await;
@@ -168,7 +185,7 @@ pub async fn handle(
     }
     let state = state.clone();
     glommio::spawn_local(async move {
-        let mut results = settle(appending, acks).await;
+        let mut results = settle(appending, acks, deadline).await;
         for (owned_slots, receiver) in replies {
             match receiver.await {
                 Ok(remote_results) => results.extend(remote_results),
@@ -185,4 +202,42 @@ pub async fn handle(
         respond(&state, correlation, request_bytes, Response::Produce(response));
     })
     .detach();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{BatchCache, FsyncPolicy, IoOptions, TopicConfig};
+    use strand_protocol::BatchBuilder;
+
+    /// A durable wait past the request's deadline is answered `Timeout`; the batch
+    /// stays appended and becomes durable all the same.
+    #[test]
+    fn a_durable_wait_past_the_deadline_answers_timeout() {
+        crate::runtime::run_local("produce-timeout", || async {
+            let dir = tempfile::tempdir().unwrap();
+            let config = TopicConfig { fsync: FsyncPolicy::Always, ..TopicConfig::default() };
+            let cache = Rc::new(BatchCache::new(1 << 20));
+            let (log, _) = Log::open(dir.path(), "t-0", config, IoOptions::default(), cache).await.unwrap();
+            let mut builder = BatchBuilder::new();
+            builder.push(None, Some(b"late"), &[], 0);
+            let append = |log: Rc<Log>| {
+                let batch = BytesMut::from(&builder.build()[..]);
+                async move {
+                    let last = log.append_leader(batch).await.unwrap();
+                    let result =
+                        ProduceItemResult { slot: 0, error: ErrorCode::None, base_offset: 0, log_append_time_ms: -1 };
+                    Appending::Appended { result, log, last }
+                }
+            };
+            // The fdatasync was only requested: a deadline already passed cannot be met.
+            let late = settle(vec![append(log.clone()).await], ACKS_DURABLE, Some(Instant::now())).await;
+            assert_eq!(late[0].error, ErrorCode::Timeout);
+            // Without a deadline the same wait succeeds, and the first batch is durable too.
+            let on_time = settle(vec![append(log.clone()).await], ACKS_DURABLE, deadline(0)).await;
+            assert_eq!(on_time[0].error, ErrorCode::None);
+            assert_eq!(log.offsets().durable, 2);
+            log.close().await.unwrap();
+        });
+    }
 }

@@ -71,9 +71,11 @@ pub struct ListItem {
 
 /// A request from one shard to another.
 pub enum ShardMessage {
-    /// Append to partitions the receiver owns, in message order.
+    /// Append to partitions the receiver owns, in message order; a durable wait ends
+    /// at `deadline`.
     Produce {
         acks: u8,
+        deadline: Option<std::time::Instant>,
         items: Vec<ProduceItem>,
         reply: oneshot::Sender<Vec<ProduceItemResult>>,
     },
