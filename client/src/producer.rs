@@ -221,9 +221,36 @@ struct TopicState {
     open: Vec<Option<OpenBatch>>,
 }
 
+/// A fast hash for the producer's own map of topic names, looked up once per record
+/// (SipHash took 4% of the sending thread; the names are the application's own).
+#[derive(Default, Clone, Copy)]
+struct NameHash;
+
+struct NameHasher(u64);
+
+impl std::hash::BuildHasher for NameHash {
+    type Hasher = NameHasher;
+    fn build_hasher(&self) -> NameHasher {
+        NameHasher(0)
+    }
+}
+
+impl std::hash::Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 #[derive(Default)]
 struct State {
-    topics: HashMap<Arc<str>, TopicState>,
+    topics: HashMap<Arc<str>, TopicState, NameHash>,
     ready: VecDeque<ReadyBatch>,
     buffered_bytes: usize,
     in_flight: HashMap<SocketAddr, usize>,
