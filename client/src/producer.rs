@@ -351,6 +351,10 @@ impl Producer {
             state.ready.push_back(seal(topic_name.clone(), partition, full));
             shared.work.notify_one();
         }
+        // The sender learns of a new batch at once, to send it when its linger is up
+        // (asleep, it would otherwise only wake for a full batch or its idle tick);
+        // records joining an open batch need no wake-up.
+        let opened = slot.is_none();
         let batch = slot.get_or_insert_with(|| OpenBatch {
             builder: BatchBuilder::new(),
             delivery: Arc::new(Delivery::default()),
@@ -367,8 +371,7 @@ impl Producer {
             let full = slot.take().expect("just filled");
             state.ready.push_back(seal(topic_name.clone(), partition, full));
             shared.work.notify_one();
-        } else if config.linger.is_zero() {
-            // No lingering: the sender takes whatever has gathered when it is next free.
+        } else if opened {
             shared.work.notify_one();
         }
         Ok(future)
