@@ -41,8 +41,7 @@ impl SpawnedBroker {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir)?;
         let config = dir.with_extension("toml");
-        let extra = std::env::var("STRAND_BENCH_BROKER_STORAGE").unwrap_or_default();
-        std::fs::write(&config, format!("[storage]\nbatch_cache_bytes = {cache_bytes}\n{extra}\n"))?;
+        std::fs::write(&config, format!("[storage]\nbatch_cache_bytes = {cache_bytes}\n"))?;
         let mut child = Command::new(&binary)
             .args(["serve", "--port", "0", "--cores", &cpu.to_string(), "--data-dir"])
             .arg(dir)
@@ -268,7 +267,7 @@ pub fn latency(
     use std::sync::Arc;
     anyhow::ensure!(record_bytes >= 8, "records carry their intended send time in 8 bytes");
     let client = Client::connect(bootstrap)?;
-    block_on(client.create_topic(topic, 1, &[("fsync", "never"), ("segment_bytes", "4000000000")]))?;
+    block_on(client.create_topic(topic, 1, &[("fsync", "never")]))?;
     let interval_ns = (record_bytes as f64 * 1e9 / rate_bytes_per_s as f64) as u64;
     let records = (seconds * 1e9 / interval_ns as f64) as u64;
     let warm_up_ns = 1_000_000_000u64;
