@@ -315,10 +315,9 @@ fn next_position(position: u64, data: &[u8]) -> u64 {
     next
 }
 
-/// Appends the records at or after `position` in `data` (whole batches) to `out`;
-/// returns the position after the last batch.
-fn decode_records(key: &Key, position: u64, data: &Bytes, out: &mut Vec<ConsumerRecord>) -> Result<u64> {
-    let mut next = position;
+/// Appends the records at or after `position` in `data` (whole batches) to `out`.
+/// (`next_position` has already moved the position on, from the headers alone.)
+fn decode_records(key: &Key, position: u64, data: &Bytes, out: &mut Vec<ConsumerRecord>) -> Result<()> {
     let mut at = 0;
     while at < data.len() {
         let Some(len) = batch::batch_bytes(&data[at..]).filter(|&len| len > 0 && at + len <= data.len()) else {
@@ -327,7 +326,6 @@ fn decode_records(key: &Key, position: u64, data: &Bytes, out: &mut Vec<Consumer
         let batch = data.slice(at..at + len);
         at += len;
         let iter = RecordIter::new(&batch).map_err(|e| ClientError::Protocol(format!("bad batch: {e}")))?;
-        let batch_next = (iter.header().last_offset() + 1).max(0) as u64;
         for record in iter {
             let record = record.map_err(|e| ClientError::Protocol(format!("bad record: {e}")))?;
             if (record.offset as u64) < position {
@@ -347,7 +345,6 @@ fn decode_records(key: &Key, position: u64, data: &Bytes, out: &mut Vec<Consumer
                     .collect(),
             });
         }
-        next = next.max(batch_next);
     }
-    Ok(next)
+    Ok(())
 }

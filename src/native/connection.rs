@@ -16,7 +16,7 @@ use glommio::net::TcpStream;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
 use std::time::Duration;
-use strand_protocol::native::{split_frame_mut, FrameHeader, HEADER_BYTES};
+use strand_protocol::native::{split_frame_mut, FrameHeader};
 
 /// Bytes asked of one read.
 const READ_BYTES: usize = 256 * 1024;
@@ -152,5 +152,5 @@ fn read_size(buf: &BytesMut, shard: &Shard) -> usize {
         .ok()
         .flatten()
         .map_or(0, |header| header.frame_bytes().saturating_sub(buf.len()));
-    frame_rest.clamp(HEADER_BYTES, READ_BYTES).max(READ_BYTES / 4)
+    frame_rest.clamp(READ_BYTES / 4, READ_BYTES)
 }
