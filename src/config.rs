@@ -169,20 +169,8 @@ impl BrokerConfig {
 
     /// Parses and checks `text`, naming `path` in errors.
     pub fn parse(text: &str, path: &Path) -> Result<BrokerConfig, ConfigError> {
-        let config: BrokerConfig = toml::from_str(text).map_err(|error| {
-            // One line, `line:column: message`, rather than toml's multi-line snippet.
-            let at = error.span().map_or(String::new(), |span| {
-                let before = &text[..span.start.min(text.len())];
-                let line = before.matches('\n').count() + 1;
-                let column = before.len() - before.rfind('\n').map_or(0, |newline| newline + 1) + 1;
-                let key = key_at(text, span.start).map(|key| format!("{key}: ")).unwrap_or_default();
-                format!("{line}:{column}: {key}")
-            });
-            ConfigError::Parse {
-                path: path.to_path_buf(),
-                message: format!("{at}{}", error.message().replace('\n', " ")),
-            }
-        })?;
+        let config: BrokerConfig = toml::from_str(text)
+            .map_err(|error| ConfigError::Parse { path: path.to_path_buf(), message: toml_error_line(text, &error) })?;
         config.validate().map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })?;
         Ok(config)
     }
@@ -241,6 +229,19 @@ impl BrokerConfig {
 }
 
 /// The full name (`table.key`) of the `key = value` line holding byte `offset`.
+/// A TOML error as one line, `line:column: key: message`, rather than toml's
+/// multi-line snippet.
+pub fn toml_error_line(text: &str, error: &toml::de::Error) -> String {
+    let at = error.span().map_or(String::new(), |span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |newline| newline + 1) + 1;
+        let key = key_at(text, span.start).map(|key| format!("{key}: ")).unwrap_or_default();
+        format!("{line}:{column}: {key}")
+    });
+    format!("{at}{}", error.message().replace('\n', " "))
+}
+
 fn key_at(text: &str, offset: usize) -> Option<String> {
     let offset = offset.min(text.len());
     let line_start = text[..offset].rfind('\n').map_or(0, |newline| newline + 1);

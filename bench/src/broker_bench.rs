@@ -18,55 +18,21 @@
 //! A broker that has run a while is in the second state; `--no-warm-up` shows the first.
 
 use crate::limits::{pin_to, Rate};
+use crate::spawn::SpawnedBroker;
 use rand::RngCore;
 use serde::Serialize;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use strand_client::{block_on, Acks, Client, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, Seek};
 
-/// A broker this run started, killed when dropped.
-pub struct SpawnedBroker {
-    child: Child,
-    pub bootstrap: String,
-}
-
-impl SpawnedBroker {
-    /// Starts `strand serve` from the same build, on `cpu`, with `cache_bytes` of
-    /// batch cache, in `dir`.
-    pub fn start(dir: &Path, cpu: usize, cache_bytes: u64) -> anyhow::Result<SpawnedBroker> {
-        let binary = std::env::current_exe()?.with_file_name("strand");
-        anyhow::ensure!(binary.exists(), "{} not found: build it with `cargo build --release`", binary.display());
-        let _ = std::fs::remove_dir_all(dir);
-        std::fs::create_dir_all(dir)?;
-        let config = dir.with_extension("toml");
-        std::fs::write(&config, format!("[storage]\nbatch_cache_bytes = {cache_bytes}\n"))?;
-        let mut child = Command::new(&binary)
-            .args(["serve", "--port", "0", "--cores", &cpu.to_string(), "--data-dir"])
-            .arg(dir)
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
-        let Some(address) = line.split_whitespace().nth(3) else {
-            let _ = child.kill();
-            anyhow::bail!("the broker did not start: {line:?}");
-        };
-        Ok(SpawnedBroker { child, bootstrap: address.to_string() })
-    }
-}
-
-impl Drop for SpawnedBroker {
-    fn drop(&mut self) {
-        // SAFETY: SIGTERM to the child this run started and has not reaped.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
+/// Starts a one-shard broker from the same build on `cpu` with `cache_bytes` of
+/// batch cache.
+fn spawn(dir: &Path, cpu: usize, cache_bytes: u64) -> anyhow::Result<SpawnedBroker> {
+    let mut storage = toml::Table::new();
+    storage.insert("batch_cache_bytes".into(), toml::Value::Integer(cache_bytes as i64));
+    let mut config = toml::Table::new();
+    config.insert("storage".into(), toml::Value::Table(storage));
+    SpawnedBroker::start(&crate::spawn::default_binary()?, dir, &[cpu], &config)
 }
 
 /// One measured phase.
@@ -185,7 +151,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<(Vec<Row>, Vec<LatencyRow>)> {
     {
         // A cache that holds what each phase writes, so reads right after writes are
         // served from memory.
-        let broker = SpawnedBroker::start(&settings.dir.join("cached"), settings.broker_cpu, settings.cache_bytes)?;
+        let broker = spawn(&settings.dir.join("cached"), settings.broker_cpu, settings.cache_bytes)?;
         if settings.warm_up {
             // Fill the cache once, as a broker that has run a while has: the pages it
             // holds are then recycled, not faulted in fresh from the kernel.
@@ -206,7 +172,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<(Vec<Row>, Vec<LatencyRow>)> {
         }
     }
     if settings.latency_rate_bytes_per_s > 0 {
-        let broker = SpawnedBroker::start(&settings.dir.join("latency"), settings.broker_cpu, 1 << 30)?;
+        let broker = spawn(&settings.dir.join("latency"), settings.broker_cpu, 1 << 30)?;
         let row =
             latency(&broker.bootstrap, "latency", 1024, settings.latency_rate_bytes_per_s, settings.latency_seconds)?;
         println!(
@@ -224,7 +190,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<(Vec<Row>, Vec<LatencyRow>)> {
     }
     if settings.catch_up_bytes > 0 {
         // A cache far smaller than the data: the read comes from the segment files.
-        let broker = SpawnedBroker::start(&settings.dir.join("cold"), settings.broker_cpu, 64 << 20)?;
+        let broker = spawn(&settings.dir.join("cold"), settings.broker_cpu, 64 << 20)?;
         let record_bytes = 1024;
         let row = produce(&broker.bootstrap, "catch-up", record_bytes, settings.catch_up_bytes, &settings.tuning)?;
         print(&row);

@@ -2,5 +2,12 @@
 //! criterion benches in `benches/`.
 
 pub mod broker_bench;
+pub mod compare;
+pub mod engine;
 pub mod limits;
 pub mod log_bench;
+pub mod recorder;
+pub mod report;
+pub mod run;
+pub mod spawn;
+pub mod workload;

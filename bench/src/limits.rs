@@ -181,3 +181,69 @@ pub fn loopback_tcp(
     }
     receiver.join().map_err(|_| anyhow::anyhow!("the receiving thread panicked"))?
 }
+
+/// One measured limit of the machine.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct LimitRow {
+    /// What was measured, as printed.
+    pub name: String,
+    /// `write`, `read`, `fdatasync` or `tcp`: which Strand figures it bounds.
+    pub kind: String,
+    pub bytes_per_s: f64,
+    pub ops_per_s: f64,
+}
+
+/// Measures every limit: direct write and reads of `bytes` in `dir`, write +
+/// fdatasync pairs for 3 s, and one loopback TCP connection from `cpus[0]` to
+/// `cpus[1]`. The disk measurements run on a shard pinned to `cpus[0]`.
+pub fn measure(dir: &Path, bytes: u64, cpus: [usize; 2]) -> anyhow::Result<Vec<LimitRow>> {
+    anyhow::ensure!(bytes >= 64 << 20, "{bytes} bytes: at least 64 MiB, to measure more than caches");
+    std::fs::create_dir_all(dir).map_err(|error| anyhow::anyhow!("cannot create {}: {error}", dir.display()))?;
+    let io_memory = strand::runtime::io_memory_bytes(1, strand::runtime::IO_MEMORY_BYTES_DEFAULT);
+    let disk_dir = dir.to_path_buf();
+    let row = |name: &str, kind: &str, rate: Rate| LimitRow {
+        name: name.to_string(),
+        kind: kind.to_string(),
+        bytes_per_s: rate.bytes_per_s(),
+        ops_per_s: rate.ops_per_s(),
+    };
+    let mut rows: Vec<LimitRow> = strand::runtime::executor("limits", Some(cpus[0]), io_memory)
+        .spawn(move || async move {
+            strand::storage::probe_device(&disk_dir).await?;
+            let path = disk_dir.join("limits.dat");
+            let write = direct_write(&path, bytes, 1 << 20, 4).await?;
+            let read_1 = direct_read(&path, None, 1 << 20, 1).await?;
+            let read_4 = direct_read(&path, None, 1 << 20, 4).await?;
+            let read_32 = direct_read(&path, None, 32 << 20, 1).await?;
+            let sync = fdatasync_per_write(&path, 64 * 1024, Duration::from_secs(3)).await?;
+            std::fs::remove_file(&path)?;
+            anyhow::Ok(vec![
+                row("direct sequential write, 1 MiB x 4 in flight", "write", write),
+                row("direct sequential read, 1 MiB x 1 in flight", "read", read_1),
+                row("direct sequential read, 1 MiB x 4 in flight", "read", read_4),
+                row("direct sequential read, 32 MiB x 1 in flight", "read", read_32),
+                row("64 KiB direct write + fdatasync, preallocated file", "fdatasync", sync),
+            ])
+        })
+        .map_err(|e| anyhow::anyhow!("starting the measuring shard: {e}"))?
+        .join()
+        .map_err(|e| anyhow::anyhow!("the measuring shard failed: {e:?}"))??;
+    let tcp = loopback_tcp(bytes, 1 << 20, Some(cpus[0]), Some(cpus[1]))?;
+    rows.push(row(&format!("loopback TCP, one connection, core {} to core {}", cpus[0], cpus[1]), "tcp", tcp));
+    Ok(rows)
+}
+
+/// Prints `rows` as `strand-bench limits` does.
+pub fn print(rows: &[LimitRow]) {
+    for row in rows {
+        println!("{:<52} {:>8.3} GB/s {:>10.0} ops/s", row.name, row.bytes_per_s / 1e9, row.ops_per_s);
+    }
+}
+
+/// The best measured rate of `kind`, with its row's name.
+pub fn best(rows: &[LimitRow], kind: &str) -> Option<(String, f64)> {
+    rows.iter()
+        .filter(|row| row.kind == kind)
+        .max_by(|a, b| a.bytes_per_s.total_cmp(&b.bytes_per_s))
+        .map(|row| (row.name.clone(), row.bytes_per_s))
+}

@@ -14,6 +14,75 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a workload (a TOML file, see bench/workloads/) against a broker.
+    Run {
+        /// The workload file.
+        workload: PathBuf,
+        /// The broker to measure (ignored with --spawn-broker).
+        #[arg(long, default_value = "127.0.0.1:9400")]
+        bootstrap: String,
+        /// Start a broker from the same build for this run, on --broker-cores, with a
+        /// temporary data directory under --dir; stop it after.
+        #[arg(long)]
+        spawn_broker: bool,
+        /// The `strand` binary --spawn-broker starts (default: next to this one).
+        #[arg(long)]
+        broker_binary: Option<PathBuf>,
+        /// Cores of a spawned broker, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        broker_cores: Vec<usize>,
+        /// Cores of the generator (one worker each), comma-separated; default: every
+        /// core not given to the spawned broker.
+        #[arg(long, value_delimiter = ',')]
+        cores: Option<Vec<usize>>,
+        /// Directory on the disk to measure (limits, and a spawned broker's data).
+        #[arg(long, default_value = "strand-bench-data")]
+        dir: PathBuf,
+        /// Skip measuring the machine's limits (results then carry no shares).
+        #[arg(long)]
+        no_limits: bool,
+        /// Bytes each limit measurement moves.
+        #[arg(long, default_value_t = 1 << 30)]
+        limits_bytes: u64,
+        /// Generate against a null sink, no broker: the generator's own ceiling.
+        #[arg(long)]
+        dry_run: bool,
+        /// Override the workload's mode: produce, consume or end-to-end.
+        #[arg(long, value_parser = ["produce", "consume", "end-to-end"])]
+        mode: Option<String>,
+        /// Override the workload's duration_seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Override the workload's warm_up_seconds.
+        #[arg(long)]
+        warm_up: Option<f64>,
+        /// The longest a request waits for its response, in ms.
+        #[arg(long, default_value_t = 10_000)]
+        request_timeout_ms: u64,
+        /// No progress line.
+        #[arg(long)]
+        quiet: bool,
+        /// Write the full results as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Write a self-contained HTML or SVG page (by the output's extension) with the
+    /// throughput and latency charts of one or more `run --json` results.
+    Report {
+        /// Result files from `strand-bench run --json`.
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
+        /// The page to write: `.html` or `.svg`.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+    /// Print two `run --json` results side by side, with the ratio of each figure.
+    Compare {
+        /// The baseline.
+        a: PathBuf,
+        /// The result compared with it.
+        b: PathBuf,
+    },
     /// The machine's own limits: direct write and read, fdatasync rate, loopback TCP.
     Limits {
         /// Directory on the disk to measure (not tmpfs).
@@ -98,10 +167,82 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     strand::runtime::keep_large_allocations();
     strand::runtime::init_logging("warn");
-    match Cli::parse().command {
+    if let Err(error) = run(Cli::parse().command) {
+        eprintln!("strand-bench: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run {
+            workload,
+            bootstrap,
+            spawn_broker,
+            broker_binary,
+            broker_cores,
+            cores,
+            dir,
+            no_limits,
+            limits_bytes,
+            dry_run,
+            mode,
+            duration,
+            warm_up,
+            request_timeout_ms,
+            quiet,
+            json,
+        } => {
+            let mut loaded = strand_bench::workload::Workload::load(&workload).map_err(anyhow::Error::msg)?;
+            if let Some(mode) = mode {
+                loaded.mode = serde_json::from_value(serde_json::Value::String(mode))?;
+            }
+            if let Some(duration) = duration {
+                loaded.duration_seconds = duration;
+            }
+            if let Some(warm_up) = warm_up {
+                loaded.warm_up_seconds = warm_up;
+            }
+            loaded.validate().map_err(|message| anyhow::anyhow!("{}: {message}", workload.display()))?;
+            let cores = cores.unwrap_or_else(|| {
+                let all: Vec<usize> = (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
+                let rest: Vec<usize> =
+                    all.iter().copied().filter(|c| !(spawn_broker && broker_cores.contains(c))).collect();
+                if rest.is_empty() {
+                    all
+                } else {
+                    rest
+                }
+            });
+            let options = strand_bench::run::Options {
+                workload: loaded,
+                bootstrap,
+                spawn_broker,
+                broker_binary,
+                broker_cores,
+                cores,
+                dir,
+                limits: !no_limits,
+                limits_bytes,
+                dry_run,
+                request_timeout: std::time::Duration::from_millis(request_timeout_ms),
+                progress: !quiet,
+            };
+            let report = strand_bench::run::run(&options)?;
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+                    .map_err(|error| anyhow::anyhow!("writing {}: {error}", path.display()))?;
+            }
+            if !report.complete {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Report { results, out } => strand_bench::report::write(&results, &out),
+        Command::Compare { a, b } => strand_bench::compare::print(&a, &b),
         Command::Broker {
             dir,
             broker_cpu,
@@ -177,43 +318,11 @@ fn main() -> anyhow::Result<()> {
 
 /// `strand-bench limits`: each of the machine's limits, measured here and now.
 fn limits(dir: PathBuf, bytes: u64, tcp_cpus: Vec<usize>, json: Option<PathBuf>) -> anyhow::Result<()> {
-    use strand_bench::limits::{direct_read, direct_write, fdatasync_per_write, loopback_tcp, Rate};
-    anyhow::ensure!(bytes >= 64 << 20, "--bytes {bytes}: at least 64 MiB, to measure more than caches");
-    std::fs::create_dir_all(&dir)?;
-    let io_memory = strand::runtime::io_memory_bytes(1, strand::runtime::IO_MEMORY_BYTES_DEFAULT);
-    let disk_dir = dir.clone();
-    let disk: Vec<(String, Rate)> = strand::runtime::executor("limits", tcp_cpus.first().copied(), io_memory)
-        .spawn(move || async move {
-            strand::storage::probe_device(&disk_dir).await?;
-            let path = disk_dir.join("limits.dat");
-            let write = direct_write(&path, bytes, 1 << 20, 4).await?;
-            let read_1 = direct_read(&path, None, 1 << 20, 1).await?;
-            let read_4 = direct_read(&path, None, 1 << 20, 4).await?;
-            let read_32 = direct_read(&path, None, 32 << 20, 1).await?;
-            let sync = fdatasync_per_write(&path, 64 * 1024, std::time::Duration::from_secs(3)).await?;
-            std::fs::remove_file(&path)?;
-            anyhow::Ok(vec![
-                ("direct sequential write, 1 MiB x 4 in flight".to_string(), write),
-                ("direct sequential read, 1 MiB x 1 in flight".to_string(), read_1),
-                ("direct sequential read, 1 MiB x 4 in flight".to_string(), read_4),
-                ("direct sequential read, 32 MiB x 1 in flight".to_string(), read_32),
-                ("64 KiB direct write + fdatasync, preallocated file".to_string(), sync),
-            ])
-        })
-        .map_err(|e| anyhow::anyhow!("starting the measuring shard: {e}"))?
-        .join()
-        .map_err(|e| anyhow::anyhow!("the measuring shard failed: {e:?}"))??;
-    let tcp = loopback_tcp(bytes, 1 << 20, tcp_cpus.first().copied(), tcp_cpus.get(1).copied())?;
-    let mut rows = disk;
-    rows.push((format!("loopback TCP, one connection, core {} to core {}", tcp_cpus[0], tcp_cpus[1]), tcp));
+    let rows = strand_bench::limits::measure(&dir, bytes, [tcp_cpus[0], tcp_cpus[1]])?;
     println!("strand-bench limits: {} MiB per measurement, in {}", bytes >> 20, dir.display());
-    for (name, rate) in &rows {
-        println!("{name:<52} {:>8.3} GB/s {:>10.0} ops/s", rate.bytes_per_s() / 1e9, rate.ops_per_s());
-    }
+    strand_bench::limits::print(&rows);
     if let Some(path) = json {
-        let report: Vec<_> =
-            rows.iter().map(|(name, rate)| serde_json::json!({ "name": name, "rate": rate })).collect();
-        std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
+        std::fs::write(&path, serde_json::to_vec_pretty(&rows)?)?;
     }
     Ok(())
 }

@@ -23,6 +23,8 @@ mod out;
 mod produce;
 mod route;
 
+pub use admin::topic_config;
+
 use crate::shard::{Shard, ShardMessage};
 use glommio::net::TcpListener;
 use std::future::Future;
