@@ -11,10 +11,10 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 const COLORS: [&str; 8] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
-const WIDTH: f64 = 960.0;
+const WIDTH: f64 = 1100.0;
 const HEIGHT: f64 = 340.0;
 /// Plot area margins: left, right, top, bottom.
-const MARGIN: (f64, f64, f64, f64) = (80.0, 200.0, 40.0, 56.0);
+const MARGIN: (f64, f64, f64, f64) = (80.0, 290.0, 40.0, 56.0);
 
 /// Reads a result written by `strand-bench run --json`.
 pub fn load(path: &Path) -> anyhow::Result<Report> {
@@ -29,10 +29,13 @@ pub fn write(results: &[PathBuf], out: &Path) -> anyhow::Result<()> {
         .iter()
         .map(|path| {
             let report = load(path)?;
-            let label = if results.len() == 1 {
+            // The workload's name, and the file's when it says more (two runs of one
+            // workload).
+            let stem = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+            let label = if results.len() == 1 || stem == report.workload.name {
                 report.workload.name.clone()
             } else {
-                format!("{} ({})", report.workload.name, path.file_stem().unwrap_or_default().to_string_lossy())
+                format!("{} ({stem})", report.workload.name)
             };
             Ok((label, report))
         })
@@ -86,6 +89,15 @@ fn latency_side(report: &Report) -> Option<(&Side, &'static str)> {
     }
 }
 
+/// The series without its last second, in which the run ended part-way (plotted,
+/// it would read as a drop in throughput).
+fn complete_seconds(series: &[crate::recorder::SecondPoint]) -> &[crate::recorder::SecondPoint] {
+    match series.len() {
+        0 | 1 => series,
+        n => &series[..n - 1],
+    }
+}
+
 fn charts(reports: &[(String, Report)]) -> Vec<Chart> {
     let mut throughput = Vec::new();
     let mut latency_time = Vec::new();
@@ -94,7 +106,7 @@ fn charts(reports: &[(String, Report)]) -> Vec<Chart> {
     for (i, (label, report)) in reports.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let per_second = |side: &Side| -> Vec<(f64, f64)> {
-            side.series.iter().map(|p| (p.second as f64 + 0.5, p.bytes as f64 / 1e6)).collect()
+            complete_seconds(&side.series).iter().map(|p| (p.second as f64 + 0.5, p.bytes as f64 / 1e6)).collect()
         };
         if let Some(side) = &report.produce {
             throughput.push(Line {
@@ -114,7 +126,7 @@ fn charts(reports: &[(String, Report)]) -> Vec<Chart> {
         }
         if let Some((side, what)) = latency_side(report) {
             let series = |pick: fn(&crate::recorder::Percentiles) -> f64| -> Vec<(f64, f64)> {
-                side.series
+                complete_seconds(&side.series)
                     .iter()
                     .filter_map(|p| p.latency.as_ref().map(|l| (p.second as f64 + 0.5, pick(l) / 1e3)))
                     .collect()
@@ -360,13 +372,12 @@ fn summary_lines(reports: &[(String, Report)]) -> Vec<String> {
         let mut line = format!("{label}:");
         for (name, side) in [("produce", &report.produce), ("consume", &report.consume)] {
             if let Some(side) = side {
-                let share =
-                    side.share.as_ref().map(|s| format!(" ({:.0}% of the limit)", s.share * 100.0)).unwrap_or_default();
+                let share = side.share.as_ref().map(|s| format!(" ({:.0}%)", s.share * 100.0)).unwrap_or_default();
                 let _ = write!(
                     line,
-                    " {name} {:.3} GB/s, {:.0} records/s{share};",
+                    " {name} {:.3} GB/s, {:.2} M rec/s{share};",
                     side.bytes_per_s / 1e9,
-                    side.records_per_s
+                    side.records_per_s / 1e6
                 );
             }
         }
@@ -374,7 +385,7 @@ fn summary_lines(reports: &[(String, Report)]) -> Vec<String> {
             if let Some(p) = &side.latency {
                 let _ = write!(
                     line,
-                    " {what} latency p50 {} p99 {} p99.9 {} max {}",
+                    " {what} p50 {} p99 {} p99.9 {} max {}",
                     us(p.p50_us),
                     us(p.p99_us),
                     us(p.p999_us),
