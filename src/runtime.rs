@@ -101,21 +101,3 @@ pub fn keep_large_allocations() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }
-
-/// Asks the kernel to back `[ptr, ptr + len)` with transparent huge pages where the
-/// host allows it (`transparent_hugepage/enabled` = `madvise` or `always`). For large
-/// buffers not yet touched: the first touch of each 2 MiB then costs one fault
-/// instead of 512, which on a VM is the difference between a fresh broker producing
-/// at a fraction of its speed until its memory has been recycled, and full speed
-/// from the start. Only the 2 MiB-aligned interior is advised; errors are ignored
-/// (the advice is an optimisation, and the memory works either way).
-pub fn advise_huge_pages(ptr: *const u8, len: usize) {
-    const HUGE: usize = 2 << 20;
-    let start = (ptr as usize).div_ceil(HUGE) * HUGE;
-    let end = (ptr as usize + len) / HUGE * HUGE;
-    if end > start {
-        // SAFETY: madvise only changes how the kernel backs pages of this process's
-        // own mapping (the caller's buffer); it never changes their contents.
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
-    }
-}

@@ -167,18 +167,23 @@ pub fn loopback_tcp(
         }
         Ok(Rate { bytes: received, operations, seconds: started.elapsed().as_secs_f64() })
     });
-    if let Some(cpu) = sender_cpu {
-        pin_to(cpu)?;
-    }
-    let mut stream = std::net::TcpStream::connect(address)?;
-    stream.set_nodelay(true)?;
-    let buf = vec![0x5au8; op_bytes];
-    let mut sent = 0u64;
-    while sent < bytes {
-        let n = (bytes - sent).min(op_bytes as u64) as usize;
-        stream.write_all(&buf[..n])?;
-        sent += n as u64;
-    }
+    // The sender gets its own thread too, so the caller's affinity stays as it was.
+    let sender = std::thread::spawn(move || -> anyhow::Result<()> {
+        if let Some(cpu) = sender_cpu {
+            pin_to(cpu)?;
+        }
+        let mut stream = std::net::TcpStream::connect(address)?;
+        stream.set_nodelay(true)?;
+        let buf = vec![0x5au8; op_bytes];
+        let mut sent = 0u64;
+        while sent < bytes {
+            let n = (bytes - sent).min(op_bytes as u64) as usize;
+            stream.write_all(&buf[..n])?;
+            sent += n as u64;
+        }
+        Ok(())
+    });
+    sender.join().map_err(|_| anyhow::anyhow!("the sending thread panicked"))??;
     receiver.join().map_err(|_| anyhow::anyhow!("the receiving thread panicked"))?
 }
 
@@ -190,7 +195,38 @@ pub struct LimitRow {
     /// `write`, `read`, `fdatasync` or `tcp`: which Strand figures it bounds.
     pub kind: String,
     pub bytes_per_s: f64,
+    /// For `hiccup` rows: gaps longer than 1 ms per second.
     pub ops_per_s: f64,
+    /// For `hiccup` rows: the longest gap, µs.
+    #[serde(default)]
+    pub max_us: Option<f64>,
+}
+
+/// What a spinning thread pinned to one core sees of the machine's own scheduling:
+/// the gaps between two consecutive clock reads, which are time the core ran
+/// something else (interrupts, the hypervisor). No latency measured on that core can
+/// beat them; they are the floor under every tail percentile.
+pub fn hiccups(cpu: usize, duration: Duration) -> anyhow::Result<LimitRow> {
+    pin_to(cpu)?;
+    let started = Instant::now();
+    let mut last = started;
+    let (mut over_1ms, mut max) = (0u64, Duration::ZERO);
+    while started.elapsed() < duration {
+        let now = Instant::now();
+        let gap = now - last;
+        last = now;
+        if gap > Duration::from_millis(1) {
+            over_1ms += 1;
+        }
+        max = max.max(gap);
+    }
+    Ok(LimitRow {
+        name: format!("scheduling hiccups, core {cpu} (gaps in a spin loop)"),
+        kind: "hiccup".into(),
+        bytes_per_s: 0.0,
+        ops_per_s: over_1ms as f64 / started.elapsed().as_secs_f64(),
+        max_us: Some(max.as_secs_f64() * 1e6),
+    })
 }
 
 /// Measures every limit: direct write and reads of `bytes` in `dir`, write +
@@ -206,6 +242,7 @@ pub fn measure(dir: &Path, bytes: u64, cpus: [usize; 2]) -> anyhow::Result<Vec<L
         kind: kind.to_string(),
         bytes_per_s: rate.bytes_per_s(),
         ops_per_s: rate.ops_per_s(),
+        max_us: None,
     };
     let mut rows: Vec<LimitRow> = strand::runtime::executor("limits", Some(cpus[0]), io_memory)
         .spawn(move || async move {
@@ -230,13 +267,26 @@ pub fn measure(dir: &Path, bytes: u64, cpus: [usize; 2]) -> anyhow::Result<Vec<L
         .map_err(|e| anyhow::anyhow!("the measuring shard failed: {e:?}"))??;
     let tcp = loopback_tcp(bytes, 1 << 20, Some(cpus[0]), Some(cpus[1]))?;
     rows.push(row(&format!("loopback TCP, one connection, core {} to core {}", cpus[0], cpus[1]), "tcp", tcp));
+    // Both cores at once, as a broker and a generator run.
+    let mut cores: Vec<usize> = cpus.to_vec();
+    cores.dedup();
+    let threads: Vec<_> =
+        cores.into_iter().map(|cpu| std::thread::spawn(move || hiccups(cpu, Duration::from_secs(3)))).collect();
+    for thread in threads {
+        rows.push(thread.join().map_err(|_| anyhow::anyhow!("the hiccup thread panicked"))??);
+    }
     Ok(rows)
 }
 
 /// Prints `rows` as `strand-bench limits` does.
 pub fn print(rows: &[LimitRow]) {
     for row in rows {
-        println!("{:<52} {:>8.3} GB/s {:>10.0} ops/s", row.name, row.bytes_per_s / 1e9, row.ops_per_s);
+        match row.max_us {
+            Some(max_us) => {
+                println!("{:<52} max {:>6.2} ms {:>6.1} /s over 1 ms", row.name, max_us / 1e3, row.ops_per_s)
+            }
+            None => println!("{:<52} {:>8.3} GB/s {:>10.0} ops/s", row.name, row.bytes_per_s / 1e9, row.ops_per_s),
+        }
     }
 }
 

@@ -208,7 +208,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             }
             loaded.validate().map_err(|message| anyhow::anyhow!("{}: {message}", workload.display()))?;
             let cores = cores.unwrap_or_else(|| {
-                let all: Vec<usize> = (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
+                let all: Vec<usize> = (0..strand_bench::run::online_cpus()).collect();
                 let rest: Vec<usize> =
                     all.iter().copied().filter(|c| !(spawn_broker && broker_cores.contains(c))).collect();
                 if rest.is_empty() {

@@ -69,11 +69,22 @@ impl Machine {
             .unwrap_or(0);
         Machine {
             cpu,
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpus: online_cpus(),
             memory_bytes: memory_kib * 1024,
             kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
             hostname: read("/proc/sys/kernel/hostname").trim().to_string(),
         }
+    }
+}
+
+/// Cores online on this machine (not just those this thread may run on).
+pub fn online_cpus() -> usize {
+    // SAFETY: sysconf reads a system value.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n > 0 {
+        n as usize
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 }
 

@@ -140,7 +140,6 @@ fn ensure_room(buf: &mut BytesMut, want: usize) {
     // cache has let go of instead of fresh pages (each a fault and a zeroing).
     let capacity = if buf.len() + want <= BUFFER_BYTES { BUFFER_BYTES } else { 2 * buf.len() + want };
     let mut fresh = BytesMut::with_capacity(capacity);
-    crate::runtime::advise_huge_pages(fresh.as_ptr(), capacity);
     fresh.extend_from_slice(buf);
     *buf = fresh;
 }
