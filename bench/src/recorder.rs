@@ -168,6 +168,22 @@ impl Recorder {
         points
     }
 
+    /// The latency histogram of the measured window in HdrHistogram's compressed V2
+    /// encoding, base64: the form HdrHistogram's own tools (and `hdrhistogram`
+    /// decoders in other languages) read, values in ns. Empty if no latency.
+    pub fn encoded_histogram(&self) -> String {
+        use base64::Engine;
+        if self.latency.is_empty() {
+            return String::new();
+        }
+        let mut bytes = Vec::new();
+        use hdrhistogram::serialization::Serializer;
+        match hdrhistogram::serialization::V2DeflateSerializer::new().serialize(&self.latency, &mut bytes) {
+            Ok(_) => base64::engine::general_purpose::STANDARD.encode(bytes),
+            Err(_) => String::new(),
+        }
+    }
+
     /// The per-second series: one point per second from the run's origin.
     pub fn series(&self) -> Vec<SecondPoint> {
         self.seconds
@@ -313,6 +329,13 @@ mod tests {
         assert_eq!(merged.records, 2);
         assert_eq!(merged.percentiles().unwrap().count, 2);
         assert_eq!(merged.series()[0].records, 2);
+        let encoded = merged.encoded_histogram();
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
+        let decoded: Histogram<u64> =
+            hdrhistogram::serialization::Deserializer::new().deserialize(&mut &bytes[..]).unwrap();
+        assert_eq!(decoded.len(), 2);
+        assert_eq!(decoded.max(), merged.latency.max());
         let distribution = merged.distribution();
         assert_eq!(distribution.first().unwrap().0, 0.0);
         assert_eq!(distribution.last().unwrap().0, 1.0);

@@ -124,6 +124,9 @@ pub struct Side {
     pub latency: Option<Percentiles>,
     /// (quantile, µs, count) at log-spaced quantiles.
     pub distribution: Vec<(f64, f64, u64)>,
+    /// The whole latency histogram (ns), HdrHistogram V2 compressed, base64.
+    #[serde(default)]
+    pub histogram: String,
     /// One point per second since the run's origin (the warm-up included).
     pub series: Vec<SecondPoint>,
 }
@@ -585,6 +588,7 @@ fn side(recorder: &Recorder, limits: &[LimitRow], mode: Mode, consumers: bool, d
         latency_from: latency_from.to_string(),
         latency: recorder.percentiles(),
         distribution: recorder.distribution(),
+        histogram: recorder.encoded_histogram(),
         series: recorder.series(),
     }
 }
