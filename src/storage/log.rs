@@ -280,7 +280,7 @@ impl Log {
         }
         // Let the reactor submit queued writes and reap completions between appends that
         // would otherwise never wait (`never`, `interval`), once per task quota.
-        glommio::yield_if_needed().await;
+        crate::runtime::yield_after_quota().await;
         self.ready_for(batch.len() as u64).await?;
         let appended = self.append_ready(&mut batch, &header, source);
         match policy {
