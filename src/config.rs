@@ -131,6 +131,32 @@ impl Default for StorageConfig {
     }
 }
 
+/// Bounds on consumer groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupsConfig {
+    /// Members one group may have; more joins are refused.
+    pub members_max: u32,
+    /// Groups one shard may coordinate; joins that would create more are refused.
+    pub groups_max: u32,
+    /// Shortest session timeout a member may ask for (Kafka's
+    /// `group.min.session.timeout.ms`).
+    pub session_timeout_min_ms: u32,
+    /// Longest session timeout a member may ask for.
+    pub session_timeout_max_ms: u32,
+}
+
+impl Default for GroupsConfig {
+    fn default() -> Self {
+        GroupsConfig {
+            members_max: 1000,
+            groups_max: 100_000,
+            session_timeout_min_ms: 1000,
+            session_timeout_max_ms: 300_000,
+        }
+    }
+}
+
 /// Every setting of the broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -142,6 +168,7 @@ pub struct BrokerConfig {
     pub listen: ListenConfig,
     pub limits: LimitsConfig,
     pub storage: StorageConfig,
+    pub groups: GroupsConfig,
     /// Policy of topics created without their own.
     pub topic_defaults: TopicConfig,
 }
@@ -154,6 +181,7 @@ impl Default for BrokerConfig {
             listen: ListenConfig::default(),
             limits: LimitsConfig::default(),
             storage: StorageConfig::default(),
+            groups: GroupsConfig::default(),
             topic_defaults: TopicConfig::default(),
         }
     }
@@ -209,10 +237,19 @@ impl BrokerConfig {
             ("limits.in_flight_bytes_max", limits.in_flight_bytes_max, 64 * 1024),
             ("limits.idle_timeout_ms", limits.idle_timeout_ms, 1_000),
             ("storage.retention_check_interval_ms", self.storage.retention_check_interval_ms, 10),
+            ("groups.members_max", u64::from(self.groups.members_max), 1),
+            ("groups.groups_max", u64::from(self.groups.groups_max), 1),
+            ("groups.session_timeout_min_ms", u64::from(self.groups.session_timeout_min_ms), 100),
         ] {
             if value < min {
                 return Err(format!("{key} = {value}: must be at least {min}"));
             }
+        }
+        if self.groups.session_timeout_max_ms < self.groups.session_timeout_min_ms {
+            return Err(format!(
+                "groups.session_timeout_max_ms = {}: must be at least groups.session_timeout_min_ms ({})",
+                self.groups.session_timeout_max_ms, self.groups.session_timeout_min_ms
+            ));
         }
         self.storage.io.validate().map_err(|message| format!("storage.{message}"))?;
         self.topic_defaults.validate().map_err(|message| format!("topic_defaults.{message}"))?;

@@ -3,6 +3,7 @@
 //! See `docs/ARCHITECTURE.md` for the map of this crate.
 
 pub mod config;
+pub mod group;
 pub mod metadata;
 pub mod native;
 pub mod runtime;

@@ -36,8 +36,11 @@ pub enum TopicCommand {
         #[arg(long, default_value = BOOTSTRAP_DEFAULT)]
         bootstrap: String,
     },
-    /// List topics.
+    /// List topics (internal ones, such as `__consumer_offsets`, with --internal).
     List {
+        /// Also list the broker's internal topics (names starting with `__`).
+        #[arg(long)]
+        internal: bool,
         #[arg(long, default_value = BOOTSTRAP_DEFAULT)]
         bootstrap: String,
     },
@@ -95,9 +98,9 @@ pub fn run(command: TopicCommand) -> anyhow::Result<()> {
             block_on(client.create_topic(&name, partitions, &pairs))?;
             println!("created topic {name} with {partitions} partitions");
         }
-        TopicCommand::List { bootstrap } => {
+        TopicCommand::List { internal, bootstrap } => {
             let client = connect(&bootstrap)?;
-            for topic in block_on(client.topics())? {
+            for topic in block_on(client.topics())?.into_iter().filter(|t| internal || !t.name.starts_with("__")) {
                 println!("{}\t{} partitions", topic.name, topic.shards.len());
             }
         }

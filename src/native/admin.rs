@@ -93,6 +93,11 @@ pub async fn delete_topics(shard: &Rc<Shard>, request: DeleteTopicsRequest) -> D
     let mut results = Vec::with_capacity(request.names.len());
     let mut latest = None;
     for name in request.names {
+        if name == crate::group::OFFSETS_TOPIC {
+            let message = format!("{name} is internal: it holds the consumer groups' committed offsets");
+            results.push(TopicResult { name, error: ErrorCode::InvalidTopicName, message });
+            continue;
+        }
         match submit(shard, Command::DeleteTopic { name: name.clone() }).await {
             Ok(state) => {
                 tracing::info!(topic = %name, "topic deleted");

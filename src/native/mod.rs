@@ -17,6 +17,7 @@ mod admin;
 mod connection;
 mod errors;
 mod fetch;
+mod groups;
 mod info;
 mod offsets;
 mod out;
@@ -24,6 +25,7 @@ mod produce;
 mod route;
 
 pub use admin::topic_config;
+pub use offsets::handle as list_offsets;
 
 use crate::shard::{Shard, ShardMessage};
 use glommio::net::TcpListener;
@@ -93,6 +95,10 @@ pub async fn handle_forwarded(shard: &Rc<Shard>, message: ShardMessage) {
         ShardMessage::DeleteTopics { request, reply } => {
             let shard = shard.clone();
             spawn_reply(reply, async move { admin::delete_topics(&shard, request).await });
+        }
+        ShardMessage::Group { request, reply } => {
+            let shard = shard.clone();
+            spawn_reply(reply, async move { shard.groups.handle(&shard, request).await });
         }
         ShardMessage::Apply { state, reply } => {
             shard.apply(state).await;

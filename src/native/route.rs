@@ -3,7 +3,7 @@
 //! (a long-poll fetch, an admin command) never holds up the connection.
 
 use super::out::{ConnectionState, Outgoing, Piece};
-use super::{admin, fetch, info, offsets, produce};
+use super::{admin, fetch, groups, info, offsets, produce};
 use crate::shard::Shard;
 use bytes::BytesMut;
 use std::rc::Rc;
@@ -73,6 +73,16 @@ pub async fn dispatch(
                     }
                     Request::DeleteTopics(request) => {
                         let response = admin::delete_topics_anywhere(&shard, request).await;
+                        respond(&state, correlation, request_bytes, response);
+                    }
+                    request @ (Request::JoinGroup(_)
+                    | Request::Heartbeat(_)
+                    | Request::LeaveGroup(_)
+                    | Request::OffsetCommit(_)
+                    | Request::OffsetFetch(_)
+                    | Request::ListGroups(_)
+                    | Request::DescribeGroup(_)) => {
+                        let response = groups::handle(&shard, request).await;
                         respond(&state, correlation, request_bytes, response);
                     }
                     Request::ApiVersions(_) | Request::Metadata(_) => unreachable!("answered inline"),

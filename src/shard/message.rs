@@ -101,6 +101,11 @@ pub enum ShardMessage {
         request: DeleteTopicsRequest,
         reply: oneshot::Sender<DeleteTopicsResponse>,
     },
+    /// A consumer-group request for a group this shard coordinates.
+    Group {
+        request: strand_protocol::native::Request,
+        reply: oneshot::Sender<strand_protocol::native::Response>,
+    },
     /// From shard 0: adopt this metadata (open and close logs), then reply.
     Apply {
         state: Arc<MetadataState>,

@@ -59,6 +59,8 @@ pub struct Shard {
     /// Serializes admin commands on shard 0, so each sees the state the last one left.
     pub(crate) admin: glommio::sync::Semaphore,
     pub stats: ShardStats,
+    /// The consumer groups this shard coordinates.
+    pub groups: crate::group::GroupCoordinator,
 }
 
 impl Shard {

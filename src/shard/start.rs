@@ -57,6 +57,9 @@ struct ShardInit {
 
 /// Runs the broker until SIGINT or SIGTERM. `on_ready` is called once every shard
 /// serves; then the process waits for a signal, closes every log and returns.
+/// How often a shard looks for group members whose session ran out.
+const GROUP_EXPIRY_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
 pub fn serve(mut config: BrokerConfig, on_ready: impl FnOnce(&Ready)) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
@@ -66,13 +69,14 @@ pub fn serve(mut config: BrokerConfig, on_ready: impl FnOnce(&Ready)) -> anyhow:
         .with_context(|| format!("cannot resolve the data directory {}", config.data_dir.display()))?;
     let config = Arc::new(config);
     let data_dir = &config.data_dir;
-    let (store, recovery) = MetadataStore::open(&data_dir.join("metadata"))
+    let (mut store, recovery) = MetadataStore::open(&data_dir.join("metadata"))
         .with_context(|| format!("cannot open the metadata in {}", data_dir.display()))?;
     tracing::info!(topics = store.state().topics.len(), replayed = recovery.commands_replayed, "metadata loaded");
-    let state = Arc::new(store.state().clone());
-    super::apply::remove_orphan_topic_dirs(data_dir, &state);
     let cores = shard_cores(&config.cores)?;
     let count = cores.len();
+    ensure_offsets_topic(&mut store, count)?;
+    let state = Arc::new(store.state().clone());
+    super::apply::remove_orphan_topic_dirs(data_dir, &state);
     let address: IpAddr = config.listen.address.parse().context("listen.address")?;
     let (main_sockets, port) = bind_main(address, config.listen.port, count)?;
     let shard_sockets = bind_shard_ports(address, config.listen.port, count)?;
@@ -202,8 +206,21 @@ async fn run_shard(init: ShardInit) {
         store,
         admin: glommio::sync::Semaphore::new(1),
         stats: ShardStats::default(),
+        groups: crate::group::GroupCoordinator::default(),
     });
     shard.apply(state).await;
+    shard.groups.recover(&shard).await;
+    {
+        // Members whose session ran out leave their groups.
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(GROUP_EXPIRY_TICK).await;
+                shard.groups.expire(&shard);
+            }
+        })
+        .detach();
+    }
     for (_, receiver) in receivers.streams() {
         let shard = shard.clone();
         glommio::spawn_local(async move {
@@ -224,6 +241,27 @@ async fn run_shard(init: ShardInit) {
     let _ = shutdown.await;
     drop(accepting);
     shard.close_all().await;
+}
+
+/// Creates `__consumer_offsets` on first start: one partition per shard, partition
+/// `i` on shard `i`, every commit fdatasynced before it is acknowledged.
+fn ensure_offsets_topic(store: &mut MetadataStore, shards: usize) -> anyhow::Result<()> {
+    use crate::group::OFFSETS_TOPIC;
+    if store.state().topics.contains_key(OFFSETS_TOPIC) {
+        return Ok(());
+    }
+    let config = crate::storage::TopicConfig {
+        fsync: crate::storage::FsyncPolicy::Always,
+        retention_ms: None,
+        retention_bytes: None,
+        segment_bytes: 64 << 20,
+        ..crate::storage::TopicConfig::default()
+    };
+    let placement = (0..shards as u32).collect();
+    store
+        .submit(crate::metadata::Command::CreateTopic { name: OFFSETS_TOPIC.to_string(), config, placement })
+        .with_context(|| format!("cannot create {OFFSETS_TOPIC}"))?;
+    Ok(())
 }
 
 /// The cores to run shards on: the configured list, or every core this process may

@@ -40,6 +40,24 @@ pub enum ErrorCode {
     NotReady,
     /// 17: a server-side bug; the message says more.
     Internal,
+    /// 18: the group has no members and no committed offsets.
+    UnknownGroup,
+    /// 19: the member id is not (or no longer) in the group: rejoin.
+    UnknownMember,
+    /// 20: the generation is not the group's current one: heartbeat, then retry.
+    StaleGeneration,
+    /// 21: the member does not own the partition it commits.
+    NotAssigned,
+    /// 22: the group has live members (an administrative commit needs none).
+    GroupNotEmpty,
+    /// 23: the group has as many members as `groups.members_max` allows.
+    GroupFull,
+    /// 24: the shard coordinates as many groups as `groups.groups_max` allows.
+    TooManyGroups,
+    /// 25: the session timeout is outside the range the broker allows.
+    InvalidSessionTimeout,
+    /// 26: the group id is empty, too long or has a character outside `[a-zA-Z0-9._-]`.
+    InvalidGroupId,
     /// A code this version of the crate does not know.
     Other(u16),
 }
@@ -66,13 +84,22 @@ impl ErrorCode {
             ErrorCode::Timeout => 15,
             ErrorCode::NotReady => 16,
             ErrorCode::Internal => 17,
+            ErrorCode::UnknownGroup => 18,
+            ErrorCode::UnknownMember => 19,
+            ErrorCode::StaleGeneration => 20,
+            ErrorCode::NotAssigned => 21,
+            ErrorCode::GroupNotEmpty => 22,
+            ErrorCode::GroupFull => 23,
+            ErrorCode::TooManyGroups => 24,
+            ErrorCode::InvalidSessionTimeout => 25,
+            ErrorCode::InvalidGroupId => 26,
             ErrorCode::Other(code) => code,
         }
     }
 
     /// The error with this code.
     pub fn from_code(code: u16) -> ErrorCode {
-        const KNOWN: [ErrorCode; 18] = [
+        const KNOWN: [ErrorCode; 27] = [
             ErrorCode::None,
             ErrorCode::MalformedRequest,
             ErrorCode::UnknownApi,
@@ -91,13 +118,22 @@ impl ErrorCode {
             ErrorCode::Timeout,
             ErrorCode::NotReady,
             ErrorCode::Internal,
+            ErrorCode::UnknownGroup,
+            ErrorCode::UnknownMember,
+            ErrorCode::StaleGeneration,
+            ErrorCode::NotAssigned,
+            ErrorCode::GroupNotEmpty,
+            ErrorCode::GroupFull,
+            ErrorCode::TooManyGroups,
+            ErrorCode::InvalidSessionTimeout,
+            ErrorCode::InvalidGroupId,
         ];
         KNOWN.get(code as usize).copied().unwrap_or(ErrorCode::Other(code))
     }
 
     /// Whether the same request may succeed if sent again later.
     pub fn is_retriable(self) -> bool {
-        matches!(self, ErrorCode::DiskFull | ErrorCode::Timeout | ErrorCode::NotReady)
+        matches!(self, ErrorCode::DiskFull | ErrorCode::Timeout | ErrorCode::NotReady | ErrorCode::StaleGeneration)
     }
 }
 

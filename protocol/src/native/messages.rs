@@ -198,3 +198,157 @@ wire_struct! {
     /// ListOffsets response.
     pub struct ListOffsetsResponse { pub topics: Vec<ListOffsetsTopicResponse> }
 }
+
+wire_struct! {
+    /// Partitions of one topic.
+    pub struct TopicPartitions { pub topic: String, pub partitions: Vec<u32> }
+}
+
+wire_struct! {
+    /// JoinGroup: become a member of `group` (a new one with an empty `member_id`, or
+    /// again with the id the broker gave), subscribed to `topics`. `strategy` is
+    /// `sticky` (also when empty), `range` or `round-robin`.
+    pub struct JoinGroupRequest {
+        pub group: String,
+        pub member_id: String,
+        pub topics: Vec<String>,
+        pub session_timeout_ms: u32,
+        pub strategy: String,
+    }
+}
+
+wire_struct! {
+    /// The member's id, the group's generation, how often to heartbeat, and the
+    /// partitions the member may consume now.
+    pub struct JoinGroupResponse {
+        pub error: ErrorCode,
+        pub member_id: String,
+        pub generation: u32,
+        pub heartbeat_interval_ms: u32,
+        pub assigned: Vec<TopicPartitions>,
+    }
+}
+
+wire_struct! {
+    /// Heartbeat: the member is alive and consumes `owned`, which tells the
+    /// coordinator which revoked partitions it has let go of.
+    pub struct HeartbeatRequest { pub group: String, pub member_id: String, pub owned: Vec<TopicPartitions> }
+}
+
+wire_struct! {
+    /// The group's generation and the partitions the member may consume now: it stops
+    /// consuming any it owns that are not listed (revoked), and starts on new ones.
+    pub struct HeartbeatResponse { pub error: ErrorCode, pub generation: u32, pub assigned: Vec<TopicPartitions> }
+}
+
+wire_struct! {
+    /// LeaveGroup: the member is done; its partitions go to the others at once.
+    pub struct LeaveGroupRequest { pub group: String, pub member_id: String }
+}
+
+wire_struct! {
+    /// LeaveGroup response.
+    pub struct LeaveGroupResponse { pub error: ErrorCode }
+}
+
+wire_struct! {
+    /// One committed position: `offset` is the next offset to consume.
+    pub struct CommitPartition { pub partition: u32, pub offset: u64, pub metadata: String }
+}
+
+wire_struct! {
+    /// Positions of one topic's partitions.
+    pub struct CommitTopic { pub topic: String, pub partitions: Vec<CommitPartition> }
+}
+
+wire_struct! {
+    /// OffsetCommit: store positions for `group`. A member commits partitions it owns,
+    /// with the group's current `generation`; an empty `member_id` with generation 0
+    /// is an administrative commit, accepted only while the group has no members.
+    pub struct OffsetCommitRequest {
+        pub group: String,
+        pub member_id: String,
+        pub generation: u32,
+        pub topics: Vec<CommitTopic>,
+    }
+}
+
+wire_struct! {
+    /// The outcome for one partition.
+    pub struct CommitPartitionResult { pub partition: u32, pub error: ErrorCode }
+}
+
+wire_struct! {
+    /// Outcomes for one topic.
+    pub struct CommitTopicResult { pub topic: String, pub partitions: Vec<CommitPartitionResult> }
+}
+
+wire_struct! {
+    /// OffsetCommit response: `error` for the whole request (unknown member, stale
+    /// generation…), else one result per partition.
+    pub struct OffsetCommitResponse { pub error: ErrorCode, pub topics: Vec<CommitTopicResult> }
+}
+
+wire_struct! {
+    /// OffsetFetch: the committed positions of `group` for `topics` (every committed
+    /// partition when `topics` is empty).
+    pub struct OffsetFetchRequest { pub group: String, pub topics: Vec<TopicPartitions> }
+}
+
+wire_struct! {
+    /// A committed position; `offset` is -1 when none was committed.
+    pub struct CommittedPartition { pub partition: u32, pub offset: i64, pub metadata: String }
+}
+
+wire_struct! {
+    /// Committed positions of one topic.
+    pub struct CommittedTopic { pub topic: String, pub partitions: Vec<CommittedPartition> }
+}
+
+wire_struct! {
+    /// OffsetFetch response.
+    pub struct OffsetFetchResponse { pub error: ErrorCode, pub topics: Vec<CommittedTopic> }
+}
+
+wire_struct! {
+    /// ListGroups request: no fields.
+    pub struct ListGroupsRequest {}
+}
+
+wire_struct! {
+    /// A group the broker knows: with members, or with committed offsets.
+    pub struct GroupListing { pub group: String, pub members: u32, pub generation: u32 }
+}
+
+wire_struct! {
+    /// ListGroups response.
+    pub struct ListGroupsResponse { pub groups: Vec<GroupListing> }
+}
+
+wire_struct! {
+    /// DescribeGroup request.
+    pub struct DescribeGroupRequest { pub group: String }
+}
+
+wire_struct! {
+    /// One member: what it subscribes to, what it owns now, and what it is to own
+    /// once the partitions moving to it are released.
+    pub struct GroupMemberDescription {
+        pub member_id: String,
+        pub topics: Vec<String>,
+        pub session_timeout_ms: u32,
+        pub owned: Vec<TopicPartitions>,
+        pub target: Vec<TopicPartitions>,
+    }
+}
+
+wire_struct! {
+    /// DescribeGroup response.
+    pub struct DescribeGroupResponse {
+        pub error: ErrorCode,
+        pub group: String,
+        pub generation: u32,
+        pub strategy: String,
+        pub members: Vec<GroupMemberDescription>,
+    }
+}

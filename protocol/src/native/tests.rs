@@ -42,6 +42,34 @@ fn samples() -> (Vec<Request>, Vec<Response>) {
                 ],
             }],
         }),
+        Request::JoinGroup(JoinGroupRequest {
+            group: "billing".into(),
+            member_id: String::new(),
+            topics: vec!["orders".into()],
+            session_timeout_ms: 10_000,
+            strategy: "sticky".into(),
+        }),
+        Request::Heartbeat(HeartbeatRequest {
+            group: "billing".into(),
+            member_id: "m-1".into(),
+            owned: vec![TopicPartitions { topic: "orders".into(), partitions: vec![0, 3] }],
+        }),
+        Request::LeaveGroup(LeaveGroupRequest { group: "billing".into(), member_id: "m-1".into() }),
+        Request::OffsetCommit(OffsetCommitRequest {
+            group: "billing".into(),
+            member_id: "m-1".into(),
+            generation: 4,
+            topics: vec![CommitTopic {
+                topic: "orders".into(),
+                partitions: vec![CommitPartition { partition: 3, offset: 42, metadata: "host-a".into() }],
+            }],
+        }),
+        Request::OffsetFetch(OffsetFetchRequest {
+            group: "billing".into(),
+            topics: vec![TopicPartitions { topic: "orders".into(), partitions: vec![3] }],
+        }),
+        Request::ListGroups(ListGroupsRequest {}),
+        Request::DescribeGroup(DescribeGroupRequest { group: "billing".into() }),
     ];
     let responses = vec![
         Response::ApiVersions(ApiVersionsResponse {
@@ -108,6 +136,45 @@ fn samples() -> (Vec<Request>, Vec<Response>) {
                 }],
             })
             .collect(),
+        }),
+        Response::JoinGroup(JoinGroupResponse {
+            error: ErrorCode::None,
+            member_id: "m-1".into(),
+            generation: 4,
+            heartbeat_interval_ms: 3000,
+            assigned: vec![TopicPartitions { topic: "orders".into(), partitions: vec![0, 3] }],
+        }),
+        Response::Heartbeat(HeartbeatResponse { error: ErrorCode::StaleGeneration, generation: 5, assigned: vec![] }),
+        Response::LeaveGroup(LeaveGroupResponse { error: ErrorCode::UnknownMember }),
+        Response::OffsetCommit(OffsetCommitResponse {
+            error: ErrorCode::None,
+            topics: vec![CommitTopicResult {
+                topic: "orders".into(),
+                partitions: vec![CommitPartitionResult { partition: 3, error: ErrorCode::NotAssigned }],
+            }],
+        }),
+        Response::OffsetFetch(OffsetFetchResponse {
+            error: ErrorCode::None,
+            topics: vec![CommittedTopic {
+                topic: "orders".into(),
+                partitions: vec![CommittedPartition { partition: 3, offset: -1, metadata: String::new() }],
+            }],
+        }),
+        Response::ListGroups(ListGroupsResponse {
+            groups: vec![GroupListing { group: "billing".into(), members: 3, generation: 4 }],
+        }),
+        Response::DescribeGroup(DescribeGroupResponse {
+            error: ErrorCode::None,
+            group: "billing".into(),
+            generation: 4,
+            strategy: "sticky".into(),
+            members: vec![GroupMemberDescription {
+                member_id: "m-1".into(),
+                topics: vec!["orders".into()],
+                session_timeout_ms: 10_000,
+                owned: vec![TopicPartitions { topic: "orders".into(), partitions: vec![0] }],
+                target: vec![TopicPartitions { topic: "orders".into(), partitions: vec![0, 3] }],
+            }],
         }),
     ];
     (requests, responses)
@@ -285,7 +352,7 @@ proptest! {
 
     #[test]
     fn random_payloads_behind_a_valid_header_never_panic(
-        api in 0u16..8, payload in proptest::collection::vec(any::<u8>(), 0..256)
+        api in 0u16..16, payload in proptest::collection::vec(any::<u8>(), 0..256)
     ) {
         let header = FrameHeader::new(api, 0, 1, false, payload.len());
         let mut frame = zerocopy::IntoBytes::as_bytes(&header).to_vec();

@@ -1,0 +1,625 @@
+//! The group coordinator of one shard: the groups whose offsets partition this shard
+//! owns, their members, generations and assignments, and their committed offsets.
+//!
+//! Membership lives in memory (members rejoin after a broker restart); committed
+//! offsets are appended to the shard's partition of `__consumer_offsets` with
+//! `fsync = always` before a commit is acknowledged, and replayed from it on start.
+//!
+//! Rebalances are incremental. A join, a leave, an expired session, a changed
+//! subscription or a changed partition count computes a new target assignment
+//! (`assign`) and a new generation. A partition moves only once its current owner has
+//! released it: a member is told, in each heartbeat response, the partitions it may
+//! consume, which leaves out the ones it must give up; its next heartbeat reports what
+//! it still owns, and only then is a released partition handed to its new member.
+//! Partitions that stay with their member are never interrupted.
+
+use super::assign::{assign, Assignment, Strategy, Subscriptions, Tp};
+use crate::shard::Shard;
+use bytes::BytesMut;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use strand_protocol::native::messages::*;
+use strand_protocol::native::{ErrorCode, Request, Response};
+use strand_protocol::{BatchBuilder, RecordIter};
+
+/// Longest metadata string a commit may carry.
+pub const COMMIT_METADATA_BYTES_MAX: usize = 4096;
+
+struct Member {
+    topics: BTreeSet<String>,
+    session_timeout: Duration,
+    last_seen: Instant,
+}
+
+struct Group {
+    generation: u32,
+    strategy: Strategy,
+    members: BTreeMap<String, Member>,
+    /// Where each member's partitions are to be once every move completes.
+    target: Assignment,
+    /// Who consumes each partition now (handed out and not yet released).
+    owner: HashMap<Tp, String>,
+    /// Partition counts the target was computed for.
+    counts: BTreeMap<String, u32>,
+}
+
+impl Group {
+    fn new(strategy: Strategy) -> Group {
+        Group {
+            generation: 0,
+            strategy,
+            members: BTreeMap::new(),
+            target: Assignment::new(),
+            owner: HashMap::new(),
+            counts: BTreeMap::new(),
+        }
+    }
+
+    fn rebalance(&mut self, counts: BTreeMap<String, u32>) {
+        let subscriptions: Subscriptions = self.members.iter().map(|(id, m)| (id.clone(), m.topics.clone())).collect();
+        self.target = assign(self.strategy, &subscriptions, &counts, &self.target);
+        self.counts = counts;
+        self.generation += 1;
+        // Partitions that no longer exist, or whose owner left, have no owner.
+        let members = &self.members;
+        let counts = &self.counts;
+        self.owner.retain(|(topic, partition), member| {
+            members.contains_key(member) && counts.get(topic).is_some_and(|&n| *partition < n)
+        });
+    }
+
+    /// Hands `member` every partition of its target nobody else holds; returns what it
+    /// may consume now.
+    fn hand_out(&mut self, member: &str) -> Vec<TopicPartitions> {
+        let mut now: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for tp in self.target.get(member).into_iter().flatten() {
+            let holder = self.owner.entry(tp.clone()).or_insert_with(|| member.to_string());
+            if holder == member {
+                now.entry(tp.0.clone()).or_default().push(tp.1);
+            }
+        }
+        now.into_iter().map(|(topic, partitions)| TopicPartitions { topic, partitions }).collect()
+    }
+
+    fn remove(&mut self, member: &str) {
+        self.members.remove(member);
+        self.owner.retain(|_, holder| holder != member);
+        self.target.remove(member);
+    }
+
+    fn owned_by(&self, member: &str) -> Vec<TopicPartitions> {
+        let mut by_topic: BTreeMap<&String, Vec<u32>> = BTreeMap::new();
+        for ((topic, partition), holder) in &self.owner {
+            if holder == member {
+                by_topic.entry(topic).or_default().push(*partition);
+            }
+        }
+        by_topic
+            .into_iter()
+            .map(|(topic, mut partitions)| {
+                partitions.sort_unstable();
+                TopicPartitions { topic: topic.clone(), partitions }
+            })
+            .collect()
+    }
+}
+
+fn listed(set: Option<&BTreeSet<Tp>>) -> Vec<TopicPartitions> {
+    let mut by_topic: BTreeMap<&String, Vec<u32>> = BTreeMap::new();
+    for (topic, partition) in set.into_iter().flatten() {
+        by_topic.entry(topic).or_default().push(*partition);
+    }
+    by_topic.into_iter().map(|(topic, partitions)| TopicPartitions { topic: topic.clone(), partitions }).collect()
+}
+
+/// A group's committed offsets: the next offset to consume and the metadata string,
+/// per partition.
+type Committed = BTreeMap<Tp, (u64, String)>;
+
+/// One shard's groups and committed offsets.
+#[derive(Default)]
+pub struct GroupCoordinator {
+    groups: RefCell<HashMap<String, Group>>,
+    /// Committed offset and metadata, per group and partition.
+    offsets: RefCell<HashMap<String, Committed>>,
+    next_member: Cell<u64>,
+}
+
+/// The partition counts of `topics` in the shard's current metadata (absent topics
+/// are left out).
+fn counts_of(shard: &Shard, topics: impl Iterator<Item = String>) -> BTreeMap<String, u32> {
+    let metadata = shard.metadata();
+    topics.filter_map(|t| metadata.topics.get(&t).map(|m| (t, m.partitions()))).collect()
+}
+
+fn subscribed_topics(group: &Group) -> BTreeSet<String> {
+    group.members.values().flat_map(|m| m.topics.iter().cloned()).collect()
+}
+
+/// The key of a committed offset in `__consumer_offsets`.
+fn record_key(group: &str, topic: &str, partition: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(group.len() + topic.len() + 6);
+    key.extend_from_slice(group.as_bytes());
+    key.push(0);
+    key.extend_from_slice(topic.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&partition.to_be_bytes());
+    key
+}
+
+fn parse_key(key: &[u8]) -> Option<(String, String, u32)> {
+    let first = key.iter().position(|&b| b == 0)?;
+    let rest = &key[first + 1..];
+    let second = rest.iter().position(|&b| b == 0)?;
+    let partition = u32::from_be_bytes(rest.get(second + 1..second + 5)?.try_into().ok()?);
+    Some((String::from_utf8(key[..first].to_vec()).ok()?, String::from_utf8(rest[..second].to_vec()).ok()?, partition))
+}
+
+impl GroupCoordinator {
+    /// Replays committed offsets from this shard's partitions of `__consumer_offsets`.
+    pub async fn recover(&self, shard: &Rc<Shard>) {
+        let partitions = shard.metadata().topics.get(super::OFFSETS_TOPIC).map_or(0, |t| t.partitions());
+        let mut replayed = 0u64;
+        for partition in 0..partitions {
+            let Some(log) = shard.log(super::OFFSETS_TOPIC, partition) else { continue };
+            let mut offset = log.offsets().start;
+            loop {
+                let read = match log.read(offset, 1 << 20).await {
+                    Ok(read) => read,
+                    Err(error) => {
+                        tracing::warn!(partition, %error, "cannot replay committed offsets");
+                        break;
+                    }
+                };
+                if read.chunks.is_empty() || read.next_offset <= offset {
+                    break;
+                }
+                for chunk in &read.chunks {
+                    replayed += self.apply_batches(chunk);
+                }
+                offset = read.next_offset;
+            }
+        }
+        if replayed > 0 {
+            tracing::info!(shard = shard.id, records = replayed, "committed offsets replayed");
+        }
+    }
+
+    /// Applies every commit record in `bytes` (whole batches); returns how many.
+    fn apply_batches(&self, mut bytes: &[u8]) -> u64 {
+        let mut applied = 0;
+        let mut offsets = self.offsets.borrow_mut();
+        while let Some(len) = strand_protocol::batch::batch_bytes(bytes) {
+            if len > bytes.len() {
+                break;
+            }
+            if let Ok(records) = RecordIter::new(&bytes[..len]) {
+                for record in records.flatten() {
+                    let (Some(key), Some(value)) = (record.key, record.value) else { continue };
+                    let Some((group, topic, partition)) = parse_key(key) else { continue };
+                    if value.len() < 8 {
+                        continue;
+                    }
+                    let offset = u64::from_le_bytes(value[..8].try_into().expect("8 bytes"));
+                    let metadata = String::from_utf8_lossy(&value[8..]).into_owned();
+                    offsets.entry(group).or_default().insert((topic, partition), (offset, metadata));
+                    applied += 1;
+                }
+            }
+            bytes = &bytes[len..];
+        }
+        applied
+    }
+
+    /// Removes members whose session expired; rebalances their groups.
+    pub fn expire(&self, shard: &Shard) {
+        let now = Instant::now();
+        let mut groups = self.groups.borrow_mut();
+        for (name, group) in groups.iter_mut() {
+            let expired: Vec<String> = group
+                .members
+                .iter()
+                .filter(|(_, m)| now.duration_since(m.last_seen) > m.session_timeout)
+                .map(|(id, _)| id.clone())
+                .collect();
+            if expired.is_empty() {
+                continue;
+            }
+            for id in &expired {
+                tracing::info!(group = %name, member = %id, "member session expired");
+                group.remove(id);
+            }
+            let counts = counts_of(shard, subscribed_topics(group).into_iter());
+            group.rebalance(counts);
+        }
+        groups.retain(|_, group| !group.members.is_empty());
+    }
+
+    /// Answers one group request.
+    pub async fn handle(&self, shard: &Rc<Shard>, request: Request) -> Response {
+        match request {
+            Request::JoinGroup(request) => Response::JoinGroup(self.join(shard, request)),
+            Request::Heartbeat(request) => Response::Heartbeat(self.heartbeat(shard, request)),
+            Request::LeaveGroup(request) => Response::LeaveGroup(self.leave(shard, request)),
+            Request::OffsetCommit(request) => Response::OffsetCommit(self.commit(shard, request).await),
+            Request::OffsetFetch(request) => Response::OffsetFetch(self.fetch_offsets(request)),
+            Request::ListGroups(_) => Response::ListGroups(ListGroupsResponse { groups: self.list() }),
+            Request::DescribeGroup(request) => Response::DescribeGroup(self.describe(request)),
+            other => unreachable!("not a group request: {:?}", other.api_key()),
+        }
+    }
+
+    fn join(&self, shard: &Shard, request: JoinGroupRequest) -> JoinGroupResponse {
+        let limits = &shard.config.groups;
+        let refuse = |error| JoinGroupResponse {
+            error,
+            member_id: request.member_id.clone(),
+            generation: 0,
+            heartbeat_interval_ms: 0,
+            assigned: Vec::new(),
+        };
+        let timeout = request.session_timeout_ms;
+        if !(limits.session_timeout_min_ms..=limits.session_timeout_max_ms).contains(&timeout) {
+            return refuse(ErrorCode::InvalidSessionTimeout);
+        }
+        let Some(strategy) = Strategy::parse(&request.strategy) else {
+            return refuse(ErrorCode::InvalidConfig);
+        };
+        if request.topics.is_empty() || request.topics.len() > 10_000 {
+            return refuse(ErrorCode::InvalidConfig);
+        }
+        let mut groups = self.groups.borrow_mut();
+        if !groups.contains_key(&request.group) && groups.len() >= limits.groups_max as usize {
+            return refuse(ErrorCode::TooManyGroups);
+        }
+        let group = groups.entry(request.group.clone()).or_insert_with(|| Group::new(strategy));
+        let member_id = if request.member_id.is_empty() {
+            if group.members.len() >= limits.members_max as usize {
+                return refuse(ErrorCode::GroupFull);
+            }
+            let n = self.next_member.get() + 1;
+            self.next_member.set(n);
+            format!("{}-{}-{n}-{:08x}", request.group, shard.id, rand_u32())
+        } else if group.members.contains_key(&request.member_id) {
+            request.member_id.clone()
+        } else {
+            return refuse(ErrorCode::UnknownMember);
+        };
+        let topics: BTreeSet<String> = request.topics.iter().cloned().collect();
+        let changed = group.members.get(&member_id).is_none_or(|m| m.topics != topics);
+        group.members.insert(
+            member_id.clone(),
+            Member { topics, session_timeout: Duration::from_millis(u64::from(timeout)), last_seen: Instant::now() },
+        );
+        if group.members.len() == 1 {
+            group.strategy = strategy;
+        }
+        if changed {
+            let counts = counts_of(shard, subscribed_topics(group).into_iter());
+            group.rebalance(counts);
+            tracing::info!(group = %request.group, member = %member_id, generation = group.generation, "member joined");
+        }
+        let assigned = group.hand_out(&member_id);
+        JoinGroupResponse {
+            error: ErrorCode::None,
+            member_id,
+            generation: group.generation,
+            heartbeat_interval_ms: (timeout / 3).max(100),
+            assigned,
+        }
+    }
+
+    fn heartbeat(&self, shard: &Shard, request: HeartbeatRequest) -> HeartbeatResponse {
+        let refuse = |error| HeartbeatResponse { error, generation: 0, assigned: Vec::new() };
+        let mut groups = self.groups.borrow_mut();
+        let Some(group) = groups.get_mut(&request.group) else { return refuse(ErrorCode::UnknownMember) };
+        let Some(member) = group.members.get_mut(&request.member_id) else { return refuse(ErrorCode::UnknownMember) };
+        member.last_seen = Instant::now();
+        // What the member no longer reports owning, it has released.
+        let owned: BTreeSet<Tp> =
+            request.owned.iter().flat_map(|t| t.partitions.iter().map(|&p| (t.topic.clone(), p))).collect();
+        let id = &request.member_id;
+        group.owner.retain(|tp, holder| holder != id || owned.contains(tp));
+        // A topic created, deleted or grown since the last assignment rebalances.
+        let counts = counts_of(shard, subscribed_topics(group).into_iter());
+        if counts != group.counts {
+            group.rebalance(counts);
+        }
+        let assigned = group.hand_out(id);
+        HeartbeatResponse { error: ErrorCode::None, generation: group.generation, assigned }
+    }
+
+    fn leave(&self, shard: &Shard, request: LeaveGroupRequest) -> LeaveGroupResponse {
+        let mut groups = self.groups.borrow_mut();
+        let Some(group) = groups.get_mut(&request.group) else {
+            return LeaveGroupResponse { error: ErrorCode::UnknownMember };
+        };
+        if !group.members.contains_key(&request.member_id) {
+            return LeaveGroupResponse { error: ErrorCode::UnknownMember };
+        }
+        group.remove(&request.member_id);
+        tracing::info!(group = %request.group, member = %request.member_id, "member left");
+        if group.members.is_empty() {
+            groups.remove(&request.group);
+        } else {
+            let counts = counts_of(shard, subscribed_topics(group).into_iter());
+            group.rebalance(counts);
+        }
+        LeaveGroupResponse { error: ErrorCode::None }
+    }
+
+    async fn commit(&self, shard: &Rc<Shard>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+        let whole = |error| OffsetCommitResponse { error, topics: Vec::new() };
+        let admin = request.member_id.is_empty() && request.generation == 0;
+        // Who may commit what, checked before anything is written.
+        {
+            let groups = self.groups.borrow();
+            match (groups.get(&request.group), admin) {
+                (Some(group), true) if !group.members.is_empty() => return whole(ErrorCode::GroupNotEmpty),
+                (_, true) => {}
+                (None, false) => return whole(ErrorCode::UnknownMember),
+                (Some(group), false) => {
+                    if !group.members.contains_key(&request.member_id) {
+                        return whole(ErrorCode::UnknownMember);
+                    }
+                    if request.generation != group.generation {
+                        return whole(ErrorCode::StaleGeneration);
+                    }
+                }
+            }
+        }
+        // Offsets past a partition's end are refused; the ends come from the owners.
+        let ends = end_offsets(shard, &request.topics).await;
+        let mut results = Vec::with_capacity(request.topics.len());
+        let mut accepted: Vec<(String, u32, u64, String)> = Vec::new();
+        {
+            let groups = self.groups.borrow();
+            let group = groups.get(&request.group);
+            for topic in &request.topics {
+                let mut partitions = Vec::with_capacity(topic.partitions.len());
+                for part in &topic.partitions {
+                    let tp = (topic.topic.clone(), part.partition);
+                    let error = match ends.get(&tp) {
+                        None => ErrorCode::UnknownTopic,
+                        Some(Err(error)) => *error,
+                        Some(Ok(_)) if part.metadata.len() > COMMIT_METADATA_BYTES_MAX => ErrorCode::InvalidConfig,
+                        Some(Ok(end)) if part.offset > *end => ErrorCode::OffsetOutOfRange,
+                        Some(Ok(_)) => {
+                            let owns = admin || group.is_some_and(|g| g.owner.get(&tp) == Some(&request.member_id));
+                            if owns {
+                                ErrorCode::None
+                            } else {
+                                ErrorCode::NotAssigned
+                            }
+                        }
+                    };
+                    if error == ErrorCode::None {
+                        accepted.push((topic.topic.clone(), part.partition, part.offset, part.metadata.clone()));
+                    }
+                    partitions.push(CommitPartitionResult { partition: part.partition, error });
+                }
+                results.push(CommitTopicResult { topic: topic.topic.clone(), partitions });
+            }
+        }
+        if !accepted.is_empty() {
+            if let Err(error) = self.persist(shard, &request.group, &accepted).await {
+                tracing::warn!(group = %request.group, %error, "cannot store committed offsets");
+                return whole(ErrorCode::StorageFailed);
+            }
+            let mut offsets = self.offsets.borrow_mut();
+            let stored = offsets.entry(request.group.clone()).or_default();
+            for (topic, partition, offset, metadata) in accepted {
+                stored.insert((topic, partition), (offset, metadata));
+            }
+        }
+        OffsetCommitResponse { error: ErrorCode::None, topics: results }
+    }
+
+    /// Appends the commits to the group's partition of `__consumer_offsets` and waits
+    /// for its fdatasync.
+    async fn persist(&self, shard: &Shard, group: &str, commits: &[(String, u32, u64, String)]) -> anyhow::Result<()> {
+        let partitions = shard.metadata().topics.get(super::OFFSETS_TOPIC).map_or(0, |t| t.partitions());
+        anyhow::ensure!(partitions > 0, "{} does not exist", super::OFFSETS_TOPIC);
+        let partition = super::offsets_partition(group, partitions);
+        let log = shard
+            .log(super::OFFSETS_TOPIC, partition)
+            .ok_or_else(|| anyhow::anyhow!("partition {partition} of {} is not on this shard", super::OFFSETS_TOPIC))?;
+        let mut builder = BatchBuilder::new();
+        let now_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        for (topic, partition, offset, metadata) in commits {
+            let mut value = offset.to_le_bytes().to_vec();
+            value.extend_from_slice(metadata.as_bytes());
+            builder.push(Some(&record_key(group, topic, *partition)), Some(&value), &[], now_ms);
+        }
+        log.append(BytesMut::from(&builder.finish()[..])).await?;
+        Ok(())
+    }
+
+    fn fetch_offsets(&self, request: OffsetFetchRequest) -> OffsetFetchResponse {
+        let offsets = self.offsets.borrow();
+        let stored = offsets.get(&request.group);
+        let known = stored.is_some() || self.groups.borrow().contains_key(&request.group);
+        if !known && request.topics.is_empty() {
+            return OffsetFetchResponse { error: ErrorCode::UnknownGroup, topics: Vec::new() };
+        }
+        let lookup = |topic: &String, partition: u32| -> CommittedPartition {
+            match stored.and_then(|s| s.get(&(topic.clone(), partition))) {
+                Some((offset, metadata)) => {
+                    CommittedPartition { partition, offset: *offset as i64, metadata: metadata.clone() }
+                }
+                None => CommittedPartition { partition, offset: -1, metadata: String::new() },
+            }
+        };
+        let topics = if request.topics.is_empty() {
+            let mut by_topic: BTreeMap<&String, Vec<CommittedPartition>> = BTreeMap::new();
+            for ((topic, partition), _) in stored.into_iter().flatten() {
+                by_topic.entry(topic).or_default().push(lookup(topic, *partition));
+            }
+            by_topic
+                .into_iter()
+                .map(|(topic, partitions)| CommittedTopic { topic: topic.clone(), partitions })
+                .collect()
+        } else {
+            request
+                .topics
+                .iter()
+                .map(|t| CommittedTopic {
+                    topic: t.topic.clone(),
+                    partitions: t.partitions.iter().map(|&p| lookup(&t.topic, p)).collect(),
+                })
+                .collect()
+        };
+        OffsetFetchResponse { error: ErrorCode::None, topics }
+    }
+
+    fn list(&self) -> Vec<GroupListing> {
+        let groups = self.groups.borrow();
+        let offsets = self.offsets.borrow();
+        let names: BTreeSet<&String> = groups.keys().chain(offsets.keys()).collect();
+        names
+            .into_iter()
+            .map(|name| {
+                let group = groups.get(name);
+                GroupListing {
+                    group: name.clone(),
+                    members: group.map_or(0, |g| g.members.len() as u32),
+                    generation: group.map_or(0, |g| g.generation),
+                }
+            })
+            .collect()
+    }
+
+    fn describe(&self, request: DescribeGroupRequest) -> DescribeGroupResponse {
+        let groups = self.groups.borrow();
+        let Some(group) = groups.get(&request.group) else {
+            let error = if self.offsets.borrow().contains_key(&request.group) {
+                ErrorCode::None
+            } else {
+                ErrorCode::UnknownGroup
+            };
+            return DescribeGroupResponse {
+                error,
+                group: request.group,
+                generation: 0,
+                strategy: String::new(),
+                members: Vec::new(),
+            };
+        };
+        let members = group
+            .members
+            .iter()
+            .map(|(id, member)| GroupMemberDescription {
+                member_id: id.clone(),
+                topics: member.topics.iter().cloned().collect(),
+                session_timeout_ms: member.session_timeout.as_millis() as u32,
+                owned: group.owned_by(id),
+                target: listed(group.target.get(id)),
+            })
+            .collect();
+        DescribeGroupResponse {
+            error: ErrorCode::None,
+            group: request.group,
+            generation: group.generation,
+            strategy: group.strategy.name().to_string(),
+            members,
+        }
+    }
+}
+
+/// Each committed partition's end (high watermark), or why it has none.
+async fn end_offsets(shard: &Rc<Shard>, topics: &[CommitTopic]) -> HashMap<Tp, Result<u64, ErrorCode>> {
+    let request = ListOffsetsRequest {
+        topics: topics
+            .iter()
+            .map(|t| ListOffsetsTopic {
+                name: t.topic.clone(),
+                partitions: t
+                    .partitions
+                    .iter()
+                    .map(|p| ListOffsetsPartition { partition: p.partition, spec: LIST_LATEST })
+                    .collect(),
+            })
+            .collect(),
+    };
+    let Response::ListOffsets(response) = crate::native::list_offsets(shard, request).await else {
+        return HashMap::new();
+    };
+    let mut ends = HashMap::new();
+    for topic in response.topics {
+        for part in topic.partitions {
+            let end = if part.error == ErrorCode::None { Ok(part.offset.max(0) as u64) } else { Err(part.error) };
+            ends.insert((topic.name.clone(), part.partition), end);
+        }
+    }
+    ends
+}
+
+/// A random u32 for member ids (not security-sensitive: ids only need to differ).
+fn rand_u32() -> u32 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    nanos.wrapping_mul(2_654_435_761)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_keys_round_trip() {
+        let key = record_key("billing", "orders.v2", 17);
+        assert_eq!(parse_key(&key), Some(("billing".into(), "orders.v2".into(), 17)));
+        assert_eq!(parse_key(b"no-separators"), None);
+        assert_eq!(parse_key(b"a\0b\0\x01"), None);
+    }
+
+    #[test]
+    fn commits_replay_from_their_batches() {
+        let coordinator = GroupCoordinator::default();
+        let mut builder = BatchBuilder::new();
+        let mut value = 42u64.to_le_bytes().to_vec();
+        value.extend_from_slice(b"host-a");
+        builder.push(Some(&record_key("g", "t", 3)), Some(&value), &[], 1);
+        builder.push(Some(&record_key("g", "t", 3)), Some(&43u64.to_le_bytes()), &[], 2);
+        builder.push(Some(b"garbage"), Some(&1u64.to_le_bytes()), &[], 3);
+        let batch = builder.finish();
+        let mut two = batch.clone();
+        two.extend_from_slice(&batch);
+        assert_eq!(coordinator.apply_batches(&two), 4);
+        let offsets = coordinator.offsets.borrow();
+        assert_eq!(offsets["g"][&("t".to_string(), 3)], (43, String::new()));
+    }
+
+    #[test]
+    fn a_rebalance_waits_for_the_release_of_moving_partitions() {
+        let counts: BTreeMap<String, u32> = [("t".to_string(), 4)].into_iter().collect();
+        let mut group = Group::new(Strategy::Sticky);
+        let member = |topics: &[&str]| Member {
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            session_timeout: Duration::from_secs(10),
+            last_seen: Instant::now(),
+        };
+        group.members.insert("a".into(), member(&["t"]));
+        group.rebalance(counts.clone());
+        let all = group.hand_out("a");
+        assert_eq!(all[0].partitions, [0, 1, 2, 3]);
+        group.members.insert("b".into(), member(&["t"]));
+        group.rebalance(counts.clone());
+        // b's share is still a's: b gets nothing until a lets go.
+        assert!(group.hand_out("b").is_empty());
+        let keep = group.hand_out("a");
+        assert_eq!(keep[0].partitions.len(), 2, "a is told to keep two and give up two");
+        // a releases (its heartbeat reports only what it kept); b then gets the rest.
+        let kept: BTreeSet<Tp> = keep[0].partitions.iter().map(|&p| ("t".to_string(), p)).collect();
+        group.owner.retain(|tp, holder| holder != "a" || kept.contains(tp));
+        let moved = group.hand_out("b");
+        assert_eq!(moved[0].partitions.len(), 2);
+        assert!(moved[0].partitions.iter().all(|p| !keep[0].partitions.contains(p)));
+        // a leaving hands b everything at once.
+        group.remove("a");
+        group.rebalance(counts);
+        assert_eq!(group.hand_out("b")[0].partitions, [0, 1, 2, 3]);
+    }
+}
