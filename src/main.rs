@@ -38,17 +38,29 @@ enum Command {
     Produce(cli::produce::ProduceArgs),
     /// Print records of a topic.
     Consume(cli::consume::ConsumeArgs),
+    /// List and describe consumer groups; reset their committed offsets.
+    #[command(subcommand)]
+    Group(cli::group::GroupCommand),
     /// Inspect configuration files.
     #[command(subcommand)]
     Config(cli::config::ConfigCommand),
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let command = Cli::parse().command;
+    if !matches!(command, Command::Serve { .. }) {
+        // A client command piped into `head` ends quietly when the pipe closes, as
+        // Unix tools do, instead of failing on EPIPE. (The broker keeps SIGPIPE
+        // ignored: a closed client socket must never stop it.)
+        // SAFETY: restores the default disposition before any other thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
+    let result = match command {
         Command::Serve { config, data_dir, port, cores } => cli::serve::run(config, data_dir, port, cores),
         Command::Topic(command) => cli::topic::run(command),
         Command::Produce(args) => cli::produce::run(args),
         Command::Consume(args) => cli::consume::run(args),
+        Command::Group(command) => cli::group::run(command),
         Command::Config(command) => cli::config::run(command),
     };
     match result {

@@ -7,9 +7,10 @@
 use crate::client::{unexpected, Client, OffsetSpec};
 use crate::connection::ResponseFuture;
 use crate::error::{ClientError, Result};
+use crate::group::{to_lists, GroupConfig, GroupEvent, Membership, TopicPartition};
 use crate::timer::sleep_until;
 use bytes::Bytes;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -88,18 +89,267 @@ struct InFlight {
     offsets: Vec<(Key, u64)>,
 }
 
-/// Reads partitions assigned to it.
+/// Reads partitions assigned to it, or those its group gives it (`subscribe`).
 pub struct Consumer {
     client: Client,
     config: ConsumerConfig,
     positions: BTreeMap<Key, u64>,
     in_flight: HashMap<SocketAddr, InFlight>,
+    /// The offset after the last record `poll` returned, per partition: what a
+    /// commit stores.
+    delivered: BTreeMap<Key, u64>,
+    group: Option<GroupState>,
+}
+
+/// A subscribed consumer's group state.
+struct GroupState {
+    membership: Membership,
+    /// What was last committed, per partition (commits skip unchanged positions).
+    committed: BTreeMap<Key, u64>,
+    events: Vec<GroupEvent>,
+    next_auto_commit: Instant,
 }
 
 impl Consumer {
     /// A consumer with no partitions assigned yet.
     pub fn new(client: Client, config: ConsumerConfig) -> Consumer {
-        Consumer { client, config, positions: BTreeMap::new(), in_flight: HashMap::new() }
+        Consumer {
+            client,
+            config,
+            positions: BTreeMap::new(),
+            in_flight: HashMap::new(),
+            delivered: BTreeMap::new(),
+            group: None,
+        }
+    }
+
+    /// Joins `group` as a member consuming `topics`: the broker assigns partitions
+    /// among the group's members, and `poll` follows the assignment as it changes
+    /// (see `events`). Each new partition starts at the group's committed offset, or
+    /// where `ConsumerConfig::reset` says if none was committed.
+    pub async fn subscribe(&mut self, group: &str, topics: &[&str], config: GroupConfig) -> Result<()> {
+        if self.group.is_some() || !self.positions.is_empty() {
+            return Err(ClientError::Invalid("subscribe needs a consumer with no assignment and no group".into()));
+        }
+        if topics.is_empty() {
+            return Err(ClientError::Invalid("subscribe to at least one topic".into()));
+        }
+        for topic in topics {
+            self.client.partition_count(topic).await?;
+        }
+        let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+        let next_auto_commit = Instant::now() + config.auto_commit_interval;
+        let membership = Membership::start(&self.client, group, &topics, config).await?;
+        self.group = Some(GroupState { membership, committed: BTreeMap::new(), events: Vec::new(), next_auto_commit });
+        self.sync_group().await
+    }
+
+    /// The assignment changes since the last call (with `subscribe`).
+    pub fn events(&mut self) -> Vec<GroupEvent> {
+        self.group.as_mut().map(|g| std::mem::take(&mut g.events)).unwrap_or_default()
+    }
+
+    /// This member's id in its group.
+    pub fn member_id(&self) -> Option<String> {
+        self.group.as_ref().map(|g| g.membership.shared.lock().unwrap_or_else(|p| p.into_inner()).member_id.clone())
+    }
+
+    /// Commits, for every partition this member owns, the position after the last
+    /// record `poll` returned. At-least-once: commit after processing.
+    pub async fn commit(&mut self) -> Result<()> {
+        let owned: Vec<Key> = self.positions.keys().cloned().collect();
+        self.commit_keys(&owned).await
+    }
+
+    /// Commits `offsets` (the next offset to consume, per partition) for partitions
+    /// this member owns.
+    pub async fn commit_offsets(&mut self, offsets: &[(&str, u32, u64)]) -> Result<()> {
+        let commits: Vec<(Key, u64)> = offsets
+            .iter()
+            .filter_map(|(t, p, o)| {
+                self.positions.keys().find(|(kt, kp)| &**kt == *t && kp == p).map(|k| (k.clone(), *o))
+            })
+            .collect();
+        if commits.len() != offsets.len() {
+            return Err(ClientError::Invalid("commit_offsets: a partition is not owned by this consumer".into()));
+        }
+        self.send_commit(&commits).await
+    }
+
+    /// Commits positions, then leaves the group (its partitions go to the others at
+    /// once).
+    pub async fn close(mut self) -> Result<()> {
+        let result = self.finish_group().await;
+        result
+    }
+
+    async fn finish_group(&mut self) -> Result<()> {
+        let Some(auto) = self.group.as_ref().map(|g| g.membership.config.auto_commit) else { return Ok(()) };
+        let result = if auto { self.commit().await } else { Ok(()) };
+        if let Some(mut group) = self.group.take() {
+            group.membership.leave(&self.client).await;
+        }
+        result
+    }
+
+    async fn commit_keys(&mut self, keys: &[Key]) -> Result<()> {
+        let Some(group) = &self.group else {
+            return Err(ClientError::Invalid("commit needs a consumer that subscribed to a group".into()));
+        };
+        let commits: Vec<(Key, u64)> = keys
+            .iter()
+            .filter_map(|k| self.delivered.get(k).map(|&o| (k.clone(), o)))
+            .filter(|(k, o)| group.committed.get(k) != Some(o))
+            .collect();
+        self.send_commit(&commits).await
+    }
+
+    async fn send_commit(&mut self, commits: &[(Key, u64)]) -> Result<()> {
+        if commits.is_empty() {
+            return Ok(());
+        }
+        let Some(group) = &mut self.group else {
+            return Err(ClientError::Invalid("commit needs a consumer that subscribed to a group".into()));
+        };
+        for attempt in 0..2 {
+            let (member_id, generation) = {
+                let shared = group.membership.shared.lock().unwrap_or_else(|p| p.into_inner());
+                (shared.member_id.clone(), shared.generation)
+            };
+            let mut topics: Vec<CommitTopic> = Vec::new();
+            for ((topic, partition), offset) in commits {
+                let part = CommitPartition { partition: *partition, offset: *offset, metadata: String::new() };
+                match topics.last_mut() {
+                    Some(last) if *last.topic == **topic => last.partitions.push(part),
+                    _ => topics.push(CommitTopic { topic: topic.to_string(), partitions: vec![part] }),
+                }
+            }
+            let request = Request::OffsetCommit(OffsetCommitRequest {
+                group: group.membership.group.clone(),
+                member_id,
+                generation,
+                topics,
+            });
+            let response = self.client.request(request).await?;
+            let Response::OffsetCommit(response) = response else { return Err(unexpected(&response)) };
+            if response.error == ErrorCode::StaleGeneration && attempt == 0 {
+                // A rebalance began since the last heartbeat: learn the generation.
+                group.membership.heartbeat_now(&self.client).await?;
+                continue;
+            }
+            if response.error != ErrorCode::None {
+                return Err(ClientError::broker(response.error));
+            }
+            let mut first_error = None;
+            for topic in &response.topics {
+                for part in &topic.partitions {
+                    let key = commits.iter().find(|((t, p), _)| **t == *topic.topic && *p == part.partition);
+                    match (part.error, key) {
+                        (ErrorCode::None, Some((key, offset))) => {
+                            group.committed.insert(key.clone(), *offset);
+                        }
+                        (ErrorCode::None, None) => {}
+                        (code, _) => {
+                            first_error.get_or_insert(code);
+                        }
+                    }
+                }
+            }
+            return match first_error {
+                Some(code) => Err(ClientError::broker(code)),
+                None => Ok(()),
+            };
+        }
+        Ok(())
+    }
+
+    /// Applies the coordinator's latest word on this member's partitions: revokes
+    /// (committing first, with auto-commit) and adds (from committed offsets).
+    async fn sync_group(&mut self) -> Result<()> {
+        let Some(group) = &mut self.group else { return Ok(()) };
+        let (assigned, lost, error) = {
+            let mut shared = group.membership.shared.lock().unwrap_or_else(|p| p.into_inner());
+            let lost = std::mem::take(&mut shared.lost);
+            (shared.assigned.clone(), lost, shared.error.take())
+        };
+        if let Some(error) = error {
+            return Err(ClientError::Invalid(error));
+        }
+        let owned: BTreeSet<TopicPartition> = self.positions.keys().map(|(t, p)| (t.to_string(), *p)).collect();
+        let revoked: Vec<TopicPartition> =
+            if lost { owned.iter().cloned().collect() } else { owned.difference(&assigned).cloned().collect() };
+        let added: Vec<TopicPartition> = assigned.iter().filter(|tp| lost || !owned.contains(*tp)).cloned().collect();
+        if !revoked.is_empty() {
+            let keys: Vec<Key> = self
+                .positions
+                .keys()
+                .filter(|(t, p)| revoked.iter().any(|(rt, rp)| **t == **rt && p == rp))
+                .cloned()
+                .collect();
+            let auto = group.membership.config.auto_commit;
+            if auto && !lost {
+                // Best effort: a commit refused now (the partition already moved) is
+                // covered by at-least-once delivery.
+                let _ = self.commit_keys(&keys).await;
+            }
+            for key in &keys {
+                self.positions.remove(key);
+                self.delivered.remove(key);
+            }
+            self.in_flight.clear();
+            let group = self.group.as_mut().expect("subscribed");
+            for key in &keys {
+                group.committed.remove(key);
+            }
+            group.events.push(if lost {
+                GroupEvent::Lost(revoked.clone())
+            } else {
+                GroupEvent::Revoked(revoked.clone())
+            });
+            // Report the release at once, so the partitions reach their new member
+            // without waiting for the next regular heartbeat.
+            group.membership.shared.lock().unwrap_or_else(|p| p.into_inner()).owned =
+                self.positions.keys().map(|(t, p)| (t.to_string(), *p)).collect();
+            let _ = group.membership.heartbeat_now(&self.client).await;
+        }
+        if !added.is_empty() {
+            let group_name = self.group.as_ref().expect("subscribed").membership.group.clone();
+            let set: BTreeSet<TopicPartition> = added.iter().cloned().collect();
+            let request = Request::OffsetFetch(OffsetFetchRequest { group: group_name, topics: to_lists(&set) });
+            let response = self.client.request(request).await?;
+            let Response::OffsetFetch(fetched) = response else { return Err(unexpected(&response)) };
+            let mut committed: HashMap<(String, u32), i64> = HashMap::new();
+            for topic in fetched.topics {
+                for part in topic.partitions {
+                    committed.insert((topic.topic.clone(), part.partition), part.offset);
+                }
+            }
+            for (topic, partition) in &added {
+                let start = match committed.get(&(topic.clone(), *partition)) {
+                    Some(&offset) if offset >= 0 => Seek::Offset(offset as u64),
+                    _ => match self.config.reset {
+                        Reset::Earliest => Seek::Earliest,
+                        _ => Seek::Latest,
+                    },
+                };
+                let topic: Arc<str> = Arc::from(topic.as_str());
+                let offset = self.resolve(&topic, *partition, start).await?;
+                self.positions.insert((topic, *partition), offset);
+            }
+            self.in_flight.clear();
+            self.group.as_mut().expect("subscribed").events.push(GroupEvent::Assigned(added));
+        }
+        // The heartbeat reports what this consumer holds now.
+        let group = self.group.as_mut().expect("subscribed");
+        group.membership.shared.lock().unwrap_or_else(|p| p.into_inner()).owned =
+            self.positions.keys().map(|(t, p)| (t.to_string(), *p)).collect();
+        if group.membership.config.auto_commit && Instant::now() >= group.next_auto_commit {
+            group.next_auto_commit = Instant::now() + group.membership.config.auto_commit_interval;
+            let keys: Vec<Key> = self.positions.keys().cloned().collect();
+            // Auto-commit failures are retried at the next interval.
+            let _ = self.commit_keys(&keys).await;
+        }
+        Ok(())
     }
 
     /// Assigns `partitions` of `topic` (every partition when `None`), each starting at
@@ -168,8 +418,14 @@ impl Consumer {
     pub async fn poll_async(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         let deadline = Instant::now() + timeout;
         loop {
+            self.sync_group().await?;
             self.start_fetches()?;
             if self.in_flight.is_empty() {
+                if self.group.is_some() && Instant::now() < deadline {
+                    // Nothing assigned yet: wait a little for the group to hand some out.
+                    sleep_until((Instant::now() + Duration::from_millis(50)).min(deadline)).await;
+                    continue;
+                }
                 return Ok(Vec::new());
             }
             let Some((address, result)) = self.next_response(deadline).await else { return Ok(Vec::new()) };
@@ -297,7 +553,23 @@ impl Consumer {
         for (key, position, data) in &fetched {
             decode_records(key, *position, data, &mut records)?;
         }
+        for record in &records {
+            let key = (record.topic.clone(), record.partition);
+            let next = record.offset + 1;
+            let delivered = self.delivered.entry(key).or_insert(next);
+            *delivered = (*delivered).max(next);
+        }
         Ok(records)
+    }
+}
+
+impl Drop for Consumer {
+    /// A subscribed consumer commits (with auto-commit) and leaves its group, so its
+    /// partitions move at once rather than after its session times out.
+    fn drop(&mut self) {
+        if self.group.is_some() {
+            let _ = futures_executor::block_on(self.finish_group());
+        }
     }
 }
 

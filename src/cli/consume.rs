@@ -33,8 +33,87 @@ pub struct ConsumeArgs {
     follow: bool,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
+    /// Consume as a member of this group: the broker shares the topic's partitions
+    /// among the group's members, and positions are committed (every second and on
+    /// exit). Runs until --count records or SIGINT/SIGTERM; --from then applies only
+    /// to partitions the group has no committed offset for (earliest or latest).
+    #[arg(long)]
+    group: Option<String>,
+    /// With --group: how long the broker waits for a silent member before giving its
+    /// partitions to the others.
+    #[arg(long, default_value_t = 10_000)]
+    session_timeout_ms: u64,
+    /// With --group: sticky (the default), range or round-robin.
+    #[arg(long, default_value = "sticky")]
+    strategy: String,
     #[arg(long, default_value = BOOTSTRAP_DEFAULT)]
     bootstrap: String,
+}
+
+/// Set by SIGINT/SIGTERM: a group member commits and leaves before exiting.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn run_group(args: &ConsumeArgs, group: &str) -> anyhow::Result<()> {
+    let reset = match args.from.as_str() {
+        "earliest" => strand_client::Reset::Earliest,
+        "latest" => strand_client::Reset::Latest,
+        other => anyhow::bail!(
+            "--from {other:?}: with --group, earliest or latest (for partitions without a committed offset)"
+        ),
+    };
+    if args.partition.is_some() {
+        anyhow::bail!("--partition and --group: the group assigns partitions; use one or the other");
+    }
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    let client = connect(&args.bootstrap)?;
+    let mut consumer = Consumer::new(client, ConsumerConfig { reset, ..ConsumerConfig::default() });
+    let config = strand_client::GroupConfig {
+        session_timeout: Duration::from_millis(args.session_timeout_ms),
+        strategy: args.strategy.clone(),
+        auto_commit: true,
+        auto_commit_interval: Duration::from_secs(1),
+    };
+    block_on(consumer.subscribe(group, &[&args.topic], config))?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut printed = 0u64;
+    while !STOP.load(std::sync::atomic::Ordering::Relaxed) {
+        let records = consumer.poll(Duration::from_millis(200))?;
+        for event in consumer.events() {
+            eprintln!("strand: {}", describe_event(&event));
+        }
+        for record in records {
+            print_record(&mut out, &record, args.format)?;
+            printed += 1;
+            if args.count.is_some_and(|count| printed >= count) {
+                out.flush()?;
+                block_on(consumer.close())?;
+                return Ok(());
+            }
+        }
+        out.flush()?;
+    }
+    block_on(consumer.close())?;
+    Ok(())
+}
+
+fn describe_event(event: &strand_client::GroupEvent) -> String {
+    let list = |tps: &[strand_client::TopicPartition]| {
+        tps.iter().map(|(t, p)| format!("{t}-{p}")).collect::<Vec<_>>().join(", ")
+    };
+    match event {
+        strand_client::GroupEvent::Assigned(tps) => format!("assigned {}", list(tps)),
+        strand_client::GroupEvent::Revoked(tps) => format!("revoked {}", list(tps)),
+        strand_client::GroupEvent::Lost(tps) => format!("lost {} (the session expired)", list(tps)),
+    }
 }
 
 fn parse_from(from: &str) -> anyhow::Result<Seek> {
@@ -53,6 +132,9 @@ fn parse_from(from: &str) -> anyhow::Result<Seek> {
 }
 
 pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
+    if let Some(group) = args.group.clone() {
+        return run_group(&args, &group);
+    }
     let from = parse_from(&args.from)?;
     let client = connect(&args.bootstrap)?;
     let mut consumer = Consumer::new(client.clone(), ConsumerConfig::default());

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod consume;
+pub mod group;
 pub mod produce;
 pub mod serve;
 pub mod topic;

@@ -306,7 +306,9 @@ impl GroupCoordinator {
             error: ErrorCode::None,
             member_id,
             generation: group.generation,
-            heartbeat_interval_ms: (timeout / 3).max(100),
+            // Frequent enough that a released partition reaches its new member within
+            // about a second, whatever the session timeout.
+            heartbeat_interval_ms: (timeout / 3).clamp(100, 1000),
             assigned,
         }
     }

@@ -1,0 +1,470 @@
+//! Consumer groups against the real broker: assignment across members, take-over of a
+//! member killed with SIGKILL, committed offsets across a restart, refused commits,
+//! bounds, lag, and an incremental rebalance that leaves unmoved partitions alone.
+
+mod common;
+
+use common::{strand, Broker};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use strand_client::{
+    block_on, Acks, Client, Consumer, ConsumerConfig, GroupConfig, GroupEvent, Producer, ProducerConfig,
+    ProducerRecord, Reset,
+};
+use strand_protocol::native::messages::*;
+use strand_protocol::native::{ErrorCode, Request, Response};
+
+/// A `strand consume --group` process, its JSON records collected as they arrive.
+struct Member {
+    child: Child,
+    records: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Member {
+    fn start(bootstrap: &str, topic: &str, group: &str) -> Member {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strand"))
+            .args(["consume", topic, "--group", group, "--from", "earliest", "--format", "json"])
+            .args(["--session-timeout-ms", "2000", "--bootstrap", bootstrap])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let sink = records.clone();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str(&line) {
+                    sink.lock().unwrap().push(value);
+                }
+            }
+        });
+        Member { child, records }
+    }
+
+    fn kill(&mut self) {
+        // SAFETY: SIGKILL to a child this test started and has not reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM: the member commits and leaves.
+    fn stop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "a member did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn values(&self) -> Vec<String> {
+        self.records.lock().unwrap().iter().map(|r| r["value"].as_str().unwrap().to_string()).collect()
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn produce(bootstrap: &str, topic: &str, from: u64, count: u64) {
+    let producer =
+        Producer::new(Client::connect(bootstrap).unwrap(), ProducerConfig { acks: Acks::Leader, ..Default::default() });
+    for i in from..from + count {
+        let key = format!("key-{i}");
+        producer.send(ProducerRecord::new(topic, format!("v{i}").as_bytes()).key(key.as_bytes())).unwrap();
+    }
+    producer.flush();
+}
+
+/// One row of `strand group describe`: committed, log end, lag, owner.
+type Row = (Option<i64>, i64, i64, String);
+
+/// `strand group describe`: its output, and its rows by partition (one topic).
+fn describe(bootstrap: &str, group: &str) -> (String, BTreeMap<u32, Row>) {
+    let (ok, out, err) = strand(&["group", "describe", group, "--bootstrap", bootstrap], "");
+    assert!(ok, "{err}");
+    let mut rows = BTreeMap::new();
+    for line in out.lines().skip_while(|l| !l.starts_with("TOPIC")).skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        rows.insert(
+            f[1].parse().unwrap(),
+            (f[2].parse().ok(), f[3].parse().unwrap(), f[4].parse().unwrap(), f[5].to_string()),
+        );
+    }
+    (out, rows)
+}
+
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn three_members_share_twelve_partitions_and_take_over_a_killed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    let bootstrap = broker.bootstrap();
+    let (ok, _, err) = strand(&["topic", "create", "events", "--partitions", "12", "--bootstrap", &bootstrap], "");
+    assert!(ok, "{err}");
+    produce(&bootstrap, "events", 0, 3000);
+    let mut members: Vec<Member> = (0..3).map(|_| Member::start(&bootstrap, "events", "workers")).collect();
+    // Disjoint assignments that cover every partition, four each.
+    wait_until("three members owning four partitions each", Duration::from_secs(20), || {
+        let (_, rows) = describe(&bootstrap, "workers");
+        let mut per: BTreeMap<String, usize> = BTreeMap::new();
+        for (_, _, _, owner) in rows.values() {
+            *per.entry(owner.clone()).or_default() += 1;
+        }
+        rows.len() == 12 && !per.contains_key("-") && per.len() == 3 && per.values().all(|&n| n == 4)
+    });
+    let all: Vec<String> = (0..3000).map(|i| format!("v{i}")).collect();
+    wait_until("the first 3,000 records consumed", Duration::from_secs(20), || {
+        let seen: BTreeSet<String> = members.iter().flat_map(Member::values).collect();
+        all.iter().all(|v| seen.contains(v))
+    });
+    // Commits land within a second (auto-commit interval) of consumption.
+    wait_until("every partition committed to its end", Duration::from_secs(10), || {
+        describe(&bootstrap, "workers").1.values().all(|(c, end, lag, _)| *c == Some(*end) && *lag == 0)
+    });
+
+    // Kill one with SIGKILL: no leave, no commit. Its partitions move once its
+    // 2 s session expires.
+    members[2].kill();
+    let dead = members.remove(2);
+    produce(&bootstrap, "events", 3000, 3000);
+    let started = Instant::now();
+    let all: Vec<String> = (0..6000).map(|i| format!("v{i}")).collect();
+    wait_until("all 6,000 records consumed by the survivors", Duration::from_secs(30), || {
+        let seen: BTreeSet<String> = members.iter().flat_map(Member::values).chain(dead.values()).collect();
+        all.iter().all(|v| seen.contains(v))
+    });
+    let taken_over = started.elapsed();
+    let (out, rows) = describe(&bootstrap, "workers");
+    let owners: BTreeSet<&String> = rows.values().map(|r| &r.3).collect();
+    assert_eq!(owners.len(), 2, "two members own everything:\n{out}");
+    assert!(out.contains("2 members"), "{out}");
+    // Session (2 s) plus a rebalance round (heartbeats at most every second).
+    assert!(taken_over < Duration::from_secs(15), "took {taken_over:?}");
+    // Each record at least once; within a partition, in order per member.
+    for member in &members {
+        let records = member.records.lock().unwrap();
+        let mut last: BTreeMap<u64, u64> = BTreeMap::new();
+        for r in records.iter() {
+            let (p, o) = (r["partition"].as_u64().unwrap(), r["offset"].as_u64().unwrap());
+            if let Some(prev) = last.insert(p, o) {
+                assert!(o > prev, "partition {p}: offset {o} after {prev}");
+            }
+        }
+    }
+    for member in &mut members {
+        member.stop();
+    }
+    // Stopped members leave: the group has no members, its offsets remain.
+    let (ok, out, _) = strand(&["group", "list", "--bootstrap", &bootstrap], "");
+    assert!(ok);
+    assert!(out.contains("workers\t0 members"), "{out}");
+}
+
+fn group_consumer(bootstrap: &str, group: &str, topic: &str) -> Consumer {
+    let mut consumer = Consumer::new(
+        Client::connect(bootstrap).unwrap(),
+        ConsumerConfig { reset: Reset::Earliest, fetch_max_wait_ms: 100, ..ConsumerConfig::default() },
+    );
+    let config = GroupConfig { session_timeout: Duration::from_secs(3), auto_commit: false, ..GroupConfig::default() };
+    block_on(consumer.subscribe(group, &[topic], config)).unwrap();
+    consumer
+}
+
+fn poll_values(consumer: &mut Consumer, want: usize, limit: Duration) -> Vec<String> {
+    let mut values = Vec::new();
+    let deadline = Instant::now() + limit;
+    while values.len() < want {
+        assert!(Instant::now() < deadline, "{} of {want} records in {limit:?}", values.len());
+        for record in consumer.poll(Duration::from_millis(200)).unwrap() {
+            values.push(String::from_utf8(record.value.unwrap().to_vec()).unwrap());
+        }
+    }
+    values
+}
+
+#[test]
+fn committed_offsets_survive_a_restart_and_a_new_member_resumes_from_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut broker = Broker::start(&data, &[]);
+    let bootstrap = broker.bootstrap();
+    block_on(Client::connect(&bootstrap).unwrap().create_topic("ledger", 2, &[])).unwrap();
+    produce(&bootstrap, "ledger", 0, 100);
+    let mut consumer = group_consumer(&bootstrap, "audit", "ledger");
+    let first = poll_values(&mut consumer, 100, Duration::from_secs(20));
+    assert_eq!(first.len(), 100);
+    block_on(consumer.commit()).unwrap();
+    block_on(consumer.close()).unwrap();
+    produce(&bootstrap, "ledger", 100, 50);
+    assert!(broker.stop(), "clean shutdown");
+
+    let broker = Broker::start(&data, &[]);
+    let bootstrap = broker.bootstrap();
+    let mut consumer = group_consumer(&bootstrap, "audit", "ledger");
+    let rest = poll_values(&mut consumer, 50, Duration::from_secs(20));
+    let mut got: Vec<u64> = rest.iter().map(|v| v[1..].parse().unwrap()).collect();
+    got.sort_unstable();
+    assert_eq!(got, (100..150).collect::<Vec<u64>>(), "resumed exactly after the commit");
+    // Nothing older comes back.
+    assert!(consumer.poll(Duration::from_millis(500)).unwrap().is_empty());
+}
+
+fn request(client: &Client, request: Request) -> Response {
+    block_on(client.request(request)).unwrap()
+}
+
+fn join(client: &Client, group: &str, member: &str, timeout_ms: u32) -> JoinGroupResponse {
+    let Response::JoinGroup(joined) = request(
+        client,
+        Request::JoinGroup(JoinGroupRequest {
+            group: group.into(),
+            member_id: member.into(),
+            topics: vec!["t".into()],
+            session_timeout_ms: timeout_ms,
+            strategy: String::new(),
+        }),
+    ) else {
+        panic!("not a JoinGroup response")
+    };
+    joined
+}
+
+fn commit(
+    client: &Client,
+    group: &str,
+    member: &str,
+    generation: u32,
+    partition: u32,
+    offset: u64,
+) -> OffsetCommitResponse {
+    let Response::OffsetCommit(response) = request(
+        client,
+        Request::OffsetCommit(OffsetCommitRequest {
+            group: group.into(),
+            member_id: member.into(),
+            generation,
+            topics: vec![CommitTopic {
+                topic: "t".into(),
+                partitions: vec![CommitPartition { partition, offset, metadata: "m".into() }],
+            }],
+        }),
+    ) else {
+        panic!("not an OffsetCommit response")
+    };
+    response
+}
+
+#[test]
+fn bad_group_requests_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("strand.toml");
+    std::fs::write(&config, "[groups]\nmembers_max = 3\n").unwrap();
+    let broker = Broker::start(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
+    let client = Client::connect(&broker.bootstrap()).unwrap();
+    block_on(client.create_topic("t", 4, &[])).unwrap();
+    produce(&broker.bootstrap(), "t", 0, 40);
+
+    let a = join(&client, "g", "", 5000);
+    assert_eq!(a.error, ErrorCode::None);
+    let a_partitions: Vec<u32> = a.assigned.iter().flat_map(|t| t.partitions.clone()).collect();
+    assert_eq!(a_partitions, [0, 1, 2, 3]);
+    // A commit by the owner, at the current generation, within the log: accepted.
+    let ok = commit(&client, "g", &a.member_id, a.generation, 0, 5);
+    assert_eq!((ok.error, ok.topics[0].partitions[0].error), (ErrorCode::None, ErrorCode::None));
+    // b joins: a new generation; a's commit with the old one is refused.
+    let b = join(&client, "g", "", 5000);
+    assert_eq!(b.generation, a.generation + 1);
+    assert_eq!(commit(&client, "g", &a.member_id, a.generation, 0, 6).error, ErrorCode::StaleGeneration);
+    // b owns nothing yet (a has not released): its commit is refused per partition.
+    let not_owner = commit(&client, "g", &b.member_id, b.generation, 0, 6);
+    assert_eq!(not_owner.topics[0].partitions[0].error, ErrorCode::NotAssigned);
+    // Out of range, unknown topic partition, unknown member, admin commit with members.
+    let beyond = commit(&client, "g", &a.member_id, b.generation, 1, 1_000_000);
+    assert_eq!(beyond.topics[0].partitions[0].error, ErrorCode::OffsetOutOfRange);
+    let missing = commit(&client, "g", &a.member_id, b.generation, 9, 0);
+    assert_eq!(missing.topics[0].partitions[0].error, ErrorCode::UnknownPartition);
+    assert_eq!(commit(&client, "g", "nobody", b.generation, 0, 1).error, ErrorCode::UnknownMember);
+    assert_eq!(commit(&client, "g", "", 0, 0, 1).error, ErrorCode::GroupNotEmpty);
+    // Joins: bad session timeouts, bad ids, unknown member ids, and the member bound.
+    assert_eq!(join(&client, "g", "", 10).error, ErrorCode::InvalidSessionTimeout);
+    assert_eq!(join(&client, "bad id", "", 5000).error, ErrorCode::InvalidGroupId);
+    assert_eq!(join(&client, "g", "forged", 5000).error, ErrorCode::UnknownMember);
+    assert_eq!(join(&client, "g", "", 5000).error, ErrorCode::None);
+    assert_eq!(join(&client, "g", "", 5000).error, ErrorCode::GroupFull, "members_max = 3");
+    // Unknown groups.
+    let Response::DescribeGroup(unknown) =
+        request(&client, Request::DescribeGroup(DescribeGroupRequest { group: "nope".into() }))
+    else {
+        panic!()
+    };
+    assert_eq!(unknown.error, ErrorCode::UnknownGroup);
+    let (ok, _, err) = strand(&["group", "describe", "nope", "--bootstrap", &broker.bootstrap()], "");
+    assert!(!ok);
+    assert_eq!(err.trim(), "strand: unknown group \"nope\"");
+    let (ok, _, err) = strand(
+        &["group", "reset-offsets", "g", "--topic", "t", "--to", "earliest", "--bootstrap", &broker.bootstrap()],
+        "",
+    );
+    assert!(!ok);
+    assert!(err.contains("has live members"), "{err}");
+    let Response::Heartbeat(beat) = request(
+        &client,
+        Request::Heartbeat(HeartbeatRequest { group: "g".into(), member_id: "nobody".into(), owned: vec![] }),
+    ) else {
+        panic!()
+    };
+    assert_eq!(beat.error, ErrorCode::UnknownMember);
+}
+
+#[test]
+fn describe_shows_lag_while_a_producer_runs_and_reset_moves_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    let bootstrap = broker.bootstrap();
+    block_on(Client::connect(&bootstrap).unwrap().create_topic("clicks", 3, &[])).unwrap();
+    produce(&bootstrap, "clicks", 0, 300);
+    let mut consumer = group_consumer(&bootstrap, "stats", "clicks");
+    poll_values(&mut consumer, 1, Duration::from_secs(20));
+    block_on(consumer.commit_offsets(&[("clicks", 0, 10), ("clicks", 1, 20), ("clicks", 2, 30)])).unwrap();
+    // A producer keeps writing while describe runs.
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let producing = {
+        let (bootstrap, running) = (bootstrap.clone(), running.clone());
+        std::thread::spawn(move || {
+            let mut next = 300;
+            while running.load(std::sync::atomic::Ordering::Relaxed) {
+                produce(&bootstrap, "clicks", next, 30);
+                next += 30;
+            }
+        })
+    };
+    let mut ends_before = BTreeMap::new();
+    for _ in 0..3 {
+        let (out, rows) = describe(&bootstrap, "stats");
+        assert!(out.contains("1 members"), "{out}");
+        for (p, (committed, end, lag, owner)) in &rows {
+            assert_eq!(*committed, Some(10 * (*p as i64 + 1)), "{out}");
+            assert_eq!(*lag, end - committed.unwrap(), "{out}");
+            assert!(*end >= *ends_before.get(p).unwrap_or(&0), "log end moves forward");
+            assert_ne!(owner, "-");
+            ends_before.insert(*p, *end);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    producing.join().unwrap();
+    drop(consumer);
+    let (ok, out, err) = strand(
+        &["group", "reset-offsets", "stats", "--topic", "clicks", "--to", "earliest", "--bootstrap", &bootstrap],
+        "",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "group stats: clicks-0: 0, clicks-1: 0, clicks-2: 0");
+    let (_, rows) = describe(&bootstrap, "stats");
+    assert!(rows.values().all(|(c, end, lag, owner)| *c == Some(0) && lag == end && owner == "-"));
+}
+
+#[test]
+fn an_incremental_rebalance_leaves_unmoved_partitions_flowing() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    let bootstrap = broker.bootstrap();
+    block_on(Client::connect(&bootstrap).unwrap().create_topic("ticks", 4, &[])).unwrap();
+    // A steady stream: one record per partition every 10 ms.
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let producing = {
+        let (bootstrap, running) = (bootstrap.clone(), running.clone());
+        std::thread::spawn(move || {
+            let producer = Producer::new(
+                Client::connect(&bootstrap).unwrap(),
+                ProducerConfig { linger: Duration::ZERO, ..ProducerConfig::default() },
+            );
+            let mut i = 0u64;
+            while running.load(std::sync::atomic::Ordering::Relaxed) {
+                for partition in 0..4 {
+                    producer
+                        .send(ProducerRecord::new("ticks", format!("v{i}").as_bytes()).partition(partition))
+                        .unwrap();
+                    i += 1;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            producer.flush();
+        })
+    };
+    let mut a = group_consumer(&bootstrap, "flow", "ticks");
+    // a alone: all four partitions. Record when each partition's records arrive.
+    let mut arrivals: BTreeMap<u32, Vec<Instant>> = BTreeMap::new();
+    let pump = |consumer: &mut Consumer, arrivals: &mut BTreeMap<u32, Vec<Instant>>, for_: Duration| {
+        let until = Instant::now() + for_;
+        while Instant::now() < until {
+            for record in consumer.poll(Duration::from_millis(50)).unwrap() {
+                arrivals.entry(record.partition).or_default().push(Instant::now());
+            }
+        }
+    };
+    pump(&mut a, &mut arrivals, Duration::from_secs(2));
+    assert_eq!(arrivals.len(), 4);
+    // b joins from another thread; a keeps polling through the rebalance.
+    let joining = {
+        let bootstrap = bootstrap.clone();
+        std::thread::spawn(move || {
+            let mut b = group_consumer(&bootstrap, "flow", "ticks");
+            let mut got = BTreeSet::new();
+            let until = Instant::now() + Duration::from_secs(6);
+            while Instant::now() < until {
+                for record in b.poll(Duration::from_millis(50)).unwrap() {
+                    got.insert(record.partition);
+                }
+            }
+            got
+        })
+    };
+    let rebalance_started = Instant::now();
+    arrivals.clear();
+    pump(&mut a, &mut arrivals, Duration::from_secs(6));
+    let events = a.events();
+    let b_partitions = joining.join().unwrap();
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    producing.join().unwrap();
+    assert_eq!(b_partitions.len(), 2, "b took two partitions: {b_partitions:?}");
+    let revoked: BTreeSet<u32> = events
+        .iter()
+        .filter_map(|e| match e {
+            GroupEvent::Revoked(tps) => Some(tps.iter().map(|tp| tp.1)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(revoked, b_partitions, "a gave up exactly what b took");
+    // The partitions that stayed with a flowed without a pause through the rebalance:
+    // records every 10 ms, never a gap near a heartbeat round or a session.
+    for (partition, times) in &arrivals {
+        if revoked.contains(partition) {
+            continue;
+        }
+        let mut previous = rebalance_started;
+        let mut gap = Duration::ZERO;
+        for t in times {
+            gap = gap.max(t.duration_since(previous));
+            previous = *t;
+        }
+        assert!(gap < Duration::from_millis(700), "partition {partition} paused {gap:?} during the rebalance");
+        assert!(times.len() > 100, "partition {partition}: {} records in 6 s", times.len());
+    }
+}
