@@ -9,3 +9,4 @@ pub mod native;
 pub mod runtime;
 pub mod shard;
 pub mod storage;
+pub mod systemd;

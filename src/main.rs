@@ -38,6 +38,8 @@ enum Command {
     Produce(cli::produce::ProduceArgs),
     /// Print records of a topic.
     Consume(cli::consume::ConsumeArgs),
+    /// Check the host for what will hurt the broker (and --apply the fixes).
+    Tune(cli::tune::TuneArgs),
     /// List and describe consumer groups; reset their committed offsets.
     #[command(subcommand)]
     Group(cli::group::GroupCommand),
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => cli::produce::run(args),
         Command::Consume(args) => cli::consume::run(args),
         Command::Group(command) => cli::group::run(command),
+        Command::Tune(args) => cli::tune::run(args),
         Command::Config(command) => cli::config::run(command),
     };
     match result {

@@ -6,6 +6,7 @@ pub mod group;
 pub mod produce;
 pub mod serve;
 pub mod topic;
+pub mod tune;
 
 use strand_client::{Client, ClientError};
 

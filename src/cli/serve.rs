@@ -4,12 +4,21 @@ use std::io::Write;
 use std::path::PathBuf;
 use strand::config::{BrokerConfig, Cores};
 
+/// The configuration file a broker started by systemd reads when given none.
+pub const SYSTEM_CONFIG: &str = "/etc/strand/strand.toml";
+
 pub fn run(
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     port: Option<u16>,
     cores: Option<Vec<usize>>,
 ) -> anyhow::Result<()> {
+    // Under systemd the configuration lives in /etc/strand (the unit's
+    // ConfigurationDirectory); elsewhere the embedded defaults apply.
+    let config = config.or_else(|| {
+        let system = PathBuf::from(SYSTEM_CONFIG);
+        (strand::systemd::under_systemd() && system.exists()).then_some(system)
+    });
     let mut broker = match &config {
         Some(path) => BrokerConfig::load(path)?,
         None => BrokerConfig::default(),
@@ -26,6 +35,11 @@ pub fn run(
     broker.validate().map_err(|message| anyhow::anyhow!("invalid setting: {message}"))?;
     strand::runtime::keep_large_allocations();
     strand::runtime::init_logging("info");
+    let shards = match &broker.cores {
+        Cores::List(list) => list.len(),
+        Cores::All => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    super::tune::preflight(&broker.data_dir, shards)?;
     strand::shard::serve(broker, |ready| {
         let shard_ports: Vec<String> = ready.shard_ports.iter().map(u16::to_string).collect();
         tracing::info!(port = ready.port, partitions = ready.partitions, "ready");

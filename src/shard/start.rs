@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex};
 use strand_protocol::native::messages::ShardPort;
 use strand_protocol::native::Limits;
@@ -53,13 +53,24 @@ struct ShardInit {
     joined: Arc<Barrier>,
     ready: mpsc::Sender<Result<usize, String>>,
     shutdown: oneshot::Receiver<()>,
+    /// When this shard's event loop last ran its periodic tick (ms since the epoch):
+    /// what the systemd watchdog checks.
+    alive: Arc<Vec<AtomicU64>>,
+}
+
+/// How often a shard looks for group members whose session ran out (and marks
+/// itself alive for the watchdog).
+const GROUP_EXPIRY_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Runs the broker until SIGINT or SIGTERM. `on_ready` is called once every shard
 /// serves; then the process waits for a signal, closes every log and returns.
-/// How often a shard looks for group members whose session ran out.
-const GROUP_EXPIRY_TICK: std::time::Duration = std::time::Duration::from_millis(100);
-
+/// Under systemd (`Type=notify`) it reports `STATUS=` while recovering, `READY=1`
+/// once every shard serves, `WATCHDOG=1` while every shard's event loop turns, and
+/// `STOPPING=1` on shutdown.
 pub fn serve(mut config: BrokerConfig, on_ready: impl FnOnce(&Ready)) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
@@ -77,6 +88,13 @@ pub fn serve(mut config: BrokerConfig, on_ready: impl FnOnce(&Ready)) -> anyhow:
     ensure_offsets_topic(&mut store, count)?;
     let state = Arc::new(store.state().clone());
     super::apply::remove_orphan_topic_dirs(data_dir, &state);
+    let partitions_stored: u32 = state.topics.values().map(|t| t.partitions()).sum();
+    crate::systemd::notify(&format!(
+        "STATUS=Recovering {} partitions of {} topics in {}",
+        partitions_stored,
+        state.topics.len(),
+        data_dir.display()
+    ));
     let address: IpAddr = config.listen.address.parse().context("listen.address")?;
     let (main_sockets, port) = bind_main(address, config.listen.port, count)?;
     let shard_sockets = bind_shard_ports(address, config.listen.port, count)?;
@@ -96,6 +114,7 @@ pub fn serve(mut config: BrokerConfig, on_ready: impl FnOnce(&Ready)) -> anyhow:
     let joined = Arc::new(Barrier::new(count));
     let store = Arc::new(Mutex::new(store));
     let (ready_tx, ready_rx) = mpsc::channel();
+    let alive: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(now_ms())).collect());
     let mut shutdowns = Vec::new();
     let mut threads = Vec::new();
     let mut main_sockets = main_sockets.into_iter();
@@ -121,6 +140,7 @@ pub fn serve(mut config: BrokerConfig, on_ready: impl FnOnce(&Ready)) -> anyhow:
             joined: joined.clone(),
             ready: ready_tx.clone(),
             shutdown: shutdown_rx,
+            alive: alive.clone(),
         };
         let handle = runtime::executor(&format!("shard-{id}"), Some(core), io_memory)
             .spawn(move || {
@@ -141,15 +161,36 @@ pub fn serve(mut config: BrokerConfig, on_ready: impl FnOnce(&Ready)) -> anyhow:
     }
     drop(ready_tx);
     let mut partitions = 0;
-    for _ in 0..count {
+    for started in 1..=count {
         match ready_rx.recv() {
             Ok(Ok(opened)) => partitions += opened,
             Ok(Err(message)) => bail!(message),
             Err(_) => bail!("a shard stopped while starting"),
         }
+        crate::systemd::notify(&format!("STATUS=Recovered {started} of {count} shards ({partitions} partitions)"));
     }
     on_ready(&Ready { address, port, shard_ports, partitions });
+    crate::systemd::notify(&format!("READY=1\nSTATUS=Serving {partitions} partitions on port {port}"));
+    let stopping = Arc::new(AtomicBool::new(false));
+    if let Some(interval) = crate::systemd::watchdog_interval() {
+        let (alive, stopping) = (alive.clone(), stopping.clone());
+        std::thread::Builder::new().name("watchdog".into()).spawn(move || {
+            // Ping at half the interval, and only while every shard's loop turns: a
+            // shard stuck for longer than the interval lets systemd restart us.
+            while !stopping.load(Ordering::Relaxed) {
+                std::thread::sleep(interval / 2);
+                let oldest = alive.iter().map(|a| a.load(Ordering::Relaxed)).min().unwrap_or(0);
+                if now_ms().saturating_sub(oldest) < interval.as_millis() as u64 {
+                    crate::systemd::notify("WATCHDOG=1");
+                } else {
+                    tracing::warn!("a shard has not turned its event loop within the watchdog interval");
+                }
+            }
+        })?;
+    }
     let signal = wait_for_shutdown_signal();
+    stopping.store(true, Ordering::Relaxed);
+    crate::systemd::notify("STOPPING=1\nSTATUS=Closing every partition");
     tracing::info!(signal, "shutting down: closing every partition");
     for shutdown in shutdowns {
         let _ = shutdown.send(());
@@ -178,6 +219,7 @@ async fn run_shard(init: ShardInit) {
         joined,
         ready,
         shutdown,
+        alive,
     } = init;
     if let Err(error) = probe_device(&config.data_dir).await {
         let _ = ready.send(Err(format!("shard {id}: the data directory cannot do direct I/O: {error}")));
@@ -217,6 +259,7 @@ async fn run_shard(init: ShardInit) {
             loop {
                 glommio::timer::sleep(GROUP_EXPIRY_TICK).await;
                 shard.groups.expire(&shard);
+                alive[shard.id as usize].store(now_ms(), Ordering::Relaxed);
             }
         })
         .detach();
@@ -338,6 +381,7 @@ fn shutdown_signals() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         set
     }
 }
@@ -352,12 +396,15 @@ fn block_shutdown_signals() {
 
 fn wait_for_shutdown_signal() -> &'static str {
     let set = shutdown_signals();
-    let mut signal = 0;
-    // SAFETY: the set is valid and `signal` is ours to write.
-    unsafe { libc::sigwait(&set, &mut signal) };
-    if signal == libc::SIGINT {
-        "SIGINT"
-    } else {
-        "SIGTERM"
+    loop {
+        let mut signal = 0;
+        // SAFETY: the set is valid and `signal` is ours to write.
+        unsafe { libc::sigwait(&set, &mut signal) };
+        match signal {
+            libc::SIGINT => return "SIGINT",
+            libc::SIGTERM => return "SIGTERM",
+            // Not yet a reload: say so rather than stop (SIGHUP's default action).
+            _ => tracing::warn!("SIGHUP: settings are not reloaded live yet; restart the broker to apply changes"),
+        }
     }
 }

@@ -32,6 +32,11 @@ impl Broker {
     /// Starts a broker in the working directory `cwd` with `data_dir` as given
     /// (relative paths resolve against `cwd`, as for a user in a shell).
     pub fn start_in(cwd: &Path, data_dir: &Path, extra: &[&str]) -> Broker {
+        Broker::start_with_env(cwd, data_dir, extra, &[])
+    }
+
+    /// `start_in` with extra environment variables (NOTIFY_SOCKET, WATCHDOG_USEC…).
+    pub fn start_with_env(cwd: &Path, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Broker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_strand"))
             .current_dir(cwd)
             .arg("serve")
@@ -40,6 +45,7 @@ impl Broker {
             .args(["--port", "0"])
             .args(extra)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
