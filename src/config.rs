@@ -131,6 +131,25 @@ impl Default for StorageConfig {
     }
 }
 
+/// The admin HTTP endpoint: `/metrics`, `/healthz`, `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Serve the admin endpoint.
+    pub enabled: bool,
+    /// Address to bind; the default serves this host only.
+    pub address: String,
+    /// Port of the admin endpoint (Redpanda's is 9644 too). 0: the kernel chooses
+    /// (the ready line names it).
+    pub port: u16,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { enabled: true, address: "127.0.0.1".into(), port: 9644 }
+    }
+}
+
 /// Bounds on consumer groups.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -169,6 +188,7 @@ pub struct BrokerConfig {
     pub limits: LimitsConfig,
     pub storage: StorageConfig,
     pub groups: GroupsConfig,
+    pub admin: AdminConfig,
     /// Policy of topics created without their own.
     pub topic_defaults: TopicConfig,
 }
@@ -182,6 +202,7 @@ impl Default for BrokerConfig {
             limits: LimitsConfig::default(),
             storage: StorageConfig::default(),
             groups: GroupsConfig::default(),
+            admin: AdminConfig::default(),
             topic_defaults: TopicConfig::default(),
         }
     }
@@ -227,6 +248,12 @@ impl BrokerConfig {
             return Err(format!(
                 "listen.address = {:?}: must be an IP address such as \"127.0.0.1\"",
                 self.listen.address
+            ));
+        }
+        if self.admin.address.parse::<std::net::IpAddr>().is_err() {
+            return Err(format!(
+                "admin.address = {:?}: must be an IP address such as \"127.0.0.1\"",
+                self.admin.address
             ));
         }
         let limits = &self.limits;
@@ -301,6 +328,31 @@ mod tests {
 
     fn parse(text: &str) -> Result<BrokerConfig, String> {
         BrokerConfig::parse(text, Path::new("strand.toml")).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn the_reference_documents_every_key() {
+        fn keys(prefix: &str, value: &toml::Value, out: &mut Vec<String>) {
+            if let toml::Value::Table(table) = value {
+                for (key, value) in table {
+                    let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                    if value.is_table() {
+                        keys(&name, value, out);
+                    } else {
+                        out.push(name);
+                    }
+                }
+            }
+        }
+        let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/CONFIGURATION.md")).unwrap();
+        let mut all = Vec::new();
+        keys("", &toml::Value::try_from(BrokerConfig::default()).unwrap(), &mut all);
+        // Keys whose default is unset do not serialize; they are listed here.
+        all.push("topic_defaults.retention_bytes".into());
+        assert!(all.len() > 30, "{all:?}");
+        for key in all {
+            assert!(docs.contains(&format!("| `{key}` |")), "docs/CONFIGURATION.md does not document {key}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod group;
 pub mod metadata;
+pub mod metrics;
 pub mod native;
 pub mod runtime;
 pub mod shard;

@@ -146,3 +146,110 @@ fn sigterm_during_durable_produce_loses_no_acknowledged_record() {
     let (ok, _, _) = strand(&["topic", "describe", "payments", "--bootstrap", &broker.bootstrap()], "");
     assert!(ok);
 }
+
+/// One HTTP/1.1 exchange; returns the status code and the body.
+fn http(address: &str, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn get(address: &str, path: &str) -> (u16, String) {
+    http(address, &format!("GET {path} HTTP/1.1\r\nHost: strand\r\n\r\n"))
+}
+
+/// Parses Prometheus text: every sample line is `name{labels} value`, after a TYPE
+/// line for its family. Returns (name, labels, value).
+fn parse_prometheus(text: &str) -> Vec<(String, String, f64)> {
+    let mut typed = BTreeSet::new();
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split(' ');
+            typed.insert(parts.next().unwrap().to_string());
+            assert!(["counter", "gauge", "histogram"].contains(&parts.next().unwrap()), "{line}");
+            continue;
+        }
+        if line.starts_with("# HELP ") || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a sample: {line:?}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("not a number: {line:?}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((name, labels)) => {
+                assert!(labels.ends_with('}'), "{line}");
+                (name, labels.trim_end_matches('}'))
+            }
+            None => (series, ""),
+        };
+        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'), "{line}");
+        let family = ["_bucket", "_sum", "_count"].iter().fold(name, |n, s| n.strip_suffix(s).unwrap_or(n));
+        assert!(typed.contains(name) || typed.contains(family), "no TYPE before {line}");
+        samples.push((name.to_string(), labels.to_string(), value));
+    }
+    samples
+}
+
+fn total(samples: &[(String, String, f64)], name: &str, label: &str) -> f64 {
+    samples.iter().filter(|(n, l, _)| n == name && l.contains(label)).map(|(_, _, v)| v).sum()
+}
+
+#[test]
+fn metrics_parse_as_prometheus_text_and_count_the_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    let admin = broker.admin.clone().expect("the ready line names the admin endpoint");
+    assert_eq!(get(&admin, "/readyz"), (200, "ready\n".to_string()));
+    assert_eq!(get(&admin, "/healthz").0, 200);
+    let bootstrap = broker.bootstrap();
+    let client = Client::connect(&bootstrap).unwrap();
+    block_on(client.create_topic("m", 2, &[("fsync", "never")])).unwrap();
+    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    for i in 0..1000u32 {
+        producer.send(ProducerRecord::new("m", &[7u8; 100]).key(&i.to_le_bytes())).unwrap();
+    }
+    producer.flush();
+    let mut consumer = Consumer::new(client, ConsumerConfig::default());
+    block_on(consumer.assign("m", None, Seek::Earliest)).unwrap();
+    let mut read = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while read < 1000 && Instant::now() < deadline {
+        read += consumer.poll(Duration::from_millis(200)).unwrap().len();
+    }
+    assert_eq!(read, 1000);
+    // Gauges refresh every 100 ms.
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, body) = get(&admin, "/metrics");
+    assert_eq!(status, 200);
+    let samples = parse_prometheus(&body);
+    assert_eq!(total(&samples, "strand_records_in_total", ""), 1000.0, "records in");
+    assert_eq!(total(&samples, "strand_records_out_total", ""), 1000.0, "records out");
+    assert!(total(&samples, "strand_bytes_in_total", "") >= 100_000.0);
+    assert!(total(&samples, "strand_bytes_out_total", "") >= 100_000.0);
+    assert!(total(&samples, "strand_requests_total", "api=\"Produce\"") >= 1.0);
+    assert!(total(&samples, "strand_requests_total", "api=\"Fetch\"") >= 1.0);
+    assert!(total(&samples, "strand_produce_latency_seconds_count", "") >= 1.0);
+    assert!(total(&samples, "strand_partitions", "") >= 2.0);
+    assert!(total(&samples, "strand_segments", "") >= 2.0);
+    assert!(total(&samples, "strand_connections", "") >= 1.0);
+    assert!(total(&samples, "strand_disk_free_bytes", "") > 0.0);
+    assert_eq!(total(&samples, "strand_ready", ""), 1.0);
+    // Histogram buckets are cumulative.
+    let buckets: Vec<f64> = samples
+        .iter()
+        .filter(|(n, l, _)| n == "strand_produce_latency_seconds_bucket" && l.contains("shard=\"0\""))
+        .map(|(_, _, v)| *v)
+        .collect();
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    // A malformed request gets a 400 and the endpoint keeps serving.
+    assert_eq!(http(&admin, "NONSENSE\r\n\r\n").0, 400);
+    assert_eq!(http(&admin, "POST /metrics HTTP/1.1\r\n\r\n").0, 405);
+    assert_eq!(get(&admin, "/nowhere").0, 404);
+    assert_eq!(get(&admin, "/healthz").0, 200);
+}

@@ -28,6 +28,10 @@ pub fn run(
     }
     if let Some(port) = port {
         broker.listen.port = port;
+        if port == 0 {
+            // "0: the kernel chooses every port", the admin endpoint's too.
+            broker.admin.port = 0;
+        }
     }
     if let Some(cores) = cores {
         broker.cores = Cores::List(cores);
@@ -44,8 +48,9 @@ pub fn run(
         let shard_ports: Vec<String> = ready.shard_ports.iter().map(u16::to_string).collect();
         tracing::info!(port = ready.port, partitions = ready.partitions, "ready");
         // One line on stdout that scripts and tests wait for.
+        let admin = ready.admin.map(|a| format!(", admin http://{a}")).unwrap_or_default();
         println!(
-            "strand: serving on {}:{} (shard ports {}), {} partitions",
+            "strand: serving on {}:{} (shard ports {}), {} partitions{admin}",
             ready.address,
             ready.port,
             shard_ports.join(", "),

@@ -70,6 +70,13 @@ pub async fn fetch_local(
         let errored = fetched.iter().any(|f| f.error != ErrorCode::None);
         let now = Instant::now();
         if cancelled || bytes >= wait.min_bytes as usize || errored || now >= deadline {
+            for (item, got) in items.iter().zip(&fetched) {
+                if got.error != ErrorCode::None {
+                    shard.metrics.error(strand_protocol::native::ApiKey::Fetch);
+                } else if got.bytes > 0 {
+                    shard.metrics.fetched(got.bytes as u64, got.next_offset.saturating_sub(item.offset));
+                }
+            }
             return fetched;
         }
         let cancel_index = if cancel.is_some() { Some(1) } else { None };

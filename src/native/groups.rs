@@ -30,6 +30,20 @@ pub async fn handle(shard: &Rc<Shard>, request: Request) -> Response {
     receiver.await.unwrap_or(fallback)
 }
 
+/// Whether a group response reports an error for the whole request.
+pub fn is_error(response: &Response) -> bool {
+    let error = match response {
+        Response::JoinGroup(r) => r.error,
+        Response::Heartbeat(r) => r.error,
+        Response::LeaveGroup(r) => r.error,
+        Response::OffsetCommit(r) => r.error,
+        Response::OffsetFetch(r) => r.error,
+        Response::DescribeGroup(r) => r.error,
+        _ => ErrorCode::None,
+    };
+    error != ErrorCode::None
+}
+
 /// The shard coordinating `group`: the owner of its offsets partition.
 fn coordinator(shard: &Shard, group: &str) -> Option<u32> {
     let partitions = shard.metadata().topics.get(OFFSETS_TOPIC)?.partitions();

@@ -48,16 +48,19 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         };
         if open.get() >= max {
             shard.stats.connections_refused.set(shard.stats.connections_refused.get() + 1);
+            crate::metrics::ShardMetrics::count(&shard.metrics.connections_refused, 1);
             tracing::warn!(shard = shard.id, max, "refusing a connection: limits.connections_max reached");
             drop(stream);
             continue;
         }
         open.set(open.get() + 1);
         shard.stats.connections.set(shard.stats.connections.get() + 1);
+        crate::metrics::ShardMetrics::set(&shard.metrics.connections, open.get());
         let (shard, open) = (shard.clone(), open.clone());
         glommio::spawn_local(async move {
-            connection::serve(shard, stream).await;
+            connection::serve(shard.clone(), stream).await;
             open.set(open.get() - 1);
+            crate::metrics::ShardMetrics::set(&shard.metrics.connections, open.get());
         })
         .detach();
     }
@@ -68,6 +71,7 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
 /// sender's appends in order); anything that waits is spawned.
 pub async fn handle_forwarded(shard: &Rc<Shard>, message: ShardMessage) {
     shard.stats.forwards_in.set(shard.stats.forwards_in.get() + 1);
+    crate::metrics::ShardMetrics::count(&shard.metrics.forwards_in, 1);
     match message {
         ShardMessage::Produce { acks, deadline, items, reply } => {
             let appending = produce::append_items(shard, items).await;

@@ -50,6 +50,7 @@ async fn append_item(shard: &Shard, item: ProduceItem) -> Appending {
         return Appending::Done(failed(item.slot, ErrorCode::InvalidBatch));
     };
     let mut records = item.records;
+    let bytes = records.len();
     let mut first: Option<Appended> = None;
     let mut last = None;
     for len in lengths {
@@ -62,12 +63,14 @@ async fn append_item(shard: &Shard, item: ProduceItem) -> Appending {
                 last = Some(appended);
             }
             Err(error) => {
+                shard.metrics.error(strand_protocol::native::ApiKey::Produce);
                 tracing::debug!(log = log.name(), %error, "produce refused");
                 return Appending::Done(failed(item.slot, storage_code(&error)));
             }
         }
     }
     let (first, last) = (first.expect("at least one batch"), last.expect("at least one batch"));
+    shard.metrics.produced(bytes as u64, last.last_offset + 1 - first.base_offset);
     let result = ProduceItemResult {
         slot: item.slot,
         error: ErrorCode::None,
@@ -140,6 +143,7 @@ pub async fn handle(
 ) {
     let acks = layout.acks;
     let deadline = deadline(layout.timeout_ms);
+    let started = Instant::now();
     let mut response = ProduceResponse { topics: Vec::with_capacity(layout.topics.len()) };
     let mut slots = Vec::new();
     let mut local = Vec::new();
@@ -180,10 +184,12 @@ pub async fn handle(
     }
     let appending = append_items(shard, local).await;
     if acks == ACKS_NONE {
+        shard.metrics.produce_latency.observe(started.elapsed());
         state.finish_request(request_bytes);
         return;
     }
     let state = state.clone();
+    let metrics = shard.metrics.clone();
     glommio::spawn_local(async move {
         let mut results = settle(appending, acks, deadline).await;
         for (owned_slots, receiver) in replies {
@@ -199,6 +205,7 @@ pub async fn handle(
             entry.base_offset = result.base_offset;
             entry.log_append_time_ms = result.log_append_time_ms;
         }
+        metrics.produce_latency.observe(started.elapsed());
         respond(&state, correlation, request_bytes, Response::Produce(response));
     })
     .detach();

@@ -24,6 +24,7 @@ pub async fn dispatch(
     payload: BytesMut,
 ) -> Result<(), String> {
     let correlation = header.correlation_id.get();
+    shard.metrics.request(header.api_key.get());
     if header.is_response() {
         return Err("the client sent a response frame".into());
     }
@@ -60,7 +61,9 @@ pub async fn dispatch(
                             state.finish_request(request_bytes); // the connection closed
                             return;
                         };
+                        let started = std::time::Instant::now();
                         let pieces = fetch::handle(&shard, correlation, request).await;
+                        shard.metrics.fetch_latency.observe(started.elapsed());
                         state.send(Outgoing { pieces, request_bytes, budget: Some(budget) });
                     }
                     Request::ListOffsets(request) => {
@@ -83,6 +86,9 @@ pub async fn dispatch(
                     | Request::ListGroups(_)
                     | Request::DescribeGroup(_)) => {
                         let response = groups::handle(&shard, request).await;
+                        if groups::is_error(&response) {
+                            shard.metrics.error(response.api_key());
+                        }
                         respond(&state, correlation, request_bytes, response);
                     }
                     Request::ApiVersions(_) | Request::Metadata(_) => unreachable!("answered inline"),
@@ -110,6 +116,9 @@ fn refuse(shard: &Shard, state: &ConnectionState, header: &FrameHeader, error: D
         DecodeError::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
         _ => ErrorCode::MalformedRequest,
     };
+    if let Ok(api) = ApiKey::from_key(header.api_key.get()) {
+        shard.metrics.error(api);
+    }
     let mut out = Vec::new();
     let frame = ErrorFrame { error: code, message: error.to_string() };
     frame.encode(header.api_key.get(), header.correlation_id.get(), &mut out);

@@ -106,6 +106,19 @@ impl Shard {
         }
     }
 
+    /// Refreshes the gauges only this shard can read: cache, partitions, segments.
+    pub fn refresh_metrics(&self) {
+        use crate::metrics::ShardMetrics;
+        let cache = self.cache.stats();
+        ShardMetrics::set(&self.metrics.cache_hits, cache.hits);
+        ShardMetrics::set(&self.metrics.cache_misses, cache.misses);
+        ShardMetrics::set(&self.metrics.cache_bytes, cache.used_bytes as u64);
+        let logs = self.logs.borrow();
+        ShardMetrics::set(&self.metrics.partitions, logs.len() as u64);
+        ShardMetrics::set(&self.metrics.segments, logs.values().map(|e| e.log.segment_count() as u64).sum());
+        ShardMetrics::set(&self.metrics.log_bytes, logs.values().map(|e| e.log.size_bytes()).sum());
+    }
+
     /// Number of logs open on this shard.
     pub fn log_count(&self) -> usize {
         self.logs.borrow().len()

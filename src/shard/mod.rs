@@ -61,6 +61,8 @@ pub struct Shard {
     pub stats: ShardStats,
     /// The consumer groups this shard coordinates.
     pub groups: crate::group::GroupCoordinator,
+    /// What this shard counts, read by the admin endpoint.
+    pub metrics: Arc<crate::metrics::ShardMetrics>,
 }
 
 impl Shard {
@@ -85,6 +87,7 @@ impl Shard {
     /// Sends `message` to shard `target` over the mesh, waiting while its queue is full.
     pub async fn forward(&self, target: u32, message: ShardMessage) {
         self.stats.forwards_out.set(self.stats.forwards_out.get() + 1);
+        crate::metrics::ShardMetrics::count(&self.metrics.forwards_out, 1);
         let peer = self.peers[target as usize];
         if self.mesh.send_to(peer, message).await.is_err() {
             // The peer's receiver is gone only while the broker shuts down; the reply

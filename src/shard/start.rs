@@ -36,6 +36,8 @@ pub struct Ready {
     pub port: u16,
     pub shard_ports: Vec<u16>,
     pub partitions: usize,
+    /// Where the admin endpoint listens, when enabled.
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 /// Everything one shard starts from.
@@ -56,6 +58,7 @@ struct ShardInit {
     /// When this shard's event loop last ran its periodic tick (ms since the epoch):
     /// what the systemd watchdog checks.
     alive: Arc<Vec<AtomicU64>>,
+    metrics: Arc<crate::metrics::ShardMetrics>,
 }
 
 /// How often a shard looks for group members whose session ran out (and marks
@@ -115,6 +118,23 @@ pub fn serve(mut config: BrokerConfig, on_ready: impl FnOnce(&Ready)) -> anyhow:
     let store = Arc::new(Mutex::new(store));
     let (ready_tx, ready_rx) = mpsc::channel();
     let alive: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(now_ms())).collect());
+    let registry = Arc::new(crate::metrics::Registry {
+        shards: (0..count).map(|_| Arc::new(crate::metrics::ShardMetrics::default())).collect(),
+        data_dir: config.data_dir.clone(),
+        ready: AtomicBool::new(false),
+        alive: alive.clone(),
+    });
+    // Bound before the shards start, so a port in use stops the start at once.
+    let admin = if config.admin.enabled {
+        let address: IpAddr = config.admin.address.parse().context("admin.address")?;
+        let listener = std::net::TcpListener::bind((address, config.admin.port))
+            .with_context(|| format!("cannot listen on {address}:{} (admin.port)", config.admin.port))?;
+        let bound = listener.local_addr()?;
+        crate::metrics::serve_admin(listener, registry.clone())?;
+        Some(bound)
+    } else {
+        None
+    };
     let mut shutdowns = Vec::new();
     let mut threads = Vec::new();
     let mut main_sockets = main_sockets.into_iter();
@@ -141,6 +161,7 @@ pub fn serve(mut config: BrokerConfig, on_ready: impl FnOnce(&Ready)) -> anyhow:
             ready: ready_tx.clone(),
             shutdown: shutdown_rx,
             alive: alive.clone(),
+            metrics: registry.shards[id].clone(),
         };
         let handle = runtime::executor(&format!("shard-{id}"), Some(core), io_memory)
             .spawn(move || {
@@ -169,7 +190,8 @@ pub fn serve(mut config: BrokerConfig, on_ready: impl FnOnce(&Ready)) -> anyhow:
         }
         crate::systemd::notify(&format!("STATUS=Recovered {started} of {count} shards ({partitions} partitions)"));
     }
-    on_ready(&Ready { address, port, shard_ports, partitions });
+    registry.ready.store(true, Ordering::Relaxed);
+    on_ready(&Ready { address, port, shard_ports, partitions, admin });
     crate::systemd::notify(&format!("READY=1\nSTATUS=Serving {partitions} partitions on port {port}"));
     let stopping = Arc::new(AtomicBool::new(false));
     if let Some(interval) = crate::systemd::watchdog_interval() {
@@ -190,6 +212,7 @@ pub fn serve(mut config: BrokerConfig, on_ready: impl FnOnce(&Ready)) -> anyhow:
     }
     let signal = wait_for_shutdown_signal();
     stopping.store(true, Ordering::Relaxed);
+    registry.ready.store(false, Ordering::Relaxed);
     crate::systemd::notify("STOPPING=1\nSTATUS=Closing every partition");
     tracing::info!(signal, "shutting down: closing every partition");
     for shutdown in shutdowns {
@@ -220,6 +243,7 @@ async fn run_shard(init: ShardInit) {
         ready,
         shutdown,
         alive,
+        metrics,
     } = init;
     if let Err(error) = probe_device(&config.data_dir).await {
         let _ = ready.send(Err(format!("shard {id}: the data directory cannot do direct I/O: {error}")));
@@ -249,6 +273,7 @@ async fn run_shard(init: ShardInit) {
         admin: glommio::sync::Semaphore::new(1),
         stats: ShardStats::default(),
         groups: crate::group::GroupCoordinator::default(),
+        metrics,
     });
     shard.apply(state).await;
     shard.groups.recover(&shard).await;
@@ -259,6 +284,7 @@ async fn run_shard(init: ShardInit) {
             loop {
                 glommio::timer::sleep(GROUP_EXPIRY_TICK).await;
                 shard.groups.expire(&shard);
+                shard.refresh_metrics();
                 alive[shard.id as usize].store(now_ms(), Ordering::Relaxed);
             }
         })

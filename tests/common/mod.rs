@@ -19,6 +19,8 @@ pub struct Broker {
     pub data_dir: PathBuf,
     pub port: u16,
     pub shard_ports: Vec<u16>,
+    /// `ADDR:PORT` of the admin HTTP endpoint.
+    pub admin: Option<String>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
@@ -76,8 +78,14 @@ impl Broker {
             let mut rest = String::new();
             let _ = reader.read_to_string(&mut rest);
         });
-        let mut broker =
-            Broker { child: Some(child), data_dir: data_dir.to_path_buf(), port: 0, shard_ports: Vec::new(), stderr };
+        let mut broker = Broker {
+            child: Some(child),
+            data_dir: data_dir.to_path_buf(),
+            port: 0,
+            shard_ports: Vec::new(),
+            admin: None,
+            stderr,
+        };
         let line = match rx.recv_timeout(READY_TIMEOUT) {
             Ok(line) => line,
             Err(_) => {
@@ -85,11 +93,12 @@ impl Broker {
                 panic!("the broker did not report ready within {READY_TIMEOUT:?}; stderr:\n{}", broker.stderr());
             }
         };
-        // "strand: serving on 127.0.0.1:PORT (shard ports A, B), N partitions"
+        // "strand: serving on 127.0.0.1:PORT (shard ports A, B), N partitions, admin http://ADDR:PORT"
         let address = line.split_whitespace().nth(3).expect("address in the ready line");
         broker.port = address.rsplit(':').next().unwrap().parse().unwrap();
         let ports = line.split("shard ports ").nth(1).unwrap().split(')').next().unwrap();
         broker.shard_ports = ports.split(", ").map(|p| p.trim().parse().unwrap()).collect();
+        broker.admin = line.split("admin http://").nth(1).map(|a| a.trim().to_string());
         broker
     }
 

@@ -1,0 +1,285 @@
+//! Metrics and the admin HTTP endpoint: `/metrics` (Prometheus text format),
+//! `/healthz` (every shard's event loop is turning) and `/readyz` (recovered and
+//! serving).
+//!
+//! Each shard writes its own `ShardMetrics` (relaxed atomics, one writer each); the
+//! admin thread only reads them, so scraping never touches a shard's thread. Gauges
+//! that need a shard's own state (segments, cache) are refreshed by the shard's
+//! periodic tick.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use strand_protocol::native::ApiKey;
+
+/// Upper bounds of the latency histograms' buckets, in seconds.
+const BUCKETS: [f64; 16] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// A latency histogram one shard writes.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    // One writer per counter (its shard): a plain load and store, no locked add.
+    counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+impl Histogram {
+    pub fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|&bound| seconds <= bound) {
+            add(&self.buckets[i], 1);
+        }
+        add(&self.count, 1);
+        add(&self.sum_micros, elapsed.as_micros() as u64);
+    }
+}
+
+/// What one shard counts.
+#[derive(Debug, Default)]
+pub struct ShardMetrics {
+    pub requests: [AtomicU64; ApiKey::ALL.len()],
+    pub errors: [AtomicU64; ApiKey::ALL.len()],
+    pub bytes_in: AtomicU64,
+    pub records_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub records_out: AtomicU64,
+    pub produce_latency: Histogram,
+    pub fetch_latency: Histogram,
+    pub forwards_out: AtomicU64,
+    pub forwards_in: AtomicU64,
+    pub connections: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    pub cache_bytes: AtomicU64,
+    pub partitions: AtomicU64,
+    pub segments: AtomicU64,
+    pub log_bytes: AtomicU64,
+}
+
+impl ShardMetrics {
+    pub fn request(&self, api: u16) {
+        if let Some(counter) = self.requests.get(api as usize) {
+            add(counter, 1);
+        }
+    }
+
+    pub fn error(&self, api: ApiKey) {
+        add(&self.errors[api as usize], 1);
+    }
+
+    pub fn produced(&self, bytes: u64, records: u64) {
+        add(&self.bytes_in, bytes);
+        add(&self.records_in, records);
+    }
+
+    pub fn fetched(&self, bytes: u64, records: u64) {
+        add(&self.bytes_out, bytes);
+        add(&self.records_out, records);
+    }
+
+    pub fn count(counter: &AtomicU64, n: u64) {
+        add(counter, n);
+    }
+
+    pub fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Ordering::Relaxed);
+    }
+}
+
+/// Everything the admin endpoint reports.
+pub struct Registry {
+    pub shards: Vec<Arc<ShardMetrics>>,
+    pub data_dir: PathBuf,
+    /// Recovered and serving (set once every shard reported ready; cleared on stop).
+    pub ready: AtomicBool,
+    /// Each shard's last tick, ms since the epoch.
+    pub alive: Arc<Vec<AtomicU64>>,
+}
+
+fn api_name(api: ApiKey) -> String {
+    format!("{api:?}")
+}
+
+impl Registry {
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        let counter = |out: &mut String, name: &str, help: &str, value: &dyn Fn(&ShardMetrics) -> u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (shard, m) in self.shards.iter().enumerate() {
+                let _ = writeln!(out, "{name}{{shard=\"{shard}\"}} {}", value(m));
+            }
+        };
+        let gauge = |out: &mut String, name: &str, help: &str, value: &dyn Fn(&ShardMetrics) -> u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (shard, m) in self.shards.iter().enumerate() {
+                let _ = writeln!(out, "{name}{{shard=\"{shard}\"}} {}", value(m));
+            }
+        };
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        counter(
+            &mut out,
+            "strand_bytes_in_total",
+            "Record batch bytes appended to partitions this shard owns.",
+            &|m| get(&m.bytes_in),
+        );
+        counter(&mut out, "strand_records_in_total", "Records appended to partitions this shard owns.", &|m| {
+            get(&m.records_in)
+        });
+        counter(
+            &mut out,
+            "strand_bytes_out_total",
+            "Record batch bytes fetched from partitions this shard owns.",
+            &|m| get(&m.bytes_out),
+        );
+        counter(&mut out, "strand_records_out_total", "Records fetched from partitions this shard owns.", &|m| {
+            get(&m.records_out)
+        });
+        for (name, help, pick) in [
+            ("strand_requests_total", "Requests received, by api.", 0),
+            ("strand_request_errors_total", "Requests or partitions answered with an error, by api.", 1),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (shard, m) in self.shards.iter().enumerate() {
+                for api in ApiKey::ALL {
+                    let series = if pick == 0 { &m.requests } else { &m.errors };
+                    let _ = writeln!(
+                        out,
+                        "{name}{{shard=\"{shard}\",api=\"{}\"}} {}",
+                        api_name(api),
+                        get(&series[api as usize])
+                    );
+                }
+            }
+        }
+        for (name, help, pick) in [
+            ("strand_produce_latency_seconds", "Produce requests, from arrival to response (acks included).", 0),
+            (
+                "strand_fetch_latency_seconds",
+                "Fetch requests, from arrival to response (the long-poll wait included).",
+                1,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            for (shard, m) in self.shards.iter().enumerate() {
+                let h = if pick == 0 { &m.produce_latency } else { &m.fetch_latency };
+                let mut cumulative = 0;
+                for (bound, bucket) in BUCKETS.iter().zip(&h.buckets) {
+                    cumulative += get(bucket);
+                    let _ = writeln!(out, "{name}_bucket{{shard=\"{shard}\",le=\"{bound}\"}} {cumulative}");
+                }
+                let _ = writeln!(out, "{name}_bucket{{shard=\"{shard}\",le=\"+Inf\"}} {}", get(&h.count));
+                let _ = writeln!(out, "{name}_sum{{shard=\"{shard}\"}} {}", get(&h.sum_micros) as f64 / 1e6);
+                let _ = writeln!(out, "{name}_count{{shard=\"{shard}\"}} {}", get(&h.count));
+            }
+        }
+        counter(
+            &mut out,
+            "strand_forwards_out_total",
+            "Requests this shard forwarded to another over the mesh.",
+            &|m| get(&m.forwards_out),
+        );
+        counter(&mut out, "strand_forwards_in_total", "Requests another shard forwarded to this one.", &|m| {
+            get(&m.forwards_in)
+        });
+        counter(
+            &mut out,
+            "strand_connections_refused_total",
+            "Connections closed at once: limits.connections_max reached.",
+            &|m| get(&m.connections_refused),
+        );
+        gauge(&mut out, "strand_connections", "Open client connections.", &|m| get(&m.connections));
+        counter(&mut out, "strand_cache_hits_total", "Reads served from the batch cache.", &|m| get(&m.cache_hits));
+        counter(&mut out, "strand_cache_misses_total", "Reads that went to disk.", &|m| get(&m.cache_misses));
+        gauge(&mut out, "strand_cache_bytes", "Bytes held by the batch cache.", &|m| get(&m.cache_bytes));
+        gauge(&mut out, "strand_partitions", "Partitions this shard owns.", &|m| get(&m.partitions));
+        gauge(&mut out, "strand_segments", "Segment files of the partitions this shard owns.", &|m| get(&m.segments));
+        gauge(&mut out, "strand_log_bytes", "Bytes stored by the partitions this shard owns.", &|m| get(&m.log_bytes));
+        // SAFETY: statvfs fills a struct we own from a NUL-terminated path.
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        if let Ok(path) = std::ffi::CString::new(self.data_dir.as_os_str().as_encoded_bytes()) {
+            if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } == 0 {
+                let _ = writeln!(out, "# HELP strand_disk_free_bytes Free bytes on the data directory's filesystem.");
+                let _ = writeln!(out, "# TYPE strand_disk_free_bytes gauge");
+                let _ = writeln!(out, "strand_disk_free_bytes {}", stat.f_bavail as u64 * stat.f_frsize as u64);
+            }
+        }
+        let _ = writeln!(out, "# HELP strand_ready 1 once every partition is recovered and the broker serves.");
+        let _ =
+            writeln!(out, "# TYPE strand_ready gauge\nstrand_ready {}", u8::from(self.ready.load(Ordering::Relaxed)));
+        out
+    }
+
+    fn healthy(&self) -> bool {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        self.alive.iter().all(|a| now.saturating_sub(a.load(Ordering::Relaxed)) < 5_000)
+    }
+}
+
+/// Serves the admin endpoint on `listener` until the process exits: one connection at
+/// a time on a thread of its own, each bounded (8 KiB request, 5 s).
+pub fn serve_admin(listener: TcpListener, registry: Arc<Registry>) -> std::io::Result<()> {
+    std::thread::Builder::new().name("admin-http".into()).spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let _ = answer(stream, &registry);
+        }
+    })?;
+    Ok(())
+}
+
+fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &str) -> std::io::Result<()> {
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn answer(mut stream: TcpStream, registry: &Registry) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let mut request = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    // Up to the end of the headers, at most 8 KiB.
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && !request.windows(2).any(|w| w == b"\n\n") {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        request.extend_from_slice(&buf[..n]);
+        if request.len() > 8192 {
+            return respond(&mut stream, "431 Request Header Fields Too Large", "text/plain", "request too large\n");
+        }
+    }
+    let text = String::from_utf8_lossy(&request);
+    let line = text.lines().next().unwrap_or("");
+    let parts: Vec<&str> = line.split(' ').collect();
+    let (method, path) = match parts.as_slice() {
+        [method, path, version] if version.starts_with("HTTP/1.") && path.starts_with('/') => (*method, *path),
+        _ => return respond(&mut stream, "400 Bad Request", "text/plain", "malformed request\n"),
+    };
+    if method != "GET" && method != "HEAD" {
+        return respond(&mut stream, "405 Method Not Allowed", "text/plain", "GET only\n");
+    }
+    let path = path.split('?').next().unwrap_or(path);
+    match path {
+        "/metrics" => respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &registry.render()),
+        "/healthz" if registry.healthy() => respond(&mut stream, "200 OK", "text/plain", "ok\n"),
+        "/healthz" => respond(&mut stream, "503 Service Unavailable", "text/plain", "a shard is not responding\n"),
+        "/readyz" if registry.ready.load(Ordering::Relaxed) => respond(&mut stream, "200 OK", "text/plain", "ready\n"),
+        "/readyz" => respond(&mut stream, "503 Service Unavailable", "text/plain", "not ready\n"),
+        _ => respond(&mut stream, "404 Not Found", "text/plain", "/metrics, /healthz or /readyz\n"),
+    }
+}
