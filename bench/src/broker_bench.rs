@@ -178,12 +178,12 @@ pub fn run(settings: &Settings) -> anyhow::Result<(Vec<Row>, Vec<LatencyRow>)> {
         println!(
             "latency      1024 B records at {:.0} MB/s: p50 {:.0} us, p90 {:.0} us, p99 {:.0} us, p99.9 {:.0} us, p99.99 {:.0} us, max {:.0} us ({} records)",
             row.rate_bytes_per_s as f64 / 1e6,
-            row.p50_us,
-            row.p90_us,
-            row.p99_us,
-            row.p999_us,
-            row.p9999_us,
-            row.max_us,
+            row.latency.p50_us,
+            row.latency.p90_us,
+            row.latency.p99_us,
+            row.latency.p999_us,
+            row.latency.p9999_us,
+            row.latency.max_us,
             row.records
         );
         latencies.push(row);
@@ -210,13 +210,8 @@ pub struct LatencyRow {
     pub record_bytes: usize,
     pub rate_bytes_per_s: u64,
     pub records: u64,
-    /// Percentiles in microseconds: p50, p90, p99, p99.9, p99.99, max.
-    pub p50_us: f64,
-    pub p90_us: f64,
-    pub p99_us: f64,
-    pub p999_us: f64,
-    pub p9999_us: f64,
-    pub max_us: f64,
+    #[serde(flatten)]
+    pub latency: crate::recorder::Percentiles,
 }
 
 /// Produces at `rate_bytes_per_s` for `seconds` (open loop: each record has an
@@ -285,16 +280,7 @@ pub fn latency(
     }
     done.store(true, Ordering::Relaxed);
     let histogram = consuming.join().map_err(|_| anyhow::anyhow!("the consumer thread panicked"))??;
-    let us = |q: f64| histogram.value_at_quantile(q) as f64 / 1e3;
-    Ok(LatencyRow {
-        record_bytes,
-        rate_bytes_per_s,
-        records: histogram.len(),
-        p50_us: us(0.5),
-        p90_us: us(0.9),
-        p99_us: us(0.99),
-        p999_us: us(0.999),
-        p9999_us: us(0.9999),
-        max_us: histogram.max() as f64 / 1e3,
-    })
+    let latency = crate::recorder::Percentiles::of(&histogram)
+        .ok_or_else(|| anyhow::anyhow!("no record reached the consumer after the warm-up"))?;
+    Ok(LatencyRow { record_bytes, rate_bytes_per_s, records: histogram.len(), latency })
 }

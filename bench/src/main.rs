@@ -12,60 +12,63 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The workload file.
+    workload: PathBuf,
+    /// The broker to measure (ignored with --spawn-broker).
+    #[arg(long, default_value = "127.0.0.1:9400")]
+    bootstrap: String,
+    /// Start a broker from the same build for this run, on --broker-cores, with a
+    /// temporary data directory under --dir; stop it after.
+    #[arg(long)]
+    spawn_broker: bool,
+    /// The `strand` binary --spawn-broker starts (default: next to this one).
+    #[arg(long)]
+    broker_binary: Option<PathBuf>,
+    /// Cores of a spawned broker, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    broker_cores: Vec<usize>,
+    /// Cores of the generator (one worker each), comma-separated; default: every
+    /// core not given to the spawned broker.
+    #[arg(long, value_delimiter = ',')]
+    cores: Option<Vec<usize>>,
+    /// Directory on the disk to measure (limits, and a spawned broker's data).
+    #[arg(long, default_value = "strand-bench-data")]
+    dir: PathBuf,
+    /// Skip measuring the machine's limits (results then carry no shares).
+    #[arg(long)]
+    no_limits: bool,
+    /// Bytes each limit measurement moves.
+    #[arg(long, default_value_t = 1 << 30)]
+    limits_bytes: u64,
+    /// Generate against a null sink, no broker: the generator's own ceiling.
+    #[arg(long)]
+    dry_run: bool,
+    /// Override the workload's mode: produce, consume or end-to-end.
+    #[arg(long, value_parser = ["produce", "consume", "end-to-end"])]
+    mode: Option<String>,
+    /// Override the workload's duration_seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Override the workload's warm_up_seconds.
+    #[arg(long)]
+    warm_up: Option<f64>,
+    /// The longest a request waits for its response, in ms.
+    #[arg(long, default_value_t = 10_000)]
+    request_timeout_ms: u64,
+    /// No progress line.
+    #[arg(long)]
+    quiet: bool,
+    /// Write the full results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run a workload (a TOML file, see bench/workloads/) against a broker.
-    Run {
-        /// The workload file.
-        workload: PathBuf,
-        /// The broker to measure (ignored with --spawn-broker).
-        #[arg(long, default_value = "127.0.0.1:9400")]
-        bootstrap: String,
-        /// Start a broker from the same build for this run, on --broker-cores, with a
-        /// temporary data directory under --dir; stop it after.
-        #[arg(long)]
-        spawn_broker: bool,
-        /// The `strand` binary --spawn-broker starts (default: next to this one).
-        #[arg(long)]
-        broker_binary: Option<PathBuf>,
-        /// Cores of a spawned broker, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "0")]
-        broker_cores: Vec<usize>,
-        /// Cores of the generator (one worker each), comma-separated; default: every
-        /// core not given to the spawned broker.
-        #[arg(long, value_delimiter = ',')]
-        cores: Option<Vec<usize>>,
-        /// Directory on the disk to measure (limits, and a spawned broker's data).
-        #[arg(long, default_value = "strand-bench-data")]
-        dir: PathBuf,
-        /// Skip measuring the machine's limits (results then carry no shares).
-        #[arg(long)]
-        no_limits: bool,
-        /// Bytes each limit measurement moves.
-        #[arg(long, default_value_t = 1 << 30)]
-        limits_bytes: u64,
-        /// Generate against a null sink, no broker: the generator's own ceiling.
-        #[arg(long)]
-        dry_run: bool,
-        /// Override the workload's mode: produce, consume or end-to-end.
-        #[arg(long, value_parser = ["produce", "consume", "end-to-end"])]
-        mode: Option<String>,
-        /// Override the workload's duration_seconds.
-        #[arg(long)]
-        duration: Option<f64>,
-        /// Override the workload's warm_up_seconds.
-        #[arg(long)]
-        warm_up: Option<f64>,
-        /// The longest a request waits for its response, in ms.
-        #[arg(long, default_value_t = 10_000)]
-        request_timeout_ms: u64,
-        /// No progress line.
-        #[arg(long)]
-        quiet: bool,
-        /// Write the full results as JSON to this file.
-        #[arg(long)]
-        json: Option<PathBuf>,
-    },
+    Run(RunArgs),
     /// Write a self-contained HTML or SVG page (by the output's extension) with the
     /// throughput and latency charts of one or more `run --json` results.
     Report {
@@ -178,39 +181,23 @@ fn main() {
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Run {
-            workload,
-            bootstrap,
-            spawn_broker,
-            broker_binary,
-            broker_cores,
-            cores,
-            dir,
-            no_limits,
-            limits_bytes,
-            dry_run,
-            mode,
-            duration,
-            warm_up,
-            request_timeout_ms,
-            quiet,
-            json,
-        } => {
-            let mut loaded = strand_bench::workload::Workload::load(&workload).map_err(anyhow::Error::msg)?;
-            if let Some(mode) = mode {
+        Command::Run(args) => {
+            let RunArgs { workload, mode, duration, warm_up, cores, broker_cores, spawn_broker, json, .. } = &args;
+            let mut loaded = strand_bench::workload::Workload::load(workload).map_err(anyhow::Error::msg)?;
+            if let Some(mode) = mode.clone() {
                 loaded.mode = serde_json::from_value(serde_json::Value::String(mode))?;
             }
-            if let Some(duration) = duration {
+            if let Some(duration) = *duration {
                 loaded.duration_seconds = duration;
             }
-            if let Some(warm_up) = warm_up {
+            if let Some(warm_up) = *warm_up {
                 loaded.warm_up_seconds = warm_up;
             }
             loaded.validate().map_err(|message| anyhow::anyhow!("{}: {message}", workload.display()))?;
-            let cores = cores.unwrap_or_else(|| {
+            let cores = cores.clone().unwrap_or_else(|| {
                 let all: Vec<usize> = (0..strand_bench::run::online_cpus()).collect();
                 let rest: Vec<usize> =
-                    all.iter().copied().filter(|c| !(spawn_broker && broker_cores.contains(c))).collect();
+                    all.iter().copied().filter(|c| !(*spawn_broker && broker_cores.contains(c))).collect();
                 if rest.is_empty() {
                     all
                 } else {
@@ -219,21 +206,21 @@ fn run(command: Command) -> anyhow::Result<()> {
             });
             let options = strand_bench::run::Options {
                 workload: loaded,
-                bootstrap,
-                spawn_broker,
-                broker_binary,
-                broker_cores,
+                bootstrap: args.bootstrap.clone(),
+                spawn_broker: args.spawn_broker,
+                broker_binary: args.broker_binary.clone(),
+                broker_cores: args.broker_cores.clone(),
                 cores,
-                dir,
-                limits: !no_limits,
-                limits_bytes,
-                dry_run,
-                request_timeout: std::time::Duration::from_millis(request_timeout_ms),
-                progress: !quiet,
+                dir: args.dir.clone(),
+                limits: !args.no_limits,
+                limits_bytes: args.limits_bytes,
+                dry_run: args.dry_run,
+                request_timeout: std::time::Duration::from_millis(args.request_timeout_ms),
+                progress: !args.quiet,
             };
             let report = strand_bench::run::run(&options)?;
             if let Some(path) = json {
-                std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+                std::fs::write(path, serde_json::to_vec_pretty(&report)?)
                     .map_err(|error| anyhow::anyhow!("writing {}: {error}", path.display()))?;
             }
             if !report.complete {

@@ -219,7 +219,8 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    fn of(histogram: &Histogram<u64>) -> Option<Percentiles> {
+    /// The percentiles of a histogram of nanoseconds, in µs (`None` when empty).
+    pub fn of(histogram: &Histogram<u64>) -> Option<Percentiles> {
         if histogram.is_empty() {
             return None;
         }
