@@ -7,6 +7,7 @@
 
 use crate::storage::{IoOptions, TopicConfig};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -150,6 +151,21 @@ impl Default for AdminConfig {
     }
 }
 
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// The log filter: a level (`error`, `warn`, `info`, `debug`, `trace`) or
+    /// directives such as `info,strand::group=debug`. `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into() }
+    }
+}
+
 /// Bounds on consumer groups.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -189,6 +205,7 @@ pub struct BrokerConfig {
     pub storage: StorageConfig,
     pub groups: GroupsConfig,
     pub admin: AdminConfig,
+    pub log: LogConfig,
     /// Policy of topics created without their own.
     pub topic_defaults: TopicConfig,
 }
@@ -203,12 +220,39 @@ impl Default for BrokerConfig {
             storage: StorageConfig::default(),
             groups: GroupsConfig::default(),
             admin: AdminConfig::default(),
+            log: LogConfig::default(),
             topic_defaults: TopicConfig::default(),
         }
     }
 }
 
+/// Settings a running broker applies on SIGHUP; every other key takes effect at the
+/// next start.
+pub const LIVE_KEYS: [&str; 3] = ["log.", "topic_defaults.", "groups."];
+
 impl BrokerConfig {
+    /// Every key whose value differs between `self` and `other`, dotted.
+    pub fn changed_keys(&self, other: &BrokerConfig) -> Vec<String> {
+        fn flatten(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, String>) {
+            match value {
+                toml::Value::Table(table) => {
+                    for (key, value) in table {
+                        let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                        flatten(&name, value, out);
+                    }
+                }
+                other => {
+                    out.insert(prefix.to_string(), other.to_string());
+                }
+            }
+        }
+        let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+        flatten("", &toml::Value::try_from(self).expect("a config serializes"), &mut a);
+        flatten("", &toml::Value::try_from(other).expect("a config serializes"), &mut b);
+        let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        keys.into_iter().filter(|k| a.get(*k) != b.get(*k)).cloned().collect()
+    }
+
     /// Reads and checks the file at `path`.
     pub fn load(path: &Path) -> Result<BrokerConfig, ConfigError> {
         let text =
@@ -249,6 +293,9 @@ impl BrokerConfig {
                 "listen.address = {:?}: must be an IP address such as \"127.0.0.1\"",
                 self.listen.address
             ));
+        }
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(format!("log.level = {:?}: {error}", self.log.level));
         }
         if self.admin.address.parse::<std::net::IpAddr>().is_err() {
             return Err(format!(

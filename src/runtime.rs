@@ -83,20 +83,42 @@ where
 /// `default_filter`. glommio's probe of iopoll support logs a harmless error on every
 /// new device; it is filtered out here so that users' logs only carry real errors.
 pub fn init_logging(default_filter: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| default_filter.to_string());
-    let filter = EnvFilter::new(format!("{filter},glommio::reactor=off"));
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{fmt, reload, EnvFilter};
+    let (filter, handle) = reload::Layer::new(EnvFilter::new(log_filter(default_filter)));
+    let _ = LOG_FILTER.set(handle);
+    let registry = tracing_subscriber::registry().with(filter);
     if crate::systemd::under_systemd() {
         // journald stamps the time and reads the priority from a `<N>` prefix.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_ansi(false)
-            .event_format(JournalFormat)
+        let _ = registry
+            .with(fmt::layer().with_writer(std::io::stderr).with_ansi(false).event_format(JournalFormat))
             .try_init();
     } else {
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        let _ = registry.with(fmt::layer().with_writer(std::io::stderr)).try_init();
     }
+}
+
+type FilterHandle = tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// The live log filter, for `set_log_level`.
+static LOG_FILTER: std::sync::OnceLock<FilterHandle> = std::sync::OnceLock::new();
+
+/// `RUST_LOG` if set, else `configured`; glommio's reactor noise is always off.
+fn log_filter(configured: &str) -> String {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| configured.to_string());
+    format!("{filter},glommio::reactor=off")
+}
+
+/// Replaces the log filter of a running process (SIGHUP). `Ok(false)` when `RUST_LOG`
+/// is set, which keeps precedence.
+pub fn set_log_level(configured: &str) -> Result<bool, String> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        return Ok(false);
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(configured)).map_err(|e| e.to_string())?;
+    let handle = LOG_FILTER.get().ok_or("logging is not initialized")?;
+    handle.reload(filter).map_err(|e| e.to_string())?;
+    Ok(true)
 }
 
 /// One line per event for journald: `<priority>target: message key=value…`, the

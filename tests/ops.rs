@@ -253,3 +253,74 @@ fn metrics_parse_as_prometheus_text_and_count_the_traffic() {
     assert_eq!(get(&admin, "/nowhere").0, 404);
     assert_eq!(get(&admin, "/healthz").0, 200);
 }
+
+fn join(client: &Client, member: u32) -> strand_protocol::native::ErrorCode {
+    use strand_protocol::native::messages::JoinGroupRequest;
+    use strand_protocol::native::{Request, Response};
+    let request = Request::JoinGroup(JoinGroupRequest {
+        group: "reloaded".into(),
+        member_id: String::new(),
+        topics: vec![format!("t{member}")],
+        session_timeout_ms: 30_000,
+        strategy: String::new(),
+    });
+    match block_on(client.request(request)).unwrap() {
+        Response::JoinGroup(joined) => joined.error,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn sighup_applies_live_settings_and_refuses_a_bad_file() {
+    use strand_protocol::native::ErrorCode;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("strand.toml");
+    std::fs::write(&config, "[log]\nlevel = \"warn\"\n[groups]\nmembers_max = 1\n").unwrap();
+    let mut broker = Broker::start_with_env(
+        dir.path(),
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+        &[("RUST_LOG", "")],
+    );
+    let client = Client::connect(&broker.bootstrap()).unwrap();
+    assert_eq!(join(&client, 1), ErrorCode::None);
+    assert_eq!(join(&client, 2), ErrorCode::GroupFull);
+    let hup = |broker: &Broker| unsafe { libc::kill(broker.pid() as i32, libc::SIGHUP) };
+    let wait_for = |broker: &Broker, text: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !broker.stderr().contains(text) {
+            assert!(Instant::now() < deadline, "no {text:?} in:\n{}", broker.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    std::fs::write(&config, "[log]\nlevel = \"info\"\n[groups]\nmembers_max = 2\n[limits]\nidle_timeout_ms = 5000\n")
+        .unwrap();
+    hup(&broker);
+    wait_for(&broker, "SIGHUP: configuration reloaded");
+    let stderr = broker.stderr();
+    let line = stderr.lines().find(|l| l.contains("configuration reloaded")).unwrap();
+    // Without the terminal colours.
+    let mut plain = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().take_while(|c| *c != 'm').for_each(drop);
+        } else {
+            plain.push(c);
+        }
+    }
+    let line = plain;
+    assert!(line.contains(r#"applied=["groups.members_max", "log.level"]"#), "{line}");
+    assert!(line.contains(r#"at_restart=["limits.idle_timeout_ms"]"#), "{line}");
+    // Both took effect: the line itself is at info, and the group takes a second member.
+    assert_eq!(join(&client, 2), ErrorCode::None);
+    assert_eq!(join(&client, 3), ErrorCode::GroupFull);
+    // A file with a typo changes nothing and the broker keeps serving.
+    std::fs::write(&config, "[groups]\nmembers_mx = 9\n").unwrap();
+    hup(&broker);
+    wait_for(&broker, "configuration refused");
+    assert!(broker.stderr().contains("members_mx"), "{}", broker.stderr());
+    assert!(broker.is_running());
+    assert_eq!(join(&client, 3), ErrorCode::GroupFull);
+    assert!(broker.stop());
+}

@@ -23,6 +23,8 @@ pub fn run(
         Some(path) => BrokerConfig::load(path)?,
         None => BrokerConfig::default(),
     };
+    // What SIGHUP compares the file with: as read, before the flags below.
+    let reload_from = config.map(|path| (path, broker.clone()));
     if let Some(dir) = data_dir {
         broker.data_dir = dir;
     }
@@ -38,13 +40,13 @@ pub fn run(
     }
     broker.validate().map_err(|message| anyhow::anyhow!("invalid setting: {message}"))?;
     strand::runtime::keep_large_allocations();
-    strand::runtime::init_logging("info");
+    strand::runtime::init_logging(&broker.log.level);
     let shards = match &broker.cores {
         Cores::List(list) => list.len(),
         Cores::All => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     super::tune::preflight(&broker.data_dir, shards)?;
-    strand::shard::serve(broker, |ready| {
+    strand::shard::serve(broker, reload_from, |ready| {
         let shard_ports: Vec<String> = ready.shard_ports.iter().map(u16::to_string).collect();
         tracing::info!(port = ready.port, partitions = ready.partitions, "ready");
         // One line on stdout that scripts and tests wait for.

@@ -252,7 +252,8 @@ impl GroupCoordinator {
     }
 
     fn join(&self, shard: &Shard, request: JoinGroupRequest) -> JoinGroupResponse {
-        let limits = &shard.config.groups;
+        let live = shard.live_config();
+        let limits = &live.groups;
         let refuse = |error| JoinGroupResponse {
             error,
             member_id: request.member_id.clone(),

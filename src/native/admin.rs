@@ -51,7 +51,7 @@ pub async fn create_topics(shard: &Rc<Shard>, request: CreateTopicsRequest) -> C
     let mut results = Vec::with_capacity(request.topics.len());
     let mut latest: Option<Arc<MetadataState>> = None;
     for topic in request.topics {
-        let config = match topic_config(&shard.config.topic_defaults, &topic.configs) {
+        let config = match topic_config(&shard.live_config().topic_defaults, &topic.configs) {
             Ok(config) => config,
             Err(message) => {
                 results.push(TopicResult { name: topic.name, error: ErrorCode::InvalidConfig, message });

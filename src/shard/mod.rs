@@ -63,9 +63,17 @@ pub struct Shard {
     pub groups: crate::group::GroupCoordinator,
     /// What this shard counts, read by the admin endpoint.
     pub metrics: Arc<crate::metrics::ShardMetrics>,
+    /// The settings SIGHUP can change (`config::LIVE_KEYS`), shared by every shard;
+    /// read on admin and group paths only, never per record.
+    pub live: Arc<std::sync::RwLock<Arc<BrokerConfig>>>,
 }
 
 impl Shard {
+    /// The current live settings (reloaded by SIGHUP).
+    pub fn live_config(&self) -> Arc<BrokerConfig> {
+        self.live.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
     /// The current metadata.
     pub fn metadata(&self) -> Arc<MetadataState> {
         self.metadata.borrow().clone()

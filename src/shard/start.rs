@@ -59,6 +59,7 @@ struct ShardInit {
     /// what the systemd watchdog checks.
     alive: Arc<Vec<AtomicU64>>,
     metrics: Arc<crate::metrics::ShardMetrics>,
+    live: Arc<std::sync::RwLock<Arc<BrokerConfig>>>,
 }
 
 /// How often a shard looks for group members whose session ran out (and marks
@@ -74,7 +75,11 @@ fn now_ms() -> u64 {
 /// Under systemd (`Type=notify`) it reports `STATUS=` while recovering, `READY=1`
 /// once every shard serves, `WATCHDOG=1` while every shard's event loop turns, and
 /// `STOPPING=1` on shutdown.
-pub fn serve(mut config: BrokerConfig, on_ready: impl FnOnce(&Ready)) -> anyhow::Result<()> {
+pub fn serve(
+    mut config: BrokerConfig,
+    mut reload_from: Option<(std::path::PathBuf, BrokerConfig)>,
+    on_ready: impl FnOnce(&Ready),
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
     // glommio opens files relative to their directory's descriptor and fails on a
@@ -118,6 +123,7 @@ pub fn serve(mut config: BrokerConfig, on_ready: impl FnOnce(&Ready)) -> anyhow:
     let store = Arc::new(Mutex::new(store));
     let (ready_tx, ready_rx) = mpsc::channel();
     let alive: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(now_ms())).collect());
+    let live = Arc::new(std::sync::RwLock::new(config.clone()));
     let registry = Arc::new(crate::metrics::Registry {
         shards: (0..count).map(|_| Arc::new(crate::metrics::ShardMetrics::default())).collect(),
         data_dir: config.data_dir.clone(),
@@ -162,6 +168,7 @@ pub fn serve(mut config: BrokerConfig, on_ready: impl FnOnce(&Ready)) -> anyhow:
             shutdown: shutdown_rx,
             alive: alive.clone(),
             metrics: registry.shards[id].clone(),
+            live: live.clone(),
         };
         let handle = runtime::executor(&format!("shard-{id}"), Some(core), io_memory)
             .spawn(move || {
@@ -210,7 +217,13 @@ pub fn serve(mut config: BrokerConfig, on_ready: impl FnOnce(&Ready)) -> anyhow:
             }
         })?;
     }
-    let signal = wait_for_shutdown_signal();
+    let signal = loop {
+        match wait_for_signal() {
+            libc::SIGHUP => reload(reload_from.as_mut(), &live),
+            libc::SIGINT => break "SIGINT",
+            _ => break "SIGTERM",
+        }
+    };
     stopping.store(true, Ordering::Relaxed);
     registry.ready.store(false, Ordering::Relaxed);
     crate::systemd::notify("STOPPING=1\nSTATUS=Closing every partition");
@@ -244,6 +257,7 @@ async fn run_shard(init: ShardInit) {
         shutdown,
         alive,
         metrics,
+        live,
     } = init;
     if let Err(error) = probe_device(&config.data_dir).await {
         let _ = ready.send(Err(format!("shard {id}: the data directory cannot do direct I/O: {error}")));
@@ -274,6 +288,7 @@ async fn run_shard(init: ShardInit) {
         stats: ShardStats::default(),
         groups: crate::group::GroupCoordinator::default(),
         metrics,
+        live,
     });
     shard.apply(state).await;
     shard.groups.recover(&shard).await;
@@ -420,17 +435,54 @@ fn block_shutdown_signals() {
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
 }
 
-fn wait_for_shutdown_signal() -> &'static str {
+/// Waits for SIGINT, SIGTERM or SIGHUP; returns which.
+fn wait_for_signal() -> i32 {
     let set = shutdown_signals();
-    loop {
-        let mut signal = 0;
-        // SAFETY: the set is valid and `signal` is ours to write.
-        unsafe { libc::sigwait(&set, &mut signal) };
-        match signal {
-            libc::SIGINT => return "SIGINT",
-            libc::SIGTERM => return "SIGTERM",
-            // Not yet a reload: say so rather than stop (SIGHUP's default action).
-            _ => tracing::warn!("SIGHUP: settings are not reloaded live yet; restart the broker to apply changes"),
+    let mut signal = 0;
+    // SAFETY: the set is valid and `signal` is ours to write.
+    unsafe { libc::sigwait(&set, &mut signal) };
+    signal
+}
+
+/// SIGHUP: reads the configuration file again and applies what can change live
+/// (`config::LIVE_KEYS`); logs what changed, what was applied and what waits for a
+/// restart. An invalid file changes nothing.
+/// `from` is the file and what it held when last read (before command-line
+/// overrides, which stay).
+fn reload(from: Option<&mut (std::path::PathBuf, BrokerConfig)>, live: &std::sync::RwLock<Arc<BrokerConfig>>) {
+    let Some((path, read)) = from else {
+        tracing::warn!("SIGHUP: the broker started without a configuration file; nothing to reload");
+        return;
+    };
+    let fresh = match BrokerConfig::load(path) {
+        Ok(fresh) => fresh,
+        Err(error) => {
+            tracing::error!(%error, "SIGHUP: configuration refused; the running settings stay");
+            return;
+        }
+    };
+    let current = live.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let changed = read.changed_keys(&fresh);
+    let (applied, later): (Vec<String>, Vec<String>) =
+        changed.into_iter().partition(|key| crate::config::LIVE_KEYS.iter().any(|prefix| key.starts_with(prefix)));
+    // Keys that wait for a restart keep their running values.
+    let mut next = (*current).clone();
+    next.log = fresh.log.clone();
+    next.topic_defaults = fresh.topic_defaults.clone();
+    next.groups = fresh.groups.clone();
+    if applied.iter().any(|k| k.starts_with("log.")) {
+        match crate::runtime::set_log_level(&next.log.level) {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("SIGHUP: RUST_LOG is set and keeps precedence over log.level"),
+            Err(error) => tracing::error!(%error, "SIGHUP: the log filter could not be replaced"),
         }
     }
+    *live.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+    *read = fresh;
+    tracing::info!(
+        file = %path.display(),
+        applied = ?applied,
+        at_restart = ?later,
+        "SIGHUP: configuration reloaded"
+    );
 }

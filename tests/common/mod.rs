@@ -39,15 +39,23 @@ impl Broker {
 
     /// `start_in` with extra environment variables (NOTIFY_SOCKET, WATCHDOG_USEC…).
     pub fn start_with_env(cwd: &Path, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Broker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_strand"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_strand"));
+        command.env("RUST_LOG", "warn");
+        // An empty value removes the variable.
+        for (key, value) in env {
+            if value.is_empty() {
+                command.env_remove(key);
+            } else {
+                command.env(key, value);
+            }
+        }
+        let mut child = command
             .current_dir(cwd)
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--port", "0"])
             .args(extra)
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
