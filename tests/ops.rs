@@ -83,6 +83,10 @@ fn serve_refuses_an_unusable_data_directory_or_a_port_in_use_in_one_line() {
     let stderr = serve_fails(&["--data-dir", data.to_str().unwrap(), "--port", &port]);
     assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{stderr}");
 
+    let missing = dir.path().join("missing.toml");
+    let stderr = serve_fails(&["--config", missing.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]);
+    assert!(stderr.contains("cannot read") && stderr.contains("missing.toml"), "{stderr}");
+
     let config = dir.path().join("bad.toml");
     std::fs::write(&config, "[groups]\nmembers_max = 0\n").unwrap();
     let stderr = serve_fails(&["--config", config.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]);

@@ -260,7 +260,10 @@ async fn run_shard(init: ShardInit) {
         live,
     } = init;
     if let Err(error) = probe_device(&config.data_dir).await {
-        let _ = ready.send(Err(format!("shard {id}: the data directory cannot do direct I/O: {error}")));
+        let _ = ready.send(Err(format!(
+            "shard {id}: the data directory {} cannot do direct I/O ({error}); fix: put data_dir on ext4 or XFS (not tmpfs or overlayfs)",
+            config.data_dir.display()
+        )));
         return;
     }
     let Ok((senders, mut receivers)) = mesh.join().await else {
