@@ -179,6 +179,13 @@ pub struct GroupsConfig {
     pub session_timeout_min_ms: u32,
     /// Longest session timeout a member may ask for.
     pub session_timeout_max_ms: u32,
+    /// Segment size of `__consumer_offsets`, applied when the broker creates it (its
+    /// first start).
+    pub offsets_segment_bytes: u64,
+    /// When a partition of `__consumer_offsets` stores more than this, its shard
+    /// writes the current committed offsets again at its end and deletes the older
+    /// segments (compaction), so commits never fill the disk.
+    pub offsets_compact_bytes: u64,
 }
 
 impl Default for GroupsConfig {
@@ -188,6 +195,8 @@ impl Default for GroupsConfig {
             groups_max: 100_000,
             session_timeout_min_ms: 1000,
             session_timeout_max_ms: 300_000,
+            offsets_segment_bytes: 64 << 20,
+            offsets_compact_bytes: 128 << 20,
         }
     }
 }
@@ -314,6 +323,8 @@ impl BrokerConfig {
             ("groups.members_max", u64::from(self.groups.members_max), 1),
             ("groups.groups_max", u64::from(self.groups.groups_max), 1),
             ("groups.session_timeout_min_ms", u64::from(self.groups.session_timeout_min_ms), 100),
+            ("groups.offsets_segment_bytes", self.groups.offsets_segment_bytes, 64 * 1024),
+            ("groups.offsets_compact_bytes", self.groups.offsets_compact_bytes, 128 * 1024),
         ] {
             if value < min {
                 return Err(format!("{key} = {value}: must be at least {min}"));

@@ -468,3 +468,86 @@ fn an_incremental_rebalance_leaves_unmoved_partitions_flowing() {
         assert!(times.len() > 100, "partition {partition}: {} records in 6 s", times.len());
     }
 }
+
+#[test]
+fn commits_are_compacted_and_the_last_of_each_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("strand.toml");
+    std::fs::write(&config, "[groups]\noffsets_segment_bytes = 65536\noffsets_compact_bytes = 262144\n").unwrap();
+    let data = dir.path().join("data");
+    let args = ["--config", config.to_str().unwrap(), "--cores", "0"];
+    let mut broker = Broker::start(&data, &args);
+    let client = Client::connect(&broker.bootstrap()).unwrap();
+    block_on(client.create_topic("t", 2, &[])).unwrap();
+    produce(&broker.bootstrap(), "t", 0, 600);
+    // 400 administrative commits of 2 KiB each: 800 KiB of commit records, three
+    // times the compaction threshold.
+    let metadata = "m".repeat(2048);
+    for i in 0..400u64 {
+        let Response::OffsetCommit(done) = request(
+            &client,
+            Request::OffsetCommit(OffsetCommitRequest {
+                group: "compacted".into(),
+                member_id: String::new(),
+                generation: 0,
+                topics: vec![CommitTopic {
+                    topic: "t".into(),
+                    partitions: vec![
+                        CommitPartition { partition: 0, offset: i % 200, metadata: format!("{i}:{metadata}") },
+                        CommitPartition { partition: 1, offset: 7, metadata: "fixed".into() },
+                    ],
+                }],
+            }),
+        ) else {
+            panic!()
+        };
+        assert_eq!(done.error, ErrorCode::None);
+    }
+    // The offsets partition is compacted within a few seconds: its earliest offset
+    // moves past the first commits, and it stays far below what was written.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let earliest = loop {
+        let earliest =
+            block_on(client.list_offset("__consumer_offsets", 0, strand_client::OffsetSpec::Earliest)).unwrap();
+        if earliest > 0 {
+            break earliest;
+        }
+        assert!(Instant::now() < deadline, "no compaction in 20 s: {}", broker.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(earliest > 100, "the oldest commits are gone (earliest offset {earliest})");
+    let stored: u64 = std::fs::read_dir(data.join("topics"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("__consumer_offsets"))
+        .flat_map(|topic| walk(&topic.path()))
+        .sum();
+    assert!(stored < 600 * 1024, "{stored} bytes kept for 800 KiB of commits");
+    assert!(broker.stop());
+    // After a restart, each partition's last commit is the one that counts.
+    let broker = Broker::start(&data, &args);
+    let client = Client::connect(&broker.bootstrap()).unwrap();
+    let Response::OffsetFetch(fetched) =
+        request(&client, Request::OffsetFetch(OffsetFetchRequest { group: "compacted".into(), topics: vec![] }))
+    else {
+        panic!()
+    };
+    let parts = &fetched.topics[0].partitions;
+    assert_eq!((parts[0].partition, parts[0].offset), (0, 399 % 200));
+    assert!(parts[0].metadata.starts_with("399:"));
+    assert_eq!((parts[1].offset, parts[1].metadata.as_str()), (7, "fixed"));
+}
+
+/// Bytes of the files under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<u64> {
+    let mut sizes = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            sizes.extend(walk(&path));
+        } else {
+            sizes.push(std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0));
+        }
+    }
+    sizes
+}

@@ -119,12 +119,26 @@ fn listed(set: Option<&BTreeSet<Tp>>) -> Vec<TopicPartitions> {
 type Committed = BTreeMap<Tp, (u64, String)>;
 
 /// One shard's groups and committed offsets.
-#[derive(Default)]
 pub struct GroupCoordinator {
     groups: RefCell<HashMap<String, Group>>,
     /// Committed offset and metadata, per group and partition.
     offsets: RefCell<HashMap<String, Committed>>,
     next_member: Cell<u64>,
+    /// One writer of `__consumer_offsets` at a time: a commit holds it from its
+    /// append to its map update, compaction from its snapshot to its append, so a
+    /// snapshot never lands after a newer commit it does not contain.
+    writer: glommio::sync::Semaphore,
+}
+
+impl Default for GroupCoordinator {
+    fn default() -> Self {
+        GroupCoordinator {
+            groups: RefCell::default(),
+            offsets: RefCell::default(),
+            next_member: Cell::default(),
+            writer: glommio::sync::Semaphore::new(1),
+        }
+    }
 }
 
 /// The partition counts of `topics` in the shard's current metadata (absent topics
@@ -407,22 +421,44 @@ impl GroupCoordinator {
             }
         }
         if !accepted.is_empty() {
-            if let Err(error) = self.persist(shard, &request.group, &accepted).await {
-                tracing::warn!(group = %request.group, %error, "cannot store committed offsets");
+            // Sequenced and applied to the map under the writer, in log order; the
+            // fdatasync is awaited after, so commits of many groups share one.
+            let appended = {
+                let Ok(_writer) = self.writer.acquire_permit(1).await else {
+                    return whole(ErrorCode::NotReady);
+                };
+                let appended = match self.persist(shard, &request.group, &accepted).await {
+                    Ok(appended) => appended,
+                    Err(error) => {
+                        tracing::warn!(group = %request.group, %error, "cannot store committed offsets");
+                        return whole(ErrorCode::StorageFailed);
+                    }
+                };
+                let mut offsets = self.offsets.borrow_mut();
+                let stored = offsets.entry(request.group.clone()).or_default();
+                for (topic, partition, offset, metadata) in accepted {
+                    stored.insert((topic, partition), (offset, metadata));
+                }
+                appended
+            };
+            let (log, appended) = appended;
+            if let Err(error) = log.wait_policy(&appended).await {
+                // The log refuses appends until restart; replay then shows what is on disk.
+                tracing::warn!(group = %request.group, %error, "committed offsets not made durable");
                 return whole(ErrorCode::StorageFailed);
-            }
-            let mut offsets = self.offsets.borrow_mut();
-            let stored = offsets.entry(request.group.clone()).or_default();
-            for (topic, partition, offset, metadata) in accepted {
-                stored.insert((topic, partition), (offset, metadata));
             }
         }
         OffsetCommitResponse { error: ErrorCode::None, topics: results }
     }
 
-    /// Appends the commits to the group's partition of `__consumer_offsets` and waits
-    /// for its fdatasync.
-    async fn persist(&self, shard: &Shard, group: &str, commits: &[(String, u32, u64, String)]) -> anyhow::Result<()> {
+    /// Appends the commits to the group's partition of `__consumer_offsets`; resolves
+    /// once they are sequenced (the caller waits for the fdatasync).
+    async fn persist(
+        &self,
+        shard: &Shard,
+        group: &str,
+        commits: &[(String, u32, u64, String)],
+    ) -> anyhow::Result<(Rc<crate::storage::Log>, crate::storage::Appended)> {
         let partitions = shard.metadata().topics.get(super::OFFSETS_TOPIC).map_or(0, |t| t.partitions());
         anyhow::ensure!(partitions > 0, "{} does not exist", super::OFFSETS_TOPIC);
         let partition = super::offsets_partition(group, partitions);
@@ -437,8 +473,72 @@ impl GroupCoordinator {
             value.extend_from_slice(metadata.as_bytes());
             builder.push(Some(&record_key(group, topic, *partition)), Some(&value), &[], now_ms);
         }
-        log.append(BytesMut::from(&builder.finish()[..])).await?;
-        Ok(())
+        let appended = log.append_leader(BytesMut::from(&builder.finish()[..])).await?;
+        Ok((log, appended))
+    }
+
+    /// Compacts each of this shard's `__consumer_offsets` partitions that stores more
+    /// than `groups.offsets_compact_bytes`: appends every current commit of the groups
+    /// it holds, then deletes the sealed segments before them. Replay then finds the
+    /// same state in a bounded log.
+    pub async fn compact(&self, shard: &Shard) {
+        let limit = shard.live_config().groups.offsets_compact_bytes;
+        let partitions = shard.metadata().topics.get(super::OFFSETS_TOPIC).map_or(0, |t| t.partitions());
+        for partition in 0..partitions {
+            let Some(log) = shard.log(super::OFFSETS_TOPIC, partition) else { continue };
+            if log.size_bytes() <= limit || log.segment_count() < 2 {
+                continue;
+            }
+            let Ok(_writer) = self.writer.acquire_permit(1).await else { return };
+            let entries: Vec<(String, String, u32, u64, String)> = self
+                .offsets
+                .borrow()
+                .iter()
+                .filter(|(group, _)| super::offsets_partition(group, partitions) == partition)
+                .flat_map(|(group, committed)| {
+                    committed.iter().map(move |((topic, p), (offset, metadata))| {
+                        (group.clone(), topic.clone(), *p, *offset, metadata.clone())
+                    })
+                })
+                .collect();
+            let mut first = log.offsets().end;
+            let mut builder = BatchBuilder::new();
+            let now_ms =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            let mut appended_any = false;
+            for (i, (group, topic, p, offset, metadata)) in entries.iter().enumerate() {
+                let mut value = offset.to_le_bytes().to_vec();
+                value.extend_from_slice(metadata.as_bytes());
+                builder.push(Some(&record_key(group, topic, *p)), Some(&value), &[], now_ms);
+                let last = i + 1 == entries.len();
+                if builder.size_bytes() >= 256 * 1024 || last {
+                    let batch = std::mem::take(&mut builder).finish();
+                    builder = BatchBuilder::new();
+                    match log.append(BytesMut::from(&batch[..])).await {
+                        Ok(appended) if !appended_any => {
+                            first = appended.base_offset;
+                            appended_any = true;
+                        }
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::warn!(partition, %error, "compacting committed offsets failed; the log is kept");
+                            return;
+                        }
+                    }
+                }
+            }
+            match log.delete_segments_before(first).await {
+                Ok(deleted) => tracing::info!(
+                    shard = shard.id,
+                    partition,
+                    commits = entries.len(),
+                    segments = deleted.segments_deleted,
+                    bytes = deleted.bytes_deleted,
+                    "compacted committed offsets"
+                ),
+                Err(error) => tracing::warn!(partition, %error, "deleting compacted segments failed"),
+            }
+        }
     }
 
     fn fetch_offsets(&self, request: OffsetFetchRequest) -> OffsetFetchResponse {

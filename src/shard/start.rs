@@ -93,7 +93,7 @@ pub fn serve(
     tracing::info!(topics = store.state().topics.len(), replayed = recovery.commands_replayed, "metadata loaded");
     let cores = shard_cores(&config.cores)?;
     let count = cores.len();
-    ensure_offsets_topic(&mut store, count)?;
+    ensure_offsets_topic(&mut store, count, config.groups.offsets_segment_bytes)?;
     let state = Arc::new(store.state().clone());
     super::apply::remove_orphan_topic_dirs(data_dir, &state);
     let partitions_stored: u32 = state.topics.values().map(|t| t.partitions()).sum();
@@ -296,6 +296,17 @@ async fn run_shard(init: ShardInit) {
     shard.apply(state).await;
     shard.groups.recover(&shard).await;
     {
+        // Committed offsets stay bounded on disk.
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(std::time::Duration::from_secs(1)).await;
+                shard.groups.compact(&shard).await;
+            }
+        })
+        .detach();
+    }
+    {
         // Members whose session ran out leave their groups.
         let shard = shard.clone();
         glommio::spawn_local(async move {
@@ -332,7 +343,7 @@ async fn run_shard(init: ShardInit) {
 
 /// Creates `__consumer_offsets` on first start: one partition per shard, partition
 /// `i` on shard `i`, every commit fdatasynced before it is acknowledged.
-fn ensure_offsets_topic(store: &mut MetadataStore, shards: usize) -> anyhow::Result<()> {
+fn ensure_offsets_topic(store: &mut MetadataStore, shards: usize, segment_bytes: u64) -> anyhow::Result<()> {
     use crate::group::OFFSETS_TOPIC;
     if store.state().topics.contains_key(OFFSETS_TOPIC) {
         return Ok(());
@@ -341,7 +352,7 @@ fn ensure_offsets_topic(store: &mut MetadataStore, shards: usize) -> anyhow::Res
         fsync: crate::storage::FsyncPolicy::Always,
         retention_ms: None,
         retention_bytes: None,
-        segment_bytes: 64 << 20,
+        segment_bytes,
         ..crate::storage::TopicConfig::default()
     };
     let placement = (0..shards as u32).collect();

@@ -775,14 +775,31 @@ impl Log {
             let config = self.config.borrow();
             (config.retention_ms, config.retention_bytes)
         };
+        self.delete_oldest_while(|oldest, size_bytes, _| {
+            let by_age = retention_ms.is_some_and(|ms| oldest.max_timestamp() < now_ms.saturating_sub(ms as i64));
+            let by_size = retention_bytes.is_some_and(|bytes| size_bytes - oldest.size.get() >= bytes);
+            by_age || by_size
+        })
+        .await
+    }
+
+    /// Deletes the sealed segments that hold only offsets below `offset` (a log
+    /// compacted by rewriting its live records at its end, as `__consumer_offsets`).
+    pub async fn delete_segments_before(self: &Rc<Self>, offset: u64) -> Result<Retained> {
+        self.delete_oldest_while(|_, _, next_base| next_base <= offset).await
+    }
+
+    /// Deletes sealed segments from the oldest while `delete(oldest, log bytes, the
+    /// next segment's base offset)` says so; the active segment always stays.
+    async fn delete_oldest_while(self: &Rc<Self>, delete: impl Fn(&Rc<Segment>, u64, u64) -> bool) -> Result<Retained> {
         let mut victims = Vec::new();
         {
             let mut state = self.state.borrow_mut();
             while state.segments.len() > 1 {
-                let oldest = state.segments.values().next().expect("more than one segment").clone();
-                let by_age = retention_ms.is_some_and(|ms| oldest.max_timestamp() < now_ms.saturating_sub(ms as i64));
-                let by_size = retention_bytes.is_some_and(|bytes| state.size_bytes - oldest.size.get() >= bytes);
-                if !(by_age || by_size) || !oldest.sealed.get() {
+                let mut oldest_two = state.segments.values();
+                let oldest = oldest_two.next().expect("more than one segment").clone();
+                let next_base = oldest_two.next().expect("more than one segment").base_offset;
+                if !oldest.sealed.get() || !delete(&oldest, state.size_bytes, next_base) {
                     break;
                 }
                 state.segments.remove(&oldest.base_offset);
@@ -795,7 +812,7 @@ impl Log {
         for victim in victims {
             retained.segments_deleted += 1;
             retained.bytes_deleted += victim.size.get();
-            tracing::info!(log = %self.name, base_offset = victim.base_offset, bytes = victim.size.get(), "retention deleted a segment");
+            tracing::info!(log = %self.name, base_offset = victim.base_offset, bytes = victim.size.get(), "deleted a segment");
             for path in [&victim.paths.log, &victim.paths.offset_index, &victim.paths.time_index] {
                 if let Err(error) = glommio::io::remove(path).await {
                     tracing::warn!(path = %path.display(), %error, "could not remove a deleted segment's file");
