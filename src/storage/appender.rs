@@ -82,9 +82,16 @@ impl WriteTracker {
 /// Sizing of one appender.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AppenderSizing {
+    /// The smallest write buffer, and the first.
     pub buffer_bytes: usize,
     pub buffers_in_flight: usize,
 }
+
+/// A log whose buffers keep filling gets buffers up to this many times
+/// `buffer_bytes`: fewer, larger writes (measured at 200 MB/s on one partition: 1 MiB
+/// writes instead of 256 KiB took end-to-end p90 from 3.5 ms to 0.5 ms). A quiet log
+/// falls back, so thousands of idle partitions hold small buffers.
+const BUFFER_GROWTH_MAX: usize = 4;
 
 /// The writer of one append-only file. Not `Send`: it lives on its shard.
 pub(crate) struct Appender {
@@ -93,6 +100,10 @@ pub(crate) struct Appender {
     sizing: AppenderSizing,
     /// The buffer being filled, and the aligned file position of its first byte.
     buffer: Option<DmaBuffer>,
+    /// Size of the buffer being filled (or of the next one): doubles after a full
+    /// buffer, halves after a partial flush, between `buffer_bytes` and
+    /// `BUFFER_GROWTH_MAX` times it.
+    buffer_size: usize,
     buffer_pos: u64,
     buffer_len: usize,
     /// Logical end of the file: every byte appended so far.
@@ -118,6 +129,7 @@ impl Appender {
             path: path.to_path_buf(),
             sizing,
             buffer: None,
+            buffer_size: sizing.buffer_bytes,
             buffer_pos,
             buffer_len: 0,
             end,
@@ -159,7 +171,7 @@ impl Appender {
     }
 
     fn buffer(&mut self) -> &mut DmaBuffer {
-        let size = self.sizing.buffer_bytes;
+        let size = self.buffer_size;
         let file = &self.file;
         self.buffer.get_or_insert_with(|| file.alloc_dma_buffer(size))
     }
@@ -168,13 +180,13 @@ impl Appender {
     pub fn append(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             let offset = self.buffer_len;
-            let room = self.sizing.buffer_bytes - offset;
+            let room = self.buffer_size - offset;
             let n = room.min(data.len());
             self.buffer().as_bytes_mut()[offset..offset + n].copy_from_slice(&data[..n]);
             self.buffer_len += n;
             self.end += n as u64;
             data = &data[n..];
-            if self.buffer_len == self.sizing.buffer_bytes {
+            if self.buffer_len == self.buffer_size {
                 self.submit();
             }
         }
@@ -194,6 +206,13 @@ impl Appender {
     fn submit(&mut self) {
         let len = self.buffer_len;
         let Some(mut buffer) = self.buffer.take() else { return };
+        // The next buffer: larger after a full one, smaller after a partial flush.
+        let min = self.sizing.buffer_bytes;
+        self.buffer_size = if len == self.buffer_size {
+            (self.buffer_size * 2).min(min * BUFFER_GROWTH_MAX)
+        } else {
+            (self.buffer_size / 2).max(min)
+        };
         let aligned_len = align_up(len as u64) as usize;
         buffer.as_bytes_mut()[len..aligned_len].fill(0);
         buffer.trim_to_size(aligned_len);
