@@ -75,7 +75,9 @@ impl Drop for Member {
 
 fn produce(bootstrap: &str, topic: &str, from: u64, count: u64) {
     let producer =
-        Producer::new(Client::connect(bootstrap).unwrap(), ProducerConfig { acks: Acks::Leader, ..Default::default() });
+        // Durable: on `fsync = always` topics the high watermark (what commits are
+        // checked against) is the durable offset.
+        Producer::new(Client::connect(bootstrap).unwrap(), ProducerConfig { acks: Acks::Durable, ..Default::default() });
     for i in from..from + count {
         let key = format!("key-{i}");
         producer.send(ProducerRecord::new(topic, format!("v{i}").as_bytes()).key(key.as_bytes())).unwrap();

@@ -105,7 +105,8 @@ impl TopicConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IoOptions {
-    /// Size of one direct-I/O write buffer; a full one is written in one operation.
+    /// Size of a log's first direct-I/O write buffer; a full one is written in one
+    /// operation. Buffers that keep filling grow to 4 times this.
     pub write_buffer_bytes: usize,
     /// Write buffers one log may have in flight before appends wait.
     pub write_behind_buffers: usize,
