@@ -90,8 +90,15 @@ type Row = (Option<i64>, i64, i64, String);
 
 /// `strand group describe`: its output, and its rows by partition (one topic).
 fn describe(bootstrap: &str, group: &str) -> (String, BTreeMap<u32, Row>) {
+    try_describe(bootstrap, group).unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// `describe`, or its error (the group may not exist yet while members start).
+fn try_describe(bootstrap: &str, group: &str) -> Result<(String, BTreeMap<u32, Row>), String> {
     let (ok, out, err) = strand(&["group", "describe", group, "--bootstrap", bootstrap], "");
-    assert!(ok, "{err}");
+    if !ok {
+        return Err(err);
+    }
     let mut rows = BTreeMap::new();
     for line in out.lines().skip_while(|l| !l.starts_with("TOPIC")).skip(1) {
         let f: Vec<&str> = line.split('\t').collect();
@@ -100,7 +107,7 @@ fn describe(bootstrap: &str, group: &str) -> (String, BTreeMap<u32, Row>) {
             (f[2].parse().ok(), f[3].parse().unwrap(), f[4].parse().unwrap(), f[5].to_string()),
         );
     }
-    (out, rows)
+    Ok((out, rows))
 }
 
 fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
@@ -121,8 +128,8 @@ fn three_members_share_twelve_partitions_and_take_over_a_killed_one() {
     produce(&bootstrap, "events", 0, 3000);
     let mut members: Vec<Member> = (0..3).map(|_| Member::start(&bootstrap, "events", "workers")).collect();
     // Disjoint assignments that cover every partition, four each.
-    wait_until("three members owning four partitions each", Duration::from_secs(20), || {
-        let (_, rows) = describe(&bootstrap, "workers");
+    wait_until("three members owning four partitions each", Duration::from_secs(30), || {
+        let Ok((_, rows)) = try_describe(&bootstrap, "workers") else { return false };
         let mut per: BTreeMap<String, usize> = BTreeMap::new();
         for (_, _, _, owner) in rows.values() {
             *per.entry(owner.clone()).or_default() += 1;
