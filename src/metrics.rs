@@ -107,6 +107,36 @@ pub struct Registry {
     pub alive: Arc<Vec<AtomicU64>>,
 }
 
+/// One per-shard series: its field.
+type Field = fn(&ShardMetrics) -> &AtomicU64;
+
+/// The per-shard counters and gauges: (type, name, help, field).
+const PER_SHARD: [(&str, &str, &str, Field); 14] = [
+    ("counter", "strand_bytes_in_total", "Record batch bytes appended to partitions this shard owns.", |m| &m.bytes_in),
+    ("counter", "strand_records_in_total", "Records appended to partitions this shard owns.", |m| &m.records_in),
+    ("counter", "strand_bytes_out_total", "Record batch bytes fetched from partitions this shard owns.", |m| {
+        &m.bytes_out
+    }),
+    ("counter", "strand_records_out_total", "Records fetched from partitions this shard owns.", |m| &m.records_out),
+    ("counter", "strand_forwards_out_total", "Requests this shard forwarded to another over the mesh.", |m| {
+        &m.forwards_out
+    }),
+    ("counter", "strand_forwards_in_total", "Requests another shard forwarded to this one.", |m| &m.forwards_in),
+    (
+        "counter",
+        "strand_connections_refused_total",
+        "Connections closed at once: limits.connections_max reached.",
+        |m| &m.connections_refused,
+    ),
+    ("gauge", "strand_connections", "Open client connections.", |m| &m.connections),
+    ("counter", "strand_cache_hits_total", "Reads served from the batch cache.", |m| &m.cache_hits),
+    ("counter", "strand_cache_misses_total", "Reads that went to disk.", |m| &m.cache_misses),
+    ("gauge", "strand_cache_bytes", "Bytes held by the batch cache.", |m| &m.cache_bytes),
+    ("gauge", "strand_partitions", "Partitions this shard owns.", |m| &m.partitions),
+    ("gauge", "strand_segments", "Segment files of the partitions this shard owns.", |m| &m.segments),
+    ("gauge", "strand_log_bytes", "Bytes stored by the partitions this shard owns.", |m| &m.log_bytes),
+];
+
 fn api_name(api: ApiKey) -> String {
     format!("{api:?}")
 }
@@ -115,37 +145,13 @@ impl Registry {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
-        let counter = |out: &mut String, name: &str, help: &str, value: &dyn Fn(&ShardMetrics) -> u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (shard, m) in self.shards.iter().enumerate() {
-                let _ = writeln!(out, "{name}{{shard=\"{shard}\"}} {}", value(m));
-            }
-        };
-        let gauge = |out: &mut String, name: &str, help: &str, value: &dyn Fn(&ShardMetrics) -> u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-            for (shard, m) in self.shards.iter().enumerate() {
-                let _ = writeln!(out, "{name}{{shard=\"{shard}\"}} {}", value(m));
-            }
-        };
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        counter(
-            &mut out,
-            "strand_bytes_in_total",
-            "Record batch bytes appended to partitions this shard owns.",
-            &|m| get(&m.bytes_in),
-        );
-        counter(&mut out, "strand_records_in_total", "Records appended to partitions this shard owns.", &|m| {
-            get(&m.records_in)
-        });
-        counter(
-            &mut out,
-            "strand_bytes_out_total",
-            "Record batch bytes fetched from partitions this shard owns.",
-            &|m| get(&m.bytes_out),
-        );
-        counter(&mut out, "strand_records_out_total", "Records fetched from partitions this shard owns.", &|m| {
-            get(&m.records_out)
-        });
+        for (kind, name, help, field) in PER_SHARD {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (shard, m) in self.shards.iter().enumerate() {
+                let _ = writeln!(out, "{name}{{shard=\"{shard}\"}} {}", get(field(m)));
+            }
+        }
         for (name, help, pick) in [
             ("strand_requests_total", "Requests received, by api.", 0),
             ("strand_request_errors_total", "Requests or partitions answered with an error, by api.", 1),
@@ -184,28 +190,6 @@ impl Registry {
                 let _ = writeln!(out, "{name}_count{{shard=\"{shard}\"}} {}", get(&h.count));
             }
         }
-        counter(
-            &mut out,
-            "strand_forwards_out_total",
-            "Requests this shard forwarded to another over the mesh.",
-            &|m| get(&m.forwards_out),
-        );
-        counter(&mut out, "strand_forwards_in_total", "Requests another shard forwarded to this one.", &|m| {
-            get(&m.forwards_in)
-        });
-        counter(
-            &mut out,
-            "strand_connections_refused_total",
-            "Connections closed at once: limits.connections_max reached.",
-            &|m| get(&m.connections_refused),
-        );
-        gauge(&mut out, "strand_connections", "Open client connections.", &|m| get(&m.connections));
-        counter(&mut out, "strand_cache_hits_total", "Reads served from the batch cache.", &|m| get(&m.cache_hits));
-        counter(&mut out, "strand_cache_misses_total", "Reads that went to disk.", &|m| get(&m.cache_misses));
-        gauge(&mut out, "strand_cache_bytes", "Bytes held by the batch cache.", &|m| get(&m.cache_bytes));
-        gauge(&mut out, "strand_partitions", "Partitions this shard owns.", &|m| get(&m.partitions));
-        gauge(&mut out, "strand_segments", "Segment files of the partitions this shard owns.", &|m| get(&m.segments));
-        gauge(&mut out, "strand_log_bytes", "Bytes stored by the partitions this shard owns.", &|m| get(&m.log_bytes));
         // SAFETY: statvfs fills a struct we own from a NUL-terminated path.
         let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
         if let Ok(path) = std::ffi::CString::new(self.data_dir.as_os_str().as_encoded_bytes()) {
