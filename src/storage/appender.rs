@@ -114,6 +114,8 @@ pub(crate) struct Appender {
     /// write rewrites and so must wait for.
     partial_write_end: Option<u64>,
     tracker: Rc<WriteTracker>,
+    /// Writes wait for this to reach 1 before they go to the device (see `hold_writes`).
+    gate: Option<Rc<Progress>>,
 }
 
 impl Appender {
@@ -136,6 +138,7 @@ impl Appender {
             submitted_end: end,
             partial_write_end: None,
             tracker: Rc::new(WriteTracker::new(end)),
+            gate: None,
         };
         if !tail.is_empty() {
             let buffer = appender.buffer();
@@ -143,6 +146,14 @@ impl Appender {
             appender.buffer_len = tail.len();
         }
         appender
+    }
+
+    /// Holds this appender's writes back until `gate` reaches 1; appends still fill
+    /// its buffers, up to the write-behind bound. If the gate fails, so does every
+    /// held write. A log whose new segment must not reach the disk before the old
+    /// one is sealed uses this.
+    pub fn hold_writes(&mut self, gate: Rc<Progress>) {
+        self.gate = Some(gate);
     }
 
     /// Logical end of the file.
@@ -234,7 +245,14 @@ impl Appender {
         let tracker = self.tracker.clone();
         let file = self.file.clone();
         let path = self.path.clone();
+        let gate = self.gate.clone();
         glommio::spawn_local(async move {
+            if let Some(gate) = gate {
+                if let Err(failure) = gate.wait_for(1).await {
+                    tracker.complete(seq, Err(failure));
+                    return;
+                }
+            }
             if let Some(earlier) = wait_for {
                 if let Err(failure) = tracker.written.wait_for(earlier).await {
                     tracker.complete(seq, Err(failure));

@@ -68,6 +68,8 @@ impl Log {
         let started = Instant::now();
         std::fs::create_dir_all(dir).map_err(|e| StorageError::io("creating", dir, e))?;
         segment::probe_device(dir).await?;
+        // A standby segment never holds data: its writes wait for its rename.
+        super::log::remove_standby_files(dir);
         let bases = list_segments(dir)?;
         let mut recovery = Recovery::default();
         let mut segments = BTreeMap::new();

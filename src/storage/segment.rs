@@ -29,6 +29,16 @@ impl SegmentPaths {
             time_index: dir.join(format!("{base_offset:020}.timeindex")),
         }
     }
+
+    /// The files of a log's standby segment: the next segment, created ahead of its
+    /// roll and renamed by it. Recovery removes them.
+    pub fn standby(dir: &Path) -> SegmentPaths {
+        SegmentPaths {
+            log: dir.join("standby.log"),
+            offset_index: dir.join("standby.index"),
+            time_index: dir.join("standby.timeindex"),
+        }
+    }
 }
 
 /// Parses `00000000000000001234.log` into 1234.

@@ -1,5 +1,6 @@
 //! Tests of the partition log as a whole, on real files with direct I/O.
 
+use super::segment::SegmentPaths;
 use super::*;
 use crate::runtime::run_local;
 use bytes::BytesMut;
@@ -609,6 +610,47 @@ fn a_write_failure_refuses_appends_and_keeps_what_was_acknowledged() {
         let (log, _) = open(dir.path(), durable, 0).await;
         let stored = read_batches(&log, 0).await;
         assert_eq!(&stored[..5], &stamped(&acknowledged)[..], "every acknowledged batch survives, unchanged");
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn rolls_take_a_standby_segment_and_leftover_standby_files_are_removed() {
+    run_local("test", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let standby = SegmentPaths::standby(dir.path());
+        // No cache: every read below goes to the segments, the one still being sealed
+        // after the last roll included.
+        let (log, _) = open(dir.path(), config(), 0).await;
+        let mut input = Vec::new();
+        let mut saw_standby = false;
+        for i in 0..400u64 {
+            let b = batch(2, 300, 1_000 + i as i64, i);
+            log.append(b.clone()).await.unwrap();
+            input.push(b);
+            if i % 20 == 0 {
+                glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+                saw_standby |= standby.log.exists();
+            }
+        }
+        assert!(log.segment_count() > 4, "small segments must have rolled");
+        assert!(saw_standby, "the next segment was prepared ahead of its roll");
+        let expected = stamped(&input);
+        assert_eq!(read_batches(&log, 0).await, expected, "read back right after the last roll");
+        log.close().await.unwrap();
+        for path in [&standby.log, &standby.offset_index, &standby.time_index] {
+            assert!(!path.exists(), "{} is removed at close", path.display());
+        }
+
+        // A crash can leave standby files, with anything in them: they are never data.
+        for path in [&standby.log, &standby.offset_index, &standby.time_index] {
+            std::fs::write(path, vec![0xab; 10_000]).unwrap();
+        }
+        let (log, recovery) = open(dir.path(), config(), 0).await;
+        assert_eq!(recovery.truncation, None);
+        assert_eq!(recovery.next_offset, 800);
+        assert!(!standby.log.exists(), "leftover standby files are removed at open");
+        assert_eq!(read_batches(&log, 0).await, expected);
         log.close().await.unwrap();
     });
 }
