@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod group;
+pub mod host;
 pub mod metadata;
 pub mod metrics;
 pub mod native;

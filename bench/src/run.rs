@@ -99,6 +99,10 @@ pub struct Setup {
     pub strand_bench_version: String,
     /// Unix time the run started, seconds.
     pub started_unix_s: u64,
+    /// The core that takes most of the interrupts of the disk under `--dir`, if one
+    /// does: the kernel completes the broker's writes there.
+    #[serde(default)]
+    pub disk_interrupt_core: Option<usize>,
 }
 
 /// A rate as a share of the machine limit that bounds it.
@@ -162,6 +166,17 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
     if !workload.description.is_empty() {
         println!("  {}", workload.description);
     }
+    let disk_interrupt_core = strand::host::disk_interrupt_core(&options.dir);
+    if let Some(core) = disk_interrupt_core
+        .filter(|core| options.spawn_broker && options.cores.contains(core) && !options.broker_cores.contains(core))
+    {
+        println!(
+            "note: core {core} takes the interrupts of the disk under {}, and with them the kernel's work of \
+             completing the broker's writes, on the generator's time; for latency, give that core to the broker \
+             (--broker-cores {core})",
+            options.dir.display()
+        );
+    }
     let limit_rows = if options.limits && !options.dry_run {
         let cpus = [options.broker_cores.first().copied().unwrap_or(0), options.cores[0]];
         println!("limits ({} MiB per measurement, in {}):", options.limits_bytes >> 20, options.dir.display());
@@ -204,6 +219,7 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
             dry_run: options.dry_run,
             strand_bench_version: env!("CARGO_PKG_VERSION").to_string(),
             started_unix_s,
+            disk_interrupt_core,
         },
         machine: Machine::here(),
         limits: limit_rows,

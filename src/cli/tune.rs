@@ -7,6 +7,7 @@ use clap::Args;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use strand::config::{BrokerConfig, Cores};
+use strand::host::block_device;
 
 const SYSCTL_DROP_IN: &str = include_str!("../../tuning/60-strand.conf");
 const UDEV_DROP_IN: &str = include_str!("../../tuning/60-strand-scheduler.rules");
@@ -245,21 +246,6 @@ fn memory() -> Vec<Check> {
         None => check("fs.aio-max-nr", Status::Unknown, "", "/proc/sys/fs/aio-max-nr is absent", ""),
     };
     vec![thp, swappiness, aio]
-}
-
-/// The block device (`/sys/dev/block/MAJ:MIN`, the whole disk) under `dir`.
-fn block_device(dir: &Path) -> Option<PathBuf> {
-    use std::os::unix::fs::MetadataExt;
-    let dev = std::fs::metadata(dir).ok()?.dev();
-    // SAFETY: major/minor are pure functions of the number.
-    let (major, minor) = (libc::major(dev), libc::minor(dev));
-    let path = std::fs::canonicalize(format!("/sys/dev/block/{major}:{minor}")).ok()?;
-    // A partition's queue settings live on its disk.
-    if path.join("partition").exists() {
-        path.parent().map(Path::to_path_buf)
-    } else {
-        Some(path)
-    }
 }
 
 fn disk(dir: &Path) -> Vec<Check> {
