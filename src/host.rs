@@ -26,26 +26,51 @@ pub fn disk_interrupt_core(dir: &Path) -> Option<usize> {
     busiest_core(&std::fs::read_to_string("/proc/interrupts").ok()?, &device)
 }
 
+/// One IRQ of `/proc/interrupts`: its name (the last field) and its count per core.
+pub struct Interrupt {
+    pub name: String,
+    pub counts: Vec<(usize, u64)>,
+}
+
+/// The rows of a `/proc/interrupts` table that count per core (not the summary rows
+/// such as `ERR:`).
+pub fn interrupts(table: &str) -> Vec<Interrupt> {
+    let mut lines = table.lines();
+    let cpus: Vec<usize> = lines
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|c| c.strip_prefix("CPU").and_then(|n| n.parse().ok()))
+        .collect();
+    lines
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < cpus.len() + 2 {
+                return None;
+            }
+            let counts = cpus.iter().zip(&fields[1..=cpus.len()]).map(|(&cpu, f)| (cpu, f.parse().unwrap_or(0)));
+            Some(Interrupt { name: fields[fields.len() - 1].to_string(), counts: counts.collect() })
+        })
+        .collect()
+}
+
 /// The core holding more than half of the interrupts of the IRQs named `device-…` or
 /// `deviceq…` in a `/proc/interrupts` table.
 fn busiest_core(table: &str, device: &str) -> Option<usize> {
-    let mut lines = table.lines();
-    let cpus: Vec<usize> =
-        lines.next()?.split_whitespace().filter_map(|c| c.strip_prefix("CPU").and_then(|n| n.parse().ok())).collect();
-    let mut counts = vec![0u64; cpus.len()];
-    for line in lines {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let name = fields.last().copied().unwrap_or("");
-        let ours = name.strip_prefix(device).is_some_and(|rest| rest.starts_with(['-', 'q']));
-        if !ours || fields.len() < cpus.len() + 1 {
+    let mut per_core: Vec<(usize, u64)> = Vec::new();
+    for irq in interrupts(table) {
+        if !irq.name.strip_prefix(device).is_some_and(|rest| rest.starts_with(['-', 'q'])) {
             continue;
         }
-        for (count, field) in counts.iter_mut().zip(&fields[1..=cpus.len()]) {
-            *count += field.parse::<u64>().unwrap_or(0);
+        for (cpu, count) in irq.counts {
+            match per_core.iter_mut().find(|(c, _)| *c == cpu) {
+                Some((_, total)) => *total += count,
+                None => per_core.push((cpu, count)),
+            }
         }
     }
-    let total: u64 = counts.iter().sum();
-    cpus.iter().zip(&counts).find(|(_, &count)| count * 2 > total).map(|(&cpu, _)| cpu)
+    let total: u64 = per_core.iter().map(|(_, count)| count).sum();
+    per_core.into_iter().find(|&(_, count)| count * 2 > total).map(|(cpu, _)| cpu)
 }
 
 #[cfg(test)]

@@ -351,31 +351,22 @@ fn irqs(cores: &[usize], dir: &Path) -> Vec<Check> {
     let Some(table) = read("/proc/interrupts") else {
         return vec![balance, check("irq placement", Status::Unknown, "", "/proc/interrupts is not readable", "")];
     };
-    let mut lines = table.lines();
-    let cpus: Vec<usize> = lines
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .filter_map(|c| c.strip_prefix("CPU").and_then(|n| n.parse().ok()))
-        .collect();
     let mut on_shards = Vec::new();
     let mut seen = 0;
-    for line in lines {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let name = fields.last().copied().unwrap_or("");
+    for irq in strand::host::interrupts(&table) {
+        let name = irq.name.as_str();
         let device = name.contains("virtio")
             || name.contains("nvme")
             || name.contains("eth")
             || name.contains("ens")
             || name.contains("mlx")
             || disk_name.as_deref().is_some_and(|d| name.contains(d));
-        if !device || fields.len() < cpus.len() + 1 {
+        if !device {
             continue;
         }
         seen += 1;
-        for (i, cpu) in cpus.iter().enumerate() {
-            let count: u64 = fields[1 + i].parse().unwrap_or(0);
-            if count > 1000 && cores.contains(cpu) {
+        for &(cpu, count) in &irq.counts {
+            if count > 1000 && cores.contains(&cpu) {
                 on_shards.push(format!("{name}→cpu{cpu}"));
             }
         }
