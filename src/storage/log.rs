@@ -160,6 +160,10 @@ pub struct Log {
     /// When the last standby creation failed (a full disk, say): retried after
     /// `STANDBY_RETRY`, not at every append.
     standby_failed: Cell<Option<Instant>>,
+    /// The log's end when the topic last switched to `fsync = "always"`: offsets
+    /// visible before the switch stay visible while its fdatasync catches up, so the
+    /// high watermark never moves back.
+    visible_floor: Cell<u64>,
 }
 
 const STANDBY_RETRY: Duration = Duration::from_secs(5);
@@ -233,6 +237,7 @@ impl Log {
             standby_pending: Cell::new(false),
             standby_done: Progress::new(0),
             standby_failed: Cell::new(None),
+            visible_floor: Cell::new(0),
         }
     }
 
@@ -251,9 +256,19 @@ impl Log {
         self.config.borrow().clone()
     }
 
-    /// Replaces the topic policy (retention and durability apply from the next call).
-    pub fn set_config(&self, config: TopicConfig) {
-        *self.config.borrow_mut() = config;
+    /// Replaces the topic policy: retention, durability and segment size apply from
+    /// the next check, append and roll. A switch to `fsync = "always"` starts an
+    /// fdatasync of what the earlier policy left unsynced, and what was visible stays
+    /// visible meanwhile.
+    pub fn set_config(self: &Rc<Self>, config: TopicConfig) {
+        let was = std::mem::replace(&mut *self.config.borrow_mut(), config).fsync;
+        if was != FsyncPolicy::Always && self.config.borrow().fsync == FsyncPolicy::Always {
+            let end = self.state.borrow().next_offset;
+            self.visible_floor.set(end);
+            if self.durable.get() < end && !self.closed.get() {
+                self.request_sync(end);
+            }
+        }
     }
 
     /// fdatasyncs of segment files this log has issued since it was opened.
@@ -284,7 +299,7 @@ impl Log {
 
     fn visible_end(&self, next_offset: u64) -> u64 {
         match self.config.borrow().fsync {
-            FsyncPolicy::Always => self.durable.get().min(next_offset),
+            FsyncPolicy::Always => self.durable.get().max(self.visible_floor.get()).min(next_offset),
             FsyncPolicy::Interval | FsyncPolicy::Never => next_offset,
         }
     }
@@ -951,6 +966,10 @@ impl Log {
     async fn delete_oldest_while(self: &Rc<Self>, delete: impl Fn(&Rc<Segment>, u64, u64) -> bool) -> Result<Retained> {
         // The segment the last roll left behind counts once it is sealed.
         let _ = self.wait_sealed().await;
+        if self.closed.get() {
+            // A closed log's files belong to whoever closed it (a deletion, say).
+            return Ok(Retained::default());
+        }
         let mut victims = Vec::new();
         {
             let mut state = self.state.borrow_mut();

@@ -452,6 +452,37 @@ fn interval_and_never_reach_the_device_without_close() {
 }
 
 #[test]
+fn a_switch_to_always_syncs_what_never_left_and_keeps_it_visible() {
+    run_local("test", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = open(dir.path(), config(), 1 << 20).await;
+        for i in 0..3 {
+            log.append(batch(4, 100, 1, i)).await.unwrap();
+        }
+        let before = log.offsets();
+        assert_eq!((before.end, before.high_watermark), (12, 12));
+        let syncs = log.fdatasync_count();
+        log.set_config(TopicConfig { fsync: FsyncPolicy::Always, ..config() });
+        assert_eq!(log.offsets().high_watermark, 12, "what was visible stays visible");
+        assert_eq!(read_batches(&log, 0).await.len(), 3);
+        // The switch itself starts the fdatasync that covers the earlier appends.
+        for _ in 0..200 {
+            if log.offsets().durable == 12 {
+                break;
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(log.offsets().durable, 12);
+        assert!(log.fdatasync_count() > syncs);
+        // From now on an append is acknowledged once durable, and only then visible.
+        let appended = log.append(batch(4, 100, 1, 3)).await.unwrap();
+        assert_eq!(appended.last_offset, 15);
+        assert_eq!((log.offsets().durable, log.offsets().high_watermark), (16, 16));
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
 fn log_append_time_is_stamped() {
     run_local("test", || async {
         let dir = tempfile::tempdir().unwrap();
