@@ -94,7 +94,10 @@ pub fn init_logging(default_filter: &str) {
             .with(fmt::layer().with_writer(std::io::stderr).with_ansi(false).event_format(JournalFormat))
             .try_init();
     } else {
-        let _ = registry.with(fmt::layer().with_writer(std::io::stderr)).try_init();
+        // Colours only on a terminal: a log redirected to a file stays plain text.
+        use std::io::IsTerminal;
+        let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let _ = registry.with(fmt::layer().with_writer(std::io::stderr).with_ansi(ansi)).try_init();
     }
 }
 
