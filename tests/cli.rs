@@ -5,6 +5,9 @@
 mod common;
 
 use common::{strand, Broker};
+use std::time::{Duration, Instant};
+use strand_client::{block_on, Acks, Client, ClientError, OffsetSpec, Producer, ProducerConfig, ProducerRecord};
+use strand_protocol::native::ErrorCode;
 
 #[test]
 fn quick_start_creates_produces_and_consumes() {
@@ -50,7 +53,8 @@ fn quick_start_creates_produces_and_consumes() {
     let (ok, out, err) = strand(&[&["topic", "describe", "orders"][..], &b].concat(), "");
     assert!(ok, "{err}");
     assert!(out.contains("3 partitions"), "{out}");
-    let total: i64 = out.lines().skip(2).map(|l| l.split('\t').nth(3).unwrap().parse::<i64>().unwrap()).sum();
+    let rows = out.lines().skip(2).take_while(|l| *l != "config:");
+    let total: i64 = rows.map(|l| l.split('\t').nth(3).unwrap().parse::<i64>().unwrap()).sum();
     assert_eq!(total, 3, "{out}");
 
     let (ok, _, err) = strand(&[&["topic", "delete", "orders"][..], &b].concat(), "");
@@ -86,4 +90,129 @@ fn bad_requests_fail_with_one_clear_line() {
     assert_one_line_failure(&[&["consume", "t", "--from", "yesterday"][..], &b].concat(), "--from \"yesterday\"");
     let (ok, _, err) = strand(&["topic", "create", "t"], "");
     assert!(!ok && err.contains("--partitions"), "{err}");
+}
+
+/// `strand topic describe`'s configuration lines, as (key, value).
+fn described_config(bootstrap: &str, topic: &str) -> Vec<(String, String)> {
+    let (ok, out, err) = strand(&["topic", "describe", topic, "--bootstrap", bootstrap], "");
+    assert!(ok, "{err}");
+    out.lines()
+        .skip_while(|l| *l != "config:")
+        .skip(1)
+        .map(|l| {
+            let (key, value) = l.trim().split_once(" = ").unwrap_or_else(|| panic!("a config line: {l:?}"));
+            (key.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+fn setting(config: &[(String, String)], key: &str) -> String {
+    config.iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("{key} in {config:?}")).1.clone()
+}
+
+/// 600 records of 1 KiB into each of `partitions` partitions, in batches of at most
+/// 16 KiB (so that 64 KiB segments hold several).
+fn fill(bootstrap: &str, topic: &str, partitions: u32, acks: Acks) {
+    let config = ProducerConfig { acks, batch_bytes: 16 * 1024, ..Default::default() };
+    let producer = Producer::new(Client::connect(bootstrap).unwrap(), config);
+    let value = vec![b'v'; 1024];
+    let deliveries: Vec<_> = (0..600)
+        .flat_map(|_| (0..partitions).map(|p| producer.send(ProducerRecord::new(topic, &value).partition(p)).unwrap()))
+        .collect::<Vec<_>>();
+    producer.flush();
+    for delivery in deliveries {
+        block_on(delivery).unwrap();
+    }
+}
+
+#[test]
+fn topic_settings_change_while_it_serves_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut broker = Broker::start(&data, &["--cores", "0,1"]);
+    let bootstrap = broker.bootstrap();
+    let b = ["--bootstrap", bootstrap.as_str()];
+    let create = ["topic", "create", "events", "--partitions", "2", "--fsync", "never", "--retention-ms", "-1"];
+    let (ok, _, err) = strand(&[&create[..], &["--config", "segment_bytes=65536"], &b].concat(), "");
+    assert!(ok, "{err}");
+    fill(&bootstrap, "events", 2, Acks::Leader);
+    let client = Client::connect(&bootstrap).unwrap();
+    let latest = |p| block_on(client.list_offset("events", p, OffsetSpec::Latest)).unwrap();
+    let earliest = |p| block_on(client.list_offset("events", p, OffsetSpec::Earliest)).unwrap();
+    assert_eq!((latest(0), latest(1), earliest(0), earliest(1)), (600, 600, 0, 0));
+    let config = described_config(&bootstrap, "events");
+    assert_eq!(setting(&config, "retention_bytes"), "-1");
+    assert_eq!(setting(&config, "fsync"), "never");
+
+    // Tighter retention applies at once, not at the next retention check (300 s by
+    // default): each partition keeps 128 KiB of 1 KiB records and at most one more
+    // segment (64 KiB and a batch), about 210 of its 600 records.
+    let alter = ["topic", "alter", "events", "--retention-bytes", "131072"];
+    let (ok, out, err) = strand(&[&alter[..], &b].concat(), "");
+    assert!(ok, "{err}");
+    assert!(out.contains("altered topic events: retention_bytes = 131072"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while earliest(0) < 360 || earliest(1) < 360 {
+        assert!(
+            Instant::now() < deadline,
+            "retention did not run: {} {}\n{}",
+            earliest(0),
+            earliest(1),
+            broker.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!((latest(0), latest(1)), (600, 600), "retention keeps the newest records");
+
+    // Durability switches on a live topic: what `never` made visible stays visible,
+    // and durable produce works at once.
+    let (ok, _, err) = strand(&[&["topic", "alter", "events", "--fsync", "always"][..], &b].concat(), "");
+    assert!(ok, "{err}");
+    assert_eq!((latest(0), latest(1)), (600, 600));
+    fill(&bootstrap, "events", 2, Acks::Durable);
+    assert_eq!((latest(0), latest(1)), (1200, 1200));
+
+    // Bad input changes nothing: an unknown key, a value out of range (with a good
+    // one beside it), a key both set and reset, an unknown topic, the internal topic.
+    let before = described_config(&bootstrap, "events");
+    let refused = |set: &[(&str, &str)], reset: &[&str], topic: &str| match block_on(
+        client.alter_topic_config(topic, set, reset),
+    ) {
+        Err(ClientError::Broker { code, message }) => (code, message),
+        Err(ClientError::UnknownTopic(name)) => (ErrorCode::UnknownTopic, name),
+        other => panic!("{set:?} {reset:?} on {topic}: {other:?}"),
+    };
+    let (code, message) = refused(&[("retention.ms", "1")], &[], "events");
+    assert_eq!(code, ErrorCode::InvalidConfig);
+    assert!(message.contains("unknown topic setting \"retention.ms\""), "{message}");
+    let (code, message) = refused(&[("retention_ms", "1000"), ("segment_bytes", "10")], &[], "events");
+    assert_eq!(code, ErrorCode::InvalidConfig);
+    assert!(message.contains("segment_bytes"), "{message}");
+    let (code, _) = refused(&[("fsync", "never")], &["fsync"], "events");
+    assert_eq!(code, ErrorCode::InvalidConfig);
+    let (code, _) = refused(&[], &["no_such_key"], "events");
+    assert_eq!(code, ErrorCode::InvalidConfig);
+    assert_eq!(refused(&[("retention_ms", "1")], &[], "nope").0, ErrorCode::UnknownTopic);
+    assert_eq!(refused(&[("retention_ms", "1")], &[], "__consumer_offsets").0, ErrorCode::InvalidTopicName);
+    assert_eq!(described_config(&bootstrap, "events"), before, "a refused change leaves every setting as it was");
+    assert_one_line_failure(&[&["topic", "alter", "events"][..], &b].concat(), "nothing to change");
+    assert_one_line_failure(
+        &[&["topic", "alter", "nope", "--retention-ms", "1"][..], &b].concat(),
+        "unknown topic \"nope\"",
+    );
+
+    // --reset puts a setting back to the broker's default; all of it survives a restart.
+    let (ok, _, err) = strand(&[&["topic", "alter", "events", "--reset", "retention_ms"][..], &b].concat(), "");
+    assert!(ok, "{err}");
+    let altered = described_config(&bootstrap, "events");
+    assert_eq!(setting(&altered, "retention_ms"), "604800000");
+    assert!(broker.stop());
+    let broker = Broker::start(&data, &["--cores", "0,1"]);
+    let bootstrap = broker.bootstrap();
+    assert_eq!(described_config(&bootstrap, "events"), altered);
+    let client = Client::connect(&bootstrap).unwrap();
+    for p in 0..2 {
+        assert!(block_on(client.list_offset("events", p, OffsetSpec::Earliest)).unwrap() >= 360);
+        assert_eq!(block_on(client.list_offset("events", p, OffsetSpec::Latest)).unwrap(), 1200);
+    }
 }

@@ -219,6 +219,37 @@ impl Client {
         self.refresh_metadata().await
     }
 
+    /// Changes a topic's configuration: each `(key, value)` of `set` takes its value
+    /// and each key of `reset` goes back to the broker's default; the rest is kept.
+    /// All of it applies, or none (a bad key or value is `InvalidConfig`).
+    pub async fn alter_topic_config(&self, name: &str, set: &[(&str, &str)], reset: &[&str]) -> Result<()> {
+        let set = set.iter().map(|(k, v)| ConfigEntry { key: k.to_string(), value: v.to_string() }).collect();
+        let reset = reset.iter().map(|k| k.to_string()).collect();
+        let topic = AlterableTopic { name: name.to_string(), set, reset };
+        let response =
+            self.request(Request::AlterTopicConfigs(AlterTopicConfigsRequest { topics: vec![topic] })).await?;
+        let Response::AlterTopicConfigs(altered) = response else { return Err(unexpected(&response)) };
+        topic_result(altered.results)
+    }
+
+    /// A topic's whole configuration, `(key, value)` in key order, values as text
+    /// (retention keys `-1` for "keep forever").
+    pub async fn describe_topic_config(&self, name: &str) -> Result<Vec<(String, String)>> {
+        let request = Request::DescribeTopicConfigs(DescribeTopicConfigsRequest { names: vec![name.to_string()] });
+        let response = self.request(request).await?;
+        let Response::DescribeTopicConfigs(described) = response else { return Err(unexpected(&response)) };
+        let topic = described
+            .topics
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::Protocol("DescribeTopicConfigs answered no topic".into()))?;
+        match topic.error {
+            ErrorCode::None => Ok(topic.entries.into_iter().map(|e| (e.key, e.value)).collect()),
+            ErrorCode::UnknownTopic => Err(ClientError::UnknownTopic(topic.name)),
+            code => Err(ClientError::broker(code)),
+        }
+    }
+
     /// Resolves `spec` to an offset of one partition (-1 when a timestamp is past
     /// every record).
     pub async fn list_offset(&self, topic: &str, partition: u32, spec: OffsetSpec) -> Result<i64> {

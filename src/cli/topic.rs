@@ -1,4 +1,4 @@
-//! `strand topic create|list|describe|delete`.
+//! `strand topic create|list|describe|alter|delete`.
 
 use super::{connect, BOOTSTRAP_DEFAULT};
 use clap::{Subcommand, ValueEnum};
@@ -18,21 +18,8 @@ pub enum TopicCommand {
         name: String,
         #[arg(long)]
         partitions: u32,
-        /// Durability: `always` acknowledges after fdatasync (the default).
-        #[arg(long, value_enum)]
-        fsync: Option<Fsync>,
-        /// With --fsync interval: the longest between an append and its fdatasync.
-        #[arg(long)]
-        fsync_interval_ms: Option<u64>,
-        /// Delete data older than this (-1: keep forever).
-        #[arg(long, allow_negative_numbers = true)]
-        retention_ms: Option<i64>,
-        /// Delete the oldest data past this many bytes per partition (-1: no limit).
-        #[arg(long, allow_negative_numbers = true)]
-        retention_bytes: Option<i64>,
-        /// Any other topic setting, as KEY=VALUE (see `strand config defaults`).
-        #[arg(long = "config", value_name = "KEY=VALUE")]
-        configs: Vec<String>,
+        #[command(flatten)]
+        settings: Settings,
         #[arg(long, default_value = BOOTSTRAP_DEFAULT)]
         bootstrap: String,
     },
@@ -44,9 +31,23 @@ pub enum TopicCommand {
         #[arg(long, default_value = BOOTSTRAP_DEFAULT)]
         bootstrap: String,
     },
-    /// Show a topic's partitions: owning shard, earliest and latest offsets.
+    /// Show a topic's partitions (owning shard, earliest and latest offsets) and its
+    /// configuration.
     Describe {
         name: String,
+        #[arg(long, default_value = BOOTSTRAP_DEFAULT)]
+        bootstrap: String,
+    },
+    /// Change a topic's settings; those not named keep their value. Retention and
+    /// durability apply to the existing data at once, segment settings from the next
+    /// segment.
+    Alter {
+        name: String,
+        #[command(flatten)]
+        settings: Settings,
+        /// Put a setting back to the broker's default (repeatable).
+        #[arg(long = "reset", value_name = "KEY")]
+        resets: Vec<String>,
         #[arg(long, default_value = BOOTSTRAP_DEFAULT)]
         bootstrap: String,
     },
@@ -58,41 +59,60 @@ pub enum TopicCommand {
     },
 }
 
+/// Topic settings, as `topic create` and `topic alter` take them.
+#[derive(clap::Args)]
+pub struct Settings {
+    /// Durability: `always` acknowledges after fdatasync (the default).
+    #[arg(long, value_enum)]
+    fsync: Option<Fsync>,
+    /// With --fsync interval: the longest between an append and its fdatasync.
+    #[arg(long)]
+    fsync_interval_ms: Option<u64>,
+    /// Delete data older than this (-1: keep forever).
+    #[arg(long, allow_negative_numbers = true)]
+    retention_ms: Option<i64>,
+    /// Delete the oldest data past this many bytes per partition (-1: no limit).
+    #[arg(long, allow_negative_numbers = true)]
+    retention_bytes: Option<i64>,
+    /// Any other topic setting, as KEY=VALUE (see `strand config defaults`).
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    configs: Vec<String>,
+}
+
+impl Settings {
+    /// The settings given, as (key, value) entries.
+    fn entries(self) -> anyhow::Result<Vec<(String, String)>> {
+        let mut entries: Vec<(String, String)> = Vec::new();
+        if let Some(fsync) = self.fsync {
+            let value = match fsync {
+                Fsync::Always => "always",
+                Fsync::Interval => "interval",
+                Fsync::Never => "never",
+            };
+            entries.push(("fsync".into(), value.into()));
+        }
+        if let Some(ms) = self.fsync_interval_ms {
+            entries.push(("fsync_interval_ms".into(), ms.to_string()));
+        }
+        if let Some(ms) = self.retention_ms {
+            entries.push(("retention_ms".into(), ms.to_string()));
+        }
+        if let Some(bytes) = self.retention_bytes {
+            entries.push(("retention_bytes".into(), bytes.to_string()));
+        }
+        for config in self.configs {
+            let (key, value) =
+                config.split_once('=').ok_or_else(|| anyhow::anyhow!("--config {config:?}: expected KEY=VALUE"))?;
+            entries.push((key.trim().into(), value.trim().into()));
+        }
+        Ok(entries)
+    }
+}
+
 pub fn run(command: TopicCommand) -> anyhow::Result<()> {
     match command {
-        TopicCommand::Create {
-            name,
-            partitions,
-            fsync,
-            fsync_interval_ms,
-            retention_ms,
-            retention_bytes,
-            configs,
-            bootstrap,
-        } => {
-            let mut entries: Vec<(String, String)> = Vec::new();
-            if let Some(fsync) = fsync {
-                let value = match fsync {
-                    Fsync::Always => "always",
-                    Fsync::Interval => "interval",
-                    Fsync::Never => "never",
-                };
-                entries.push(("fsync".into(), value.into()));
-            }
-            if let Some(ms) = fsync_interval_ms {
-                entries.push(("fsync_interval_ms".into(), ms.to_string()));
-            }
-            if let Some(ms) = retention_ms {
-                entries.push(("retention_ms".into(), ms.to_string()));
-            }
-            if let Some(bytes) = retention_bytes {
-                entries.push(("retention_bytes".into(), bytes.to_string()));
-            }
-            for config in configs {
-                let (key, value) =
-                    config.split_once('=').ok_or_else(|| anyhow::anyhow!("--config {config:?}: expected KEY=VALUE"))?;
-                entries.push((key.trim().into(), value.trim().into()));
-            }
+        TopicCommand::Create { name, partitions, settings, bootstrap } => {
+            let entries = settings.entries()?;
             let client = connect(&bootstrap)?;
             let pairs: Vec<(&str, &str)> = entries.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             block_on(client.create_topic(&name, partitions, &pairs))?;
@@ -118,6 +138,26 @@ pub fn run(command: TopicCommand) -> anyhow::Result<()> {
                 let latest = block_on(client.list_offset(&name, partition, OffsetSpec::Latest))?;
                 println!("{partition}\t{shard}\t{earliest}\t{latest}");
             }
+            println!("config:");
+            for (key, value) in block_on(client.describe_topic_config(&name))? {
+                println!("  {key} = {value}");
+            }
+        }
+        TopicCommand::Alter { name, settings, resets, bootstrap } => {
+            let entries = settings.entries()?;
+            if entries.is_empty() && resets.is_empty() {
+                anyhow::bail!("nothing to change: give a setting (such as --retention-ms) or --reset KEY");
+            }
+            let client = connect(&bootstrap)?;
+            let pairs: Vec<(&str, &str)> = entries.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let resets: Vec<&str> = resets.iter().map(String::as_str).collect();
+            block_on(client.alter_topic_config(&name, &pairs, &resets))?;
+            let changes: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("{k} = {v}"))
+                .chain(resets.iter().map(|k| format!("{k} reset to the default")))
+                .collect();
+            println!("altered topic {name}: {}", changes.join(", "));
         }
         TopicCommand::Delete { name, bootstrap } => {
             let client = connect(&bootstrap)?;

@@ -25,6 +25,34 @@ pub async fn create_topics_anywhere(shard: &Rc<Shard>, request: CreateTopicsRequ
     Response::CreateTopics(receiver.await.unwrap_or_else(|_| CreateTopicsResponse { results: not_ready(names) }))
 }
 
+/// Alters topics' configurations from any shard (forwarding to shard 0).
+pub async fn alter_topic_configs_anywhere(shard: &Rc<Shard>, request: AlterTopicConfigsRequest) -> Response {
+    if shard.id == 0 {
+        return Response::AlterTopicConfigs(alter_topic_configs(shard, request).await);
+    }
+    let names: Vec<String> = request.topics.iter().map(|t| t.name.clone()).collect();
+    let (reply, receiver) = oneshot::channel();
+    shard.forward(0, ShardMessage::AlterTopicConfigs { request, reply }).await;
+    Response::AlterTopicConfigs(
+        receiver.await.unwrap_or_else(|_| AlterTopicConfigsResponse { results: not_ready(names) }),
+    )
+}
+
+/// Each topic's configuration, from this shard's copy of the metadata (every shard
+/// holds the state shard 0 last broadcast).
+pub fn describe_topic_configs(shard: &Shard, request: DescribeTopicConfigsRequest) -> Response {
+    let state = shard.metadata();
+    let topics = request
+        .names
+        .into_iter()
+        .map(|name| match state.topics.get(&name) {
+            Some(topic) => TopicConfigs { name, error: ErrorCode::None, entries: config_entries(&topic.config) },
+            None => TopicConfigs { name, error: ErrorCode::UnknownTopic, entries: Vec::new() },
+        })
+        .collect();
+    Response::DescribeTopicConfigs(DescribeTopicConfigsResponse { topics })
+}
+
 /// Deletes topics from any shard (forwarding to shard 0).
 pub async fn delete_topics_anywhere(shard: &Rc<Shard>, request: DeleteTopicsRequest) -> Response {
     if shard.id == 0 {
@@ -114,6 +142,109 @@ pub async fn delete_topics(shard: &Rc<Shard>, request: DeleteTopicsRequest) -> D
     DeleteTopicsResponse { results }
 }
 
+/// On shard 0: alters each topic's configuration in turn. A topic's changes apply
+/// whole or not at all; open logs take the new policy once every shard has the new
+/// metadata, and it survives restarts as any other metadata command.
+pub async fn alter_topic_configs(shard: &Rc<Shard>, request: AlterTopicConfigsRequest) -> AlterTopicConfigsResponse {
+    let _permit = shard.admin.acquire_permit(1).await;
+    let mut results = Vec::with_capacity(request.topics.len());
+    let mut latest: Option<Arc<MetadataState>> = None;
+    for topic in request.topics {
+        let name = topic.name.clone();
+        if name == crate::group::OFFSETS_TOPIC {
+            let message = format!("{name} is internal: its settings come from the broker's [groups] configuration");
+            results.push(TopicResult { name, error: ErrorCode::InvalidTopicName, message });
+            continue;
+        }
+        let state = latest.clone().unwrap_or_else(|| shard.metadata());
+        let current = match state.topic(&name) {
+            Ok(meta) => meta.config.clone(),
+            Err(error) => {
+                results.push(TopicResult { name, error: metadata_code(&error), message: error.to_string() });
+                continue;
+            }
+        };
+        let config = match altered_config(&current, &shard.live_config().topic_defaults, &topic) {
+            Ok(config) => config,
+            Err(message) => {
+                results.push(TopicResult { name, error: ErrorCode::InvalidConfig, message });
+                continue;
+            }
+        };
+        if config == current {
+            results.push(ok(name));
+            continue;
+        }
+        match submit(shard, Command::AlterTopicConfig { name: name.clone(), config }).await {
+            Ok(state) => {
+                let changes: Vec<String> = topic
+                    .set
+                    .iter()
+                    .map(|e| format!("{}={}", e.key, e.value))
+                    .chain(topic.reset.iter().map(|key| format!("{key} reset")))
+                    .collect();
+                tracing::info!(topic = %name, changes = %changes.join(", "), "topic configuration altered");
+                latest = Some(state);
+                results.push(ok(name));
+            }
+            Err(error) => results.push(TopicResult { name, error: metadata_code(&error), message: error.to_string() }),
+        }
+    }
+    if let Some(state) = latest {
+        broadcast(shard, state).await;
+    }
+    AlterTopicConfigsResponse { results }
+}
+
+/// `current` with `topic.reset` keys back at `defaults` and `topic.set` entries
+/// applied; a key named twice is refused, as Kafka's IncrementalAlterConfigs does.
+fn altered_config(
+    current: &TopicConfig,
+    defaults: &TopicConfig,
+    topic: &AlterableTopic,
+) -> Result<TopicConfig, String> {
+    let mut seen = std::collections::HashSet::new();
+    for key in topic.set.iter().map(|e| &e.key).chain(&topic.reset) {
+        if !seen.insert(key.as_str()) {
+            return Err(format!("topic setting {key:?} is named twice"));
+        }
+    }
+    let default_entries = config_entries(defaults);
+    let mut entries = Vec::with_capacity(topic.reset.len() + topic.set.len());
+    for key in &topic.reset {
+        match default_entries.iter().find(|e| &e.key == key) {
+            Some(entry) => entries.push(entry.clone()),
+            None => {
+                let known: Vec<&str> = default_entries.iter().map(|e| e.key.as_str()).collect();
+                return Err(format!("unknown topic setting {key:?}; known settings: {}", known.join(", ")));
+            }
+        }
+    }
+    entries.extend(topic.set.iter().cloned());
+    topic_config(current, &entries)
+}
+
+/// Every key of `config` with its value as text, as [`topic_config`] reads it back
+/// (retention keys `-1` for "keep forever"), in key order.
+pub fn config_entries(config: &TopicConfig) -> Vec<ConfigEntry> {
+    let serde_json::Value::Object(map) = serde_json::to_value(config).expect("topic config serializes") else {
+        unreachable!("a struct serializes to an object")
+    };
+    let mut entries: Vec<ConfigEntry> = map
+        .into_iter()
+        .map(|(key, value)| {
+            let value = match value {
+                serde_json::Value::Null => "-1".to_string(),
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            ConfigEntry { key, value }
+        })
+        .collect();
+    entries.sort_by(|a, b| a.key.cmp(&b.key));
+    entries
+}
+
 /// Writes one command to the store, off the event loop; returns the new state.
 async fn submit(shard: &Shard, command: Command) -> Result<Arc<MetadataState>, MetadataError> {
     let store = shard.store.clone().expect("admin commands run on shard 0, which holds the store");
@@ -188,6 +319,42 @@ mod tests {
         assert_eq!(config.retention_ms, None);
         assert_eq!(config.retention_bytes, Some(1_048_576));
         assert_eq!(config.segment_bytes, defaults.segment_bytes);
+    }
+
+    #[test]
+    fn config_entries_read_back_as_the_same_config() {
+        let config = TopicConfig {
+            fsync: crate::storage::FsyncPolicy::Interval,
+            retention_ms: None,
+            retention_bytes: Some(1 << 30),
+            timestamp_source: crate::storage::TimestampSource::LogAppendTime,
+            ..TopicConfig::default()
+        };
+        let entries = config_entries(&config);
+        assert!(entries.windows(2).all(|w| w[0].key < w[1].key), "in key order");
+        assert!(entries.contains(&entry("retention_ms", "-1")));
+        assert!(entries.contains(&entry("fsync", "interval")));
+        assert_eq!(topic_config(&TopicConfig::default(), &entries).unwrap(), config);
+    }
+
+    #[test]
+    fn altered_config_sets_resets_and_refuses_whole() {
+        let defaults = TopicConfig::default();
+        let current = topic_config(&defaults, &[entry("fsync", "never"), entry("retention_bytes", "4096")]).unwrap();
+        let alter = |set: Vec<ConfigEntry>, reset: Vec<&str>| {
+            let topic = AlterableTopic { name: "t".into(), set, reset: reset.into_iter().map(String::from).collect() };
+            altered_config(&current, &defaults, &topic)
+        };
+        let altered = alter(vec![entry("retention_ms", "-1")], vec!["fsync"]).unwrap();
+        assert_eq!(altered.fsync, defaults.fsync, "reset to the broker's default");
+        assert_eq!(altered.retention_ms, None);
+        assert_eq!(altered.retention_bytes, Some(4096), "keys not named keep their value");
+        let twice = alter(vec![entry("fsync", "always")], vec!["fsync"]).unwrap_err();
+        assert!(twice.contains("named twice"), "{twice}");
+        let unknown = alter(vec![], vec!["retention.ms"]).unwrap_err();
+        assert!(unknown.contains("unknown topic setting"), "{unknown}");
+        let bad = alter(vec![entry("retention_ms", "1"), entry("segment_bytes", "10")], vec![]).unwrap_err();
+        assert!(bad.contains("segment_bytes"), "{bad}");
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub async fn dispatch(
     match request {
         Request::ApiVersions(_) => respond(state, correlation, request_bytes, info::api_versions()),
         Request::Metadata(request) => respond(state, correlation, request_bytes, info::metadata(shard, request)),
+        Request::DescribeTopicConfigs(request) => {
+            respond(state, correlation, request_bytes, admin::describe_topic_configs(shard, request))
+        }
         request => {
             let (shard, state) = (shard.clone(), state.clone());
             glommio::spawn_local(async move {
@@ -78,6 +81,10 @@ pub async fn dispatch(
                         let response = admin::delete_topics_anywhere(&shard, request).await;
                         respond(&state, correlation, request_bytes, response);
                     }
+                    Request::AlterTopicConfigs(request) => {
+                        let response = admin::alter_topic_configs_anywhere(&shard, request).await;
+                        respond(&state, correlation, request_bytes, response);
+                    }
                     request @ (Request::JoinGroup(_)
                     | Request::Heartbeat(_)
                     | Request::LeaveGroup(_)
@@ -91,7 +98,9 @@ pub async fn dispatch(
                         }
                         respond(&state, correlation, request_bytes, response);
                     }
-                    Request::ApiVersions(_) | Request::Metadata(_) => unreachable!("answered inline"),
+                    Request::ApiVersions(_) | Request::Metadata(_) | Request::DescribeTopicConfigs(_) => {
+                        unreachable!("answered inline")
+                    }
                     Request::Produce(_) => unreachable!("decoded by its layout"),
                 }
             })

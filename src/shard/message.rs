@@ -101,6 +101,10 @@ pub enum ShardMessage {
         request: DeleteTopicsRequest,
         reply: oneshot::Sender<DeleteTopicsResponse>,
     },
+    AlterTopicConfigs {
+        request: strand_protocol::native::messages::AlterTopicConfigsRequest,
+        reply: oneshot::Sender<strand_protocol::native::messages::AlterTopicConfigsResponse>,
+    },
     /// A consumer-group request for a group this shard coordinates.
     Group {
         request: strand_protocol::native::Request,

@@ -82,6 +82,39 @@ wire_struct! {
     pub struct DeleteTopicsResponse { pub results: Vec<TopicResult> }
 }
 
+wire_struct! {
+    /// One topic whose configuration changes: each `set` entry takes its value, each
+    /// `reset` key goes back to the broker's default; keys not named keep theirs.
+    pub struct AlterableTopic { pub name: String, pub set: Vec<ConfigEntry>, pub reset: Vec<String> }
+}
+
+wire_struct! {
+    /// AlterTopicConfigs request. A topic's changes apply whole or not at all.
+    pub struct AlterTopicConfigsRequest { pub topics: Vec<AlterableTopic> }
+}
+
+wire_struct! {
+    /// AlterTopicConfigs response, one result per topic asked for, in order.
+    pub struct AlterTopicConfigsResponse { pub results: Vec<TopicResult> }
+}
+
+wire_struct! {
+    /// DescribeTopicConfigs request.
+    pub struct DescribeTopicConfigsRequest { pub names: Vec<String> }
+}
+
+wire_struct! {
+    /// A topic's whole configuration, every key with its value as text (retention
+    /// keys `-1` for "keep forever"); `error` is `UnknownTopic` for a name that does
+    /// not exist, with no entries.
+    pub struct TopicConfigs { pub name: String, pub error: ErrorCode, pub entries: Vec<ConfigEntry> }
+}
+
+wire_struct! {
+    /// DescribeTopicConfigs response, one per name, in order.
+    pub struct DescribeTopicConfigsResponse { pub topics: Vec<TopicConfigs> }
+}
+
 /// `acks` of a Produce request: answer without waiting (no response is sent).
 pub const ACKS_NONE: u8 = 0;
 /// `acks`: answer once appended to the partition's log.

@@ -76,11 +76,13 @@ pub enum ApiKey {
     OffsetFetch = 11,
     ListGroups = 12,
     DescribeGroup = 13,
+    AlterTopicConfigs = 14,
+    DescribeTopicConfigs = 15,
 }
 
 impl ApiKey {
     /// Every api, in key order.
-    pub const ALL: [ApiKey; 14] = [
+    pub const ALL: [ApiKey; 16] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopics,
@@ -95,6 +97,8 @@ impl ApiKey {
         ApiKey::OffsetFetch,
         ApiKey::ListGroups,
         ApiKey::DescribeGroup,
+        ApiKey::AlterTopicConfigs,
+        ApiKey::DescribeTopicConfigs,
     ];
 
     /// The api with this key.
@@ -165,6 +169,8 @@ messages! {
     OffsetFetch => OffsetFetchRequest, OffsetFetchResponse;
     ListGroups => ListGroupsRequest, ListGroupsResponse;
     DescribeGroup => DescribeGroupRequest, DescribeGroupResponse;
+    AlterTopicConfigs => AlterTopicConfigsRequest, AlterTopicConfigsResponse;
+    DescribeTopicConfigs => DescribeTopicConfigsRequest, DescribeTopicConfigsResponse;
 }
 
 /// Encodes a whole frame (header and payload) into `out`.

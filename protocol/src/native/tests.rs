@@ -70,6 +70,14 @@ fn samples() -> (Vec<Request>, Vec<Response>) {
         }),
         Request::ListGroups(ListGroupsRequest {}),
         Request::DescribeGroup(DescribeGroupRequest { group: "billing".into() }),
+        Request::AlterTopicConfigs(AlterTopicConfigsRequest {
+            topics: vec![AlterableTopic {
+                name: "orders".into(),
+                set: vec![ConfigEntry { key: "retention_ms".into(), value: "-1".into() }],
+                reset: vec!["fsync".into()],
+            }],
+        }),
+        Request::DescribeTopicConfigs(DescribeTopicConfigsRequest { names: vec!["orders".into(), "audit".into()] }),
     ];
     let responses = vec![
         Response::ApiVersions(ApiVersionsResponse {
@@ -175,6 +183,23 @@ fn samples() -> (Vec<Request>, Vec<Response>) {
                 owned: vec![TopicPartitions { topic: "orders".into(), partitions: vec![0] }],
                 target: vec![TopicPartitions { topic: "orders".into(), partitions: vec![0, 3] }],
             }],
+        }),
+        Response::AlterTopicConfigs(AlterTopicConfigsResponse {
+            results: vec![TopicResult {
+                name: "orders".into(),
+                error: ErrorCode::InvalidConfig,
+                message: "unknown topic setting".into(),
+            }],
+        }),
+        Response::DescribeTopicConfigs(DescribeTopicConfigsResponse {
+            topics: vec![
+                TopicConfigs {
+                    name: "orders".into(),
+                    error: ErrorCode::None,
+                    entries: vec![ConfigEntry { key: "fsync".into(), value: "always".into() }],
+                },
+                TopicConfigs { name: "audit".into(), error: ErrorCode::UnknownTopic, entries: vec![] },
+            ],
         }),
     ];
     (requests, responses)
@@ -352,7 +377,7 @@ proptest! {
 
     #[test]
     fn random_payloads_behind_a_valid_header_never_panic(
-        api in 0u16..16, payload in proptest::collection::vec(any::<u8>(), 0..256)
+        api in 0u16..20, payload in proptest::collection::vec(any::<u8>(), 0..256)
     ) {
         let header = FrameHeader::new(api, 0, 1, false, payload.len());
         let mut frame = zerocopy::IntoBytes::as_bytes(&header).to_vec();
@@ -361,10 +386,15 @@ proptest! {
     }
 
     #[test]
-    fn mutated_frames_never_panic(which in 0usize..14, flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6)) {
+    fn mutated_frames_never_panic(which in any::<usize>(), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6)) {
         let (requests, responses) = samples();
+        let which = which % (requests.len() + responses.len());
         let mut frame = Vec::new();
-        if which < 7 { requests[which].encode(1, &mut frame) } else { responses[which - 7].encode(1, &mut frame) }
+        if which < requests.len() {
+            requests[which].encode(1, &mut frame)
+        } else {
+            responses[which - requests.len()].encode(1, &mut frame)
+        }
         for (at, value) in flips {
             let len = frame.len();
             frame[at % len] = value;
