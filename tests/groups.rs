@@ -571,3 +571,84 @@ fn walk(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
     }
     sizes
 }
+
+#[test]
+fn a_topic_grows_and_producers_consumers_and_groups_take_in_its_new_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut broker = Broker::start(&data, &["--cores", "0,1"]);
+    let bootstrap = broker.bootstrap();
+    let client = Client::connect(&bootstrap).unwrap();
+    block_on(client.create_topic("grows", 2, &[("fsync", "never")])).unwrap();
+    // A group member and two producers that know the topic with 2 partitions: one
+    // asks for metadata every 200 ms, the other only when a partition is unknown.
+    let mut member = group_consumer(&bootstrap, "growers", "grows");
+    let refreshing = Producer::new(
+        Client::connect(&bootstrap).unwrap(),
+        ProducerConfig {
+            acks: Acks::Leader,
+            batch_bytes: 1024,
+            linger: Duration::ZERO,
+            metadata_max_age: Duration::from_millis(200),
+            ..Default::default()
+        },
+    );
+    let explicit = Producer::new(Client::connect(&bootstrap).unwrap(), ProducerConfig::default());
+    let send = |producer: &Producer, value: &str, partition: Option<u32>| {
+        let record = ProducerRecord::new("grows", value.as_bytes());
+        let record = match partition {
+            Some(p) => record.partition(p),
+            None => record,
+        };
+        block_on(producer.send(record).unwrap()).unwrap().partition
+    };
+    assert!((0..20).all(|i| send(&refreshing, &format!("before-{i}"), None) < 2));
+    poll_values(&mut member, 20, Duration::from_secs(20));
+
+    let (ok, out, err) = strand(&["topic", "alter", "grows", "--partitions", "4", "--bootstrap", &bootstrap], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("topic grows has 4 partitions"), "{out}");
+    let (ok, out, err) = strand(&["topic", "describe", "grows", "--bootstrap", &bootstrap], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("4 partitions") && out.contains("\n3\t"), "{out}");
+
+    // A record for a partition the producer has not heard of makes it ask again.
+    assert_eq!(send(&explicit, "explicit-3", Some(3)), 3);
+    // The refreshing producer spreads unkeyed records over all four partitions.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut landed = BTreeSet::new();
+    let mut sent = 0;
+    while landed.len() < 4 {
+        assert!(Instant::now() < deadline, "records landed in {landed:?} only");
+        landed.insert(send(&refreshing, &format!("after-{sent}"), None));
+        sent += 1;
+    }
+    // The member takes in the new partitions and reads what went to them.
+    let values = poll_values(&mut member, sent + 1, Duration::from_secs(20));
+    assert!(values.contains(&"explicit-3".to_string()), "{values:?}");
+    let assigned: BTreeSet<u32> = member.assignment().iter().map(|(_, p, _)| *p).collect();
+    assert_eq!(assigned, BTreeSet::from([0, 1, 2, 3]));
+
+    // A count never shrinks or stays; the internal topic and unknown topics are refused.
+    let refused = |topic: &str, count: u32| match block_on(client.create_partitions(topic, count)) {
+        Err(strand_client::ClientError::Broker { code, message }) => (code, message),
+        Err(strand_client::ClientError::UnknownTopic(_)) => (ErrorCode::UnknownTopic, String::new()),
+        other => panic!("{topic} to {count}: {other:?}"),
+    };
+    let (code, message) = refused("grows", 3);
+    assert_eq!(code, ErrorCode::InvalidPartitions);
+    assert!(message.contains("has 4 partitions") && message.contains("only grow"), "{message}");
+    assert_eq!(refused("grows", 4).0, ErrorCode::InvalidPartitions);
+    assert_eq!(refused("grows", 100_001).0, ErrorCode::InvalidPartitions);
+    assert_eq!(refused("nope", 4).0, ErrorCode::UnknownTopic);
+    assert_eq!(refused("__consumer_offsets", 8).0, ErrorCode::InvalidTopicName);
+
+    // The new partitions and their records survive a restart.
+    drop((member, refreshing, explicit));
+    assert!(broker.stop());
+    let broker = Broker::start(&data, &["--cores", "0,1"]);
+    let client = Client::connect(&broker.bootstrap()).unwrap();
+    assert_eq!(block_on(client.partition_count("grows")).unwrap(), 4);
+    let latest = block_on(client.list_offset("grows", 3, strand_client::OffsetSpec::Latest)).unwrap();
+    assert!(latest >= 1, "partition 3 kept its records: {latest}");
+}

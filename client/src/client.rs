@@ -176,6 +176,31 @@ impl Client {
         Ok(())
     }
 
+    /// Partitions of `topic` as the last metadata said, without asking the broker.
+    pub fn known_partitions(&self, topic: &str) -> Option<u32> {
+        lock(&self.inner.cluster).topics.get(topic).map(|shards| shards.len() as u32)
+    }
+
+    /// Makes sure metadata knows `partition` of `topic`, asking the broker again if
+    /// not (the topic may have grown since the last answer).
+    pub async fn ensure_partition(&self, topic: &str, partition: u32) -> Result<()> {
+        if self.shard_of(topic, partition).is_ok() {
+            return Ok(());
+        }
+        self.refresh_metadata().await?;
+        self.shard_of(topic, partition).map(|_| ())
+    }
+
+    /// Adds partitions to a topic so that it has `count` in all. Records with keys
+    /// hash over the new count from then on, as with Kafka.
+    pub async fn create_partitions(&self, topic: &str, count: u32) -> Result<()> {
+        let topics = vec![PartitionsTopic { name: topic.to_string(), count }];
+        let response = self.request(Request::CreatePartitions(CreatePartitionsRequest { topics })).await?;
+        let Response::CreatePartitions(created) = response else { return Err(unexpected(&response)) };
+        topic_result(created.results)?;
+        self.refresh_metadata().await
+    }
+
     /// Partitions of `topic`, loading metadata once if the topic is not known yet.
     pub async fn partition_count(&self, topic: &str) -> Result<u32> {
         if let Some(shards) = lock(&self.inner.cluster).topics.get(topic) {

@@ -325,6 +325,8 @@ impl Consumer {
                 }
             }
             for (topic, partition) in &added {
+                // A partition added to the topic since this client's last metadata.
+                self.client.ensure_partition(topic, *partition).await?;
                 let start = match committed.get(&(topic.clone(), *partition)) {
                     Some(&offset) if offset >= 0 => Seek::Offset(offset as u64),
                     _ => match self.config.reset {
@@ -358,9 +360,7 @@ impl Consumer {
         let count = self.client.partition_count(topic).await?;
         let list: Vec<u32> = partitions.map_or_else(|| (0..count).collect(), <[u32]>::to_vec);
         for &partition in &list {
-            if partition >= count {
-                return Err(ClientError::UnknownPartition { topic: topic.to_string(), partition });
-            }
+            self.client.ensure_partition(topic, partition).await?;
         }
         let topic: Arc<str> = Arc::from(topic);
         for partition in list {

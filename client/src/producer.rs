@@ -70,6 +70,9 @@ pub struct ProducerConfig {
     /// to this size (a single larger batch goes alone). Stay below the broker's
     /// `limits.frame_bytes_max`.
     pub request_bytes_max: usize,
+    /// How often the producer asks the broker for metadata again, to learn of
+    /// partitions added to its topics (Kafka's `metadata.max.age.ms`).
+    pub metadata_max_age: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -84,6 +87,7 @@ impl Default for ProducerConfig {
             max_block_ms: 60_000,
             in_flight_max: 8,
             request_bytes_max: 4 << 20,
+            metadata_max_age: Duration::from_secs(300),
         }
     }
 }
@@ -256,11 +260,24 @@ struct State {
     in_flight: HashMap<SocketAddr, usize>,
     requests_in_flight: usize,
     closed: bool,
+    /// When the sender asked for metadata last.
+    metadata_at: Option<Instant>,
 }
 
 impl State {
     fn open_batches(&self) -> usize {
         self.topics.values().map(|t| t.open.iter().filter(|b| b.is_some()).count()).sum()
+    }
+
+    /// Takes in partitions the client's metadata knows and this state does not yet
+    /// (a topic grew); a partition count never shrinks.
+    fn grow(&mut self, client: &Client) {
+        for topic in self.topics.values_mut() {
+            if let Some(count) = client.known_partitions(&topic.name).filter(|&count| count > topic.partitions) {
+                topic.partitions = count;
+                topic.open.resize_with(count as usize, || None);
+            }
+        }
     }
 }
 
@@ -323,6 +340,13 @@ impl Producer {
                 sticky: StickyPartitioner::new(config.batch_bytes),
                 open: (0..partitions).map(|_| None).collect(),
             });
+        }
+        if let Some(partition) = record.partition.filter(|&p| p >= state.topics[record.topic].partitions) {
+            // The topic may have grown since the metadata this producer holds.
+            drop(state);
+            futures_executor::block_on(shared.client.ensure_partition(record.topic, partition))?;
+            state = lock(&shared.state);
+            state.grow(&shared.client);
         }
         let size = BatchBuilder::record_size(record.key, record.value, record.headers);
         let mut deadline = None;
@@ -448,6 +472,19 @@ fn send_loop(shared: &Arc<Shared>) {
     let linger = shared.config.linger;
     let mut state = lock(&shared.state);
     loop {
+        // Now and then, metadata again: partitions added to a topic join its
+        // partitioning. Sending waits for that one round trip.
+        if state.metadata_at.is_none_or(|at| at.elapsed() >= shared.config.metadata_max_age) {
+            state.metadata_at = Some(Instant::now());
+            if !state.topics.is_empty() {
+                drop(state);
+                let refreshed = futures_executor::block_on(shared.client.refresh_metadata());
+                state = lock(&shared.state);
+                if refreshed.is_ok() {
+                    state.grow(&shared.client);
+                }
+            }
+        }
         // Without lingering, batches keep filling while earlier ones wait to be sent.
         let backed_up = shared.config.linger.is_zero() && !state.ready.is_empty();
         let next_due = if backed_up { None } else { seal_all(&mut state, Some(linger)) };

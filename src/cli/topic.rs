@@ -38,11 +38,15 @@ pub enum TopicCommand {
         #[arg(long, default_value = BOOTSTRAP_DEFAULT)]
         bootstrap: String,
     },
-    /// Change a topic's settings; those not named keep their value. Retention and
-    /// durability apply to the existing data at once, segment settings from the next
-    /// segment.
+    /// Change a topic's settings (those not named keep their value) or add partitions.
+    /// Retention and durability apply to the existing data at once, segment settings
+    /// from the next segment.
     Alter {
         name: String,
+        /// Grow the topic to this many partitions in all (a count never shrinks; keys
+        /// hash over the new count from then on).
+        #[arg(long)]
+        partitions: Option<u32>,
         #[command(flatten)]
         settings: Settings,
         /// Put a setting back to the broker's default (repeatable).
@@ -143,12 +147,21 @@ pub fn run(command: TopicCommand) -> anyhow::Result<()> {
                 println!("  {key} = {value}");
             }
         }
-        TopicCommand::Alter { name, settings, resets, bootstrap } => {
+        TopicCommand::Alter { name, partitions, settings, resets, bootstrap } => {
             let entries = settings.entries()?;
-            if entries.is_empty() && resets.is_empty() {
-                anyhow::bail!("nothing to change: give a setting (such as --retention-ms) or --reset KEY");
+            if entries.is_empty() && resets.is_empty() && partitions.is_none() {
+                anyhow::bail!(
+                    "nothing to change: give --partitions N, a setting (such as --retention-ms) or --reset KEY"
+                );
             }
             let client = connect(&bootstrap)?;
+            if let Some(count) = partitions {
+                block_on(client.create_partitions(&name, count))?;
+                println!("topic {name} has {count} partitions");
+                if entries.is_empty() && resets.is_empty() {
+                    return Ok(());
+                }
+            }
             let pairs: Vec<(&str, &str)> = entries.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             let resets: Vec<&str> = resets.iter().map(String::as_str).collect();
             block_on(client.alter_topic_config(&name, &pairs, &resets))?;

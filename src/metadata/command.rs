@@ -14,4 +14,7 @@ pub enum Command {
     DeleteTopic { name: String },
     /// Replaces a topic's configuration.
     AlterTopicConfig { name: String, config: TopicConfig },
+    /// Adds partitions to a topic: new partition `n + i` is owned by shard
+    /// `placement[i]`, where `n` is the topic's partition count before.
+    AddPartitions { name: String, placement: Vec<u32> },
 }

@@ -25,6 +25,8 @@ pub enum MetadataError {
     UnknownTopic(String),
     #[error("invalid partition count {count}: must be between 1 and {PARTITIONS_MAX}")]
     InvalidPartitions { count: u64 },
+    #[error("topic {name:?} has {current} partitions: a topic's partition count can only grow")]
+    PartitionsShrink { name: String, current: u32 },
     #[error("invalid topic configuration: {0}")]
     InvalidConfig(String),
     #[error("{op} {path}: {source}")]
@@ -83,6 +85,17 @@ impl MetadataState {
                 self.topic(name)?;
                 config.validate().map_err(MetadataError::InvalidConfig)
             }
+            Command::AddPartitions { name, placement } => {
+                let current = self.topic(name)?.partitions();
+                if placement.is_empty() {
+                    return Err(MetadataError::PartitionsShrink { name: name.clone(), current });
+                }
+                let total = u64::from(current) + placement.len() as u64;
+                if total > u64::from(PARTITIONS_MAX) {
+                    return Err(MetadataError::InvalidPartitions { count: total });
+                }
+                Ok(())
+            }
         }
     }
 
@@ -102,6 +115,11 @@ impl MetadataState {
             Command::AlterTopicConfig { name, config } => {
                 if let Some(topic) = self.topics.get_mut(name) {
                     topic.config = config.clone();
+                }
+            }
+            Command::AddPartitions { name, placement } => {
+                if let Some(topic) = self.topics.get_mut(name) {
+                    topic.placement.extend_from_slice(placement);
                 }
             }
         }

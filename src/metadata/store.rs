@@ -193,6 +193,22 @@ mod tests {
             assert!(matches!(create(&mut store, "or.ders", 1), Ok(())));
             assert!(matches!(create(&mut store, "or_ders", 1), Err(MetadataError::TopicCollides { .. })));
             assert!(matches!(create(&mut store, "empty", 0), Err(MetadataError::InvalidPartitions { count: 0 })));
+            // Partitions are added on the least-loaded shards; a count never shrinks.
+            let more = place_partitions(store.state(), 2, 2);
+            assert_eq!(more, vec![1, 0]);
+            store.submit(Command::AddPartitions { name: "orders".into(), placement: more }).unwrap();
+            assert!(matches!(
+                store.submit(Command::AddPartitions { name: "orders".into(), placement: vec![] }),
+                Err(MetadataError::PartitionsShrink { current: 5, .. })
+            ));
+            assert!(matches!(
+                store.submit(Command::AddPartitions { name: "nope".into(), placement: vec![0] }),
+                Err(MetadataError::UnknownTopic(_))
+            ));
+            assert!(matches!(
+                store.submit(Command::AddPartitions { name: "audit".into(), placement: vec![0; 100_000] }),
+                Err(MetadataError::InvalidPartitions { count: 100_001 })
+            ));
             store.submit(Command::DeleteTopic { name: "audit".into() }).unwrap();
             assert!(matches!(
                 store.submit(Command::DeleteTopic { name: "audit".into() }),
@@ -200,10 +216,10 @@ mod tests {
             ));
         }
         let (store, recovery) = MetadataStore::open(dir.path()).unwrap();
-        assert_eq!(recovery.commands_replayed, 4);
+        assert_eq!(recovery.commands_replayed, 5);
         let orders = store.state().topic("orders").unwrap();
         // Placement is recorded, not recomputed: least-loaded shard first.
-        assert_eq!(orders.placement, vec![0, 1, 0]);
+        assert_eq!(orders.placement, vec![0, 1, 0, 1, 0]);
         assert!(store.state().topic("audit").is_err());
         assert_eq!(store.state().next_topic_id, 3);
     }

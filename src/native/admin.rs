@@ -14,27 +14,80 @@ use std::sync::Arc;
 use strand_protocol::native::messages::*;
 use strand_protocol::native::{ErrorCode, Response};
 
-/// Creates topics from any shard (forwarding to shard 0).
-pub async fn create_topics_anywhere(shard: &Rc<Shard>, request: CreateTopicsRequest) -> Response {
+/// Runs an admin command on shard 0, which owns the metadata store: here when this is
+/// shard 0, else forwarded there. `gone` answers when shard 0 stopped (shutdown).
+async fn at_shard_zero<R, T, F: std::future::Future<Output = T>>(
+    shard: &Rc<Shard>,
+    request: R,
+    here: impl FnOnce(R) -> F,
+    message: impl FnOnce(R, oneshot::Sender<T>) -> ShardMessage,
+    gone: impl FnOnce() -> T,
+) -> T {
     if shard.id == 0 {
-        return Response::CreateTopics(create_topics(shard, request).await);
+        return here(request).await;
     }
-    let names: Vec<String> = request.topics.iter().map(|t| t.name.clone()).collect();
     let (reply, receiver) = oneshot::channel();
-    shard.forward(0, ShardMessage::CreateTopics { request, reply }).await;
-    Response::CreateTopics(receiver.await.unwrap_or_else(|_| CreateTopicsResponse { results: not_ready(names) }))
+    shard.forward(0, message(request, reply)).await;
+    receiver.await.unwrap_or_else(|_| gone())
 }
 
-/// Alters topics' configurations from any shard (forwarding to shard 0).
-pub async fn alter_topic_configs_anywhere(shard: &Rc<Shard>, request: AlterTopicConfigsRequest) -> Response {
-    if shard.id == 0 {
-        return Response::AlterTopicConfigs(alter_topic_configs(shard, request).await);
-    }
+/// Creates topics from any shard.
+pub async fn create_topics_anywhere(shard: &Rc<Shard>, request: CreateTopicsRequest) -> Response {
     let names: Vec<String> = request.topics.iter().map(|t| t.name.clone()).collect();
-    let (reply, receiver) = oneshot::channel();
-    shard.forward(0, ShardMessage::AlterTopicConfigs { request, reply }).await;
+    Response::CreateTopics(
+        at_shard_zero(
+            shard,
+            request,
+            |request| create_topics(shard, request),
+            |request, reply| ShardMessage::CreateTopics { request, reply },
+            || CreateTopicsResponse { results: not_ready(names) },
+        )
+        .await,
+    )
+}
+
+/// Deletes topics from any shard.
+pub async fn delete_topics_anywhere(shard: &Rc<Shard>, request: DeleteTopicsRequest) -> Response {
+    let names = request.names.clone();
+    Response::DeleteTopics(
+        at_shard_zero(
+            shard,
+            request,
+            |request| delete_topics(shard, request),
+            |request, reply| ShardMessage::DeleteTopics { request, reply },
+            || DeleteTopicsResponse { results: not_ready(names) },
+        )
+        .await,
+    )
+}
+
+/// Alters topics' configurations from any shard.
+pub async fn alter_topic_configs_anywhere(shard: &Rc<Shard>, request: AlterTopicConfigsRequest) -> Response {
+    let names: Vec<String> = request.topics.iter().map(|t| t.name.clone()).collect();
     Response::AlterTopicConfigs(
-        receiver.await.unwrap_or_else(|_| AlterTopicConfigsResponse { results: not_ready(names) }),
+        at_shard_zero(
+            shard,
+            request,
+            |request| alter_topic_configs(shard, request),
+            |request, reply| ShardMessage::AlterTopicConfigs { request, reply },
+            || AlterTopicConfigsResponse { results: not_ready(names) },
+        )
+        .await,
+    )
+}
+
+/// Adds partitions to topics from any shard.
+pub async fn create_partitions_anywhere(shard: &Rc<Shard>, request: CreatePartitionsRequest) -> Response {
+    let names: Vec<String> = request.topics.iter().map(|t| t.name.clone()).collect();
+    Response::CreatePartitions(
+        at_shard_zero(
+            shard,
+            request,
+            |request| create_partitions(shard, request),
+            |request, reply| ShardMessage::CreatePartitions { request, reply },
+            || CreatePartitionsResponse { results: not_ready(names) },
+        )
+        .await,
     )
 }
 
@@ -51,17 +104,6 @@ pub fn describe_topic_configs(shard: &Shard, request: DescribeTopicConfigsReques
         })
         .collect();
     Response::DescribeTopicConfigs(DescribeTopicConfigsResponse { topics })
-}
-
-/// Deletes topics from any shard (forwarding to shard 0).
-pub async fn delete_topics_anywhere(shard: &Rc<Shard>, request: DeleteTopicsRequest) -> Response {
-    if shard.id == 0 {
-        return Response::DeleteTopics(delete_topics(shard, request).await);
-    }
-    let names = request.names.clone();
-    let (reply, receiver) = oneshot::channel();
-    shard.forward(0, ShardMessage::DeleteTopics { request, reply }).await;
-    Response::DeleteTopics(receiver.await.unwrap_or_else(|_| DeleteTopicsResponse { results: not_ready(names) }))
 }
 
 fn not_ready(names: Vec<String>) -> Vec<TopicResult> {
@@ -194,6 +236,55 @@ pub async fn alter_topic_configs(shard: &Rc<Shard>, request: AlterTopicConfigsRe
         broadcast(shard, state).await;
     }
     AlterTopicConfigsResponse { results }
+}
+
+/// On shard 0: grows each topic to its asked partition count, placing the new
+/// partitions on the shards that own the fewest; they are open on every owning shard
+/// before the answer.
+pub async fn create_partitions(shard: &Rc<Shard>, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let _permit = shard.admin.acquire_permit(1).await;
+    let mut results = Vec::with_capacity(request.topics.len());
+    let mut latest: Option<Arc<MetadataState>> = None;
+    for topic in request.topics {
+        let name = topic.name;
+        if name == crate::group::OFFSETS_TOPIC {
+            let message = format!("{name} is internal: it has one partition per shard, fixed when the broker first started, and groups hash onto them");
+            results.push(TopicResult { name, error: ErrorCode::InvalidTopicName, message });
+            continue;
+        }
+        let state = latest.clone().unwrap_or_else(|| shard.metadata());
+        let current = match state.topic(&name) {
+            Ok(meta) => meta.partitions(),
+            Err(error) => {
+                results.push(TopicResult { name, error: metadata_code(&error), message: error.to_string() });
+                continue;
+            }
+        };
+        if topic.count > PARTITIONS_MAX {
+            let error = MetadataError::InvalidPartitions { count: u64::from(topic.count) };
+            results.push(TopicResult { name, error: ErrorCode::InvalidPartitions, message: error.to_string() });
+            continue;
+        }
+        let placement = place_partitions(&state, topic.count.saturating_sub(current), shard.count);
+        match submit(shard, Command::AddPartitions { name: name.clone(), placement }).await {
+            Ok(state) => {
+                tracing::info!(topic = %name, from = current, to = topic.count, "partitions added");
+                latest = Some(state);
+                results.push(ok(name));
+            }
+            Err(error) => {
+                let message = match error {
+                    MetadataError::PartitionsShrink { .. } => format!("{error}; asked for {}", topic.count),
+                    _ => error.to_string(),
+                };
+                results.push(TopicResult { name, error: metadata_code(&error), message })
+            }
+        }
+    }
+    if let Some(state) = latest {
+        broadcast(shard, state).await;
+    }
+    CreatePartitionsResponse { results }
 }
 
 /// `current` with `topic.reset` keys back at `defaults` and `topic.set` entries

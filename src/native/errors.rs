@@ -25,7 +25,9 @@ pub fn metadata_code(error: &MetadataError) -> ErrorCode {
         MetadataError::InvalidName { .. } | MetadataError::TopicCollides { .. } => ErrorCode::InvalidTopicName,
         MetadataError::TopicExists(_) => ErrorCode::TopicExists,
         MetadataError::UnknownTopic(_) => ErrorCode::UnknownTopic,
-        MetadataError::InvalidPartitions { .. } => ErrorCode::InvalidPartitions,
+        MetadataError::InvalidPartitions { .. } | MetadataError::PartitionsShrink { .. } => {
+            ErrorCode::InvalidPartitions
+        }
         MetadataError::InvalidConfig(_) => ErrorCode::InvalidConfig,
         MetadataError::Io { .. } | MetadataError::Corrupt { .. } => ErrorCode::StorageFailed,
     }

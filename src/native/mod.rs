@@ -100,6 +100,10 @@ pub async fn handle_forwarded(shard: &Rc<Shard>, message: ShardMessage) {
             let shard = shard.clone();
             spawn_reply(reply, async move { admin::delete_topics(&shard, request).await });
         }
+        ShardMessage::CreatePartitions { request, reply } => {
+            let shard = shard.clone();
+            spawn_reply(reply, async move { admin::create_partitions(&shard, request).await });
+        }
         ShardMessage::AlterTopicConfigs { request, reply } => {
             let shard = shard.clone();
             spawn_reply(reply, async move { admin::alter_topic_configs(&shard, request).await });

@@ -81,6 +81,10 @@ pub async fn dispatch(
                         let response = admin::delete_topics_anywhere(&shard, request).await;
                         respond(&state, correlation, request_bytes, response);
                     }
+                    Request::CreatePartitions(request) => {
+                        let response = admin::create_partitions_anywhere(&shard, request).await;
+                        respond(&state, correlation, request_bytes, response);
+                    }
                     Request::AlterTopicConfigs(request) => {
                         let response = admin::alter_topic_configs_anywhere(&shard, request).await;
                         respond(&state, correlation, request_bytes, response);

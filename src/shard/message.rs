@@ -101,6 +101,10 @@ pub enum ShardMessage {
         request: DeleteTopicsRequest,
         reply: oneshot::Sender<DeleteTopicsResponse>,
     },
+    CreatePartitions {
+        request: strand_protocol::native::messages::CreatePartitionsRequest,
+        reply: oneshot::Sender<strand_protocol::native::messages::CreatePartitionsResponse>,
+    },
     AlterTopicConfigs {
         request: strand_protocol::native::messages::AlterTopicConfigsRequest,
         reply: oneshot::Sender<strand_protocol::native::messages::AlterTopicConfigsResponse>,

@@ -115,6 +115,21 @@ wire_struct! {
     pub struct DescribeTopicConfigsResponse { pub topics: Vec<TopicConfigs> }
 }
 
+wire_struct! {
+    /// A topic to grow to `count` partitions in all (never fewer than it has).
+    pub struct PartitionsTopic { pub name: String, pub count: u32 }
+}
+
+wire_struct! {
+    /// CreatePartitions request.
+    pub struct CreatePartitionsRequest { pub topics: Vec<PartitionsTopic> }
+}
+
+wire_struct! {
+    /// CreatePartitions response, one result per topic asked for, in order.
+    pub struct CreatePartitionsResponse { pub results: Vec<TopicResult> }
+}
+
 /// `acks` of a Produce request: answer without waiting (no response is sent).
 pub const ACKS_NONE: u8 = 0;
 /// `acks`: answer once appended to the partition's log.

@@ -78,11 +78,12 @@ pub enum ApiKey {
     DescribeGroup = 13,
     AlterTopicConfigs = 14,
     DescribeTopicConfigs = 15,
+    CreatePartitions = 16,
 }
 
 impl ApiKey {
     /// Every api, in key order.
-    pub const ALL: [ApiKey; 16] = [
+    pub const ALL: [ApiKey; 17] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopics,
@@ -99,6 +100,7 @@ impl ApiKey {
         ApiKey::DescribeGroup,
         ApiKey::AlterTopicConfigs,
         ApiKey::DescribeTopicConfigs,
+        ApiKey::CreatePartitions,
     ];
 
     /// The api with this key.
@@ -171,6 +173,7 @@ messages! {
     DescribeGroup => DescribeGroupRequest, DescribeGroupResponse;
     AlterTopicConfigs => AlterTopicConfigsRequest, AlterTopicConfigsResponse;
     DescribeTopicConfigs => DescribeTopicConfigsRequest, DescribeTopicConfigsResponse;
+    CreatePartitions => CreatePartitionsRequest, CreatePartitionsResponse;
 }
 
 /// Encodes a whole frame (header and payload) into `out`.

@@ -78,6 +78,9 @@ fn samples() -> (Vec<Request>, Vec<Response>) {
             }],
         }),
         Request::DescribeTopicConfigs(DescribeTopicConfigsRequest { names: vec!["orders".into(), "audit".into()] }),
+        Request::CreatePartitions(CreatePartitionsRequest {
+            topics: vec![PartitionsTopic { name: "orders".into(), count: 12 }],
+        }),
     ];
     let responses = vec![
         Response::ApiVersions(ApiVersionsResponse {
@@ -200,6 +203,9 @@ fn samples() -> (Vec<Request>, Vec<Response>) {
                 },
                 TopicConfigs { name: "audit".into(), error: ErrorCode::UnknownTopic, entries: vec![] },
             ],
+        }),
+        Response::CreatePartitions(CreatePartitionsResponse {
+            results: vec![TopicResult { name: "orders".into(), error: ErrorCode::None, message: String::new() }],
         }),
     ];
     (requests, responses)
