@@ -12,83 +12,56 @@ use futures_channel::oneshot;
 use std::rc::Rc;
 use std::sync::Arc;
 use strand_protocol::native::messages::*;
-use strand_protocol::native::{ErrorCode, Response};
+use strand_protocol::native::{ErrorCode, Request, Response};
 
-/// Runs an admin command on shard 0, which owns the metadata store: here when this is
-/// shard 0, else forwarded there. `gone` answers when shard 0 stopped (shutdown).
-async fn at_shard_zero<R, T, F: std::future::Future<Output = T>>(
-    shard: &Rc<Shard>,
-    request: R,
-    here: impl FnOnce(R) -> F,
-    message: impl FnOnce(R, oneshot::Sender<T>) -> ShardMessage,
-    gone: impl FnOnce() -> T,
-) -> T {
+/// Runs an admin request (CreateTopics, DeleteTopics, AlterTopicConfigs,
+/// CreatePartitions) on shard 0, which owns the metadata store: here when this is
+/// shard 0, else forwarded there.
+pub async fn handle_anywhere(shard: &Rc<Shard>, request: Request) -> Response {
     if shard.id == 0 {
-        return here(request).await;
+        return handle(shard, request).await;
     }
+    let gone = not_ready(&request);
     let (reply, receiver) = oneshot::channel();
-    shard.forward(0, message(request, reply)).await;
-    receiver.await.unwrap_or_else(|_| gone())
+    shard.forward(0, ShardMessage::Admin { request, reply }).await;
+    receiver.await.unwrap_or(gone)
 }
 
-/// Creates topics from any shard.
-pub async fn create_topics_anywhere(shard: &Rc<Shard>, request: CreateTopicsRequest) -> Response {
-    let names: Vec<String> = request.topics.iter().map(|t| t.name.clone()).collect();
-    Response::CreateTopics(
-        at_shard_zero(
-            shard,
-            request,
-            |request| create_topics(shard, request),
-            |request, reply| ShardMessage::CreateTopics { request, reply },
-            || CreateTopicsResponse { results: not_ready(names) },
-        )
-        .await,
-    )
+/// On shard 0: runs one admin request.
+pub async fn handle(shard: &Rc<Shard>, request: Request) -> Response {
+    match request {
+        Request::CreateTopics(request) => Response::CreateTopics(create_topics(shard, request).await),
+        Request::DeleteTopics(request) => Response::DeleteTopics(delete_topics(shard, request).await),
+        Request::AlterTopicConfigs(request) => Response::AlterTopicConfigs(alter_topic_configs(shard, request).await),
+        Request::CreatePartitions(request) => Response::CreatePartitions(create_partitions(shard, request).await),
+        other => unreachable!("not an admin request: {:?}", other.api_key()),
+    }
 }
 
-/// Deletes topics from any shard.
-pub async fn delete_topics_anywhere(shard: &Rc<Shard>, request: DeleteTopicsRequest) -> Response {
-    let names = request.names.clone();
-    Response::DeleteTopics(
-        at_shard_zero(
-            shard,
-            request,
-            |request| delete_topics(shard, request),
-            |request, reply| ShardMessage::DeleteTopics { request, reply },
-            || DeleteTopicsResponse { results: not_ready(names) },
-        )
-        .await,
-    )
-}
-
-/// Alters topics' configurations from any shard.
-pub async fn alter_topic_configs_anywhere(shard: &Rc<Shard>, request: AlterTopicConfigsRequest) -> Response {
-    let names: Vec<String> = request.topics.iter().map(|t| t.name.clone()).collect();
-    Response::AlterTopicConfigs(
-        at_shard_zero(
-            shard,
-            request,
-            |request| alter_topic_configs(shard, request),
-            |request, reply| ShardMessage::AlterTopicConfigs { request, reply },
-            || AlterTopicConfigsResponse { results: not_ready(names) },
-        )
-        .await,
-    )
-}
-
-/// Adds partitions to topics from any shard.
-pub async fn create_partitions_anywhere(shard: &Rc<Shard>, request: CreatePartitionsRequest) -> Response {
-    let names: Vec<String> = request.topics.iter().map(|t| t.name.clone()).collect();
-    Response::CreatePartitions(
-        at_shard_zero(
-            shard,
-            request,
-            |request| create_partitions(shard, request),
-            |request, reply| ShardMessage::CreatePartitions { request, reply },
-            || CreatePartitionsResponse { results: not_ready(names) },
-        )
-        .await,
-    )
+/// The answer to `request` when shard 0 is gone (the broker is shutting down).
+fn not_ready(request: &Request) -> Response {
+    let results = |names: Vec<&String>| -> Vec<TopicResult> {
+        let message = "the broker is shutting down".to_string();
+        names
+            .into_iter()
+            .map(|name| TopicResult { name: name.clone(), error: ErrorCode::NotReady, message: message.clone() })
+            .collect()
+    };
+    match request {
+        Request::CreateTopics(r) => Response::CreateTopics(CreateTopicsResponse {
+            results: results(r.topics.iter().map(|t| &t.name).collect()),
+        }),
+        Request::DeleteTopics(r) => {
+            Response::DeleteTopics(DeleteTopicsResponse { results: results(r.names.iter().collect()) })
+        }
+        Request::AlterTopicConfigs(r) => Response::AlterTopicConfigs(AlterTopicConfigsResponse {
+            results: results(r.topics.iter().map(|t| &t.name).collect()),
+        }),
+        Request::CreatePartitions(r) => Response::CreatePartitions(CreatePartitionsResponse {
+            results: results(r.topics.iter().map(|t| &t.name).collect()),
+        }),
+        other => unreachable!("not an admin request: {:?}", other.api_key()),
+    }
 }
 
 /// Each topic's configuration, from this shard's copy of the metadata (every shard
@@ -104,11 +77,6 @@ pub fn describe_topic_configs(shard: &Shard, request: DescribeTopicConfigsReques
         })
         .collect();
     Response::DescribeTopicConfigs(DescribeTopicConfigsResponse { topics })
-}
-
-fn not_ready(names: Vec<String>) -> Vec<TopicResult> {
-    let message = "the broker is shutting down".to_string();
-    names.into_iter().map(|name| TopicResult { name, error: ErrorCode::NotReady, message: message.clone() }).collect()
 }
 
 fn ok(name: String) -> TopicResult {

@@ -92,21 +92,9 @@ pub async fn handle_forwarded(shard: &Rc<Shard>, message: ShardMessage) {
             let shard = shard.clone();
             spawn_reply(reply, async move { offsets::list_local(&shard, items).await });
         }
-        ShardMessage::CreateTopics { request, reply } => {
+        ShardMessage::Admin { request, reply } => {
             let shard = shard.clone();
-            spawn_reply(reply, async move { admin::create_topics(&shard, request).await });
-        }
-        ShardMessage::DeleteTopics { request, reply } => {
-            let shard = shard.clone();
-            spawn_reply(reply, async move { admin::delete_topics(&shard, request).await });
-        }
-        ShardMessage::CreatePartitions { request, reply } => {
-            let shard = shard.clone();
-            spawn_reply(reply, async move { admin::create_partitions(&shard, request).await });
-        }
-        ShardMessage::AlterTopicConfigs { request, reply } => {
-            let shard = shard.clone();
-            spawn_reply(reply, async move { admin::alter_topic_configs(&shard, request).await });
+            spawn_reply(reply, async move { admin::handle(&shard, request).await });
         }
         ShardMessage::Group { request, reply } => {
             let shard = shard.clone();

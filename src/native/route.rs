@@ -73,20 +73,11 @@ pub async fn dispatch(
                         let response = offsets::handle(&shard, request).await;
                         respond(&state, correlation, request_bytes, response);
                     }
-                    Request::CreateTopics(request) => {
-                        let response = admin::create_topics_anywhere(&shard, request).await;
-                        respond(&state, correlation, request_bytes, response);
-                    }
-                    Request::DeleteTopics(request) => {
-                        let response = admin::delete_topics_anywhere(&shard, request).await;
-                        respond(&state, correlation, request_bytes, response);
-                    }
-                    Request::CreatePartitions(request) => {
-                        let response = admin::create_partitions_anywhere(&shard, request).await;
-                        respond(&state, correlation, request_bytes, response);
-                    }
-                    Request::AlterTopicConfigs(request) => {
-                        let response = admin::alter_topic_configs_anywhere(&shard, request).await;
+                    request @ (Request::CreateTopics(_)
+                    | Request::DeleteTopics(_)
+                    | Request::AlterTopicConfigs(_)
+                    | Request::CreatePartitions(_)) => {
+                        let response = admin::handle_anywhere(&shard, request).await;
                         respond(&state, correlation, request_bytes, response);
                     }
                     request @ (Request::JoinGroup(_)

@@ -6,9 +6,7 @@ use crate::metadata::MetadataState;
 use bytes::{Bytes, BytesMut};
 use futures_channel::oneshot;
 use std::sync::Arc;
-use strand_protocol::native::messages::{
-    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, ListOffsetsPartitionResponse,
-};
+use strand_protocol::native::messages::ListOffsetsPartitionResponse;
 use strand_protocol::native::ErrorCode;
 
 /// Batches for one partition, and where its answer goes in the response. The
@@ -88,35 +86,11 @@ pub enum ShardMessage {
         reply: oneshot::Sender<Vec<FetchItemResult>>,
     },
     /// Look up offsets in partitions the receiver owns.
-    ListOffsets {
-        items: Vec<ListItem>,
-        reply: oneshot::Sender<Vec<(usize, ListOffsetsPartitionResponse)>>,
-    },
-    /// Admin commands go to shard 0, which owns the metadata store.
-    CreateTopics {
-        request: CreateTopicsRequest,
-        reply: oneshot::Sender<CreateTopicsResponse>,
-    },
-    DeleteTopics {
-        request: DeleteTopicsRequest,
-        reply: oneshot::Sender<DeleteTopicsResponse>,
-    },
-    CreatePartitions {
-        request: strand_protocol::native::messages::CreatePartitionsRequest,
-        reply: oneshot::Sender<strand_protocol::native::messages::CreatePartitionsResponse>,
-    },
-    AlterTopicConfigs {
-        request: strand_protocol::native::messages::AlterTopicConfigsRequest,
-        reply: oneshot::Sender<strand_protocol::native::messages::AlterTopicConfigsResponse>,
-    },
+    ListOffsets { items: Vec<ListItem>, reply: oneshot::Sender<Vec<(usize, ListOffsetsPartitionResponse)>> },
+    /// Admin requests go to shard 0, which owns the metadata store.
+    Admin { request: strand_protocol::native::Request, reply: oneshot::Sender<strand_protocol::native::Response> },
     /// A consumer-group request for a group this shard coordinates.
-    Group {
-        request: strand_protocol::native::Request,
-        reply: oneshot::Sender<strand_protocol::native::Response>,
-    },
+    Group { request: strand_protocol::native::Request, reply: oneshot::Sender<strand_protocol::native::Response> },
     /// From shard 0: adopt this metadata (open and close logs), then reply.
-    Apply {
-        state: Arc<MetadataState>,
-        reply: oneshot::Sender<()>,
-    },
+    Apply { state: Arc<MetadataState>, reply: oneshot::Sender<()> },
 }
