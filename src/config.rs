@@ -121,6 +121,9 @@ pub struct StorageConfig {
     pub batch_cache_bytes: u64,
     /// How often each shard runs retention (Kafka's `log.retention.check.interval.ms`).
     pub retention_check_interval_ms: u64,
+    /// Bytes of cold reads each shard may hold or have under way ahead of their
+    /// readers, over all its logs (0: no read-ahead).
+    pub read_ahead_bytes: u64,
     /// Direct-I/O sizing of every log.
     #[serde(flatten)]
     pub io: IoOptions,
@@ -128,7 +131,12 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { batch_cache_bytes: 0, retention_check_interval_ms: 300_000, io: IoOptions::default() }
+        StorageConfig {
+            batch_cache_bytes: 0,
+            retention_check_interval_ms: 300_000,
+            read_ahead_bytes: crate::storage::READ_AHEAD_BYTES_DEFAULT as u64,
+            io: IoOptions::default(),
+        }
     }
 }
 

@@ -62,6 +62,7 @@ pub struct ShardMetrics {
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     pub cache_bytes: AtomicU64,
+    pub read_ahead_bytes: AtomicU64,
     pub partitions: AtomicU64,
     pub segments: AtomicU64,
     pub log_bytes: AtomicU64,
@@ -111,7 +112,7 @@ pub struct Registry {
 type Field = fn(&ShardMetrics) -> &AtomicU64;
 
 /// The per-shard counters and gauges: (type, name, help, field).
-const PER_SHARD: [(&str, &str, &str, Field); 14] = [
+const PER_SHARD: [(&str, &str, &str, Field); 15] = [
     ("counter", "strand_bytes_in_total", "Record batch bytes appended to partitions this shard owns.", |m| &m.bytes_in),
     ("counter", "strand_records_in_total", "Records appended to partitions this shard owns.", |m| &m.records_in),
     ("counter", "strand_bytes_out_total", "Record batch bytes fetched from partitions this shard owns.", |m| {
@@ -132,6 +133,12 @@ const PER_SHARD: [(&str, &str, &str, Field); 14] = [
     ("counter", "strand_cache_hits_total", "Reads served from the batch cache.", |m| &m.cache_hits),
     ("counter", "strand_cache_misses_total", "Reads that went to disk.", |m| &m.cache_misses),
     ("gauge", "strand_cache_bytes", "Bytes held by the batch cache.", |m| &m.cache_bytes),
+    (
+        "gauge",
+        "strand_read_ahead_bytes",
+        "Bytes of cold reads held or under way ahead of consumers (bounded by storage.read_ahead_bytes).",
+        |m| &m.read_ahead_bytes,
+    ),
     ("gauge", "strand_partitions", "Partitions this shard owns.", |m| &m.partitions),
     ("gauge", "strand_segments", "Segment files of the partitions this shard owns.", |m| &m.segments),
     ("gauge", "strand_log_bytes", "Bytes stored by the partitions this shard owns.", |m| &m.log_bytes),

@@ -131,6 +131,7 @@ impl Shard {
         ShardMetrics::set(&self.metrics.cache_hits, cache.hits);
         ShardMetrics::set(&self.metrics.cache_misses, cache.misses);
         ShardMetrics::set(&self.metrics.cache_bytes, cache.used_bytes as u64);
+        ShardMetrics::set(&self.metrics.read_ahead_bytes, cache.read_ahead_bytes as u64);
         let logs = self.logs.borrow();
         ShardMetrics::set(&self.metrics.partitions, logs.len() as u64);
         ShardMetrics::set(&self.metrics.segments, logs.values().map(|e| e.log.segment_count() as u64).sum());

@@ -275,6 +275,8 @@ async fn run_shard(init: ShardInit) {
     // on these threads yet, so blocking here is harmless.
     joined.wait();
     let peers: Vec<usize> = peer_of.iter().map(|peer| peer.load(Ordering::Acquire)).collect();
+    let cache = BatchCache::new(cache_bytes);
+    cache.set_read_ahead_bytes(usize::try_from(config.storage.read_ahead_bytes).unwrap_or(usize::MAX));
     let shard = Rc::new(Shard {
         id,
         count: peers.len() as u32,
@@ -283,7 +285,7 @@ async fn run_shard(init: ShardInit) {
         ports,
         metadata: RefCell::new(Arc::new(MetadataState::default())),
         logs: RefCell::new(HashMap::new()),
-        cache: Rc::new(BatchCache::new(cache_bytes)),
+        cache: Rc::new(cache),
         mesh: senders,
         peers,
         store,

@@ -6,6 +6,10 @@
 //! offset order and eviction is in append order, what a log has in the cache is always
 //! a contiguous suffix of that log: a read at or after the oldest cached offset is
 //! served entirely from memory, anything older goes to disk.
+//!
+//! The cache also keeps the shard's account of cold reads held ahead of their readers
+//! (see `Log::read`): every log of the shard draws on one `read_ahead_bytes` budget, so
+//! many partitions caught up at once cannot hold more than that between them.
 
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
@@ -36,6 +40,8 @@ pub struct CacheStats {
     pub misses: u64,
     pub used_bytes: usize,
     pub budget_bytes: usize,
+    /// Bytes of cold reads held or under way ahead of their readers.
+    pub read_ahead_bytes: usize,
 }
 
 /// The cache of one shard. Not `Send`.
@@ -45,7 +51,25 @@ pub struct BatchCache {
     next_key: Cell<u64>,
     hits: Cell<u64>,
     misses: Cell<u64>,
+    read_ahead_limit: Cell<usize>,
+    read_ahead_used: std::rc::Rc<Cell<usize>>,
 }
+
+/// Bytes of read-ahead drawn from the shard's budget; given back when dropped.
+pub(crate) struct ReadAheadClaim {
+    used: std::rc::Rc<Cell<usize>>,
+    bytes: usize,
+}
+
+impl Drop for ReadAheadClaim {
+    fn drop(&mut self) {
+        self.used.set(self.used.get() - self.bytes);
+    }
+}
+
+/// Default of the shard's read-ahead budget (`storage.read_ahead_bytes`): room for
+/// four logs read ahead at the largest size (a held read and one under way each).
+pub const READ_AHEAD_BYTES_DEFAULT: usize = 256 << 20;
 
 /// Batches served from the cache.
 pub(crate) struct CachedRead {
@@ -63,7 +87,25 @@ impl BatchCache {
             next_key: Cell::new(0),
             hits: Cell::new(0),
             misses: Cell::new(0),
+            read_ahead_limit: Cell::new(READ_AHEAD_BYTES_DEFAULT),
+            read_ahead_used: std::rc::Rc::default(),
         }
+    }
+
+    /// Sets the most bytes the shard's logs may hold or read ahead of their readers
+    /// (0: no read-ahead).
+    pub fn set_read_ahead_bytes(&self, limit: usize) {
+        self.read_ahead_limit.set(limit);
+    }
+
+    /// Draws `bytes` of read-ahead from the shard's budget, if it has room.
+    pub(crate) fn claim_read_ahead(&self, bytes: usize) -> Option<ReadAheadClaim> {
+        let used = self.read_ahead_used.get();
+        if used + bytes > self.read_ahead_limit.get() {
+            return None;
+        }
+        self.read_ahead_used.set(used + bytes);
+        Some(ReadAheadClaim { used: self.read_ahead_used.clone(), bytes })
     }
 
     /// A key for a newly opened log.
@@ -137,6 +179,7 @@ impl BatchCache {
             misses: self.misses.get(),
             used_bytes: self.inner.borrow().used_bytes,
             budget_bytes: self.budget_bytes,
+            read_ahead_bytes: self.read_ahead_used.get(),
         }
     }
 }

@@ -194,6 +194,8 @@ struct ReadAhead {
     position: u64,
     offset: u64,
     data: AheadData,
+    /// Its bytes in the shard's read-ahead budget, given back when it is dropped.
+    _claim: super::cache::ReadAheadClaim,
 }
 
 enum AheadData {
@@ -833,13 +835,15 @@ impl Log {
             end_offset = header.next_offset() as u64;
         }
         let mut queue = self.read_ahead.borrow_mut();
-        if end > to {
+        // A held slice keeps its whole read buffer alive: that is what it costs.
+        if let Some(claim) = (end > to).then(|| self.cache.claim_read_ahead(buf.len())).flatten() {
             let held = ReadResult::slice(buf, to, end - to).expect("range inside the read");
             let ahead = ReadAhead {
                 segment: segment.clone(),
                 position: start + to as u64,
                 offset,
                 data: AheadData::Held(held),
+                _claim: claim,
             };
             queue.push_front(ahead);
         }
@@ -849,10 +853,11 @@ impl Log {
             return;
         }
         let len = aligned_read_len(position, written_end, len);
+        let Some(claim) = self.cache.claim_read_ahead(len) else { return };
         let reader = segment.clone();
         let task = glommio::spawn_local(async move { reader.read_at(position, len).await }).detach();
         let data = AheadData::Reading(task);
-        queue.push_back(ReadAhead { segment: segment.clone(), position, offset: end_offset, data });
+        queue.push_back(ReadAhead { segment: segment.clone(), position, offset: end_offset, data, _claim: claim });
     }
 
     /// The bytes held or read ahead for a read of `offset` in `segment`, if any. A

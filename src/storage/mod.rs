@@ -32,7 +32,7 @@ mod progress;
 mod recovery;
 mod segment;
 
-pub use cache::{BatchCache, CacheKey, CacheStats};
+pub use cache::{BatchCache, CacheKey, CacheStats, READ_AHEAD_BYTES_DEFAULT};
 pub use config::{FsyncPolicy, IoOptions, TimestampSource, TopicConfig};
 pub use error::{Result, StorageError};
 pub use log::{now_ms, Appended, Batches, Chunk, Log, Offsets, Retained};

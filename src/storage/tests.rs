@@ -483,6 +483,57 @@ fn a_switch_to_always_syncs_what_never_left_and_keeps_it_visible() {
 }
 
 #[test]
+fn read_ahead_of_every_log_on_a_shard_stays_within_one_budget() {
+    run_local("test", || async {
+        for budget in [64 * 1024, 0] {
+            // No batch cache: every read goes to disk, as a consumer catching up.
+            let cache = Rc::new(BatchCache::new(0));
+            cache.set_read_ahead_bytes(budget);
+            let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+            let mut logs = Vec::new();
+            let mut written = Vec::new();
+            for dir in &dirs {
+                let (log, _) = Log::open(dir.path(), "test-0", config(), io(), cache.clone()).await.unwrap();
+                let batches: Vec<BytesMut> = (0..120).map(|i| batch(1, 1000, 1, i)).collect();
+                for b in &batches {
+                    log.append(b.clone()).await.unwrap();
+                }
+                logs.push(log);
+                written.push(stamped(&batches));
+            }
+            // Two consumers catching up at once, a read each in turn.
+            let mut positions = [0u64, 0];
+            let mut read: [Vec<Vec<u8>>; 2] = Default::default();
+            let mut most_held = 0;
+            while positions.iter().zip(&logs).any(|(&p, log)| p < log.offsets().end) {
+                for (i, log) in logs.iter().enumerate() {
+                    let got = log.read(positions[i], 4096).await.unwrap();
+                    for chunk in &got.chunks {
+                        let mut at = 0;
+                        while at < chunk.len() {
+                            let len = wire::batch_bytes(&chunk[at..]).unwrap();
+                            read[i].push(chunk[at..at + len].to_vec());
+                            at += len;
+                        }
+                    }
+                    positions[i] = got.next_offset;
+                    let held = cache.stats().read_ahead_bytes;
+                    assert!(held <= budget, "{held} bytes read ahead, budget {budget}");
+                    most_held = most_held.max(held);
+                }
+            }
+            assert_eq!(read[0], written[0], "budget {budget}: every batch, in order");
+            assert_eq!(read[1], written[1], "budget {budget}: every batch, in order");
+            assert_eq!(most_held > 0, budget > 0, "budget {budget}: read-ahead used {most_held}");
+            for log in logs {
+                log.close().await.unwrap();
+            }
+            drop(dirs);
+        }
+    });
+}
+
+#[test]
 fn log_append_time_is_stamped() {
     run_local("test", || async {
         let dir = tempfile::tempdir().unwrap();
