@@ -835,8 +835,10 @@ impl Log {
             end_offset = header.next_offset() as u64;
         }
         let mut queue = self.read_ahead.borrow_mut();
-        // A held slice keeps its whole read buffer alive: that is what it costs.
-        if let Some(claim) = (end > to).then(|| self.cache.claim_read_ahead(buf.len())).flatten() {
+        if end > to {
+            // A held slice keeps its whole read buffer alive: that is what it costs.
+            // Without it held, a read after it would only be dropped unused.
+            let Some(claim) = self.cache.claim_read_ahead(buf.len()) else { return };
             let held = ReadResult::slice(buf, to, end - to).expect("range inside the read");
             let ahead = ReadAhead {
                 segment: segment.clone(),
