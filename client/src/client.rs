@@ -203,12 +203,11 @@ impl Client {
 
     /// Partitions of `topic`, loading metadata once if the topic is not known yet.
     pub async fn partition_count(&self, topic: &str) -> Result<u32> {
-        if let Some(shards) = lock(&self.inner.cluster).topics.get(topic) {
-            return Ok(shards.len() as u32);
+        if let Some(count) = self.known_partitions(topic) {
+            return Ok(count);
         }
         self.refresh_metadata().await?;
-        let cluster = lock(&self.inner.cluster);
-        cluster.topics.get(topic).map(|s| s.len() as u32).ok_or_else(|| ClientError::UnknownTopic(topic.to_string()))
+        self.known_partitions(topic).ok_or_else(|| ClientError::UnknownTopic(topic.to_string()))
     }
 
     /// Every topic, by name.
