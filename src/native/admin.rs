@@ -1,5 +1,6 @@
-//! CreateTopics and DeleteTopics. Shard 0 owns the metadata store: other shards
-//! forward these to it. Shard 0 runs one admin command at a time, writes it to the
+//! CreateTopics, DeleteTopics, AlterTopicConfigs and CreatePartitions, and
+//! DescribeTopicConfigs. Shard 0 owns the metadata store: other shards forward the
+//! changes to it (DescribeTopicConfigs is answered from any shard's copy). Shard 0 runs one admin command at a time, writes it to the
 //! store (blocking I/O, off the event loop), applies the new state to itself and then
 //! to every other shard, and answers only once every shard has opened or closed its
 //! logs.

@@ -11,7 +11,8 @@
 //!
 //! Code map: `connection` (one client: read loop and bounds), `out` (responses and
 //! the writer), `route` (request → handler), `produce`, `fetch`, `offsets`, `admin`
-//! (CreateTopics and DeleteTopics through shard 0), `info` (ApiVersions, Metadata).
+//! (topic changes through shard 0, DescribeTopicConfigs), `info` (ApiVersions,
+//! Metadata).
 
 mod admin;
 mod connection;

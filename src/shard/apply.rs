@@ -74,23 +74,8 @@ impl Shard {
                 }
                 let key = (topic.name.clone(), partition as u32);
                 if let Some(entry) = self.logs.borrow().get(&key) {
-                    let old = entry.log.config();
-                    if old != topic.config {
+                    if entry.log.config() != topic.config {
                         entry.log.set_config(topic.config.clone());
-                        // Tighter retention frees the disk now, not at the next check.
-                        let tighter =
-                            |old: Option<u64>, new: Option<u64>| new.is_some_and(|n| old.is_none_or(|o| n < o));
-                        if tighter(old.retention_ms, topic.config.retention_ms)
-                            || tighter(old.retention_bytes, topic.config.retention_bytes)
-                        {
-                            let log = entry.log.clone();
-                            glommio::spawn_local(async move {
-                                if let Err(error) = log.enforce_retention(crate::storage::now_ms()).await {
-                                    tracing::warn!(log = log.name(), %error, "retention failed; it runs again at the next check");
-                                }
-                            })
-                            .detach();
-                        }
                     }
                     continue;
                 }

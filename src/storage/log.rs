@@ -258,13 +258,26 @@ impl Log {
         self.config.borrow().clone()
     }
 
-    /// Replaces the topic policy: retention, durability and segment size apply from
-    /// the next check, append and roll. A switch to `fsync = "always"` starts an
-    /// fdatasync of what the earlier policy left unsynced, and what was visible stays
-    /// visible meanwhile.
+    /// Replaces the topic policy: durability and segment size apply from the next
+    /// append and roll. Tighter retention runs at once (it frees disk), looser at the
+    /// next check. A switch to `fsync = "always"` starts an fdatasync of what the
+    /// earlier policy left unsynced, and what was visible stays visible meanwhile.
     pub fn set_config(self: &Rc<Self>, config: TopicConfig) {
-        let was = std::mem::replace(&mut *self.config.borrow_mut(), config).fsync;
-        if was != FsyncPolicy::Always && self.config.borrow().fsync == FsyncPolicy::Always {
+        let was = std::mem::replace(&mut *self.config.borrow_mut(), config);
+        let now = self.config();
+        let tighter = |old: Option<u64>, new: Option<u64>| new.is_some_and(|n| old.is_none_or(|o| n < o));
+        if !self.closed.get()
+            && (tighter(was.retention_ms, now.retention_ms) || tighter(was.retention_bytes, now.retention_bytes))
+        {
+            let log = self.clone();
+            glommio::spawn_local(async move {
+                if let Err(error) = log.enforce_retention(now_ms()).await {
+                    tracing::warn!(log = %log.name, %error, "retention failed; it runs again at the next check");
+                }
+            })
+            .detach();
+        }
+        if was.fsync != FsyncPolicy::Always && now.fsync == FsyncPolicy::Always {
             let end = self.state.borrow().next_offset;
             self.visible_floor.set(end);
             if self.durable.get() < end && !self.closed.get() {
