@@ -5,6 +5,7 @@
 pub mod config;
 pub mod group;
 pub mod host;
+pub mod lock;
 pub mod metadata;
 pub mod metrics;
 pub mod native;

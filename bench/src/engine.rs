@@ -37,7 +37,7 @@ use strand_protocol::native::messages::{
     ACKS_LEADER, ACKS_NONE,
 };
 use strand_protocol::native::{split_frame, ErrorCode, ErrorFrame, FrameHeader, Limits, Request, Response};
-use strand_protocol::{BatchBuilder, BatchHeader, RecordIter};
+use strand_protocol::{BatchBuilder, BatchHeader, Compression, RecordIter};
 
 /// A partition and the address of the shard that owns it.
 #[derive(Debug, Clone)]
@@ -95,6 +95,8 @@ pub struct Settings {
     pub linger: Duration,
     pub in_flight: usize,
     pub fetch_max_bytes: u32,
+    /// Codec of every producer batch.
+    pub compression: Compression,
     /// Hand requests to nothing instead of a broker (`--dry-run`).
     pub null_sink: bool,
     /// The longest any request waits for its response.
@@ -655,7 +657,7 @@ async fn produce(plan: &ProducerPlan, context: &Rc<Context>) -> Result<(), Strin
         batches.push(OpenBatch {
             partition: target.partition,
             conn,
-            builder: BatchBuilder::new(),
+            builder: BatchBuilder::with_compression(settings.compression),
             intended: Vec::new(),
             value_bytes: 0,
             opened_ns: 0,
@@ -796,7 +798,7 @@ async fn send_batches(
                 std::mem::take(&mut batch.intended),
                 std::mem::take(&mut batch.value_bytes),
             ));
-            batch.builder = BatchBuilder::new();
+            batch.builder = BatchBuilder::with_compression(context.settings.compression);
         }
         if !request.is_empty() {
             target.send(topic, request, context).await?;

@@ -54,6 +54,12 @@ struct RunArgs {
     /// Override the workload's warm_up_seconds.
     #[arg(long)]
     warm_up: Option<f64>,
+    /// Override the workload's compression: none, gzip, snappy, lz4 or zstd.
+    #[arg(long)]
+    compression: Option<String>,
+    /// Override the workload's payload_random (0 to 1; below 1 the values compress).
+    #[arg(long)]
+    payload_random: Option<f64>,
     /// The longest a request waits for its response, in ms.
     #[arg(long, default_value_t = 10_000)]
     request_timeout_ms: u64,
@@ -182,7 +188,19 @@ fn main() {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => {
-            let RunArgs { workload, mode, duration, warm_up, cores, broker_cores, spawn_broker, json, .. } = &args;
+            let RunArgs {
+                workload,
+                mode,
+                duration,
+                warm_up,
+                compression,
+                payload_random,
+                cores,
+                broker_cores,
+                spawn_broker,
+                json,
+                ..
+            } = &args;
             let mut loaded = strand_bench::workload::Workload::load(workload).map_err(anyhow::Error::msg)?;
             if let Some(mode) = mode.clone() {
                 loaded.mode = serde_json::from_value(serde_json::Value::String(mode))?;
@@ -192,6 +210,12 @@ fn run(command: Command) -> anyhow::Result<()> {
             }
             if let Some(warm_up) = *warm_up {
                 loaded.warm_up_seconds = warm_up;
+            }
+            if let Some(compression) = compression {
+                loaded.compression = compression.clone();
+            }
+            if let Some(payload_random) = *payload_random {
+                loaded.payload_random = payload_random;
             }
             loaded.validate().map_err(|message| anyhow::anyhow!("{}: {message}", workload.display()))?;
             let cores = cores.clone().unwrap_or_else(|| {

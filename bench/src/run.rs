@@ -400,6 +400,7 @@ fn phase(options: &Options, topics: &[TopicTargets], phase: Phase, broker: &mut 
         linger: Duration::from_secs_f64(workload.linger_ms / 1e3),
         in_flight: workload.in_flight as usize,
         fetch_max_bytes: workload.fetch_max_bytes,
+        compression: strand_protocol::Compression::from_name(&workload.compression).expect("validated"),
         null_sink: options.dry_run,
         request_timeout: options.request_timeout,
     };

@@ -96,6 +96,8 @@ pub struct Workload {
     pub linger_ms: f64,
     /// Produce requests in flight per producer connection.
     pub in_flight: u32,
+    /// Codec of every producer batch: `none`, `gzip`, `snappy`, `lz4` or `zstd`.
+    pub compression: String,
     /// Most bytes one fetch returns.
     pub fetch_max_bytes: u32,
     /// Topic settings, as `strand topic create` takes them: `fsync`,
@@ -129,6 +131,7 @@ impl Default for Workload {
             batch_bytes: 512 * 1024,
             linger_ms: 2.0,
             in_flight: 16,
+            compression: "none".into(),
             fetch_max_bytes: 8 << 20,
             topic: BTreeMap::new(),
             broker: toml::Table::new(),
@@ -184,6 +187,9 @@ impl Workload {
                 "topic_prefix = {:?}: 1 to 200 of the characters a-z A-Z 0-9 . _ -",
                 self.topic_prefix
             ));
+        }
+        if strand_protocol::Compression::from_name(&self.compression).is_none() {
+            return Err(format!("compression = {:?}: one of none, gzip, snappy, lz4, zstd", self.compression));
         }
         if self.records_per_second > 0 && self.bytes_per_second > 0 {
             return Err("records_per_second and bytes_per_second are both set: set at most one".into());

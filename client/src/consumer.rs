@@ -587,6 +587,11 @@ fn next_position(position: u64, data: &[u8]) -> u64 {
     next
 }
 
+/// Largest size the records of one compressed batch may decompress to: the broker
+/// checked each batch on the way in, so this only bounds what a broken broker could
+/// make a client allocate.
+const DECOMPRESSED_BYTES_MAX: usize = 256 << 20;
+
 /// Appends the records at or after `position` in `data` (whole batches) to `out`.
 /// (`next_position` has already moved the position on, from the headers alone.)
 fn decode_records(key: &Key, position: u64, data: &Bytes, out: &mut Vec<ConsumerRecord>) -> Result<()> {
@@ -595,9 +600,16 @@ fn decode_records(key: &Key, position: u64, data: &Bytes, out: &mut Vec<Consumer
         let Some(len) = batch::batch_bytes(&data[at..]).filter(|&len| len > 0 && at + len <= data.len()) else {
             break;
         };
-        let batch = data.slice(at..at + len);
+        let batch = records_of(data.slice(at..at + len))?;
         at += len;
-        let iter = RecordIter::new(&batch).map_err(|e| ClientError::Protocol(format!("bad batch: {e}")))?;
+        let iter = match &batch {
+            Records::Plain(batch) => RecordIter::new(batch),
+            Records::Decompressed(header, records) => Ok(RecordIter::decompressed(*header, records)),
+        };
+        let iter = iter.map_err(|e| ClientError::Protocol(format!("bad batch: {e}")))?;
+        let batch = match &batch {
+            Records::Plain(bytes) | Records::Decompressed(_, bytes) => bytes,
+        };
         for record in iter {
             let record = record.map_err(|e| ClientError::Protocol(format!("bad record: {e}")))?;
             if (record.offset as u64) < position {
@@ -619,4 +631,25 @@ fn decode_records(key: &Key, position: u64, data: &Bytes, out: &mut Vec<Consumer
         }
     }
     Ok(())
+}
+
+/// One fetched batch's records: the batch itself, or what its compressed records
+/// decompress to. Either way records are slices of one `Bytes`.
+enum Records {
+    Plain(Bytes),
+    Decompressed(strand_protocol::BatchHeader, Bytes),
+}
+
+fn records_of(batch: Bytes) -> Result<Records> {
+    let bad = |e: strand_protocol::BatchError| ClientError::Protocol(format!("bad batch: {e}"));
+    let header = strand_protocol::BatchHeader::parse(&batch).map_err(bad)?;
+    match header.compression().map_err(bad)? {
+        strand_protocol::Compression::None => Ok(Records::Plain(batch)),
+        codec => {
+            let mut out = Vec::new();
+            let records = &batch[batch::HEADER_BYTES..header.total_bytes()];
+            batch::decompress_records(codec, records, DECOMPRESSED_BYTES_MAX, &mut out).map_err(bad)?;
+            Ok(Records::Decompressed(header, Bytes::from(out)))
+        }
+    }
 }

@@ -28,4 +28,4 @@ pub use group::{GroupConfig, GroupEvent, TopicPartition};
 pub use partitioner::{murmur2, partition_for_key, StickyPartitioner};
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 pub use strand_protocol::native::ErrorCode;
-pub use strand_protocol::{BatchBuilder, BatchHeader, Header, Record, RecordIter};
+pub use strand_protocol::{BatchBuilder, BatchHeader, Compression, Header, Record, RecordIter};

@@ -24,7 +24,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use strand_protocol::native::messages::*;
 use strand_protocol::native::{ErrorCode, Response};
-use strand_protocol::BatchBuilder;
+use strand_protocol::{BatchBuilder, Compression};
 
 /// When the broker acknowledges a produce request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +73,9 @@ pub struct ProducerConfig {
     /// How often the producer asks the broker for metadata again, to learn of
     /// partitions added to its topics (Kafka's `metadata.max.age.ms`).
     pub metadata_max_age: Duration,
+    /// Codec each batch is compressed with (Kafka's `compression.type`). `batch_bytes`
+    /// counts records before compression.
+    pub compression: Compression,
 }
 
 impl Default for ProducerConfig {
@@ -88,6 +91,7 @@ impl Default for ProducerConfig {
             in_flight_max: 8,
             request_bytes_max: 4 << 20,
             metadata_max_age: Duration::from_secs(300),
+            compression: Compression::None,
         }
     }
 }
@@ -380,7 +384,7 @@ impl Producer {
         // records joining an open batch need no wake-up.
         let opened = slot.is_none();
         let batch = slot.get_or_insert_with(|| OpenBatch {
-            builder: BatchBuilder::new(),
+            builder: BatchBuilder::with_compression(config.compression),
             delivery: Arc::new(Delivery::default()),
             opened: Instant::now(),
             buffered_bytes: 0,

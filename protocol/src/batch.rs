@@ -25,6 +25,7 @@
 //! attributes and max timestamp, which the CRC covers, so that path recomputes the CRC
 //! as Kafka does (one CRC-32C pass, still no re-encoding).
 
+use crate::compression::{self, CompressionError};
 use crate::record::{walk_record, RecordError};
 use thiserror::Error;
 
@@ -78,6 +79,10 @@ pub enum BatchError {
     BadRecord { index: u32, source: RecordError },
     #[error("records end at byte {records_end} but the batch is {batch_bytes} bytes long")]
     TrailingBytes { records_end: usize, batch_bytes: usize },
+    #[error("compressed records: {0}")]
+    Decompression(#[from] CompressionError),
+    #[error("{what} batches are not supported: this broker has no transactions yet")]
+    Unsupported { what: &'static str },
 }
 
 /// Compression codec named in a batch's attributes.
@@ -88,6 +93,39 @@ pub enum Compression {
     Snappy,
     Lz4,
     Zstd,
+}
+
+impl Compression {
+    /// Every codec, `None` first.
+    pub const ALL: [Compression; 5] =
+        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+
+    /// The codec's name as Kafka's `compression.type` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// The codec named `name` (`none`, `gzip`, `snappy`, `lz4`, `zstd`).
+    pub fn from_name(name: &str) -> Option<Compression> {
+        Compression::ALL.into_iter().find(|codec| codec.name() == name)
+    }
+
+    /// The codec's bits in a batch's attributes.
+    pub fn attribute(self) -> u16 {
+        match self {
+            Compression::None => 0,
+            Compression::Gzip => 1,
+            Compression::Snappy => 2,
+            Compression::Lz4 => 3,
+            Compression::Zstd => 4,
+        }
+    }
 }
 
 /// Which clock a batch's timestamps come from.
@@ -102,12 +140,33 @@ pub enum TimestampType {
 pub struct BatchLimits {
     /// Largest batch accepted, header included (Kafka's `max.message.bytes`).
     pub batch_bytes_max: usize,
+    /// Largest size a compressed batch's records may decompress to. A batch that
+    /// expands past it is refused after at most this many bytes of output.
+    pub records_bytes_max: usize,
+}
+
+/// How many times `batch_bytes_max` the records of a compressed batch may take by
+/// default once decompressed: well above what real data compresses by (2 to 10 times
+/// for logs and JSON), far below what a decompression bomb reaches.
+pub const DECOMPRESSION_RATIO_MAX_DEFAULT: usize = 32;
+
+impl BatchLimits {
+    /// Limits for a batch of at most `batch_bytes_max` bytes whose records may expand
+    /// `ratio_max` times that.
+    pub fn new(batch_bytes_max: usize, ratio_max: usize) -> BatchLimits {
+        BatchLimits { batch_bytes_max, records_bytes_max: batch_bytes_max.saturating_mul(ratio_max) }
+    }
+
+    /// No size bound: for batches the broker validated once already (stored ones).
+    pub fn stored() -> BatchLimits {
+        BatchLimits { batch_bytes_max: usize::MAX, records_bytes_max: usize::MAX }
+    }
 }
 
 impl Default for BatchLimits {
     fn default() -> Self {
         // Kafka's default max.message.bytes (1 MiB plus the batch overhead).
-        BatchLimits { batch_bytes_max: 1_048_588 }
+        BatchLimits::new(1_048_588, DECOMPRESSION_RATIO_MAX_DEFAULT)
     }
 }
 
@@ -211,10 +270,17 @@ impl BatchHeader {
 /// Validates one complete batch at the start of `buf` and returns its header.
 ///
 /// Checks, in order: header, size limit, that the whole batch is present, record count
-/// against last offset delta, CRC-32C, and (uncompressed batches only) that the records
-/// fill the batch exactly, number `record_count` and carry offset deltas 0, 1, 2, …
-/// Bytes after the batch are ignored; use [`batch_bytes`] to walk several batches.
+/// against last offset delta, CRC-32C, and that the records (decompressed first for a
+/// compressed batch, within `limits.records_bytes_max`) fill the batch exactly, number
+/// `record_count` and carry offset deltas 0, 1, 2, … Bytes after the batch are
+/// ignored; use [`batch_bytes`] to walk several batches.
 pub fn validate(buf: &[u8], limits: BatchLimits) -> Result<BatchHeader, BatchError> {
+    validate_with(buf, limits, &mut Vec::new())
+}
+
+/// [`validate`] with a caller's buffer for decompressed records, so a caller that
+/// validates many compressed batches reuses one allocation.
+pub fn validate_with(buf: &[u8], limits: BatchLimits, scratch: &mut Vec<u8>) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(buf)?;
     let total = header.total_bytes();
     if total > limits.batch_bytes_max {
@@ -236,16 +302,35 @@ pub fn validate(buf: &[u8], limits: BatchLimits) -> Result<BatchHeader, BatchErr
     if computed != header.crc {
         return Err(BatchError::CrcMismatch { stored: header.crc, computed });
     }
-    if header.compression()? == Compression::None {
-        validate_records(&buf[..total], &header)?;
+    match header.compression()? {
+        Compression::None => validate_records(&buf[..total], HEADER_BYTES, &header)?,
+        codec => {
+            let result = decompress_records(codec, &buf[HEADER_BYTES..total], limits.records_bytes_max, scratch)
+                .and_then(|()| validate_records(scratch, 0, &header));
+            // Bound what a reused buffer keeps between batches.
+            if scratch.capacity() > SCRATCH_BYTES_KEPT {
+                *scratch = Vec::new();
+            }
+            result?;
+        }
     }
     Ok(header)
 }
 
-fn validate_records(batch: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
-    let mut pos = HEADER_BYTES;
+/// Largest decompression buffer `validate_with` leaves with its caller.
+const SCRATCH_BYTES_KEPT: usize = 4 << 20;
+
+/// Decompresses a compressed batch's records (everything after the header) into
+/// `out`, within `max` bytes.
+pub fn decompress_records(codec: Compression, records: &[u8], max: usize, out: &mut Vec<u8>) -> Result<(), BatchError> {
+    Ok(compression::decompress_into(codec, records, max, out)?)
+}
+
+/// Walks `header.record_count` records in `records` from `pos`, which must end
+/// exactly at the end of `records`.
+fn validate_records(records: &[u8], mut pos: usize, header: &BatchHeader) -> Result<(), BatchError> {
     for index in 0..header.record_count as u32 {
-        let view = walk_record(batch, &mut pos).map_err(|source| BatchError::BadRecord { index, source })?;
+        let view = walk_record(records, &mut pos).map_err(|source| BatchError::BadRecord { index, source })?;
         if view.offset_delta != index as i32 {
             return Err(BatchError::BadRecord {
                 index,
@@ -253,8 +338,8 @@ fn validate_records(batch: &[u8], header: &BatchHeader) -> Result<(), BatchError
             });
         }
     }
-    if pos != batch.len() {
-        return Err(BatchError::TrailingBytes { records_end: pos, batch_bytes: batch.len() });
+    if pos != records.len() {
+        return Err(BatchError::TrailingBytes { records_end: pos, batch_bytes: records.len() });
     }
     Ok(())
 }
@@ -393,10 +478,7 @@ mod tests {
 
         let mut overrun = good.clone();
         overrun[OFFSET_BATCH_LENGTH..OFFSET_BATCH_LENGTH + 4].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert!(matches!(
-            validate(&overrun, BatchLimits { batch_bytes_max: usize::MAX }),
-            Err(BatchError::Truncated { .. })
-        ));
+        assert!(matches!(validate(&overrun, BatchLimits::stored()), Err(BatchError::Truncated { .. })));
         assert!(matches!(validate(&overrun, limits), Err(BatchError::TooLarge { .. })));
 
         // A record count that disagrees with the header, with a CRC recomputed so that
@@ -421,6 +503,68 @@ mod tests {
         codec[OFFSET_ATTRIBUTES + 1] |= 7;
         reseal(&mut codec);
         assert_eq!(validate(&codec, limits), Err(BatchError::UnknownCompression { codec: 7 }));
+    }
+
+    fn compressed_sample(codec: Compression, records: usize) -> Vec<u8> {
+        let mut builder = BatchBuilder::with_compression(codec);
+        for i in 0..records {
+            builder.push(Some(format!("key-{i}").as_bytes()), Some(&[i as u8; 100]), &[], 1_700_000_000_000);
+        }
+        builder.build()
+    }
+
+    #[test]
+    fn compressed_batches_validate_and_read_back_for_every_codec() {
+        for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+            let batch = compressed_sample(codec, 50);
+            let header = validate(&batch, BatchLimits::default()).unwrap();
+            assert_eq!(header.compression().unwrap(), codec);
+            assert!(batch.len() < sample(50).len(), "{codec:?} is smaller");
+            let mut scratch = Vec::new();
+            let records: Vec<_> = crate::record::RecordIter::read(&batch, &mut scratch, 1 << 20)
+                .unwrap()
+                .map(|record| record.unwrap().value.unwrap().to_vec())
+                .collect();
+            assert_eq!(records.len(), 50);
+            assert_eq!(records[49], vec![49u8; 100]);
+            assert!(matches!(crate::record::RecordIter::new(&batch), Err(BatchError::Unsupported { .. })));
+        }
+    }
+
+    /// A compressed batch whose header is consistent, with a CRC over whatever follows
+    /// it: only the records inside can tell it is wrong.
+    fn forge(codec: Compression, record_count: i32, body: &[u8]) -> Vec<u8> {
+        let mut batch = sample(1)[..HEADER_BYTES].to_vec();
+        batch.extend_from_slice(body);
+        let length = (batch.len() - LOG_OVERHEAD) as u32;
+        batch[OFFSET_BATCH_LENGTH..OFFSET_BATCH_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+        batch[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&codec.attribute().to_be_bytes());
+        batch[OFFSET_RECORD_COUNT..OFFSET_RECORD_COUNT + 4].copy_from_slice(&record_count.to_be_bytes());
+        batch[OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4]
+            .copy_from_slice(&(record_count - 1).to_be_bytes());
+        reseal(&mut batch);
+        batch
+    }
+
+    #[test]
+    fn compressed_batches_that_do_not_check_out_are_refused() {
+        let limits = BatchLimits::default();
+        for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+            let garbage = forge(codec, 1, &[0x5a; 300]);
+            assert!(matches!(validate(&garbage, limits), Err(BatchError::Decompression(_))), "{codec:?}");
+
+            // Valid compression, records that claim 2^31 - 1 of themselves.
+            let good = compressed_sample(codec, 3);
+            let claim = forge(codec, i32::MAX, &good[HEADER_BYTES..]);
+            assert!(matches!(validate(&claim, limits), Err(BatchError::BadRecord { index: 3, .. })), "{codec:?}");
+
+            // A bomb: 16 MiB of zeros in a batch under 1 MiB (snappy expands at most 21 times).
+            let zeros = vec![0u8; 16 << 20];
+            let bomb = forge(codec, 1, &crate::compression::compress(codec, &zeros));
+            assert!(bomb.len() < limits.batch_bytes_max, "{codec:?}: {} bytes", bomb.len());
+            let small = BatchLimits::new(limits.batch_bytes_max, 4);
+            assert!(matches!(validate(&bomb, small), Err(BatchError::Decompression(_))), "{codec:?}");
+        }
     }
 
     fn reseal(batch: &mut [u8]) {

@@ -1,5 +1,5 @@
-//! Records inside an uncompressed RecordBatch v2: decoding, and a builder for clients
-//! and tests.
+//! Records inside a RecordBatch v2: decoding, and a builder for clients and tests.
+//! In a compressed batch the same encoding is the compressed stream's content.
 //!
 //! ```text
 //! length          varint   bytes after this field
@@ -116,7 +116,8 @@ fn read_bytes(buf: &[u8], pos: &mut usize) -> Result<Option<(usize, usize)>, Rec
     Ok(Some((start, end)))
 }
 
-/// Iterates the records of one uncompressed batch.
+/// Iterates the records of one batch: in place for an uncompressed batch, or over
+/// the records a compressed batch decompresses to.
 pub struct RecordIter<'a> {
     batch: &'a [u8],
     header: BatchHeader,
@@ -125,13 +126,46 @@ pub struct RecordIter<'a> {
 }
 
 impl<'a> RecordIter<'a> {
-    /// Starts iterating `batch`, which must hold one whole batch (see [`batch::validate`]).
+    /// Starts iterating `batch`, which must hold one whole uncompressed batch (see
+    /// [`batch::validate`]); a compressed one is an error naming its codec (use
+    /// [`RecordIter::read`]).
     pub fn new(batch: &'a [u8]) -> Result<RecordIter<'a>, batch::BatchError> {
         let header = BatchHeader::parse(batch)?;
         if batch.len() < header.total_bytes() {
             return Err(batch::BatchError::Truncated { needed: header.total_bytes(), available: batch.len() });
         }
+        match header.compression()? {
+            batch::Compression::None => {}
+            codec => return Err(batch::BatchError::Unsupported { what: codec.name() }),
+        }
         Ok(RecordIter { batch: &batch[..header.total_bytes()], header, pos: HEADER_BYTES, index: 0 })
+    }
+
+    /// Iterates the records of `batch`, compressed or not. A compressed batch's
+    /// records are decompressed into `scratch` (at most `records_bytes_max` bytes) and
+    /// read from there.
+    pub fn read(
+        batch: &'a [u8],
+        scratch: &'a mut Vec<u8>,
+        records_bytes_max: usize,
+    ) -> Result<RecordIter<'a>, batch::BatchError> {
+        let header = BatchHeader::parse(batch)?;
+        let total = header.total_bytes();
+        if batch.len() < total {
+            return Err(batch::BatchError::Truncated { needed: total, available: batch.len() });
+        }
+        match header.compression()? {
+            batch::Compression::None => RecordIter::new(batch),
+            codec => {
+                batch::decompress_records(codec, &batch[HEADER_BYTES..total], records_bytes_max, scratch)?;
+                Ok(RecordIter::decompressed(header, scratch))
+            }
+        }
+    }
+
+    /// Iterates records already decompressed from the batch with `header`.
+    pub fn decompressed(header: BatchHeader, records: &'a [u8]) -> RecordIter<'a> {
+        RecordIter { batch: records, header, pos: 0, index: 0 }
     }
 
     /// The batch header the records belong to.
@@ -192,12 +226,18 @@ pub struct BatchBuilder {
     base_timestamp: i64,
     max_timestamp: i64,
     producer_id: i64,
+    compression: Option<batch::Compression>,
 }
 
 impl BatchBuilder {
     /// An empty builder for a non-idempotent producer.
     pub fn new() -> BatchBuilder {
         BatchBuilder { producer_id: -1, ..BatchBuilder::default() }
+    }
+
+    /// An empty builder whose batches are compressed with `codec`.
+    pub fn with_compression(codec: batch::Compression) -> BatchBuilder {
+        BatchBuilder { compression: Some(codec), ..BatchBuilder::new() }
     }
 
     /// Number of records pushed so far.
@@ -282,12 +322,20 @@ impl BatchBuilder {
     }
 
     /// Encodes the batch without copying the records: the header is written into the
-    /// space reserved in front of them. Panics if no record was pushed.
+    /// space reserved in front of them (a compressed batch is a new buffer). Panics if
+    /// no record was pushed.
     pub fn finish(mut self) -> Vec<u8> {
         assert!(self.count > 0, "a RecordBatch needs at least one record");
-        let header = self.header();
+        if self.codec() != batch::Compression::None {
+            return self.build();
+        }
+        let header = self.header(self.body().len());
         batch::write_header(&mut self.records, &header);
         self.records
+    }
+
+    fn codec(&self) -> batch::Compression {
+        self.compression.unwrap_or(batch::Compression::None)
     }
 
     /// The encoded records, without the reserved header space.
@@ -300,19 +348,22 @@ impl BatchBuilder {
     fn build_into(&self, out: &mut Vec<u8>) {
         assert!(self.count > 0, "a RecordBatch needs at least one record");
         let start = out.len() - HEADER_BYTES;
-        out.extend_from_slice(self.body());
-        let header = self.header();
+        match self.codec() {
+            batch::Compression::None => out.extend_from_slice(self.body()),
+            codec => out.extend_from_slice(&crate::compression::compress(codec, self.body())),
+        }
+        let header = self.header(out.len() - start - HEADER_BYTES);
         batch::write_header(&mut out[start..], &header);
     }
 
-    fn header(&self) -> BatchHeader {
+    fn header(&self, body_bytes: usize) -> BatchHeader {
         BatchHeader {
             base_offset: 0,
-            batch_length: (HEADER_BYTES - LOG_OVERHEAD + self.body().len()) as u32,
+            batch_length: (HEADER_BYTES - LOG_OVERHEAD + body_bytes) as u32,
             partition_leader_epoch: -1,
             magic: MAGIC,
             crc: 0,
-            attributes: 0,
+            attributes: self.codec().attribute(),
             last_offset_delta: self.count - 1,
             base_timestamp: self.base_timestamp,
             max_timestamp: self.max_timestamp,

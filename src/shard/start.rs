@@ -86,6 +86,8 @@ pub fn serve(
     // relative path (the default `strand-data` is one): resolve it once, here.
     config.data_dir = std::fs::canonicalize(&config.data_dir)
         .with_context(|| format!("cannot resolve the data directory {}", config.data_dir.display()))?;
+    // Held until `serve` returns: a second broker on this directory refuses to start.
+    let _lock = crate::lock::DataDirLock::acquire(&config.data_dir)?;
     let config = Arc::new(config);
     let data_dir = &config.data_dir;
     let (mut store, recovery) = MetadataStore::open(&data_dir.join("metadata"))

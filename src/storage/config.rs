@@ -116,6 +116,9 @@ pub struct IoOptions {
     pub read_bytes: usize,
     /// Size of the write buffer of each index file.
     pub index_buffer_bytes: usize,
+    /// How many times its topic's `batch_bytes_max` the records of a compressed batch
+    /// may take once decompressed; a batch that expands further is refused.
+    pub decompression_ratio_max: usize,
 }
 
 impl Default for IoOptions {
@@ -126,6 +129,7 @@ impl Default for IoOptions {
             write_behind_ms: 10,
             read_bytes: 1024 * 1024,
             index_buffer_bytes: 64 * 1024,
+            decompression_ratio_max: strand_protocol::batch::DECOMPRESSION_RATIO_MAX_DEFAULT,
         }
     }
 }
@@ -148,6 +152,9 @@ impl IoOptions {
         }
         if self.write_behind_ms == 0 {
             return Err("write_behind_ms = 0: must be at least 1".into());
+        }
+        if !(1..=1024).contains(&self.decompression_ratio_max) {
+            return Err(format!("decompression_ratio_max = {}: must be 1 to 1024", self.decompression_ratio_max));
         }
         Ok(())
     }

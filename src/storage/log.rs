@@ -336,18 +336,14 @@ impl Log {
     pub async fn append_leader(self: &Rc<Self>, mut batch: BytesMut) -> Result<Appended> {
         let (limits, source, policy, interval_ms) = {
             let config = self.config.borrow();
-            let limits = BatchLimits { batch_bytes_max: config.batch_bytes_max as usize };
+            let limits = BatchLimits::new(config.batch_bytes_max as usize, self.io.decompression_ratio_max);
             (limits, config.timestamp_source, config.fsync, config.fsync_interval_ms)
         };
-        let header = batch::validate(&batch, limits)?;
-        if batch.len() != header.total_bytes() {
-            let error = BatchError::TrailingBytes { records_end: header.total_bytes(), batch_bytes: batch.len() };
-            return Err(error.into());
-        }
+        let header = validate_appended(&batch, limits)?;
         // Let the reactor submit queued writes and reap completions between appends that
         // would otherwise never wait (`never`, `interval`), once per task quota.
         crate::runtime::yield_after_quota().await;
-        self.ready_for(batch.len() as u64).await?;
+        self.ready_for(batch.len() as u64, header.last_offset_delta as u64 + 1).await?;
         let appended = self.append_ready(&mut batch, &header, source);
         self.prepare_standby();
         match policy {
@@ -417,8 +413,9 @@ impl Log {
     }
 
     /// Waits until an append of `len` bytes may proceed: no roll under way, the active
-    /// segment has room, and the write-behind queue is below its bound.
-    async fn ready_for(self: &Rc<Self>, len: u64) -> Result<()> {
+    /// segment has room (for `len` bytes and `count` offsets), and the write-behind
+    /// queue is below its bound.
+    async fn ready_for(self: &Rc<Self>, len: u64, count: u64) -> Result<()> {
         enum Next {
             Ready,
             Roll,
@@ -438,7 +435,7 @@ impl Log {
                 }
                 if self.rolling.get() {
                     Next::WaitRoll(self.roll_epoch.get() + 1)
-                } else if self.should_roll(&state, len) {
+                } else if self.should_roll(&state, len, count) {
                     Next::Roll
                 } else if !state.appender.has_room() {
                     let tracker = state.appender.tracker().clone();
@@ -459,7 +456,7 @@ impl Log {
         }
     }
 
-    fn should_roll(&self, state: &LogState, len: u64) -> bool {
+    fn should_roll(&self, state: &LogState, len: u64, count: u64) -> bool {
         let segment = state.active();
         if segment.sealed.get() {
             return true;
@@ -471,7 +468,7 @@ impl Log {
         let config = self.config.borrow();
         let too_big = size + len > config.segment_bytes;
         let too_old = segment.first_timestamp.get().is_some_and(|first| now_ms() - first >= config.segment_ms as i64);
-        too_big || too_old
+        too_big || too_old || !index_can_hold(segment.base_offset, size, state.next_offset, len, count)
     }
 
     /// Seals the active segment and opens the next one.
@@ -804,8 +801,7 @@ impl Log {
                 break;
             }
             if cfg!(debug_assertions) {
-                let limits = BatchLimits { batch_bytes_max: usize::MAX };
-                if let Err(error) = batch::validate(&buf[at..at + total], limits) {
+                if let Err(error) = batch::validate(&buf[at..at + total], BatchLimits::stored()) {
                     return Err(self.corrupt(segment, start + at as u64, &error.to_string()));
                 }
             }
@@ -1225,6 +1221,42 @@ pub(crate) fn remove_standby_files(dir: &Path) {
     }
 }
 
+/// Largest offset or byte position relative to its segment that the index can hold:
+/// both are stored as `u32` (`SegmentIndex`).
+const INDEX_RELATIVE_MAX: u64 = u32::MAX as u64;
+
+/// Whether a batch of `len` bytes and `count` offsets appended at `next_offset`, at
+/// byte `size` of the segment starting at `base_offset`, keeps every offset and
+/// position relative to the segment within the index's range. When it would not, the
+/// segment rolls first (as Kafka rolls before a relative offset leaves an int).
+fn index_can_hold(base_offset: u64, size: u64, next_offset: u64, len: u64, count: u64) -> bool {
+    let last_offset = next_offset + count.max(1) - 1;
+    last_offset - base_offset <= INDEX_RELATIVE_MAX && size + len <= INDEX_RELATIVE_MAX
+}
+
+thread_local! {
+    /// The shard's buffer for the decompressed records of the batch being validated:
+    /// appends on one shard run one validation at a time.
+    static DECOMPRESSED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Validates a batch a producer sent, as [`batch::validate`] does (compressed records
+/// decompressed and walked), and refuses what this broker cannot store yet: bytes
+/// after the batch, and transactional and control batches (no transactions yet).
+fn validate_appended(bytes: &[u8], limits: BatchLimits) -> Result<BatchHeader> {
+    let header = DECOMPRESSED.with_borrow_mut(|scratch| batch::validate_with(bytes, limits, scratch))?;
+    if bytes.len() != header.total_bytes() {
+        return Err(BatchError::TrailingBytes { records_end: header.total_bytes(), batch_bytes: bytes.len() }.into());
+    }
+    if header.is_control() {
+        return Err(BatchError::Unsupported { what: "control" }.into());
+    }
+    if header.is_transactional() {
+        return Err(BatchError::Unsupported { what: "transactional" }.into());
+    }
+    Ok(header)
+}
+
 pub(crate) fn log_sizing(io: &IoOptions) -> AppenderSizing {
     AppenderSizing { buffer_bytes: io.write_buffer_bytes, buffers_in_flight: io.write_behind_buffers }
 }
@@ -1236,4 +1268,27 @@ pub(crate) fn index_sizing(io: &IoOptions) -> AppenderSizing {
 /// Milliseconds since the Unix epoch, by the wall clock.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod index_range_tests {
+    use super::{index_can_hold, INDEX_RELATIVE_MAX};
+
+    #[test]
+    fn a_segment_rolls_before_an_offset_or_position_leaves_the_index_range() {
+        let base = 1_000;
+        // The last offset of the batch lands exactly on the largest relative offset.
+        let next = base + INDEX_RELATIVE_MAX - 9;
+        assert!(index_can_hold(base, 4096, next, 100, 10));
+        // One more record and it would not: the segment rolls first.
+        assert!(!index_can_hold(base, 4096, next, 100, 11));
+        // Three batches that each claim 2^31 records (the overflow the u32 cast hid).
+        let claim = 1u64 << 31;
+        assert!(index_can_hold(base, 0, base, 100, claim));
+        assert!(index_can_hold(base, 100, base + claim, 100, claim));
+        assert!(!index_can_hold(base, 200, base + 2 * claim, 100, claim));
+        // Positions: a batch may end at the last byte the index can point into.
+        assert!(index_can_hold(base, INDEX_RELATIVE_MAX - 100, base + 1, 100, 1));
+        assert!(!index_can_hold(base, INDEX_RELATIVE_MAX - 100, base + 1, 101, 1));
+    }
 }

@@ -368,7 +368,7 @@ async fn recovery_start(segment: &Segment, file_bytes: u64) -> Result<(u64, u64)
             continue;
         }
         let whole = segment.read_at(position, header.total_bytes()).await?;
-        if batch::validate(&whole, BatchLimits { batch_bytes_max: usize::MAX }).is_ok() {
+        if batch::validate(&whole, BatchLimits::stored()).is_ok() {
             return Ok((position, expected));
         }
     }

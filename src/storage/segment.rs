@@ -101,7 +101,7 @@ impl Segment {
         verify: bool,
         mut visit: impl FnMut(u64, &BatchHeader) -> bool,
     ) -> Result<ScanStop> {
-        let limits = BatchLimits { batch_bytes_max: usize::MAX };
+        let limits = BatchLimits::stored();
         while pos < end {
             let want = (end - pos).min(read_bytes as u64) as usize;
             let chunk = self.read_at(pos, want).await?;

@@ -1,0 +1,161 @@
+//! What a careless user or an attacker tries against the real broker binary: each test
+//! reproduces one way a single client, request or command used to lose data or harm
+//! the broker, and checks that it no longer can.
+
+mod common;
+
+use common::{strand, Broker};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use strand_client::{block_on, BatchBuilder, Client, Compression, ErrorCode, OffsetSpec};
+use strand_protocol::native::messages::{ProducePartition, ProduceRequest, ProduceTopic};
+use strand_protocol::native::{Request, Response};
+
+/// Runs `strand serve` on `data_dir` with kernel-chosen ports and waits (bounded) for
+/// it to exit: for brokers that must refuse to start.
+fn serve_expecting_refusal(data_dir: &std::path::Path) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strand"))
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(data_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the strand binary");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("a second broker on {} kept running instead of refusing to start", data_dir.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.success(), stderr)
+}
+
+#[test]
+fn a_second_broker_on_the_same_data_directory_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut first = Broker::start(&data, &["--cores", "0"]);
+    let bootstrap = first.bootstrap();
+    let (ok, _, err) = strand(&["topic", "create", "t", "--partitions", "2", "--bootstrap", &bootstrap], "");
+    assert!(ok, "{err}");
+
+    let (ok, stderr) = serve_expecting_refusal(&data);
+    assert!(!ok, "the second broker exited 0");
+    let data = std::fs::canonicalize(&data).unwrap();
+    assert!(stderr.contains(&data.display().to_string()), "names the directory: {stderr}");
+    assert!(stderr.contains(&format!("PID {}", first.pid())), "names the holder: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+
+    // The first broker is untouched and serves on.
+    let (ok, _, err) = strand(&["produce", "t", "--partition", "1", "--bootstrap", &bootstrap], "kept\n");
+    assert!(ok, "{err}");
+    let (ok, out, err) = strand(&["consume", "t", "--partition", "1", "--bootstrap", &bootstrap], "");
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "kept");
+
+    // A broker killed with SIGKILL leaves no lock behind: the kernel releases it.
+    first.kill();
+    let second = Broker::start(&data, &["--cores", "0"]);
+    let (ok, out, err) = strand(&["consume", "t", "--partition", "1", "--bootstrap", &second.bootstrap()], "");
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "kept");
+}
+
+/// A Produce of `records` (one or more raw batches) to partition 0 of `topic`.
+fn produce_raw(client: &Client, topic: &str, records: Vec<u8>) -> ErrorCode {
+    let request = Request::Produce(ProduceRequest {
+        acks: 2,
+        timeout_ms: 5_000,
+        topics: vec![ProduceTopic {
+            name: topic.into(),
+            partitions: vec![ProducePartition { partition: 0, records: records.into() }],
+        }],
+    });
+    let Response::Produce(response) = block_on(client.request(request)).unwrap() else { panic!("a produce response") };
+    response.topics[0].partitions[0].error
+}
+
+/// A batch with `codec` in its attributes, `body` as its compressed records, a header
+/// that agrees with itself (`record_count` records) and a correct CRC: only the
+/// records inside can show it is wrong.
+fn forged(codec: Compression, record_count: i32, body: &[u8]) -> Vec<u8> {
+    let mut builder = BatchBuilder::new();
+    builder.push(None, Some(b"x"), &[], 1_700_000_000_000);
+    let mut batch = builder.build()[..61].to_vec();
+    batch.extend_from_slice(body);
+    let length = (batch.len() - 12) as u32;
+    batch[8..12].copy_from_slice(&length.to_be_bytes());
+    batch[21..23].copy_from_slice(&codec.attribute().to_be_bytes());
+    batch[23..27].copy_from_slice(&(record_count - 1).to_be_bytes());
+    batch[57..61].copy_from_slice(&record_count.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
+#[test]
+fn compressed_batches_are_checked_record_by_record_and_every_codec_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &["--cores", "0"]);
+    let bootstrap = broker.bootstrap();
+    let b = ["--bootstrap", bootstrap.as_str()];
+    let (ok, _, err) = strand(&[&["topic", "create", "z", "--partitions", "1"][..], &b].concat(), "");
+    assert!(ok, "{err}");
+    let (ok, _, err) = strand(&[&["produce", "z"][..], &b].concat(), "before\n");
+    assert!(ok, "{err}");
+
+    let client = Client::connect(&bootstrap).unwrap();
+    let end = || block_on(client.list_offset("z", 0, OffsetSpec::Latest)).unwrap();
+    assert_eq!(end(), 1);
+    let codecs = [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+    for codec in codecs {
+        // Garbage behind a correct CRC: refused, the log unchanged.
+        assert_eq!(produce_raw(&client, "z", forged(codec, 1, &[0x5a; 300])), ErrorCode::InvalidBatch, "{codec:?}");
+        // Valid compression, a record count of 2^31 - 1 over three records: the walk
+        // refuses it (it once wrapped the index's 32-bit relative offsets).
+        let mut three = BatchBuilder::with_compression(codec);
+        for value in [b"1", b"2", b"3"] {
+            three.push(None, Some(value), &[], 1_700_000_000_000);
+        }
+        let three = three.build();
+        let claim = forged(codec, i32::MAX, &three[61..]);
+        assert_eq!(produce_raw(&client, "z", claim), ErrorCode::InvalidBatch, "{codec:?}");
+        // A bomb: 64 MiB of zeros, compressed under 1 MiB (the batch limit), past
+        // 32 x batch_bytes_max once decompressed. Snappy cannot shrink 64 MiB that far.
+        if codec != Compression::Snappy {
+            let bomb = forged(codec, 1, &strand_protocol::compression::compress(codec, &vec![0u8; 64 << 20]));
+            assert!(bomb.len() < 1 << 20, "{codec:?}: {}", bomb.len());
+            assert_eq!(produce_raw(&client, "z", bomb), ErrorCode::InvalidBatch, "{codec:?}");
+        }
+        assert_eq!(end(), 1, "{codec:?}: nothing was appended");
+    }
+    // The record before is still readable.
+    let (ok, out, err) = strand(&[&["consume", "z"][..], &b].concat(), "");
+    assert!(ok, "{err}");
+    assert_eq!(out, "before\n");
+
+    // Every codec produced by the CLI reads back through the CLI.
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let input: String = (0..200).map(|i| format!("{codec} {i}\n")).collect();
+        let (ok, _, err) = strand(&[&["produce", "z", "--compression", codec][..], &b].concat(), &input);
+        assert!(ok, "{codec}: {err}");
+    }
+    let (ok, out, err) = strand(&[&["consume", "z"][..], &b].concat(), "");
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 801, "{err}");
+    assert_eq!(lines[0], "before");
+    assert_eq!(lines[1], "gzip 0");
+    assert_eq!(lines[800], "zstd 199");
+    // Offsets are contiguous across the compressed batches.
+    assert_eq!(end(), 801);
+}
