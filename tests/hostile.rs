@@ -4,12 +4,12 @@
 
 mod common;
 
-use common::{strand, Broker};
+use common::{frame, send_raw, strand, Broker};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use strand_client::{block_on, BatchBuilder, Client, Compression, ErrorCode, OffsetSpec};
-use strand_protocol::native::messages::{ProducePartition, ProduceRequest, ProduceTopic};
-use strand_protocol::native::{Request, Response};
+use strand_protocol::native::messages::{ApiVersionsRequest, ProducePartition, ProduceRequest, ProduceTopic};
+use strand_protocol::native::{ApiKey, Request, Response};
 
 /// Runs `strand serve` on `data_dir` with kernel-chosen ports and waits (bounded) for
 /// it to exit: for brokers that must refuse to start.
@@ -72,8 +72,12 @@ fn a_second_broker_on_the_same_data_directory_refuses_to_start() {
 
 /// A Produce of `records` (one or more raw batches) to partition 0 of `topic`.
 fn produce_raw(client: &Client, topic: &str, records: Vec<u8>) -> ErrorCode {
+    produce_with_acks(client, topic, records, 2)
+}
+
+fn produce_with_acks(client: &Client, topic: &str, records: Vec<u8>, acks: u8) -> ErrorCode {
     let request = Request::Produce(ProduceRequest {
-        acks: 2,
+        acks,
         timeout_ms: 5_000,
         topics: vec![ProduceTopic {
             name: topic.into(),
@@ -158,4 +162,75 @@ fn compressed_batches_are_checked_record_by_record_and_every_codec_reads_back() 
     assert_eq!(lines[800], "zstd 199");
     // Offsets are contiguous across the compressed batches.
     assert_eq!(end(), 801);
+}
+
+#[test]
+fn requests_that_break_the_protocol_get_the_errors_the_spec_defines() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &["--cores", "0"]);
+    let bootstrap = broker.bootstrap();
+    let (ok, _, err) = strand(&["topic", "create", "p", "--partitions", "1", "--bootstrap", &bootstrap], "");
+    assert!(ok, "{err}");
+    let client = Client::connect(&bootstrap).unwrap();
+    let end = || block_on(client.list_offset("p", 0, OffsetSpec::Latest)).unwrap();
+
+    // Any flag on a request: an error frame (MalformedRequest), closed, with a reason
+    // in the log.
+    for flags in [0x01u8, 0x02, 0x04, 0x80] {
+        let answer = send_raw(broker.port, &frame(0, flags, &[]), false).expect("answered and closed");
+        assert!(answer.len() >= 18, "flags {flags:#04x}: an error frame: {answer:?}");
+        assert_eq!(answer[7], 0x03, "flags {flags:#04x}: response | error");
+        assert_eq!(u16::from_le_bytes(answer[16..18].try_into().unwrap()), 1, "flags {flags:#04x}: MalformedRequest");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !broker.stderr().contains("a request has every flag bit 0") {
+        assert!(Instant::now() < deadline, "no logged reason: {}", broker.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let batch = || {
+        let mut builder = BatchBuilder::new();
+        builder.push(None, Some(b"v"), &[], 1_700_000_000_000);
+        builder.build()
+    };
+    // acks outside 0, 1, 2: InvalidAcks, nothing appended, the connection stays.
+    assert_eq!(produce_with_acks(&client, "p", batch(), 7), ErrorCode::InvalidAcks);
+    assert_eq!(end(), 0);
+    // Transactional (bit 4) and control (bit 5) batches: InvalidBatch until
+    // transactions exist.
+    for bit in [0x10u16, 0x20] {
+        let mut forged = batch();
+        let attributes = u16::from_be_bytes([forged[21], forged[22]]) | bit;
+        forged[21..23].copy_from_slice(&attributes.to_be_bytes());
+        let crc = crc32c::crc32c(&forged[21..]);
+        forged[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(produce_raw(&client, "p", forged), ErrorCode::InvalidBatch, "attribute {bit:#x}");
+    }
+    assert_eq!(end(), 0);
+    assert_eq!(produce_raw(&client, "p", batch()), ErrorCode::None);
+    assert_eq!(end(), 1);
+
+    // SPEC.md's api key table is what the broker advertises, key for key.
+    let Response::ApiVersions(versions) =
+        block_on(client.request(Request::ApiVersions(ApiVersionsRequest {}))).unwrap()
+    else {
+        panic!("an ApiVersions response")
+    };
+    let advertised: Vec<(u16, String)> = versions
+        .apis
+        .iter()
+        .map(|api| (api.api_key, format!("{:?}", ApiKey::from_key(api.api_key).unwrap())))
+        .collect();
+    let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/protocol/SPEC.md")).unwrap();
+    let table: Vec<(u16, String)> = spec
+        .lines()
+        .skip_while(|line| !line.starts_with("| api_key | request |"))
+        .skip(2)
+        .take_while(|line| line.starts_with('|'))
+        .map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            (cells[1].parse().unwrap(), cells[2].to_string())
+        })
+        .collect();
+    assert_eq!(table, advertised, "SPEC.md's api key table against ApiVersions");
 }

@@ -34,7 +34,10 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     // TcpStream then owns and closes.
     let write_fd = unsafe { libc::dup(stream.as_raw_fd()) };
     if write_fd < 0 {
-        tracing::warn!(%peer, error = %std::io::Error::last_os_error(), "cannot serve connection");
+        let error = std::io::Error::last_os_error();
+        if shard.warnings.accept_failed.allow() {
+            tracing::warn!(%peer, %error, "cannot serve connection");
+        }
         return;
     }
     let writer = unsafe { TcpStream::from_raw_fd(write_fd) };
@@ -61,7 +64,9 @@ async fn read_loop(shard: &Rc<Shard>, stream: TcpStream, state: &Rc<ConnectionSt
                 }
                 Ok(None) => break,
                 Err(error) => {
-                    tracing::warn!(shard = shard.id, %error, "closing a connection that sent a bad frame");
+                    if shard.warnings.bad_clients.allow() {
+                        tracing::warn!(shard = shard.id, %error, "closing a connection that sent a bad frame");
+                    }
                     return format!("bad frame: {error}");
                 }
             }

@@ -33,24 +33,37 @@ use glommio::net::TcpListener;
 use std::future::Future;
 use std::rc::Rc;
 
+/// First and longest pause after a failed accept. An accept fails when the process
+/// is out of descriptors (EMFILE) and keeps failing until some close: retrying at once
+/// would spin the shard, so each failure in a row doubles the pause.
+const ACCEPT_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Accepts connections on `listener` until the shard stops, each served by its own
 /// task. Past `limits.connections_max` open connections, new ones are closed at once.
 pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     let open = Rc::new(std::cell::Cell::new(0u64));
     let max = u64::from(shard.config.limits.connections_max);
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
             Err(error) => {
-                tracing::warn!(shard = shard.id, %error, "accept failed");
-                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                if shard.warnings.accept_failed.allow() {
+                    tracing::warn!(shard = shard.id, %error, pause_ms = backoff.as_millis() as u64, "accept failed");
+                }
+                glommio::timer::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                 continue;
             }
         };
+        backoff = ACCEPT_BACKOFF_MIN;
         if open.get() >= max {
             shard.stats.connections_refused.set(shard.stats.connections_refused.get() + 1);
             crate::metrics::ShardMetrics::count(&shard.metrics.connections_refused, 1);
-            tracing::warn!(shard = shard.id, max, "refusing a connection: limits.connections_max reached");
+            if shard.warnings.connections_refused.allow() {
+                tracing::warn!(shard = shard.id, max, "refusing a connection: limits.connections_max reached");
+            }
             drop(stream);
             continue;
         }

@@ -127,6 +127,30 @@ pub async fn settle(appending: Vec<Appending>, acks: u8, deadline: Option<Instan
 }
 
 /// When a produce request with `timeout_ms` stops waiting (0: never).
+/// Answers a Produce whose `acks` is not 0, 1 or 2: InvalidAcks for every
+/// partition, nothing appended.
+fn refuse_acks(shard: &Shard, state: &ConnectionState, correlation: u32, request_bytes: usize, layout: ProduceLayout) {
+    let topics = layout
+        .topics
+        .into_iter()
+        .map(|topic| ProduceTopicResponse {
+            name: topic.name,
+            partitions: topic
+                .partitions
+                .iter()
+                .map(|part| ProducePartitionResponse {
+                    partition: part.partition,
+                    error: ErrorCode::InvalidAcks,
+                    base_offset: -1,
+                    log_append_time_ms: -1,
+                })
+                .collect(),
+        })
+        .collect();
+    shard.metrics.error(strand_protocol::native::ApiKey::Produce);
+    super::route::respond(state, correlation, request_bytes, Response::Produce(ProduceResponse { topics }));
+}
+
 pub fn deadline(timeout_ms: u32) -> Option<Instant> {
     (timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(u64::from(timeout_ms)))
 }
@@ -142,6 +166,10 @@ pub async fn handle(
     mut payload: BytesMut,
 ) {
     let acks = layout.acks;
+    if acks > ACKS_DURABLE {
+        refuse_acks(shard, state, correlation, request_bytes, layout);
+        return;
+    }
     let deadline = deadline(layout.timeout_ms);
     let started = Instant::now();
     let mut response = ProduceResponse { topics: Vec::with_capacity(layout.topics.len()) };

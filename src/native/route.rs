@@ -25,8 +25,10 @@ pub async fn dispatch(
 ) -> Result<(), String> {
     let correlation = header.correlation_id.get();
     shard.metrics.request(header.api_key.get());
-    if header.is_response() {
-        return Err("the client sent a response frame".into());
+    if header.flags != 0 {
+        // SPEC.md: a request's flags are 0; a response or error frame from a client
+        // means it is not speaking this protocol (or is confused about direction).
+        return Err(refuse(shard, state, &header, DecodeError::RequestFlags { flags: header.flags }));
     }
     let request_bytes = header.frame_bytes();
     // Produce keeps its payload owned: the batches are split off it, not copied.
@@ -128,7 +130,9 @@ fn refuse(shard: &Shard, state: &ConnectionState, header: &FrameHeader, error: D
     frame.encode(header.api_key.get(), header.correlation_id.get(), &mut out);
     state.start_request(0);
     state.send(Outgoing { pieces: vec![Piece::Owned(out)], request_bytes: 0, budget: None });
-    tracing::debug!(shard = shard.id, %error, "closing a connection that sent an undecodable request");
+    if shard.warnings.bad_clients.allow() {
+        tracing::warn!(shard = shard.id, %error, "closing a connection that sent an undecodable request");
+    }
     format!("undecodable request: {error}")
 }
 

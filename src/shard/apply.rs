@@ -92,7 +92,9 @@ impl Shard {
                         self.logs.borrow_mut().insert(key, PartitionLog { topic_id: topic.id, log });
                     }
                     Err(error) => {
-                        tracing::error!(log = %name, dir = %dir.display(), %error, "partition could not be opened; it stays offline");
+                        if self.warnings.partitions_offline.allow() {
+                            tracing::error!(log = %name, dir = %dir.display(), %error, "partition could not be opened; it stays offline");
+                        }
                     }
                 }
             }

@@ -3,11 +3,13 @@
 //! only by the messages of `message`, over glommio's channel mesh.
 //!
 //! Code map: `message` (what one shard asks of another), `apply` (metadata changes
-//! become opened and closed logs), `start` (threads, listeners, readiness, shutdown).
+//! become opened and closed logs), `start` (threads, listeners, readiness, shutdown),
+//! `warnings` (rate-limited warnings).
 
 mod apply;
 mod message;
 mod start;
+pub mod warnings;
 
 pub use apply::remove_orphan_topic_dirs;
 pub use message::{FetchItem, FetchItemResult, FetchWait, ListItem, ProduceItem, ProduceItemResult, ShardMessage};
@@ -66,6 +68,8 @@ pub struct Shard {
     /// The settings SIGHUP can change (`config::LIVE_KEYS`), shared by every shard;
     /// read on admin and group paths only, never per record.
     pub live: Arc<std::sync::RwLock<Arc<BrokerConfig>>>,
+    /// Warnings a flood could repeat, rate-limited.
+    pub warnings: warnings::Warnings,
 }
 
 impl Shard {

@@ -296,6 +296,7 @@ async fn run_shard(init: ShardInit) {
         groups: crate::group::GroupCoordinator::default(),
         metrics,
         live,
+        warnings: super::warnings::Warnings::default(),
     });
     shard.apply(state).await;
     shard.groups.recover(&shard).await;
@@ -318,6 +319,7 @@ async fn run_shard(init: ShardInit) {
                 glommio::timer::sleep(GROUP_EXPIRY_TICK).await;
                 shard.groups.expire(&shard);
                 shard.refresh_metrics();
+                shard.warnings.tick();
                 alive[shard.id as usize].store(now_ms(), Ordering::Relaxed);
             }
         })

@@ -4,7 +4,8 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -203,4 +204,35 @@ pub fn strand(args: &[&str], stdin: &str) -> (bool, String, String) {
         std::thread::sleep(Duration::from_millis(10));
     };
     (status.success(), stdout.join().unwrap(), stderr.join().unwrap())
+}
+
+/// Writes `bytes` to a new connection to `port` and reads until the broker closes it
+/// (None if it stays open past 5 s).
+pub fn send_raw(port: u16, bytes: &[u8], close_write: bool) -> Option<Vec<u8>> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = stream.write_all(bytes);
+    if close_write {
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+    }
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        Ok(_) => Some(answer),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Some(answer),
+        Err(_) => None,
+    }
+}
+
+/// A native frame with correlation id 77.
+pub fn frame(api_key: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(12 + payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&0x5354u16.to_le_bytes());
+    out.push(1);
+    out.push(flags);
+    out.extend_from_slice(&api_key.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&77u32.to_le_bytes());
+    out.extend_from_slice(payload);
+    out
 }

@@ -24,7 +24,8 @@ pub enum ErrorCode {
     InvalidPartitions,
     /// 9: a topic configuration key is unknown or its value out of range.
     InvalidConfig,
-    /// 10: a record batch failed validation (CRC, magic, length, record count).
+    /// 10: a record batch failed validation (CRC, magic, length, record count, the
+    /// records, decompressed where compressed), or is transactional or a control batch.
     InvalidBatch,
     /// 11: a record batch is larger than the topic's `batch_bytes_max`.
     BatchTooLarge,
@@ -58,6 +59,8 @@ pub enum ErrorCode {
     InvalidSessionTimeout,
     /// 26: the group id is empty, too long or has a character outside `[a-zA-Z0-9._-]`.
     InvalidGroupId,
+    /// 27: Produce: `acks` is not 0, 1 or 2; nothing was appended.
+    InvalidAcks,
     /// A code this version of the crate does not know.
     Other(u16),
 }
@@ -93,13 +96,14 @@ impl ErrorCode {
             ErrorCode::TooManyGroups => 24,
             ErrorCode::InvalidSessionTimeout => 25,
             ErrorCode::InvalidGroupId => 26,
+            ErrorCode::InvalidAcks => 27,
             ErrorCode::Other(code) => code,
         }
     }
 
     /// The error with this code.
     pub fn from_code(code: u16) -> ErrorCode {
-        const KNOWN: [ErrorCode; 27] = [
+        const KNOWN: [ErrorCode; 28] = [
             ErrorCode::None,
             ErrorCode::MalformedRequest,
             ErrorCode::UnknownApi,
@@ -127,6 +131,7 @@ impl ErrorCode {
             ErrorCode::TooManyGroups,
             ErrorCode::InvalidSessionTimeout,
             ErrorCode::InvalidGroupId,
+            ErrorCode::InvalidAcks,
         ];
         KNOWN.get(code as usize).copied().unwrap_or(ErrorCode::Other(code))
     }

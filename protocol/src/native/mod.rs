@@ -57,6 +57,8 @@ pub enum DecodeError {
     BadUtf8,
     #[error("{bytes} bytes left after the message")]
     TrailingBytes { bytes: usize },
+    #[error("flags {flags:#04x}: a request has every flag bit 0")]
+    RequestFlags { flags: u8 },
 }
 
 /// The requests, by api key.
