@@ -194,6 +194,10 @@ pub struct GroupsConfig {
     /// writes the current committed offsets again at its end and deletes the older
     /// segments (compaction), so commits never fill the disk.
     pub offsets_compact_bytes: u64,
+    /// How long a new group waits for more members before its first assignment
+    /// (Kafka's `group.initial.rebalance.delay.ms`); each join in that time waits
+    /// again, at most 3 times this after the first. 0: assign at once.
+    pub initial_rebalance_delay_ms: u32,
 }
 
 impl Default for GroupsConfig {
@@ -205,6 +209,7 @@ impl Default for GroupsConfig {
             session_timeout_max_ms: 300_000,
             offsets_segment_bytes: 64 << 20,
             offsets_compact_bytes: 128 << 20,
+            initial_rebalance_delay_ms: 3_000,
         }
     }
 }
@@ -337,6 +342,12 @@ impl BrokerConfig {
             if value < min {
                 return Err(format!("{key} = {value}: must be at least {min}"));
             }
+        }
+        if self.groups.initial_rebalance_delay_ms > 300_000 {
+            return Err(format!(
+                "groups.initial_rebalance_delay_ms = {}: must be at most 300000 (5 minutes)",
+                self.groups.initial_rebalance_delay_ms
+            ));
         }
         if self.groups.session_timeout_max_ms < self.groups.session_timeout_min_ms {
             return Err(format!(

@@ -282,7 +282,7 @@ fn commit(
 fn bad_group_requests_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("strand.toml");
-    std::fs::write(&config, "[groups]\nmembers_max = 3\n").unwrap();
+    std::fs::write(&config, "[groups]\nmembers_max = 3\ninitial_rebalance_delay_ms = 0\n").unwrap();
     let broker = Broker::start(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
     let client = Client::connect(&broker.bootstrap()).unwrap();
     block_on(client.create_topic("t", 4, &[])).unwrap();
@@ -391,7 +391,10 @@ fn describe_shows_lag_while_a_producer_runs_and_reset_moves_offsets() {
 #[test]
 fn an_incremental_rebalance_leaves_unmoved_partitions_flowing() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(&dir.path().join("data"), &[]);
+    // This test is about later rebalances: the first member gets its partitions at once.
+    let config = dir.path().join("strand.toml");
+    std::fs::write(&config, "[groups]\ninitial_rebalance_delay_ms = 0\n").unwrap();
+    let broker = Broker::start(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
     let bootstrap = broker.bootstrap();
     block_on(Client::connect(&bootstrap).unwrap().create_topic("ticks", 4, &[])).unwrap();
     // A steady stream: one record per partition every 10 ms.
@@ -651,4 +654,42 @@ fn a_topic_grows_and_producers_consumers_and_groups_take_in_its_new_partitions()
     assert_eq!(block_on(client.partition_count("grows")).unwrap(), 4);
     let latest = block_on(client.list_offset("grows", 3, strand_client::OffsetSpec::Latest)).unwrap();
     assert!(latest >= 1, "partition 3 kept its records: {latest}");
+}
+
+#[test]
+fn members_started_together_share_the_first_assignment_and_the_group_keeps_its_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    let bootstrap = broker.bootstrap();
+    let (ok, _, err) = strand(&["topic", "create", "burst", "--partitions", "12", "--bootstrap", &bootstrap], "");
+    assert!(ok, "{err}");
+    produce(&bootstrap, "burst", 0, 24_000);
+    // Started at the same moment: without the initial rebalance delay the first to
+    // join took all 12 partitions and read all 24,000 records before the others joined.
+    let mut members: Vec<Member> = (0..3).map(|_| Member::start(&bootstrap, "burst", "together")).collect();
+    wait_until("all 24,000 records consumed", Duration::from_secs(60), || {
+        members.iter().map(|m| m.values().len()).sum::<usize>() >= 24_000
+    });
+    let partitions_of = |member: &Member| -> BTreeSet<u64> {
+        member.records.lock().unwrap().iter().map(|r| r["partition"].as_u64().unwrap()).collect()
+    };
+    let mut seen = BTreeSet::new();
+    for member in &members {
+        let partitions = partitions_of(member);
+        assert_eq!(partitions.len(), 4, "each member read four partitions from the start: {partitions:?}");
+        assert!(partitions.iter().all(|p| seen.insert(*p)), "disjoint");
+    }
+    let (out, _) = describe(&bootstrap, "together");
+    let generation = |out: &str| -> u64 {
+        out.split("generation ").nth(1).unwrap().split(',').next().unwrap().trim().parse().unwrap()
+    };
+    let live_generation = generation(&out);
+    assert!(live_generation >= 1, "{out}");
+    for member in &mut members {
+        member.stop();
+    }
+    // The last member left: the group keeps its last generation.
+    let (out, _) = describe(&bootstrap, "together");
+    assert!(out.contains("0 members"), "{out}");
+    assert!(generation(&out) >= live_generation, "{out}");
 }

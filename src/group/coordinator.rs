@@ -12,6 +12,12 @@
 //! consume, which leaves out the ones it must give up; its next heartbeat reports what
 //! it still owns, and only then is a released partition handed to its new member.
 //! Partitions that stay with their member are never interrupted.
+//!
+//! A new group first waits `groups.initial_rebalance_delay_ms` (Kafka's
+//! `group.initial.rebalance.delay.ms`) before its first assignment, each join in that
+//! time pushing it back by the delay again (at most `FORMING_STRETCH_MAX` times the
+//! delay after the first join), so members started together get a balanced first
+//! assignment instead of the first taking every partition.
 
 use super::assign::{assign, Assignment, Strategy, Subscriptions, Tp};
 use crate::shard::Shard;
@@ -33,8 +39,22 @@ struct Member {
     last_seen: Instant,
 }
 
+/// The longest a new group waits for its first assignment, in delays after its first
+/// join.
+const FORMING_STRETCH_MAX: u32 = 3;
+
+/// A new group waiting for its first members before it assigns anything.
+struct Forming {
+    /// The first assignment happens then, unless another member joins before.
+    until: Instant,
+    /// However many members keep joining, no later than this.
+    latest: Instant,
+}
+
 struct Group {
     generation: u32,
+    /// Set while the group is new and waits for its first members to join.
+    forming: Option<Forming>,
     strategy: Strategy,
     members: BTreeMap<String, Member>,
     /// Where each member's partitions are to be once every move completes.
@@ -46,9 +66,14 @@ struct Group {
 }
 
 impl Group {
-    fn new(strategy: Strategy) -> Group {
+    /// A new group whose generations continue from `generation` (the last one of an
+    /// earlier group of the same name), forming for `delay` first.
+    fn new(strategy: Strategy, generation: u32, delay: Duration, now: Instant) -> Group {
+        let forming =
+            (!delay.is_zero()).then(|| Forming { until: now + delay, latest: now + delay * FORMING_STRETCH_MAX });
         Group {
-            generation: 0,
+            generation,
+            forming,
             strategy,
             members: BTreeMap::new(),
             target: Assignment::new(),
@@ -57,7 +82,27 @@ impl Group {
         }
     }
 
+    /// Ends the forming wait if it is over (with the first assignment); returns whether
+    /// the group is still forming.
+    fn still_forming(&mut self, now: Instant, shard: &Shard) -> bool {
+        match &self.forming {
+            Some(forming) if now < forming.until => true,
+            Some(_) => {
+                self.forming = None;
+                let counts = counts_of(shard, subscribed_topics(self).into_iter());
+                self.rebalance(counts);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Computes a new target assignment and generation (not while forming: the first
+    /// assignment waits for the members that join meanwhile).
     fn rebalance(&mut self, counts: BTreeMap<String, u32>) {
+        if self.forming.is_some() {
+            return;
+        }
         let subscriptions: Subscriptions = self.members.iter().map(|(id, m)| (id.clone(), m.topics.clone())).collect();
         self.target = assign(self.strategy, &subscriptions, &counts, &self.target);
         self.counts = counts;
@@ -123,6 +168,10 @@ pub struct GroupCoordinator {
     groups: RefCell<HashMap<String, Group>>,
     /// Committed offset and metadata, per group and partition.
     offsets: RefCell<HashMap<String, Committed>>,
+    /// The last generation of groups whose members all left, so `group describe`
+    /// shows it and a group formed again under the name counts on from it (as Kafka
+    /// keeps an empty group's generation). At most `groups.groups_max` entries.
+    ended: RefCell<HashMap<String, u32>>,
     next_member: Cell<u64>,
     /// One writer of `__consumer_offsets` at a time: a commit holds it from its
     /// append to its map update, compaction from its snapshot to its append, so a
@@ -135,6 +184,7 @@ impl Default for GroupCoordinator {
         GroupCoordinator {
             groups: RefCell::default(),
             offsets: RefCell::default(),
+            ended: RefCell::default(),
             next_member: Cell::default(),
             writer: glommio::sync::Semaphore::new(1),
         }
@@ -248,7 +298,21 @@ impl GroupCoordinator {
             let counts = counts_of(shard, subscribed_topics(group).into_iter());
             group.rebalance(counts);
         }
-        groups.retain(|_, group| !group.members.is_empty());
+        let groups_max = shard.live_config().groups.groups_max as usize;
+        groups.retain(|name, group| {
+            if group.members.is_empty() {
+                self.remember_generation(name, group.generation, groups_max);
+            }
+            !group.members.is_empty()
+        });
+    }
+
+    /// Keeps the last generation of a group that ended (see `ended`).
+    fn remember_generation(&self, name: &str, generation: u32, groups_max: usize) {
+        let mut ended = self.ended.borrow_mut();
+        if ended.len() < groups_max || ended.contains_key(name) {
+            ended.insert(name.to_string(), generation);
+        }
     }
 
     /// Answers one group request.
@@ -289,7 +353,12 @@ impl GroupCoordinator {
         if !groups.contains_key(&request.group) && groups.len() >= limits.groups_max as usize {
             return refuse(ErrorCode::TooManyGroups);
         }
-        let group = groups.entry(request.group.clone()).or_insert_with(|| Group::new(strategy));
+        let now = Instant::now();
+        let delay = Duration::from_millis(u64::from(limits.initial_rebalance_delay_ms));
+        let group = groups.entry(request.group.clone()).or_insert_with(|| {
+            let generation = self.ended.borrow_mut().remove(&request.group).unwrap_or(0);
+            Group::new(strategy, generation, delay, now)
+        });
         let member_id = if request.member_id.is_empty() {
             if group.members.len() >= limits.members_max as usize {
                 return refuse(ErrorCode::GroupFull);
@@ -311,12 +380,16 @@ impl GroupCoordinator {
         if group.members.len() == 1 {
             group.strategy = strategy;
         }
+        if let (true, Some(forming)) = (changed, &mut group.forming) {
+            forming.until = (now + delay).min(forming.latest);
+        }
         if changed {
             let counts = counts_of(shard, subscribed_topics(group).into_iter());
             group.rebalance(counts);
             tracing::info!(group = %request.group, member = %member_id, generation = group.generation, "member joined");
         }
-        let assigned = group.hand_out(&member_id);
+        let forming = group.still_forming(now, shard);
+        let assigned = if forming { Vec::new() } else { group.hand_out(&member_id) };
         JoinGroupResponse {
             error: ErrorCode::None,
             member_id,
@@ -339,6 +412,9 @@ impl GroupCoordinator {
             request.owned.iter().flat_map(|t| t.partitions.iter().map(|&p| (t.topic.clone(), p))).collect();
         let id = &request.member_id;
         group.owner.retain(|tp, holder| holder != id || owned.contains(tp));
+        if group.still_forming(Instant::now(), shard) {
+            return HeartbeatResponse { error: ErrorCode::None, generation: group.generation, assigned: Vec::new() };
+        }
         // A topic created, deleted or grown since the last assignment rebalances.
         let counts = counts_of(shard, subscribed_topics(group).into_iter());
         if counts != group.counts {
@@ -359,6 +435,8 @@ impl GroupCoordinator {
         group.remove(&request.member_id);
         tracing::info!(group = %request.group, member = %request.member_id, "member left");
         if group.members.is_empty() {
+            let groups_max = shard.live_config().groups.groups_max as usize;
+            self.remember_generation(&request.group, group.generation, groups_max);
             groups.remove(&request.group);
         } else {
             let counts = counts_of(shard, subscribed_topics(group).into_iter());
@@ -603,10 +681,12 @@ impl GroupCoordinator {
             } else {
                 ErrorCode::UnknownGroup
             };
+            let generation = self.ended.borrow().get(&request.group).copied();
+            let error = if generation.is_some() { ErrorCode::None } else { error };
             return DescribeGroupResponse {
                 error,
                 group: request.group,
-                generation: 0,
+                generation: generation.unwrap_or(0),
                 strategy: String::new(),
                 members: Vec::new(),
             };
@@ -698,7 +778,7 @@ mod tests {
     #[test]
     fn a_rebalance_waits_for_the_release_of_moving_partitions() {
         let counts: BTreeMap<String, u32> = [("t".to_string(), 4)].into_iter().collect();
-        let mut group = Group::new(Strategy::Sticky);
+        let mut group = Group::new(Strategy::Sticky, 0, Duration::ZERO, Instant::now());
         let member = |topics: &[&str]| Member {
             topics: topics.iter().map(|t| t.to_string()).collect(),
             session_timeout: Duration::from_secs(10),
