@@ -27,6 +27,10 @@ enum Command {
         /// Main port (overrides `listen.port`; 0 lets the kernel choose every port).
         #[arg(long)]
         port: Option<u16>,
+        /// Port of the admin endpoint: metrics and health (overrides `admin.port`;
+        /// 0 lets the kernel choose).
+        #[arg(long)]
+        admin_port: Option<u16>,
         /// Cores to run shards on, e.g. `0,1` (overrides `cores`).
         #[arg(long, value_delimiter = ',')]
         cores: Option<Vec<usize>>,
@@ -48,8 +52,38 @@ enum Command {
     Config(cli::config::ConfigCommand),
 }
 
+/// Parses the command line. Help and version print as clap prints them; a bad
+/// argument is one line on stderr (as every other error of this CLI), exit code 2.
+fn parse() -> Cli {
+    use clap::error::ErrorKind;
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error)
+            if matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            error.exit()
+        }
+        Err(error) => {
+            let text = error.render().to_string();
+            let line: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+                .filter(|line| !line.is_empty())
+                .collect();
+            eprintln!("{} (see --help)", line.join(" "));
+            std::process::exit(2);
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let command = Cli::parse().command;
+    let command = parse().command;
     if !matches!(command, Command::Serve { .. }) {
         // A client command piped into `head` ends quietly when the pipe closes, as
         // Unix tools do, instead of failing on EPIPE. (The broker keeps SIGPIPE
@@ -58,7 +92,9 @@ fn main() -> ExitCode {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     let result = match command {
-        Command::Serve { config, data_dir, port, cores } => cli::serve::run(config, data_dir, port, cores),
+        Command::Serve { config, data_dir, port, admin_port, cores } => {
+            cli::serve::run(config, data_dir, port, admin_port, cores)
+        }
         Command::Topic(command) => cli::topic::run(command),
         Command::Produce(args) => cli::produce::run(args),
         Command::Consume(args) => cli::consume::run(args),

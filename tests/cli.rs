@@ -25,18 +25,18 @@ fn quick_start_creates_produces_and_consumes() {
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "orders\t3 partitions");
 
-    let input = "alice:order 1\nbob:order 2\nalice:order 3\n";
+    let input = "alice:order 1\ndave:order 2\ncarol:order 3\nalice:order 4\n";
     let (ok, _, err) = strand(&[&["produce", "orders", "--key-separator", ":"][..], &b].concat(), input);
     assert!(ok, "{err}");
-    assert!(err.contains("produced 3 records"), "{err}");
+    assert!(err.contains("produced 4 records"), "{err}");
 
     let (ok, out, err) = strand(&[&["consume", "orders", "--from", "earliest"][..], &b].concat(), "");
     assert!(ok, "{err}");
     let mut lines: Vec<&str> = out.lines().collect();
     lines.sort();
-    assert_eq!(lines, ["order 1", "order 2", "order 3"]);
+    assert_eq!(lines, ["order 1", "order 2", "order 3", "order 4"]);
 
-    // alice's records share a partition, in order.
+    // alice's records share a partition, in order; the README's keys show the split.
     let (ok, out, err) = strand(&[&["consume", "orders", "--format", "json"][..], &b].concat(), "");
     assert!(ok, "{err}");
     let records: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -44,7 +44,9 @@ fn quick_start_creates_produces_and_consumes() {
     assert_eq!(alice.len(), 2);
     assert_eq!(alice[0]["partition"], alice[1]["partition"]);
     assert_eq!(alice[0]["value"], "order 1");
-    assert_eq!(alice[1]["value"], "order 3");
+    assert_eq!(alice[1]["value"], "order 4");
+    let partition_of = |key: &str| records.iter().find(|r| r["key"] == key).unwrap()["partition"].as_u64().unwrap();
+    assert_eq!([partition_of("alice"), partition_of("dave"), partition_of("carol")], [0, 1, 2]);
 
     let (ok, out, err) = strand(&[&["consume", "orders", "--count", "1"][..], &b].concat(), "");
     assert!(ok, "{err}");
@@ -55,7 +57,7 @@ fn quick_start_creates_produces_and_consumes() {
     assert!(out.contains("3 partitions"), "{out}");
     let rows = out.lines().skip(2).take_while(|l| *l != "config:");
     let total: i64 = rows.map(|l| l.split('\t').nth(3).unwrap().parse::<i64>().unwrap()).sum();
-    assert_eq!(total, 3, "{out}");
+    assert_eq!(total, 4, "{out}");
 
     let (ok, _, err) = strand(&[&["topic", "delete", "orders"][..], &b].concat(), "");
     assert!(ok, "{err}");
@@ -81,7 +83,10 @@ fn bad_requests_fail_with_one_clear_line() {
     assert_one_line_failure(&[&["produce", "nope"][..], &b].concat(), "unknown topic \"nope\"");
     assert_one_line_failure(&[&["topic", "delete", "nope"][..], &b].concat(), "unknown topic \"nope\"");
     assert_one_line_failure(&[&["topic", "create", "x!", "--partitions", "1"][..], &b].concat(), "invalid topic name");
-    assert_one_line_failure(&[&["topic", "create", "t", "--partitions", "0"][..], &b].concat(), "partition count 0");
+    assert_one_line_failure(
+        &[&["topic", "create", "t", "--partitions", "0"][..], &b].concat(),
+        "--partitions <PARTITIONS>': 0: a partition count is 1 to 100000",
+    );
     assert_one_line_failure(
         &[&["topic", "create", "t", "--partitions", "1", "--config", "fsync=maybe"][..], &b].concat(),
         "maybe",
@@ -215,4 +220,103 @@ fn topic_settings_change_while_it_serves_and_survive_a_restart() {
         assert!(block_on(client.list_offset("events", p, OffsetSpec::Earliest)).unwrap() >= 360);
         assert_eq!(block_on(client.list_offset("events", p, OffsetSpec::Latest)).unwrap(), 1200);
     }
+}
+
+/// `strand args` with raw bytes on stdin; returns status, stdout bytes, stderr.
+fn strand_bytes(args: &[&str], stdin: &[u8]) -> (bool, Vec<u8>, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strand"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "strand {args:?} did not finish within a minute");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().unwrap();
+    (output.status.success(), output.stdout, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn arguments_out_of_range_are_named_and_records_are_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &["--cores", "0"]);
+    let bootstrap = broker.bootstrap();
+    let b = ["--bootstrap", bootstrap.as_str()];
+
+    let (ok, out, err) = strand(&[&["topic", "create", "one", "--partitions", "1"][..], &b].concat(), "");
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "created topic one with 1 partition");
+
+    // Records are bytes: a line that is not UTF-8 is sent as it is, with the rest.
+    let input = b"plain\nnot \xff\xfe utf-8\nlast\n";
+    let (ok, _, err) = strand_bytes(&[&["produce", "one"][..], &b].concat(), input);
+    assert!(ok, "{err}");
+    assert!(err.contains("produced 3 records"), "{err}");
+    let (ok, out, err) = strand_bytes(&[&["consume", "one"][..], &b].concat(), b"");
+    assert!(ok, "{err}");
+    assert_eq!(out, input.to_vec());
+
+    // --count 0 prints nothing.
+    let (ok, out, err) = strand(&[&["consume", "one", "--count", "0"][..], &b].concat(), "");
+    assert!(ok, "{err}");
+    assert_eq!(out, "");
+
+    // Negative numbers and a bootstrap without a port: a range error naming the flag.
+    for (args, expected) in [
+        (&["consume", "one", "--count", "-1"][..], "negative"),
+        (&["consume", "one", "--partition", "-1"][..], "negative"),
+        (&["topic", "create", "neg", "--partitions", "-3"][..], "negative"),
+        (&["topic", "create", "neg", "--partitions", "1", "--retention-ms", "-5"][..], "-1 (no limit)"),
+        (&["topic", "alter", "one", "--config", "retention_ms=-5"][..], "retention_ms = \"-5\": must be -1"),
+    ] {
+        let (ok, _, err) = strand(&[args, &b].concat(), "");
+        assert!(!ok, "{args:?} succeeded");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("unexpected argument"), "{args:?}: {err}");
+    }
+    let (ok, _, err) = strand(&["topic", "list", "--bootstrap", "127.0.0.1"], "");
+    assert!(!ok);
+    assert!(err.contains("has no port"), "{err}");
+
+    // A line larger than the topic's batch limit is named, with the key to raise.
+    let big = format!("small\n{}\n", "x".repeat(2 << 20));
+    let (ok, _, err) = strand(&[&["produce", "one"][..], &b].concat(), &big);
+    assert!(!ok);
+    assert!(err.contains("line 2") && err.contains("batch_bytes_max (1048588 bytes)"), "{err}");
+    assert!(err.contains("the 1 lines before it were sent"), "{err}");
+
+    // Help describes the positional topic and every flag.
+    for command in ["produce", "consume"] {
+        let (ok, out, _) = strand(&[command, "-h"], "");
+        assert!(ok);
+        let lines: Vec<&str> = out.lines().collect();
+        let is_item = |line: &str| line.trim_start().starts_with('-') || line.trim_start().starts_with('<');
+        for (i, line) in lines.iter().enumerate().filter(|(_, line)| is_item(line)) {
+            // Described on the same line, or (when clap wraps) on the next.
+            // A default or a list of values alone is no description.
+            let text = |part: &str| !part.trim().is_empty() && !part.trim().starts_with('[');
+            let same_line = line.trim().split("  ").skip(1).any(text);
+            let next_line =
+                lines.get(i + 1).is_some_and(|next| text(next) && !is_item(next) && next.starts_with("   "));
+            assert!(same_line || next_line, "{command} -h leaves {:?} undescribed:\n{out}", line.trim());
+        }
+    }
+
+    // A core the host does not have is named; --admin-port sets the admin port.
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let missing = (cores + 5).to_string();
+    let data = dir.path().join("other");
+    let (ok, _, err) = strand(&["serve", "--data-dir", data.to_str().unwrap(), "--port", "0", "--cores", &missing], "");
+    assert!(!ok);
+    assert!(err.contains(&format!("core {missing}")) && err.contains("not available"), "{err}");
+    assert!(!err.contains("memlock"), "{err}");
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let second = Broker::start(&data, &["--cores", "0", "--admin-port", &free.to_string()]);
+    assert_eq!(second.admin.as_deref(), Some(format!("127.0.0.1:{free}").as_str()));
 }

@@ -18,19 +18,21 @@ pub enum Format {
 
 #[derive(Args)]
 pub struct ConsumeArgs {
+    /// The topic to read.
     topic: String,
     /// Read only this partition (default: every partition).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::parse_u32)]
     partition: Option<u32>,
     /// Where to start: earliest, latest, an offset, or @MS (a timestamp in ms).
     #[arg(long, default_value = "earliest")]
     from: String,
-    /// Stop after this many records.
-    #[arg(long)]
+    /// Stop after this many records (0: print none).
+    #[arg(long, allow_negative_numbers = true, value_parser = super::parse_u64)]
     count: Option<u64>,
     /// Keep waiting for new records instead of stopping at the end.
     #[arg(long)]
     follow: bool,
+    /// How each record is printed.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
     /// Consume as a member of this group: the broker shares the topic's partitions
@@ -46,7 +48,8 @@ pub struct ConsumeArgs {
     /// With --group: sticky (the default), range or round-robin.
     #[arg(long, default_value = "sticky")]
     strategy: String,
-    #[arg(long, default_value = BOOTSTRAP_DEFAULT)]
+    /// The broker to connect to, as HOST:PORT.
+    #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
     bootstrap: String,
 }
 
@@ -74,13 +77,18 @@ fn run_group(args: &ConsumeArgs, group: &str) -> anyhow::Result<()> {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
     let client = connect(&args.bootstrap)?;
-    let mut consumer = Consumer::new(client, ConsumerConfig { reset, ..ConsumerConfig::default() });
+    let mut consumer = Consumer::new(client.clone(), ConsumerConfig { reset, ..ConsumerConfig::default() });
     let config = strand_client::GroupConfig {
         session_timeout: Duration::from_millis(args.session_timeout_ms),
         strategy: args.strategy.clone(),
         auto_commit: true,
         auto_commit_interval: Duration::from_secs(1),
     };
+    if args.count == Some(0) {
+        // Nothing to print: do not join (and so rebalance) the group for nothing.
+        block_on(client.partition_count(&args.topic))?;
+        return Ok(());
+    }
     block_on(consumer.subscribe(group, &[&args.topic], config))?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -140,6 +148,9 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut consumer = Consumer::new(client.clone(), ConsumerConfig::default());
     let partitions = args.partition.map(|p| vec![p]);
     block_on(consumer.assign(&args.topic, partitions.as_deref(), from))?;
+    if args.count == Some(0) {
+        return Ok(());
+    }
     // Without --follow, stop at the end of what each partition holds now.
     let mut ends: HashMap<u32, u64> = HashMap::new();
     if !args.follow {

@@ -12,14 +12,16 @@ use strand_protocol::native::{ErrorCode, Request, Response};
 pub enum GroupCommand {
     /// List the groups the broker knows (with members, or with committed offsets).
     List {
-        #[arg(long, default_value = BOOTSTRAP_DEFAULT)]
+        /// The broker to connect to, as HOST:PORT.
+        #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
         bootstrap: String,
     },
     /// Show a group's members and, per partition, its owner, committed offset, log
     /// end offset and lag.
     Describe {
         group: String,
-        #[arg(long, default_value = BOOTSTRAP_DEFAULT)]
+        /// The broker to connect to, as HOST:PORT.
+        #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
         bootstrap: String,
     },
     /// Move a group's committed offsets for a topic; the group must have no live
@@ -35,7 +37,8 @@ pub enum GroupCommand {
         /// Only this partition (default: every partition of the topic).
         #[arg(long)]
         partition: Option<u32>,
-        #[arg(long, default_value = BOOTSTRAP_DEFAULT)]
+        /// The broker to connect to, as HOST:PORT.
+        #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
         bootstrap: String,
     },
 }
@@ -65,7 +68,12 @@ pub fn run(command: GroupCommand) -> anyhow::Result<()> {
                 anyhow::bail!("unexpected response to ListGroups");
             };
             for group in list.groups {
-                println!("{}\t{} members\tgeneration {}", group.group, group.members, group.generation);
+                println!(
+                    "{}\t{}\tgeneration {}",
+                    group.group,
+                    super::plural(u64::from(group.members), "member"),
+                    group.generation
+                );
             }
         }
         GroupCommand::Describe { group, bootstrap } => describe(&connect(&bootstrap)?, &group)?,
@@ -146,8 +154,8 @@ fn describe(client: &Client, group: &str) -> anyhow::Result<()> {
         anyhow::bail!("unexpected response to OffsetFetch");
     };
     println!(
-        "group {group}: {} members, generation {}, strategy {}",
-        described.members.len(),
+        "group {group}: {}, generation {}, strategy {}",
+        super::plural(described.members.len() as u64, "member"),
         described.generation,
         if described.strategy.is_empty() { "-" } else { &described.strategy }
     );

@@ -38,6 +38,31 @@ pub fn parse_bootstrap(value: &str) -> Result<String, String> {
     }
 }
 
+/// A count or number given on the command line (`--count`, `--partition`): a whole
+/// number from 0, with an error that says so for a negative one (instead of clap's
+/// "unexpected argument").
+pub fn parse_u64(value: &str) -> Result<u64, String> {
+    match value.parse::<i128>() {
+        Ok(n) if n < 0 => Err(format!("{value} is negative: must be at least 0")),
+        Ok(n) => u64::try_from(n).map_err(|_| format!("{value} is too large: at most {}", u64::MAX)),
+        Err(_) => Err(format!("{value:?} is not a whole number")),
+    }
+}
+
+/// As [`parse_u64`], for a 32-bit number (a partition).
+pub fn parse_u32(value: &str) -> Result<u32, String> {
+    let n = parse_u64(value)?;
+    u32::try_from(n).map_err(|_| format!("{value} is too large: at most {}", u32::MAX))
+}
+
+/// A partition count: 1 to 100,000 (what the broker accepts).
+pub fn parse_partitions(value: &str) -> Result<u32, String> {
+    match parse_u64(value)? {
+        n @ 1..=100_000 => Ok(n as u32),
+        _ => Err(format!("{value}: a partition count is 1 to 100000")),
+    }
+}
+
 /// `n` with `word`, plural where `n` is not 1: "1 partition", "3 partitions".
 pub fn plural(n: u64, word: &str) -> String {
     if n == 1 {
@@ -59,6 +84,18 @@ mod tests {
         for bad in ["127.0.0.1", ":9400", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:70000", "host:port"] {
             assert!(parse_bootstrap(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn numbers_name_their_range() {
+        assert_eq!(parse_u64("0"), Ok(0));
+        assert_eq!(parse_u64("-1"), Err("-1 is negative: must be at least 0".into()));
+        assert!(parse_u64("x").is_err());
+        assert!(parse_u32("4294967296").is_err());
+        assert_eq!(parse_partitions("3"), Ok(3));
+        assert!(parse_partitions("0").is_err());
+        assert!(parse_partitions("-2").unwrap_err().contains("negative"));
+        assert!(parse_partitions("100001").is_err());
     }
 
     #[test]

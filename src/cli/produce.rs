@@ -6,7 +6,7 @@
 use super::{connect, BOOTSTRAP_DEFAULT};
 use clap::{Args, ValueEnum};
 use std::io::BufRead;
-use strand_client::{Acks, Compression, Producer, ProducerConfig, ProducerRecord};
+use strand_client::{Acks, BatchBuilder, Compression, Producer, ProducerConfig, ProducerRecord};
 
 /// When the broker acknowledges a record.
 #[derive(Clone, Copy, ValueEnum)]
@@ -65,8 +65,13 @@ pub struct ProduceArgs {
 
 pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let client = connect(&args.bootstrap)?;
-    // Refuse an unknown topic before reading any input.
+    // Refuse an unknown topic before reading any input, and learn its batch limit so
+    // that a line too large for it is named before anything of it is sent.
     strand_client::block_on(client.partition_count(&args.topic))?;
+    let batch_bytes_max = strand_client::block_on(client.describe_topic_config(&args.topic))?
+        .into_iter()
+        .find(|(key, _)| key == "batch_bytes_max")
+        .and_then(|(_, value)| value.parse::<usize>().ok());
     let acks = match args.acks {
         AcksArg::None => Acks::None,
         AcksArg::Leader => Acks::Leader,
@@ -100,6 +105,16 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
             },
             None => (None, &line[..]),
         };
+        let size = strand_protocol::batch::HEADER_BYTES + BatchBuilder::record_size(key, Some(value), &[]);
+        if let Some(max) = batch_bytes_max.filter(|&max| size > max && matches!(args.compression, CompressionArg::None))
+        {
+            producer.flush();
+            anyhow::bail!(
+                "line {number}: a record of {size} bytes (with its batch header) is larger than the topic's batch_bytes_max ({max} bytes); the {} lines before it were sent. Raise the limit with `strand topic alter {} --config batch_bytes_max=N`, or send it compressed",
+                number - 1,
+                args.topic
+            );
+        }
         let mut record = ProducerRecord::new(&args.topic, value);
         record.key = key;
         record.partition = args.partition;

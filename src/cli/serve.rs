@@ -11,6 +11,7 @@ pub fn run(
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     port: Option<u16>,
+    admin_port: Option<u16>,
     cores: Option<Vec<usize>>,
 ) -> anyhow::Result<()> {
     // Under systemd the configuration lives in /etc/strand (the unit's
@@ -34,6 +35,9 @@ pub fn run(
             // "0: the kernel chooses every port", the admin endpoint's too.
             broker.admin.port = 0;
         }
+    }
+    if let Some(admin_port) = admin_port {
+        broker.admin.port = admin_port;
     }
     if let Some(cores) = cores {
         broker.cores = Cores::List(cores);

@@ -1,6 +1,6 @@
 //! `strand topic create|list|describe|alter|delete`.
 
-use super::{connect, BOOTSTRAP_DEFAULT};
+use super::{connect, plural, BOOTSTRAP_DEFAULT};
 use clap::{Subcommand, ValueEnum};
 use strand_client::{block_on, OffsetSpec};
 
@@ -15,12 +15,15 @@ pub enum Fsync {
 pub enum TopicCommand {
     /// Create a topic.
     Create {
+        /// The topic's name: 1 to 249 of a-z A-Z 0-9 . _ -
         name: String,
-        #[arg(long)]
+        /// How many partitions (1 to 100000); each reserves its segment size on disk.
+        #[arg(long, allow_negative_numbers = true, value_parser = super::parse_partitions)]
         partitions: u32,
         #[command(flatten)]
         settings: Settings,
-        #[arg(long, default_value = BOOTSTRAP_DEFAULT)]
+        /// The broker to connect to, as HOST:PORT.
+        #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
         bootstrap: String,
     },
     /// List topics (internal ones, such as `__consumer_offsets`, with --internal).
@@ -28,37 +31,44 @@ pub enum TopicCommand {
         /// Also list the broker's internal topics (names starting with `__`).
         #[arg(long)]
         internal: bool,
-        #[arg(long, default_value = BOOTSTRAP_DEFAULT)]
+        /// The broker to connect to, as HOST:PORT.
+        #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
         bootstrap: String,
     },
     /// Show a topic's partitions (owning shard, earliest and latest offsets) and its
     /// configuration.
     Describe {
+        /// The topic to describe.
         name: String,
-        #[arg(long, default_value = BOOTSTRAP_DEFAULT)]
+        /// The broker to connect to, as HOST:PORT.
+        #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
         bootstrap: String,
     },
     /// Change a topic's settings (those not named keep their value) or add partitions.
     /// Retention and durability apply to the existing data at once, segment settings
     /// from the next segment.
     Alter {
+        /// The topic to change.
         name: String,
         /// Grow the topic to this many partitions in all (a count never shrinks; keys
         /// hash over the new count from then on).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = super::parse_partitions)]
         partitions: Option<u32>,
         #[command(flatten)]
         settings: Settings,
         /// Put a setting back to the broker's default (repeatable).
         #[arg(long = "reset", value_name = "KEY")]
         resets: Vec<String>,
-        #[arg(long, default_value = BOOTSTRAP_DEFAULT)]
+        /// The broker to connect to, as HOST:PORT.
+        #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
         bootstrap: String,
     },
     /// Delete a topic and its data.
     Delete {
+        /// The topic to delete.
         name: String,
-        #[arg(long, default_value = BOOTSTRAP_DEFAULT)]
+        /// The broker to connect to, as HOST:PORT.
+        #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
         bootstrap: String,
     },
 }
@@ -70,17 +80,25 @@ pub struct Settings {
     #[arg(long, value_enum)]
     fsync: Option<Fsync>,
     /// With --fsync interval: the longest between an append and its fdatasync.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::parse_u64)]
     fsync_interval_ms: Option<u64>,
     /// Delete data older than this (-1: keep forever).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_limit)]
     retention_ms: Option<i64>,
     /// Delete the oldest data past this many bytes per partition (-1: no limit).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_limit)]
     retention_bytes: Option<i64>,
     /// Any other topic setting, as KEY=VALUE (see `strand config defaults`).
     #[arg(long = "config", value_name = "KEY=VALUE")]
     configs: Vec<String>,
+}
+
+/// A retention limit: -1 (none) or a whole number from 0.
+fn parse_limit(value: &str) -> Result<i64, String> {
+    match value.parse::<i64>() {
+        Ok(n) if n >= -1 => Ok(n),
+        _ => Err(format!("{value}: must be -1 (no limit) or a whole number from 0")),
+    }
 }
 
 impl Settings {
@@ -120,12 +138,12 @@ pub fn run(command: TopicCommand) -> anyhow::Result<()> {
             let client = connect(&bootstrap)?;
             let pairs: Vec<(&str, &str)> = entries.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             block_on(client.create_topic(&name, partitions, &pairs))?;
-            println!("created topic {name} with {partitions} partitions");
+            println!("created topic {name} with {}", plural(u64::from(partitions), "partition"));
         }
         TopicCommand::List { internal, bootstrap } => {
             let client = connect(&bootstrap)?;
             for topic in block_on(client.topics())?.into_iter().filter(|t| internal || !t.name.starts_with("__")) {
-                println!("{}\t{} partitions", topic.name, topic.shards.len());
+                println!("{}\t{}", topic.name, plural(topic.shards.len() as u64, "partition"));
             }
         }
         TopicCommand::Describe { name, bootstrap } => {
@@ -134,16 +152,25 @@ pub fn run(command: TopicCommand) -> anyhow::Result<()> {
                 .into_iter()
                 .find(|t| t.name == name)
                 .ok_or_else(|| anyhow::anyhow!("unknown topic {name:?}"))?;
-            println!("topic {}: {} partitions", topic.name, topic.shards.len());
-            println!("partition\tshard\tearliest\tlatest");
+            // Everything is asked for before anything is printed, so an error (a
+            // partition not ready) never leaves half a table.
+            let mut rows = Vec::with_capacity(topic.shards.len());
             for (partition, shard) in topic.shards.iter().enumerate() {
                 let partition = partition as u32;
-                let earliest = block_on(client.list_offset(&name, partition, OffsetSpec::Earliest))?;
-                let latest = block_on(client.list_offset(&name, partition, OffsetSpec::Latest))?;
-                println!("{partition}\t{shard}\t{earliest}\t{latest}");
+                let earliest = block_on(client.list_offset(&name, partition, OffsetSpec::Earliest))
+                    .map_err(|error| anyhow::anyhow!("partition {partition}: {error}"))?;
+                let latest = block_on(client.list_offset(&name, partition, OffsetSpec::Latest))
+                    .map_err(|error| anyhow::anyhow!("partition {partition}: {error}"))?;
+                rows.push(format!("{partition}\t{shard}\t{earliest}\t{latest}"));
+            }
+            let config = block_on(client.describe_topic_config(&name))?;
+            println!("topic {}: {}", topic.name, plural(topic.shards.len() as u64, "partition"));
+            println!("partition\tshard\tearliest\tlatest");
+            for row in rows {
+                println!("{row}");
             }
             println!("config:");
-            for (key, value) in block_on(client.describe_topic_config(&name))? {
+            for (key, value) in config {
                 println!("  {key} = {value}");
             }
         }
@@ -157,7 +184,7 @@ pub fn run(command: TopicCommand) -> anyhow::Result<()> {
             let client = connect(&bootstrap)?;
             if let Some(count) = partitions {
                 block_on(client.create_partitions(&name, count))?;
-                println!("topic {name} has {count} partitions");
+                println!("topic {name} has {}", plural(u64::from(count), "partition"));
                 if entries.is_empty() && resets.is_empty() {
                     return Ok(());
                 }

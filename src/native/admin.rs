@@ -344,14 +344,22 @@ pub fn topic_config(defaults: &TopicConfig, entries: &[ConfigEntry]) -> Result<T
             return Err(format!("unknown topic setting {key:?}; known settings: {}", known.join(", ")));
         }
         let value = entry.value.trim();
-        let parsed = if key.starts_with("retention_") && (value == "-1" || value.eq_ignore_ascii_case("none")) {
+        let optional = key.starts_with("retention_");
+        let numeric = optional || map[key].is_number();
+        let parsed = if optional && (value == "-1" || value.eq_ignore_ascii_case("none")) {
             serde_json::Value::Null
         } else if let Ok(number) = value.parse::<u64>() {
             serde_json::Value::from(number)
+        } else if numeric {
+            let range = if optional { "-1 (no limit) or a whole number from 0" } else { "a whole number from 0" };
+            return Err(format!("{key} = {value:?}: must be {range}"));
         } else {
             serde_json::Value::from(value)
         };
         map.insert(key.to_string(), parsed);
+        // Each entry on its own, so that an error names its key.
+        serde_json::from_value::<TopicConfig>(serde_json::Value::Object(map.clone()))
+            .map_err(|error| format!("{key} = {value:?}: {error}"))?;
     }
     let config: TopicConfig = serde_json::from_value(serde_json::Value::Object(map))
         .map_err(|error| format!("bad topic setting: {error}"))?;
@@ -365,6 +373,17 @@ mod tests {
 
     fn entry(key: &str, value: &str) -> ConfigEntry {
         ConfigEntry { key: key.into(), value: value.into() }
+    }
+
+    #[test]
+    fn bad_values_name_their_key_and_range() {
+        let defaults = TopicConfig::default();
+        let error = topic_config(&defaults, &[entry("retention_ms", "-5")]).unwrap_err();
+        assert_eq!(error, "retention_ms = \"-5\": must be -1 (no limit) or a whole number from 0");
+        let error = topic_config(&defaults, &[entry("segment_bytes", "big")]).unwrap_err();
+        assert_eq!(error, "segment_bytes = \"big\": must be a whole number from 0");
+        let error = topic_config(&defaults, &[entry("fsync", "sometimes")]).unwrap_err();
+        assert!(error.starts_with("fsync = \"sometimes\": unknown variant"), "{error}");
     }
 
     #[test]

@@ -371,17 +371,31 @@ fn ensure_offsets_topic(store: &mut MetadataStore, shards: usize, segment_bytes:
 /// The cores to run shards on: the configured list, or every core this process may
 /// run on.
 fn shard_cores(cores: &Cores) -> anyhow::Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        bail!("sched_getaffinity: {}", std::io::Error::last_os_error());
+    }
+    let available: Vec<usize> =
+        (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect();
     match cores {
-        Cores::List(list) => Ok(list.clone()),
-        Cores::All => {
-            // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it.
-            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-            let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-            if rc != 0 {
-                bail!("sched_getaffinity: {}", std::io::Error::last_os_error());
+        Cores::List(list) => {
+            for (i, core) in list.iter().enumerate() {
+                if !available.contains(core) {
+                    let names: Vec<String> = available.iter().map(usize::to_string).collect();
+                    bail!(
+                        "cores (--cores): core {core} is not available to this process; it may run on cores {}",
+                        names.join(",")
+                    );
+                }
+                if list[..i].contains(core) {
+                    bail!("cores (--cores): core {core} is named twice; one shard per core");
+                }
             }
-            Ok((0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect())
+            Ok(list.clone())
         }
+        Cores::All => Ok(available),
     }
 }
 
