@@ -365,7 +365,7 @@ fn describe_shows_lag_while_a_producer_runs_and_reset_moves_offsets() {
     let mut ends_before = BTreeMap::new();
     for _ in 0..3 {
         let (out, rows) = describe(&bootstrap, "stats");
-        assert!(out.contains("1 members"), "{out}");
+        assert!(out.contains("1 member,"), "{out}");
         for (p, (committed, end, lag, owner)) in &rows {
             assert_eq!(*committed, Some(10 * (*p as i64 + 1)), "{out}");
             assert_eq!(*lag, end - committed.unwrap(), "{out}");

@@ -234,3 +234,69 @@ fn requests_that_break_the_protocol_get_the_errors_the_spec_defines() {
         .collect();
     assert_eq!(table, advertised, "SPEC.md's api key table against ApiVersions");
 }
+
+#[test]
+fn following_and_group_consumers_wait_for_a_stopped_broker_and_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = common::free_ports(1);
+    let config = dir.path().join("strand.toml");
+    std::fs::write(&config, "[groups]\ninitial_rebalance_delay_ms = 0\n").unwrap();
+    let config = config.to_str().unwrap();
+    let mut broker = Broker::start_on_port(&data, port, &["--cores", "0", "--config", config]);
+    let bootstrap = broker.bootstrap();
+    let b = ["--bootstrap", bootstrap.as_str()];
+    let (ok, _, err) = strand(&[&["topic", "create", "f", "--partitions", "2"][..], &b].concat(), "");
+    assert!(ok, "{err}");
+    let first: String = (0..10).map(|i| format!("r{i}\n")).collect();
+    let (ok, _, err) = strand(&[&["produce", "f"][..], &b].concat(), &first);
+    assert!(ok, "{err}");
+
+    let mut follow = common::Running::start(&[&["consume", "f", "--follow"][..], &b].concat());
+    let mut group =
+        common::Running::start(&[&["consume", "f", "--group", "g", "--session-timeout-ms", "2000"][..], &b].concat());
+    let mut bounded = common::Running::start(&[&["consume", "f", "--follow", "--timeout-ms", "1500"][..], &b].concat());
+    let count = |running: &common::Running| running.lines.lock().unwrap().len();
+    common::wait_for("three consumers read the first 10", Duration::from_secs(30), || {
+        count(&follow) == 10 && count(&group) >= 10 && count(&bounded) == 10
+    });
+
+    assert!(broker.stop(), "the broker stopped cleanly");
+    // They wait, saying so once, instead of exiting at once.
+    common::wait_for("each says it is retrying", Duration::from_secs(20), || {
+        [&follow, &group].iter().all(|r| r.stderr.lock().unwrap().contains("retrying until the broker"))
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(follow.exited().is_none(), "consume --follow exited: {}", follow.stderr.lock().unwrap());
+    assert!(group.exited().is_none(), "consume --group exited: {}", group.stderr.lock().unwrap());
+    for running in [&follow, &group] {
+        let stderr = running.stderr.lock().unwrap();
+        assert_eq!(stderr.matches("retrying until").count(), 1, "said once: {stderr}");
+    }
+    // The bounded one gives up after its timeout, with a non-zero exit.
+    let status = bounded.exited().expect("--timeout-ms 1500 gave up");
+    assert!(!status.success());
+    assert!(bounded.stderr.lock().unwrap().contains("--timeout-ms"), "{}", bounded.stderr.lock().unwrap());
+
+    // The broker is back: both resume from their positions.
+    let broker = Broker::start_on_port(&data, port, &["--cores", "0", "--config", config]);
+    let second: String = (10..20).map(|i| format!("r{i}\n")).collect();
+    let (ok, _, err) = strand(&[&["produce", "f", "--bootstrap", &broker.bootstrap()][..]].concat(), &second);
+    assert!(ok, "{err}");
+    let all: Vec<String> = (0..20).map(|i| format!("r{i}")).collect();
+    common::wait_for("both consumers read all 20", Duration::from_secs(60), || {
+        let seen = |r: &common::Running| {
+            let lines = r.lines.lock().unwrap();
+            all.iter().all(|v| lines.contains(v))
+        };
+        seen(&follow) && seen(&group)
+    });
+    let mut lines = follow.lines.lock().unwrap().clone();
+    assert_eq!(lines.len(), 20, "--follow kept its position: nothing read twice");
+    lines.sort();
+    lines.dedup();
+    assert_eq!(lines.len(), 20);
+    assert!(follow.stderr.lock().unwrap().contains("is back"), "{}", follow.stderr.lock().unwrap());
+    group.stop();
+    follow.stop();
+}

@@ -48,6 +48,10 @@ pub struct ConsumeArgs {
     /// With --group: sticky (the default), range or round-robin.
     #[arg(long, default_value = "sticky")]
     strategy: String,
+    /// With --follow or --group: give up once the broker has been unreachable this
+    /// long (default: keep retrying until it is back).
+    #[arg(long, allow_negative_numbers = true, value_parser = super::parse_u64)]
+    timeout_ms: Option<u64>,
     /// The broker to connect to, as HOST:PORT.
     #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
     bootstrap: String,
@@ -93,8 +97,15 @@ fn run_group(args: &ConsumeArgs, group: &str) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut printed = 0u64;
+    let mut retry = Retry::new(&args.bootstrap, args.timeout_ms);
     while !STOP.load(std::sync::atomic::Ordering::Relaxed) {
-        let records = consumer.poll(Duration::from_millis(200))?;
+        let records = match consumer.poll(Duration::from_millis(200)) {
+            Ok(records) => retry.succeeded(records),
+            Err(error) => {
+                retry.failed(error)?;
+                continue;
+            }
+        };
         for event in consumer.events() {
             eprintln!("strand: {}", describe_event(&event));
         }
@@ -111,6 +122,61 @@ fn run_group(args: &ConsumeArgs, group: &str) -> anyhow::Result<()> {
     }
     block_on(consumer.close())?;
     Ok(())
+}
+
+/// Waiting for a broker that stopped: like a Kafka consumer, a following or group
+/// consumer keeps its position and retries with backoff (saying so on stderr once)
+/// until the broker answers again or `timeout_ms` passes.
+struct Retry<'a> {
+    bootstrap: &'a str,
+    timeout: Option<Duration>,
+    /// When the current run of failures began.
+    since: Option<std::time::Instant>,
+    backoff: Duration,
+}
+
+const RETRY_BACKOFF_MIN: Duration = Duration::from_millis(100);
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+impl<'a> Retry<'a> {
+    fn new(bootstrap: &'a str, timeout_ms: Option<u64>) -> Retry<'a> {
+        Retry { bootstrap, timeout: timeout_ms.map(Duration::from_millis), since: None, backoff: RETRY_BACKOFF_MIN }
+    }
+
+    /// A call that succeeded: says the broker is back if it was away.
+    fn succeeded<T>(&mut self, value: T) -> T {
+        if let Some(since) = self.since.take() {
+            eprintln!(
+                "strand: the broker at {} is back after {:.1} s; resuming",
+                self.bootstrap,
+                since.elapsed().as_secs_f64()
+            );
+        }
+        self.backoff = RETRY_BACKOFF_MIN;
+        value
+    }
+
+    /// A call that failed: waits before the next try, or gives up (errors that
+    /// retrying cannot mend, or the timeout).
+    fn failed(&mut self, error: strand_client::ClientError) -> anyhow::Result<()> {
+        if !error.is_retriable() {
+            return Err(error.into());
+        }
+        let since = *self.since.get_or_insert_with(|| {
+            eprintln!("strand: {error}; retrying until the broker at {} is back", self.bootstrap);
+            std::time::Instant::now()
+        });
+        if let Some(timeout) = self.timeout.filter(|&timeout| since.elapsed() >= timeout) {
+            anyhow::bail!(
+                "the broker at {} was unreachable for {} ms (--timeout-ms): {error}",
+                self.bootstrap,
+                timeout.as_millis()
+            );
+        }
+        std::thread::sleep(self.backoff);
+        self.backoff = (self.backoff * 2).min(RETRY_BACKOFF_MAX);
+        Ok(())
+    }
 }
 
 fn describe_event(event: &strand_client::GroupEvent) -> String {
@@ -165,8 +231,19 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut printed = 0u64;
+    let mut retry = Retry::new(&args.bootstrap, args.timeout_ms);
     while !done(&consumer) {
-        for record in consumer.poll(Duration::from_millis(500))? {
+        let records = match consumer.poll(Duration::from_millis(500)) {
+            Ok(records) => retry.succeeded(records),
+            // Only a consumer that follows waits for the broker to come back; one that
+            // reads to the end reports the failure.
+            Err(error) if args.follow => {
+                retry.failed(error)?;
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        for record in records {
             if !args.follow && record.offset >= ends[&record.partition] {
                 continue;
             }

@@ -38,8 +38,21 @@ impl Broker {
         Broker::start_with_env(cwd, data_dir, extra, &[])
     }
 
+    /// Starts a broker whose main port is `port` (shard ports follow it), for tests
+    /// that restart a broker and need clients to find it at the same address.
+    pub fn start_on_port(data_dir: &Path, port: u16, extra: &[&str]) -> Broker {
+        let port = port.to_string();
+        let args = [&["--port", port.as_str(), "--admin-port", "0"][..], extra].concat();
+        Broker::launch(&std::env::temp_dir(), data_dir, &args, &[])
+    }
+
     /// `start_in` with extra environment variables (NOTIFY_SOCKET, WATCHDOG_USEC…).
     pub fn start_with_env(cwd: &Path, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Broker {
+        let args = [&["--port", "0"][..], extra].concat();
+        Broker::launch(cwd, data_dir, &args, env)
+    }
+
+    fn launch(cwd: &Path, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Broker {
         let mut command = Command::new(env!("CARGO_BIN_EXE_strand"));
         command.env("RUST_LOG", "warn");
         // An empty value removes the variable.
@@ -55,7 +68,6 @@ impl Broker {
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--port", "0"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -235,4 +247,90 @@ pub fn frame(api_key: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&77u32.to_le_bytes());
     out.extend_from_slice(payload);
     out
+}
+
+/// A main port whose next `shards` ports are free too (a broker's shard ports follow
+/// its main port), found by binding them; racy only against other processes choosing
+/// ports at the same moment.
+pub fn free_ports(shards: u16) -> u16 {
+    for _ in 0..100 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        if port > u16::MAX - shards {
+            continue;
+        }
+        let rest: Vec<_> = (1..=shards).map(|i| std::net::TcpListener::bind(("127.0.0.1", port + i))).collect();
+        if rest.iter().all(Result::is_ok) {
+            return port;
+        }
+    }
+    panic!("no run of free ports found");
+}
+
+/// A `strand` client command left running (a following consumer), its stdout lines
+/// and stderr collected as they come; killed by PID when dropped.
+pub struct Running {
+    child: Child,
+    pub lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Running {
+    pub fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strand"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the strand binary");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (sink, out) = (lines.clone(), child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let (sink, err) = (stderr.clone(), child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut text = sink.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        Running { child, lines, stderr }
+    }
+
+    /// The exit status, if it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
+    /// SIGTERM, then a bounded wait.
+    pub fn stop(&mut self) {
+        // SAFETY: a signal to a child this test started and has not reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits (bounded by `limit`) until `done`, panicking with `what` otherwise.
+pub fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
