@@ -98,6 +98,14 @@ pub struct LimitsConfig {
     pub in_flight_bytes_max: u64,
     /// A connection silent this long is closed.
     pub idle_timeout_ms: u64,
+    /// Partitions the broker may hold over all its topics (`__consumer_offsets`
+    /// included); CreateTopics and CreatePartitions past it are refused.
+    pub partitions_max: u32,
+    /// Partitions one topic may have.
+    pub topic_partitions_max: u32,
+    /// Descriptors kept for the logs: connections are refused once the broker's
+    /// descriptors in use come this close to RLIMIT_NOFILE.
+    pub descriptors_reserved: u32,
 }
 
 impl Default for LimitsConfig {
@@ -108,6 +116,9 @@ impl Default for LimitsConfig {
             connections_max: 10_000,
             in_flight_bytes_max: 64 << 20,
             idle_timeout_ms: 600_000,
+            partitions_max: 20_000,
+            topic_partitions_max: 10_000,
+            descriptors_reserved: 1_024,
         }
     }
 }
@@ -332,6 +343,8 @@ impl BrokerConfig {
             ("limits.connections_max", u64::from(limits.connections_max), 1),
             ("limits.in_flight_bytes_max", limits.in_flight_bytes_max, 64 * 1024),
             ("limits.idle_timeout_ms", limits.idle_timeout_ms, 1_000),
+            ("limits.partitions_max", u64::from(limits.partitions_max), 1),
+            ("limits.topic_partitions_max", u64::from(limits.topic_partitions_max), 1),
             ("storage.retention_check_interval_ms", self.storage.retention_check_interval_ms, 10),
             ("groups.members_max", u64::from(self.groups.members_max), 1),
             ("groups.groups_max", u64::from(self.groups.groups_max), 1),

@@ -94,3 +94,41 @@ LOC:    9084160    9792008    9084160    9792008   Local timer interrupts
         assert_eq!(busiest_core("", "virtio1"), None);
     }
 }
+
+/// Free bytes an unprivileged writer may still use on the filesystem under `dir`,
+/// and the filesystem's size, from `statvfs`.
+pub fn disk_space(dir: &Path) -> Option<DiskSpace> {
+    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statvfs fills a struct we own from a NUL-terminated path.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    let block = stat.f_frsize as u64;
+    Some(DiskSpace { free_bytes: stat.f_bavail as u64 * block, total_bytes: stat.f_blocks as u64 * block })
+}
+
+/// A filesystem's free and total bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct DiskSpace {
+    pub free_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// Raises the soft limit on open descriptors (RLIMIT_NOFILE) to the hard limit and
+/// returns the limit now in force. A broker holds one descriptor per segment file and
+/// two per connection; the soft limit is often 1,024 while the hard one is far higher.
+pub fn raise_descriptor_limit() -> std::io::Result<u64> {
+    // SAFETY: getrlimit and setrlimit on a struct we own.
+    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit.rlim_cur = limit.rlim_max;
+        }
+    }
+    Ok(limit.rlim_cur as u64)
+}

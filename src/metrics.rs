@@ -197,14 +197,10 @@ impl Registry {
                 let _ = writeln!(out, "{name}_count{{shard=\"{shard}\"}} {}", get(&h.count));
             }
         }
-        // SAFETY: statvfs fills a struct we own from a NUL-terminated path.
-        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-        if let Ok(path) = std::ffi::CString::new(self.data_dir.as_os_str().as_encoded_bytes()) {
-            if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } == 0 {
-                let _ = writeln!(out, "# HELP strand_disk_free_bytes Free bytes on the data directory's filesystem.");
-                let _ = writeln!(out, "# TYPE strand_disk_free_bytes gauge");
-                let _ = writeln!(out, "strand_disk_free_bytes {}", stat.f_bavail as u64 * stat.f_frsize as u64);
-            }
+        if let Some(space) = crate::host::disk_space(&self.data_dir) {
+            let _ = writeln!(out, "# HELP strand_disk_free_bytes Free bytes on the data directory's filesystem.");
+            let _ = writeln!(out, "# TYPE strand_disk_free_bytes gauge");
+            let _ = writeln!(out, "strand_disk_free_bytes {}", space.free_bytes);
         }
         let _ = writeln!(out, "# HELP strand_ready 1 once every partition is recovered and the broker serves.");
         let _ =

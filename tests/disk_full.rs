@@ -4,7 +4,10 @@
 //! The log runs on a small ext4 filesystem in a loop-mounted image, so it needs root
 //! (as CI has); run as another user it says so and skips.
 
+mod common;
+
 use bytes::BytesMut;
+use common::{strand, Broker};
 use std::path::PathBuf;
 use std::process::Command;
 use std::rc::Rc;
@@ -118,4 +121,130 @@ fn disk_full_fails_appends_cleanly_and_they_resume_when_space_returns() {
         assert_eq!(read_count(&log).await, acknowledged + 1, "everything acknowledged survives a restart");
         log.close().await.unwrap();
     });
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Fills the disk under `path` with a file until at most `leave` bytes are free.
+fn fill(path: &std::path::Path, leave: u64) {
+    let free = strand::host::disk_space(path.parent().unwrap()).unwrap().free_bytes;
+    let size = free.saturating_sub(leave);
+    let file = std::fs::File::create(path).unwrap();
+    // Written, not only sized: a sparse file would take no space.
+    let chunk = vec![7u8; 1 << 20];
+    let mut writer = std::io::BufWriter::new(file);
+    for _ in 0..size >> 20 {
+        std::io::Write::write_all(&mut writer, &chunk).unwrap();
+    }
+    std::io::Write::flush(&mut writer).unwrap();
+    writer.get_ref().sync_all().unwrap();
+}
+
+#[test]
+fn a_broker_on_a_small_disk_creates_only_what_it_can_hold_and_answers_disk_full() {
+    if !is_root() {
+        eprintln!("skipped: mounting a small filesystem needs root");
+        return;
+    }
+    let disk = SmallDisk::new(128);
+    let data = disk.mount.join("data");
+    let config = disk.mount.join("strand.toml");
+    std::fs::write(&config, "[groups]\noffsets_segment_bytes = 1048576\n").unwrap();
+    let config = config.to_str().unwrap();
+    let broker = Broker::start(&data, &["--cores", "0", "--config", config]);
+    let bootstrap = broker.bootstrap();
+    let b = ["--bootstrap", bootstrap.as_str()];
+
+    // 100 partitions of 256 MiB segments cannot be reserved on 128 MiB: refused,
+    // naming the space, and nothing is created.
+    let (ok, _, err) = strand(&[&["topic", "create", "fill", "--partitions", "100"][..], &b].concat(), "");
+    assert!(!ok, "created a topic the disk cannot hold");
+    assert!(err.contains("DiskFull") && err.contains("storage.disk_reserve_bytes"), "{err}");
+    let (ok, out, _) = strand(&[&["topic", "list"][..], &b].concat(), "");
+    assert!(ok);
+    assert_eq!(out.trim(), "", "nothing was created");
+
+    // What fits is created; produce fills the disk and gets DiskFull, not NotReady.
+    let (ok, _, err) = strand(
+        &[&["topic", "create", "small", "--partitions", "2", "--config", "segment_bytes=4194304"][..], &b].concat(),
+        "",
+    );
+    assert!(ok, "{err}");
+    let filler = disk.mount.join("filler");
+    fill(&filler, 40 << 20);
+    let client = strand_client::Client::connect(&bootstrap).unwrap();
+    let produce = |partition: u32, tag: u64| -> strand_client::ErrorCode {
+        use strand_protocol::native::messages::{ProducePartition, ProduceRequest, ProduceTopic};
+        use strand_protocol::native::{Request, Response};
+        let request = Request::Produce(ProduceRequest {
+            acks: 2,
+            timeout_ms: 10_000,
+            topics: vec![ProduceTopic {
+                name: "small".into(),
+                partitions: vec![ProducePartition { partition, records: batch(tag).freeze() }],
+            }],
+        });
+        match strand_client::block_on(client.request(request)).unwrap() {
+            Response::Produce(response) => response.topics[0].partitions[0].error,
+            other => panic!("{other:?}"),
+        }
+    };
+    let mut acknowledged = 0u64;
+    let error = loop {
+        match produce(0, acknowledged) {
+            strand_client::ErrorCode::None => acknowledged += 1,
+            error => break error,
+        }
+        assert!(acknowledged < 2_000, "the disk never filled");
+    };
+    assert_eq!(error, strand_client::ErrorCode::DiskFull, "after {acknowledged} batches");
+    assert!(acknowledged > 10, "{acknowledged} batches before the disk filled");
+
+    // Space returns: produce resumes by itself.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while produce(0, acknowledged) != strand_client::ErrorCode::None {
+        assert!(std::time::Instant::now() < deadline, "produce did not resume once space returned");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    acknowledged += 1;
+
+    // A partition that cannot open at start (its segment cannot be reserved) opens
+    // by itself once space returns.
+    let mut broker = broker;
+    assert!(broker.stop());
+    let partition_dir = std::fs::read_dir(data.join("topics")).unwrap().flatten().next().unwrap().path().join("1");
+    std::fs::remove_dir_all(&partition_dir).unwrap();
+    fill(&filler, 2 << 20);
+    let broker = Broker::start(&data, &["--cores", "0", "--config", config]);
+    let client = strand_client::Client::connect(&broker.bootstrap()).unwrap();
+    let produce_one = |partition: u32| -> strand_client::ErrorCode {
+        use strand_protocol::native::messages::{ProducePartition, ProduceRequest, ProduceTopic};
+        use strand_protocol::native::{Request, Response};
+        let request = Request::Produce(ProduceRequest {
+            acks: 1,
+            timeout_ms: 10_000,
+            topics: vec![ProduceTopic {
+                name: "small".into(),
+                partitions: vec![ProducePartition { partition, records: batch(0).freeze() }],
+            }],
+        });
+        match strand_client::block_on(client.request(request)).unwrap() {
+            Response::Produce(response) => response.topics[0].partitions[0].error,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_ne!(produce_one(1), strand_client::ErrorCode::None, "partition 1 cannot be open on a full disk");
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while produce_one(1) != strand_client::ErrorCode::None {
+        assert!(std::time::Instant::now() < deadline, "partition 1 did not open once space returned");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Partition 0 kept everything acknowledged.
+    let end = strand_client::block_on(client.list_offset("small", 0, strand_client::OffsetSpec::Latest)).unwrap();
+    assert_eq!(end as u64, acknowledged * 60);
 }

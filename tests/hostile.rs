@@ -300,3 +300,64 @@ fn following_and_group_consumers_wait_for_a_stopped_broker_and_resume() {
     group.stop();
     follow.stop();
 }
+
+#[test]
+fn when_descriptors_run_short_connections_are_refused_first_and_topics_are_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("strand.toml");
+    std::fs::write(&config, "[limits]\ndescriptors_reserved = 100\n").unwrap();
+    let broker = Broker::start_with_nofile(
+        &dir.path().join("data"),
+        600,
+        &["--cores", "0", "--config", config.to_str().unwrap()],
+    );
+    let bootstrap = broker.bootstrap();
+    let b = ["--bootstrap", bootstrap.as_str()];
+    assert!(broker.stderr().contains("RLIMIT_NOFILE is 600"), "a warning naming the numbers: {}", broker.stderr());
+
+    // A flood of idle connections: past the reserve they are refused (closed at once).
+    let mut held = Vec::new();
+    for _ in 0..400 {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", broker.port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        held.push(stream);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // A refused connection reads end of file (or a reset); a held one times out.
+    let closed = held
+        .iter_mut()
+        .filter(|stream| match std::io::Read::read(&mut &**stream, &mut [0u8; 1]) {
+            Ok(_) => true,
+            Err(error) => !matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        })
+        .count();
+    assert!(closed >= 100, "{closed} of 400 connections refused");
+    assert!(closed < 400, "some connections were accepted");
+    let descriptors = std::fs::read_dir(format!("/proc/{}/fd", broker.pid())).unwrap().count();
+    assert!(descriptors <= 600 - 50, "the broker holds {descriptors} of 600 descriptors");
+    held.drain(..40);
+    std::thread::sleep(Duration::from_millis(200));
+
+    // The reserve is there for the logs. Forty connections go, so that the CLI can
+    // connect while the rest stay: a small topic is created and takes records.
+    let (ok, _, err) = strand(&[&["topic", "create", "more", "--partitions", "5"][..], &b].concat(), "");
+    assert!(ok, "{err}");
+    let (ok, _, err) = strand(&[&["produce", "more", "--partition", "4"][..], &b].concat(), "x\n");
+    assert!(ok, "{err}");
+    // One that needs more than is left is refused whole, naming descriptors.
+    let (ok, _, err) = strand(&[&["topic", "create", "lots", "--partitions", "80"][..], &b].concat(), "");
+    assert!(!ok, "created a topic with no descriptors for it");
+    assert!(err.contains("ResourceLimit") && err.contains("file descriptors"), "{err}");
+    let (_, out, _) = strand(&[&["topic", "list"][..], &b].concat(), "");
+    assert!(!out.contains("lots"), "{out}");
+
+    // The refusals were logged at a bounded rate.
+    let refusals = broker.stderr().matches("refusing a connection").count();
+    assert!((1..=10).contains(&refusals), "{refusals} lines for {closed} refusals");
+
+    // Once the connections go, the topic fits.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, _, err) = strand(&[&["topic", "create", "lots", "--partitions", "80"][..], &b].concat(), "");
+    assert!(ok, "{err}");
+}

@@ -413,27 +413,25 @@ pub fn preflight(data_dir: &Path, shards: usize) -> anyhow::Result<()> {
         )
     })?;
     let probe = data_dir.join(".strand-write-probe");
-    std::fs::write(&probe, b"probe").map_err(|e| {
-        anyhow::anyhow!(
+    match std::fs::write(&probe, b"probe") {
+        Ok(()) => {}
+        // A full disk is no reason not to start: the broker serves what it holds,
+        // answers DiskFull to what it cannot store, and resumes once space returns.
+        Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {}
+        Err(e) => anyhow::bail!(
             "the data directory {} is not writable: {e}; fix: chown it to the broker's user",
             data_dir.display()
-        )
-    })?;
+        ),
+    }
     let _ = std::fs::remove_file(&probe);
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    let path = std::ffi::CString::new(data_dir.as_os_str().as_encoded_bytes()).expect("a path without NUL");
-    // SAFETY: statvfs fills the struct we own from a NUL-terminated path.
-    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } == 0 {
-        let free = stat.f_bavail as u64 * stat.f_frsize as u64;
-        if free < 256 << 20 {
-            anyhow::bail!(
-                "the data directory {} has {} MiB free; fix: free space there or point data_dir at a larger disk",
-                data_dir.display(),
-                free >> 20
-            );
-        }
+    if let Some(space) = strand::host::disk_space(data_dir) {
+        let free = space.free_bytes;
         if free < 4 << 30 {
-            tracing::warn!(free_mib = free >> 20, dir = %data_dir.display(), "little free space in the data directory");
+            tracing::warn!(
+                free_mib = free >> 20,
+                dir = %data_dir.display(),
+                "little free space in the data directory: what cannot be reserved is refused with DiskFull until space returns"
+            );
         }
     }
     Ok(())

@@ -17,4 +17,7 @@ pub enum Command {
     /// Adds partitions to a topic: new partition `n + i` is owned by shard
     /// `placement[i]`, where `n` is the topic's partition count before.
     AddPartitions { name: String, placement: Vec<u32> },
+    /// Removes a topic's last `count` partitions: undoes an `AddPartitions` whose
+    /// partitions could not all be opened (a topic never shrinks otherwise).
+    RemovePartitions { name: String, count: u32 },
 }

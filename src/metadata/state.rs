@@ -85,6 +85,13 @@ impl MetadataState {
                 self.topic(name)?;
                 config.validate().map_err(MetadataError::InvalidConfig)
             }
+            Command::RemovePartitions { name, count } => {
+                let current = self.topic(name)?.partitions();
+                if *count == 0 || *count >= current {
+                    return Err(MetadataError::InvalidPartitions { count: u64::from(current.saturating_sub(*count)) });
+                }
+                Ok(())
+            }
             Command::AddPartitions { name, placement } => {
                 let current = self.topic(name)?.partitions();
                 if placement.is_empty() {
@@ -120,6 +127,12 @@ impl MetadataState {
             Command::AddPartitions { name, placement } => {
                 if let Some(topic) = self.topics.get_mut(name) {
                     topic.placement.extend_from_slice(placement);
+                }
+            }
+            Command::RemovePartitions { name, count } => {
+                if let Some(topic) = self.topics.get_mut(name) {
+                    let keep = topic.placement.len().saturating_sub(*count as usize);
+                    topic.placement.truncate(keep);
                 }
             }
         }

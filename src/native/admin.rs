@@ -7,7 +7,8 @@
 
 use super::errors::metadata_code;
 use crate::metadata::{place_partitions, Command, MetadataError, MetadataState, PARTITIONS_MAX};
-use crate::shard::{Shard, ShardMessage};
+use crate::shard::capacity::CapacityError;
+use crate::shard::{OpenFailure, OpenFailureCause, Shard, ShardMessage};
 use crate::storage::TopicConfig;
 use futures_channel::oneshot;
 use std::rc::Rc;
@@ -84,11 +85,14 @@ fn ok(name: String) -> TopicResult {
     TopicResult { name, error: ErrorCode::None, message: String::new() }
 }
 
-/// On shard 0: creates each topic in turn.
+/// On shard 0: creates each topic in turn. A topic is answered success only once
+/// every one of its partitions is open on its shard; before anything is created its
+/// partitions are checked against the limits and what the broker has room for
+/// (`shard::capacity`), and a topic some of whose partitions still fail to open is
+/// deleted again, with the cause in its error.
 pub async fn create_topics(shard: &Rc<Shard>, request: CreateTopicsRequest) -> CreateTopicsResponse {
     let _permit = shard.admin.acquire_permit(1).await;
     let mut results = Vec::with_capacity(request.topics.len());
-    let mut latest: Option<Arc<MetadataState>> = None;
     for topic in request.topics {
         let config = match topic_config(&shard.live_config().topic_defaults, &topic.configs) {
             Ok(config) => config,
@@ -106,24 +110,67 @@ pub async fn create_topics(shard: &Rc<Shard>, request: CreateTopicsRequest) -> C
             });
             continue;
         }
-        let state = latest.clone().unwrap_or_else(|| shard.metadata());
+        let state = shard.metadata();
+        if let Err(error) = shard.check_new_partitions(&state, topic.partitions, topic.partitions, config.segment_bytes)
+        {
+            results.push(TopicResult { name: topic.name, error: capacity_code(&error), message: error.to_string() });
+            continue;
+        }
         let placement = place_partitions(&state, topic.partitions, shard.count);
         let command = Command::CreateTopic { name: topic.name.clone(), config, placement };
-        match submit(shard, command).await {
-            Ok(state) => {
-                tracing::info!(topic = %topic.name, partitions = topic.partitions, "topic created");
-                latest = Some(state);
-                results.push(ok(topic.name));
-            }
+        let state = match submit(shard, command).await {
+            Ok(state) => state,
             Err(error) => {
-                results.push(TopicResult { name: topic.name, error: metadata_code(&error), message: error.to_string() })
+                results.push(TopicResult {
+                    name: topic.name,
+                    error: metadata_code(&error),
+                    message: error.to_string(),
+                });
+                continue;
             }
+        };
+        let mut failures = broadcast(shard, state).await;
+        failures.retain(|failure| failure.topic == topic.name);
+        if failures.is_empty() {
+            tracing::info!(topic = %topic.name, partitions = topic.partitions, "topic created");
+            results.push(ok(topic.name));
+            continue;
         }
-    }
-    if let Some(state) = latest {
-        broadcast(shard, state).await;
+        // Nothing is created: the partitions that did open are deleted with the topic.
+        let undo = Command::DeleteTopic { name: topic.name.clone() };
+        if let Ok(state) = submit(shard, undo).await {
+            broadcast(shard, state).await;
+        }
+        results.push(not_opened(topic.name, topic.partitions, &failures));
     }
     CreateTopicsResponse { results }
+}
+
+/// The error of a creation undone because `failures` (of `count` new partitions)
+/// could not be opened: the code and message of the first cause.
+fn not_opened(name: String, count: u32, failures: &[OpenFailure]) -> TopicResult {
+    let first = &failures[0];
+    let error = match first.cause {
+        OpenFailureCause::DiskFull => ErrorCode::DiskFull,
+        OpenFailureCause::Descriptors => ErrorCode::ResourceLimit,
+        OpenFailureCause::Storage => ErrorCode::StorageFailed,
+    };
+    let message = format!(
+        "{} of {count} new partitions could not be opened (partition {}: {}); nothing was created",
+        failures.len(),
+        first.partition,
+        first.reason
+    );
+    tracing::warn!(topic = %name, %message, "creation undone");
+    TopicResult { name, error, message }
+}
+
+fn capacity_code(error: &CapacityError) -> ErrorCode {
+    match error {
+        CapacityError::TopicPartitions { .. } | CapacityError::BrokerPartitions { .. } => ErrorCode::InvalidPartitions,
+        CapacityError::Disk { .. } => ErrorCode::DiskFull,
+        CapacityError::Descriptors { .. } => ErrorCode::ResourceLimit,
+    }
 }
 
 /// On shard 0: deletes each topic in turn; its data goes once every shard closed it.
@@ -147,8 +194,9 @@ pub async fn delete_topics(shard: &Rc<Shard>, request: DeleteTopicsRequest) -> D
         }
     }
     if let Some(state) = latest {
+        // The topics are gone from every shard's metadata once this returns; their
+        // files go in the background (`Shard::apply`).
         broadcast(shard, state).await;
-        crate::shard::remove_orphan_topic_dirs(&shard.config.data_dir, &shard.metadata());
     }
     DeleteTopicsResponse { results }
 }
@@ -213,7 +261,6 @@ pub async fn alter_topic_configs(shard: &Rc<Shard>, request: AlterTopicConfigsRe
 pub async fn create_partitions(shard: &Rc<Shard>, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let _permit = shard.admin.acquire_permit(1).await;
     let mut results = Vec::with_capacity(request.topics.len());
-    let mut latest: Option<Arc<MetadataState>> = None;
     for topic in request.topics {
         let name = topic.name;
         if name == crate::group::OFFSETS_TOPIC {
@@ -221,9 +268,9 @@ pub async fn create_partitions(shard: &Rc<Shard>, request: CreatePartitionsReque
             results.push(TopicResult { name, error: ErrorCode::InvalidTopicName, message });
             continue;
         }
-        let state = latest.clone().unwrap_or_else(|| shard.metadata());
-        let current = match state.topic(&name) {
-            Ok(meta) => meta.partitions(),
+        let state = shard.metadata();
+        let (current, segment_bytes) = match state.topic(&name) {
+            Ok(meta) => (meta.partitions(), meta.config.segment_bytes),
             Err(error) => {
                 results.push(TopicResult { name, error: metadata_code(&error), message: error.to_string() });
                 continue;
@@ -234,24 +281,37 @@ pub async fn create_partitions(shard: &Rc<Shard>, request: CreatePartitionsReque
             results.push(TopicResult { name, error: ErrorCode::InvalidPartitions, message: error.to_string() });
             continue;
         }
-        let placement = place_partitions(&state, topic.count.saturating_sub(current), shard.count);
-        match submit(shard, Command::AddPartitions { name: name.clone(), placement }).await {
-            Ok(state) => {
-                tracing::info!(topic = %name, from = current, to = topic.count, "partitions added");
-                latest = Some(state);
-                results.push(ok(name));
+        let added = topic.count.saturating_sub(current);
+        if added > 0 {
+            if let Err(error) = shard.check_new_partitions(&state, added, topic.count, segment_bytes) {
+                results.push(TopicResult { name, error: capacity_code(&error), message: error.to_string() });
+                continue;
             }
+        }
+        let placement = place_partitions(&state, added, shard.count);
+        let state = match submit(shard, Command::AddPartitions { name: name.clone(), placement }).await {
+            Ok(state) => state,
             Err(error) => {
                 let message = match error {
                     MetadataError::PartitionsShrink { .. } => format!("{error}; asked for {}", topic.count),
                     _ => error.to_string(),
                 };
-                results.push(TopicResult { name, error: metadata_code(&error), message })
+                results.push(TopicResult { name, error: metadata_code(&error), message });
+                continue;
             }
+        };
+        let mut failures = broadcast(shard, state).await;
+        failures.retain(|failure| failure.topic == name && failure.partition >= current);
+        if failures.is_empty() {
+            tracing::info!(topic = %name, from = current, to = topic.count, "partitions added");
+            results.push(ok(name));
+            continue;
         }
-    }
-    if let Some(state) = latest {
-        broadcast(shard, state).await;
+        let undo = Command::RemovePartitions { name: name.clone(), count: added };
+        if let Ok(state) = submit(shard, undo).await {
+            broadcast(shard, state).await;
+        }
+        results.push(not_opened(name, added, &failures));
     }
     CreatePartitionsResponse { results }
 }
@@ -316,9 +376,10 @@ async fn submit(shard: &Shard, command: Command) -> Result<Arc<MetadataState>, M
         .await
 }
 
-/// Applies `state` here, then on every other shard, and waits for all of them.
-async fn broadcast(shard: &Rc<Shard>, state: Arc<MetadataState>) {
-    shard.apply(state.clone()).await;
+/// Applies `state` here, then on every other shard, and waits for all of them;
+/// returns the partitions any shard could not open.
+async fn broadcast(shard: &Rc<Shard>, state: Arc<MetadataState>) -> Vec<OpenFailure> {
+    let mut failures = shard.apply(state.clone()).await;
     let mut replies = Vec::new();
     for other in (0..shard.count).filter(|&other| other != shard.id) {
         let (reply, receiver) = oneshot::channel();
@@ -326,8 +387,9 @@ async fn broadcast(shard: &Rc<Shard>, state: Arc<MetadataState>) {
         replies.push(receiver);
     }
     for receiver in replies {
-        let _ = receiver.await;
+        failures.extend(receiver.await.unwrap_or_default());
     }
+    failures
 }
 
 /// A topic's configuration: the broker's `topic_defaults` with `entries` applied.

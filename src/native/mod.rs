@@ -58,11 +58,17 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             }
         };
         backoff = ACCEPT_BACKOFF_MIN;
-        if open.get() >= max {
+        let full = open.get() >= max;
+        if full || !shard.may_accept() {
             shard.stats.connections_refused.set(shard.stats.connections_refused.get() + 1);
             crate::metrics::ShardMetrics::count(&shard.metrics.connections_refused, 1);
             if shard.warnings.connections_refused.allow() {
-                tracing::warn!(shard = shard.id, max, "refusing a connection: limits.connections_max reached");
+                if full {
+                    tracing::warn!(shard = shard.id, max, "refusing a connection: limits.connections_max reached");
+                } else {
+                    let (in_use, limit) = (shard.descriptors_in_use(), shard.descriptors_max);
+                    tracing::warn!(shard = shard.id, in_use, limit, reserved = shard.config.limits.descriptors_reserved, "refusing a connection: the last descriptors are kept for the logs (limits.descriptors_reserved)");
+                }
             }
             drop(stream);
             continue;
@@ -115,8 +121,7 @@ pub async fn handle_forwarded(shard: &Rc<Shard>, message: ShardMessage) {
             spawn_reply(reply, async move { shard.groups.handle(&shard, request).await });
         }
         ShardMessage::Apply { state, reply } => {
-            shard.apply(state).await;
-            let _ = reply.send(());
+            let _ = reply.send(shard.apply(state).await);
         }
     }
 }

@@ -92,5 +92,5 @@ pub enum ShardMessage {
     /// A consumer-group request for a group this shard coordinates.
     Group { request: strand_protocol::native::Request, reply: oneshot::Sender<strand_protocol::native::Response> },
     /// From shard 0: adopt this metadata (open and close logs), then reply.
-    Apply { state: Arc<MetadataState>, reply: oneshot::Sender<()> },
+    Apply { state: Arc<MetadataState>, reply: oneshot::Sender<Vec<super::apply::OpenFailure>> },
 }

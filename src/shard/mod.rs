@@ -4,14 +4,16 @@
 //!
 //! Code map: `message` (what one shard asks of another), `apply` (metadata changes
 //! become opened and closed logs), `start` (threads, listeners, readiness, shutdown),
-//! `warnings` (rate-limited warnings).
+//! `warnings` (rate-limited warnings), `capacity` (descriptors, disk and partition
+//! limits).
 
 mod apply;
+pub mod capacity;
 mod message;
 mod start;
 pub mod warnings;
 
-pub use apply::remove_orphan_topic_dirs;
+pub use apply::{remove_orphan_topic_dirs, OpenFailure, OpenFailureCause};
 pub use message::{FetchItem, FetchItemResult, FetchWait, ListItem, ProduceItem, ProduceItemResult, ShardMessage};
 pub use start::{serve, Ready};
 
@@ -70,6 +72,12 @@ pub struct Shard {
     pub live: Arc<std::sync::RwLock<Arc<BrokerConfig>>>,
     /// Warnings a flood could repeat, rate-limited.
     pub warnings: warnings::Warnings,
+    /// The process's descriptor limit (RLIMIT_NOFILE, raised at start).
+    pub descriptors_max: u64,
+    /// Every shard's metrics, for the broker-wide descriptor estimate (`capacity`).
+    pub all_metrics: Arc<Vec<Arc<crate::metrics::ShardMetrics>>>,
+    /// Partitions placed here that could not be opened (retried every few seconds).
+    pub offline: Cell<u32>,
 }
 
 impl Shard {

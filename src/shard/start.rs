@@ -59,12 +59,17 @@ struct ShardInit {
     /// what the systemd watchdog checks.
     alive: Arc<Vec<AtomicU64>>,
     metrics: Arc<crate::metrics::ShardMetrics>,
+    all_metrics: Arc<Vec<Arc<crate::metrics::ShardMetrics>>>,
+    descriptors_max: u64,
     live: Arc<std::sync::RwLock<Arc<BrokerConfig>>>,
 }
 
 /// How often a shard looks for group members whose session ran out (and marks
 /// itself alive for the watchdog).
 const GROUP_EXPIRY_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How often a shard tries again to open partitions placed on it that could not be.
+const OFFLINE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -88,6 +93,8 @@ pub fn serve(
         .with_context(|| format!("cannot resolve the data directory {}", config.data_dir.display()))?;
     // Held until `serve` returns: a second broker on this directory refuses to start.
     let _lock = crate::lock::DataDirLock::acquire(&config.data_dir)?;
+    let descriptors_max =
+        crate::host::raise_descriptor_limit().context("cannot read the descriptor limit (RLIMIT_NOFILE)")?;
     let config = Arc::new(config);
     let data_dir = &config.data_dir;
     let (mut store, recovery) = MetadataStore::open(&data_dir.join("metadata"))
@@ -132,6 +139,16 @@ pub fn serve(
         ready: AtomicBool::new(false),
         alive: alive.clone(),
     });
+    let all_metrics = Arc::new(registry.shards.clone());
+    let limits_config = &config.limits;
+    if let Some(warning) = super::capacity::descriptor_warning(
+        descriptors_max,
+        count as u64,
+        limits_config.connections_max,
+        limits_config.partitions_max,
+    ) {
+        tracing::warn!("{warning}");
+    }
     // Bound before the shards start, so a port in use stops the start at once.
     let admin = if config.admin.enabled {
         let address: IpAddr = config.admin.address.parse().context("admin.address")?;
@@ -170,6 +187,8 @@ pub fn serve(
             shutdown: shutdown_rx,
             alive: alive.clone(),
             metrics: registry.shards[id].clone(),
+            all_metrics: all_metrics.clone(),
+            descriptors_max,
             live: live.clone(),
         };
         let handle = runtime::executor(&format!("shard-{id}"), Some(core), io_memory)
@@ -259,6 +278,8 @@ async fn run_shard(init: ShardInit) {
         shutdown,
         alive,
         metrics,
+        all_metrics,
+        descriptors_max,
         live,
     } = init;
     if let Err(error) = probe_device(&config.data_dir).await {
@@ -297,9 +318,24 @@ async fn run_shard(init: ShardInit) {
         metrics,
         live,
         warnings: super::warnings::Warnings::default(),
+        descriptors_max,
+        all_metrics,
+        offline: std::cell::Cell::new(0),
     });
     shard.apply(state).await;
     shard.groups.recover(&shard).await;
+    {
+        // Partitions that could not be opened (no descriptor or disk space left)
+        // open once the resource is back.
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(OFFLINE_RETRY).await;
+                shard.reopen_offline().await;
+            }
+        })
+        .detach();
+    }
     {
         // Committed offsets stay bounded on disk.
         let shard = shard.clone();

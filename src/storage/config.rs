@@ -119,6 +119,9 @@ pub struct IoOptions {
     /// How many times its topic's `batch_bytes_max` the records of a compressed batch
     /// may take once decompressed; a batch that expands further is refused.
     pub decompression_ratio_max: usize,
+    /// Free space a segment's preallocation never takes: creating a segment that would
+    /// leave less free (at most a tenth of the filesystem) fails with `DiskFull`.
+    pub disk_reserve_bytes: u64,
 }
 
 impl Default for IoOptions {
@@ -130,6 +133,7 @@ impl Default for IoOptions {
             read_bytes: 1024 * 1024,
             index_buffer_bytes: 64 * 1024,
             decompression_ratio_max: strand_protocol::batch::DECOMPRESSION_RATIO_MAX_DEFAULT,
+            disk_reserve_bytes: 512 << 20,
         }
     }
 }

@@ -504,7 +504,7 @@ impl Log {
         }
         let (standby, from_standby) = match self.take_standby(segment_bytes).await {
             Some(standby) => (standby, true),
-            None => (create_standby(&self.dir, segment_bytes).await?, false),
+            None => (create_standby(&self.dir, segment_bytes, self.io.disk_reserve_bytes).await?, false),
         };
         let (segment, mut appender) = assemble_segment(
             SegmentPaths::new(&self.dir, base_offset),
@@ -599,7 +599,7 @@ impl Log {
         self.standby_pending.set(true);
         let log = self.clone();
         glommio::spawn_local(async move {
-            match create_standby(&log.dir, segment_bytes).await {
+            match create_standby(&log.dir, segment_bytes, log.io.disk_reserve_bytes).await {
                 Ok(standby) if !log.closed.get() => *log.standby.borrow_mut() = Some(standby),
                 Ok(standby) => discard_standby(&log.dir, standby).await,
                 Err(error) => {
@@ -1129,13 +1129,16 @@ pub(crate) async fn create_segment(
     io: &IoOptions,
 ) -> Result<(Rc<Segment>, Appender)> {
     let paths = SegmentPaths::new(dir, base_offset);
-    let files = create_segment_files(&paths, segment_bytes).await?;
+    let files = create_segment_files(&paths, segment_bytes, io.disk_reserve_bytes).await?;
     segment::sync_dir(dir).await?;
     Ok(assemble_segment(paths, base_offset, files, index_interval_bytes, io))
 }
 
-/// Creates (or empties) a segment's three files; the log file is preallocated.
-async fn create_segment_files(paths: &SegmentPaths, segment_bytes: u64) -> Result<SegmentFiles> {
+/// Creates (or empties) a segment's three files; the log file is preallocated, unless
+/// that would leave less than the reserve free on the disk (`DiskFull` then: the last
+/// of the disk is never taken by a reservation).
+async fn create_segment_files(paths: &SegmentPaths, segment_bytes: u64, reserve_bytes: u64) -> Result<SegmentFiles> {
+    check_space(&paths.log, segment_bytes, reserve_bytes)?;
     let file = Rc::new(segment::open_dma(&paths.log, true).await?);
     segment::truncate(&file, &paths.log, 0).await?;
     segment::preallocate(&file, &paths.log, segment_bytes).await?;
@@ -1168,9 +1171,22 @@ fn assemble_segment(
     (Rc::new(Segment::new(base_offset, paths, file, index)), appender)
 }
 
+/// Refuses to reserve `len` bytes for `path` when the disk would keep less than its
+/// reserve free: `reserve_bytes`, at most a tenth of the filesystem. The space is
+/// counted only when the file does not hold it already.
+fn check_space(path: &Path, len: u64, reserve_bytes: u64) -> Result<()> {
+    let held = std::fs::metadata(path).map_or(0, |meta| std::os::unix::fs::MetadataExt::blocks(&meta) * 512);
+    let Some(space) = path.parent().and_then(crate::host::disk_space) else { return Ok(()) };
+    let reserve = reserve_bytes.min(space.total_bytes / 10);
+    if space.free_bytes + held < len + reserve {
+        return Err(StorageError::DiskFull { op: "reserving a segment for", path: path.to_path_buf() });
+    }
+    Ok(())
+}
+
 /// Creates the standby segment's files in `dir`.
-async fn create_standby(dir: &Path, segment_bytes: u64) -> Result<Standby> {
-    let (log, offsets, times) = create_segment_files(&SegmentPaths::standby(dir), segment_bytes).await?;
+async fn create_standby(dir: &Path, segment_bytes: u64, reserve_bytes: u64) -> Result<Standby> {
+    let (log, offsets, times) = create_segment_files(&SegmentPaths::standby(dir), segment_bytes, reserve_bytes).await?;
     Ok(Standby { segment_bytes, log, offsets, times })
 }
 

@@ -43,17 +43,37 @@ impl Broker {
     pub fn start_on_port(data_dir: &Path, port: u16, extra: &[&str]) -> Broker {
         let port = port.to_string();
         let args = [&["--port", port.as_str(), "--admin-port", "0"][..], extra].concat();
-        Broker::launch(&std::env::temp_dir(), data_dir, &args, &[])
+        Broker::launch(&std::env::temp_dir(), data_dir, &args, &[], None)
+    }
+
+    /// Starts a broker (kernel-chosen ports) whose descriptor limit, soft and hard, is
+    /// `nofile`: for tests of what it does when descriptors run short.
+    pub fn start_with_nofile(data_dir: &Path, nofile: u64, extra: &[&str]) -> Broker {
+        let args = [&["--port", "0"][..], extra].concat();
+        Broker::launch(&std::env::temp_dir(), data_dir, &args, &[], Some(nofile))
     }
 
     /// `start_in` with extra environment variables (NOTIFY_SOCKET, WATCHDOG_USEC…).
     pub fn start_with_env(cwd: &Path, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Broker {
         let args = [&["--port", "0"][..], extra].concat();
-        Broker::launch(cwd, data_dir, &args, env)
+        Broker::launch(cwd, data_dir, &args, env, None)
     }
 
-    fn launch(cwd: &Path, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Broker {
+    fn launch(cwd: &Path, data_dir: &Path, extra: &[&str], env: &[(&str, &str)], nofile: Option<u64>) -> Broker {
         let mut command = Command::new(env!("CARGO_BIN_EXE_strand"));
+        if let Some(nofile) = nofile {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit { rlim_cur: nofile, rlim_max: nofile };
+            // SAFETY: setrlimit is async-signal-safe; it runs in the child before exec.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         command.env("RUST_LOG", "warn");
         // An empty value removes the variable.
         for (key, value) in env {

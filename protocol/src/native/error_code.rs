@@ -61,6 +61,9 @@ pub enum ErrorCode {
     InvalidGroupId,
     /// 27: Produce: `acks` is not 0, 1 or 2; nothing was appended.
     InvalidAcks,
+    /// 28: the broker lacks a resource the request needs (file descriptors); the
+    /// message names it. Retriable once the resource frees up.
+    ResourceLimit,
     /// A code this version of the crate does not know.
     Other(u16),
 }
@@ -97,13 +100,14 @@ impl ErrorCode {
             ErrorCode::InvalidSessionTimeout => 25,
             ErrorCode::InvalidGroupId => 26,
             ErrorCode::InvalidAcks => 27,
+            ErrorCode::ResourceLimit => 28,
             ErrorCode::Other(code) => code,
         }
     }
 
     /// The error with this code.
     pub fn from_code(code: u16) -> ErrorCode {
-        const KNOWN: [ErrorCode; 28] = [
+        const KNOWN: [ErrorCode; 29] = [
             ErrorCode::None,
             ErrorCode::MalformedRequest,
             ErrorCode::UnknownApi,
@@ -132,13 +136,21 @@ impl ErrorCode {
             ErrorCode::InvalidSessionTimeout,
             ErrorCode::InvalidGroupId,
             ErrorCode::InvalidAcks,
+            ErrorCode::ResourceLimit,
         ];
         KNOWN.get(code as usize).copied().unwrap_or(ErrorCode::Other(code))
     }
 
     /// Whether the same request may succeed if sent again later.
     pub fn is_retriable(self) -> bool {
-        matches!(self, ErrorCode::DiskFull | ErrorCode::Timeout | ErrorCode::NotReady | ErrorCode::StaleGeneration)
+        matches!(
+            self,
+            ErrorCode::DiskFull
+                | ErrorCode::Timeout
+                | ErrorCode::NotReady
+                | ErrorCode::StaleGeneration
+                | ErrorCode::ResourceLimit
+        )
     }
 }
 
