@@ -361,3 +361,58 @@ fn when_descriptors_run_short_connections_are_refused_first_and_topics_are_whole
     let (ok, _, err) = strand(&[&["topic", "create", "lots", "--partitions", "80"][..], &b].concat(), "");
     assert!(ok, "{err}");
 }
+
+#[test]
+fn deleting_a_large_topic_answers_at_once_and_never_stalls_the_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &["--cores", "0"]);
+    let bootstrap = broker.bootstrap();
+    let b = ["--bootstrap", bootstrap.as_str()];
+    // Past the per-topic limit: refused, nothing created, nothing logged per partition.
+    let (ok, _, err) = strand(&[&["topic", "create", "toolarge", "--partitions", "100000"][..], &b].concat(), "");
+    assert!(!ok);
+    assert!(err.contains("limits.topic_partitions_max"), "{err}");
+    assert!(broker.stderr().lines().count() < 20, "{}", broker.stderr());
+
+    let args = ["topic", "create", "huge", "--partitions", "2000", "--config", "segment_bytes=65536"];
+    let (ok, _, err) = strand(&[&args[..], &b].concat(), "");
+    assert!(ok, "{err}");
+    let (ok, _, err) = strand(&[&["topic", "create", "live", "--partitions", "1"][..], &b].concat(), "");
+    assert!(ok, "{err}");
+
+    // A client on the same shard keeps producing while the topic goes.
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let prober = {
+        let (bootstrap, running) = (bootstrap.clone(), running.clone());
+        std::thread::spawn(move || {
+            let client = Client::connect(&bootstrap).unwrap();
+            let mut slowest = Duration::ZERO;
+            let mut sent = 0;
+            while running.load(std::sync::atomic::Ordering::Relaxed) || sent < 20 {
+                let mut builder = BatchBuilder::new();
+                builder.push(None, Some(b"tick"), &[], 1_700_000_000_000);
+                let started = Instant::now();
+                assert_eq!(produce_with_acks(&client, "live", builder.build(), 1), ErrorCode::None);
+                slowest = slowest.max(started.elapsed());
+                sent += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            slowest
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let (ok, _, err) = strand(&[&["topic", "delete", "huge"][..], &b].concat(), "");
+    assert!(ok, "{err}");
+    // Gone from metadata at once, its files in the background.
+    let (_, out, _) = strand(&[&["topic", "list"][..], &b].concat(), "");
+    assert_eq!(out.trim(), "live\t1 partition");
+    common::wait_for("the deleted topic's files removed", Duration::from_secs(60), || {
+        // Left: `__consumer_offsets` and `live`.
+        std::fs::read_dir(dir.path().join("topics")).unwrap().count() == 2
+    });
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    let slowest = prober.join().unwrap();
+    // A liveness bound, not a speed target: the stall this catches was about 100 s.
+    eprintln!("slowest produce while 2,000 partitions were deleted: {slowest:?}");
+    assert!(slowest < Duration::from_secs(5), "a produce waited {slowest:?} while the topic was deleted");
+}
