@@ -106,6 +106,11 @@ pub struct LimitsConfig {
     /// Descriptors kept for the logs: connections are refused once the broker's
     /// descriptors in use come this close to RLIMIT_NOFILE.
     pub descriptors_reserved: u32,
+    /// Bytes one shard's connections may hold received and not yet answered, over all
+    /// of them: partial frames and in-flight requests.
+    pub receive_bytes_max: u64,
+    /// A frame must arrive whole within this long of its first byte.
+    pub frame_timeout_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -119,6 +124,8 @@ impl Default for LimitsConfig {
             partitions_max: 20_000,
             topic_partitions_max: 10_000,
             descriptors_reserved: 1_024,
+            receive_bytes_max: 256 << 20,
+            frame_timeout_ms: 60_000,
         }
     }
 }
@@ -344,6 +351,7 @@ impl BrokerConfig {
             ("limits.in_flight_bytes_max", limits.in_flight_bytes_max, 64 * 1024),
             ("limits.idle_timeout_ms", limits.idle_timeout_ms, 1_000),
             ("limits.partitions_max", u64::from(limits.partitions_max), 1),
+            ("limits.frame_timeout_ms", limits.frame_timeout_ms, 100),
             ("limits.topic_partitions_max", u64::from(limits.topic_partitions_max), 1),
             ("storage.retention_check_interval_ms", self.storage.retention_check_interval_ms, 10),
             ("groups.members_max", u64::from(self.groups.members_max), 1),
@@ -355,6 +363,12 @@ impl BrokerConfig {
             if value < min {
                 return Err(format!("{key} = {value}: must be at least {min}"));
             }
+        }
+        if self.limits.receive_bytes_max < u64::from(self.limits.frame_bytes_max) {
+            return Err(format!(
+                "limits.receive_bytes_max = {}: must be at least limits.frame_bytes_max ({}), or a frame that large could never be received",
+                self.limits.receive_bytes_max, self.limits.frame_bytes_max
+            ));
         }
         if self.groups.initial_rebalance_delay_ms > 300_000 {
             return Err(format!(

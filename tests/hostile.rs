@@ -416,3 +416,97 @@ fn deleting_a_large_topic_answers_at_once_and_never_stalls_the_shard() {
     eprintln!("slowest produce while 2,000 partitions were deleted: {slowest:?}");
     assert!(slowest < Duration::from_secs(5), "a produce waited {slowest:?} while the topic was deleted");
 }
+
+/// The 16-byte header of a native frame whose payload is `payload_bytes` long.
+fn frame_header(payload_bytes: usize) -> Vec<u8> {
+    let mut header = frame(4, 0, &[]);
+    header[..4].copy_from_slice(&(12 + payload_bytes as u32).to_le_bytes());
+    header
+}
+
+#[test]
+fn large_frames_arriving_slowly_share_one_bounded_budget_and_must_arrive_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("strand.toml");
+    std::fs::write(&config, "[limits]\nreceive_bytes_max = 104857600\nframe_timeout_ms = 4000\n").unwrap();
+    let broker = Broker::start(&dir.path().join("data"), &["--cores", "0", "--config", config.to_str().unwrap()]);
+    let bootstrap = broker.bootstrap();
+    let (ok, _, err) = strand(&["topic", "create", "calm", "--partitions", "1", "--bootstrap", &bootstrap], "");
+    assert!(ok, "{err}");
+    let client = Client::connect(&bootstrap).unwrap();
+    let before = common::rss_bytes(broker.pid());
+
+    // 40 connections each send 30 MiB of a declared 100 MiB frame, as fast as the
+    // broker takes them: 1.2 GiB if nothing bounded them.
+    let senders: Vec<_> = (0..40)
+        .map(|_| {
+            let port = broker.port;
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                stream.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+                let _ = stream.write_all(&frame_header((100 << 20) - 16));
+                let chunk = vec![0x42u8; 1 << 20];
+                for _ in 0..30 {
+                    if stream.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+                stream
+            })
+        })
+        .collect();
+    // A normal client on the same shard meanwhile.
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        let mut builder = BatchBuilder::new();
+        builder.push(None, Some(b"small"), &[], 1_700_000_000_000);
+        let sent = Instant::now();
+        assert_eq!(produce_with_acks(&client, "calm", builder.build(), 1), ErrorCode::None);
+        latencies.push(sent.elapsed());
+    }
+    let peak = common::rss_bytes(broker.pid());
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    eprintln!(
+        "RSS {} MiB -> {} MiB with 40 connections holding partial 100 MiB frames; a small produce's p99 {p99:?} over {} requests",
+        before >> 20,
+        peak >> 20,
+        latencies.len()
+    );
+    assert!(peak < before + (100 << 20) + (200 << 20), "RSS grew from {before} to {peak} bytes");
+    let streams: Vec<_> = senders.into_iter().map(|s| s.join().unwrap()).collect();
+
+    // A frame must arrive whole within frame_timeout_ms, however its bytes trickle.
+    let mut trickle = std::net::TcpStream::connect(("127.0.0.1", broker.port)).unwrap();
+    trickle.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let header = frame_header(1000);
+    let mut closed = false;
+    for i in 0..40 {
+        if std::io::Write::write_all(&mut trickle, &header[i % 16..i % 16 + 1]).is_err() {
+            closed = true;
+            break;
+        }
+        match std::io::Read::read(&mut trickle, &mut [0u8; 64]) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(closed, "a connection trickling one byte every 300 ms stayed open for 12 s");
+    assert!(broker.stderr().contains("limits.frame_timeout_ms"), "{}", broker.stderr());
+    // The flood's connections timed out too: their budget is back, and the broker
+    // still serves.
+    drop(streams);
+    let mut builder = BatchBuilder::new();
+    builder.push(None, Some(&vec![1u8; 512 << 10]), &[], 1_700_000_000_000);
+    assert_eq!(produce_with_acks(&client, "calm", builder.build(), 1), ErrorCode::None);
+}

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{frame, send_raw, Broker};
+use common::{frame, rss_bytes, send_raw, Broker};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::net::TcpStream;
@@ -314,12 +314,6 @@ fn the_client_runs_inside_tokio() {
 }
 
 /// The broker's resident memory, from /proc.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
-}
-
 /// A client that pipelines many large fetches of cold data and never reads the
 /// answers cannot make the broker hold more than its per-connection budget.
 #[test]

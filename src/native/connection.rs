@@ -7,21 +7,31 @@
 //! the reader until responses go out; the receive buffer grows only as bytes arrive
 //! (at most one read's worth beyond the frame being assembled); a connection silent for
 //! `limits.idle_timeout_ms` with nothing in flight is closed.
+//!
+//! Across connections, a shard's partially received frames and in-flight requests
+//! share one budget (`limits.receive_bytes_max`, `out::ReceiveBudget`): past it, a
+//! connection whose partial frame is over `PARTIAL_FREE_BYTES` stops reading until
+//! bytes are freed, while connections with small requests read on. A frame must
+//! arrive whole within `limits.frame_timeout_ms` of its first byte, however slowly its
+//! bytes trickle in, or the connection is closed with the reason logged.
 
-use super::out::{write_loop, ConnectionState};
+use super::out::{write_loop, ConnectionState, ReceiveBudget};
 use super::route;
 use crate::shard::Shard;
 use bytes::BytesMut;
 use glommio::net::TcpStream;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use strand_protocol::native::{split_frame_mut, FrameHeader};
 
 /// Bytes asked of one read.
 const READ_BYTES: usize = 256 * 1024;
 /// Size of a fresh receive buffer (larger when one frame needs more).
 const BUFFER_BYTES: usize = 8 << 20;
+/// A partial frame up to this size is read whatever the shard's receive budget says,
+/// so that small requests always get through.
+const PARTIAL_FREE_BYTES: usize = 64 * 1024;
 
 /// Serves one accepted connection until the peer closes it, it breaks a rule, or it
 /// idles out.
@@ -41,7 +51,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         return;
     }
     let writer = unsafe { TcpStream::from_raw_fd(write_fd) };
-    let state = Rc::new(ConnectionState::new(shard.config.limits.in_flight_bytes_max as usize));
+    let state = Rc::new(ConnectionState::new(shard.config.limits.in_flight_bytes_max as usize, shard.receive.clone()));
     let writing = glommio::spawn_local(write_loop(writer, state.clone()));
     let reason = read_loop(&shard, stream, &state).await;
     tracing::debug!(shard = shard.id, %peer, reason, "connection closed");
@@ -49,11 +59,40 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     writing.await;
 }
 
+/// The bytes of a connection's partial frame counted against its shard's receive
+/// budget; given back when dropped.
+struct PartialClaim {
+    budget: Rc<ReceiveBudget>,
+    claimed: usize,
+}
+
+impl PartialClaim {
+    /// Counts `bytes` as this connection's partial frame now.
+    fn set(&mut self, bytes: usize) {
+        if bytes > self.claimed {
+            self.budget.claim(bytes - self.claimed);
+        } else if bytes < self.claimed {
+            self.budget.release(self.claimed - bytes);
+        }
+        self.claimed = bytes;
+    }
+}
+
+impl Drop for PartialClaim {
+    fn drop(&mut self) {
+        self.budget.release(self.claimed);
+    }
+}
+
 /// Reads and dispatches frames; returns why it stopped.
 async fn read_loop(shard: &Rc<Shard>, stream: TcpStream, state: &Rc<ConnectionState>) -> String {
     let idle = Duration::from_millis(shard.config.limits.idle_timeout_ms);
+    let frame_timeout = Duration::from_millis(shard.config.limits.frame_timeout_ms);
     let in_flight_max = shard.config.limits.in_flight_bytes_max as usize;
     let mut buf = BytesMut::with_capacity(BUFFER_BYTES);
+    let mut partial = PartialClaim { budget: shard.receive.clone(), claimed: 0 };
+    // When the first byte of the frame being assembled arrived.
+    let mut frame_started: Option<Instant> = None;
     loop {
         loop {
             match split_frame_mut(&mut buf, &shard.limits) {
@@ -74,14 +113,39 @@ async fn read_loop(shard: &Rc<Shard>, stream: TcpStream, state: &Rc<ConnectionSt
         if state.closed.get() {
             return "send failed".into();
         }
+        partial.set(buf.len());
+        // How long the next wait may last: the idle timeout, or what is left of the
+        // partial frame's deadline.
+        let wait = if buf.is_empty() {
+            frame_started = None;
+            idle
+        } else {
+            let started = *frame_started.get_or_insert_with(Instant::now);
+            match frame_timeout.checked_sub(started.elapsed()).filter(|left| !left.is_zero()) {
+                Some(left) => left.min(idle),
+                None => return frame_too_slow(shard, buf.len(), frame_timeout),
+            }
+        };
         // Back-pressure: stop reading while too many request bytes await responses.
         if state.in_flight_bytes.get() > in_flight_max {
             state.space.wait_until(|| state.in_flight_bytes.get() <= in_flight_max || state.closed.get()).await;
         }
         let want = read_size(&buf, shard);
+        // The shard's budget: a large partial frame waits for room (the deadline
+        // still runs), small ones read on.
+        let budget = &shard.receive;
+        if buf.len() >= PARTIAL_FREE_BYTES && !budget.has_room(want) {
+            let room = budget.freed.wait_until(|| budget.has_room(want) || state.closed.get());
+            let _ = glommio::timer::timeout(wait, async {
+                room.await;
+                Ok(())
+            })
+            .await;
+            continue;
+        }
         ensure_room(&mut buf, want);
         let filled = buf.len();
-        match recv_into(&stream, &mut buf, want, idle).await {
+        match recv_into(&stream, &mut buf, want, wait).await {
             Ok(0) => {
                 // The peer is done sending; answer what it asked before closing.
                 state.space.wait_until(|| state.in_flight_requests.get() == 0 || state.closed.get()).await;
@@ -89,13 +153,27 @@ async fn read_loop(shard: &Rc<Shard>, stream: TcpStream, state: &Rc<ConnectionSt
             }
             Ok(_) => {}
             Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
-                if state.in_flight_requests.get() == 0 {
+                // Silent for the whole idle timeout (a partial frame's deadline, when
+                // that came first, is checked at the top of the loop).
+                if wait == idle && state.in_flight_requests.get() == 0 {
                     return "idle timeout".into();
                 }
             }
             Err(error) => return format!("read failed: {error}"),
         }
     }
+}
+
+/// Closes a connection whose frame did not arrive whole in time: the reason.
+fn frame_too_slow(shard: &Shard, received: usize, timeout: Duration) -> String {
+    let reason = format!(
+        "a frame did not arrive whole within {} ms of its first byte (limits.frame_timeout_ms); {received} bytes of it came",
+        timeout.as_millis()
+    );
+    if shard.warnings.bad_clients.allow() {
+        tracing::warn!(shard = shard.id, %reason, "closing a connection");
+    }
+    reason
 }
 
 /// Receives up to `want` bytes into `buf`'s spare capacity (which `ensure_room`

@@ -27,6 +27,7 @@ mod route;
 
 pub use admin::topic_config;
 pub use offsets::handle as list_offsets;
+pub use out::ReceiveBudget;
 
 use crate::shard::{Shard, ShardMessage};
 use glommio::net::TcpListener;

@@ -71,6 +71,44 @@ impl Signal {
     }
 }
 
+/// One shard's budget for what its connections have received and not yet answered:
+/// partially received frames and requests in flight, over every connection
+/// (`limits.receive_bytes_max`). Past it, connections holding more than a small
+/// partial frame stop reading until bytes are freed, so many large frames arriving
+/// slowly cannot grow the shard, while small requests keep getting through.
+pub struct ReceiveBudget {
+    used: Cell<usize>,
+    max: usize,
+    /// Notified whenever bytes are given back.
+    pub freed: Signal,
+}
+
+impl ReceiveBudget {
+    pub fn new(max: usize) -> ReceiveBudget {
+        ReceiveBudget { used: Cell::new(0), max, freed: Signal::default() }
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> usize {
+        self.used.get()
+    }
+
+    /// Whether `more` bytes fit.
+    pub fn has_room(&self, more: usize) -> bool {
+        self.used.get() + more <= self.max
+    }
+
+    pub fn claim(&self, bytes: usize) {
+        self.used.set(self.used.get() + bytes);
+    }
+
+    pub fn release(&self, bytes: usize) {
+        debug_assert!(self.used.get() >= bytes);
+        self.used.set(self.used.get().saturating_sub(bytes));
+        self.freed.notify();
+    }
+}
+
 /// The state a connection's reader, handlers and writer share.
 pub struct ConnectionState {
     /// Bytes of fetch responses the connection may hold at once (a fetch takes its
@@ -88,11 +126,13 @@ pub struct ConnectionState {
     pub in_flight_requests: Cell<usize>,
     pub space: Signal,
     pub closed: Cell<bool>,
+    /// The shard's receive budget, which in-flight request bytes count against.
+    pub budget: Rc<ReceiveBudget>,
 }
 
 impl ConnectionState {
     /// The state of a new connection with `response_budget_bytes` for fetch responses.
-    pub fn new(response_budget_bytes: usize) -> ConnectionState {
+    pub fn new(response_budget_bytes: usize, budget: Rc<ReceiveBudget>) -> ConnectionState {
         ConnectionState {
             response_budget: Rc::new(glommio::sync::Semaphore::new(response_budget_bytes as u64)),
             response_budget_bytes,
@@ -102,6 +142,7 @@ impl ConnectionState {
             in_flight_requests: Cell::new(0),
             space: Signal::default(),
             closed: Cell::new(false),
+            budget,
         }
     }
 
@@ -109,12 +150,14 @@ impl ConnectionState {
     pub fn start_request(&self, bytes: usize) {
         self.in_flight_bytes.set(self.in_flight_bytes.get() + bytes);
         self.in_flight_requests.set(self.in_flight_requests.get() + 1);
+        self.budget.claim(bytes);
     }
 
     /// Releases a request that needs no response (acks = 0).
     pub fn finish_request(&self, bytes: usize) {
         self.in_flight_bytes.set(self.in_flight_bytes.get() - bytes);
         self.in_flight_requests.set(self.in_flight_requests.get() - 1);
+        self.budget.release(bytes);
         self.space.notify();
     }
 
@@ -180,10 +223,16 @@ pub async fn write_loop(mut stream: TcpStream, state: Rc<ConnectionState>) {
         }
         state.in_flight_bytes.set(state.in_flight_bytes.get() - released);
         state.in_flight_requests.set(state.in_flight_requests.get() - requests);
+        state.budget.release(released);
         state.space.notify();
         if let Err(error) = result {
             tracing::debug!(%error, "send failed; closing the connection");
             state.close();
+            // Responses that will never be sent give their bytes back.
+            let unsent: Vec<Outgoing> = state.queue.borrow_mut().drain(..).collect();
+            for outgoing in unsent {
+                state.finish_request(outgoing.request_bytes);
+            }
             let _ = stream.shutdown(std::net::Shutdown::Both).await;
             return;
         }

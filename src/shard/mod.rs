@@ -78,6 +78,9 @@ pub struct Shard {
     pub all_metrics: Arc<Vec<Arc<crate::metrics::ShardMetrics>>>,
     /// Partitions placed here that could not be opened (retried every few seconds).
     pub offline: Cell<u32>,
+    /// What this shard's connections have received and not yet answered, bounded by
+    /// `limits.receive_bytes_max`.
+    pub receive: Rc<crate::native::ReceiveBudget>,
 }
 
 impl Shard {

@@ -300,6 +300,7 @@ async fn run_shard(init: ShardInit) {
     let peers: Vec<usize> = peer_of.iter().map(|peer| peer.load(Ordering::Acquire)).collect();
     let cache = BatchCache::new(cache_bytes);
     cache.set_read_ahead_bytes(usize::try_from(config.storage.read_ahead_bytes).unwrap_or(usize::MAX));
+    let receive_bytes_max = config.limits.receive_bytes_max as usize;
     let shard = Rc::new(Shard {
         id,
         count: peers.len() as u32,
@@ -321,6 +322,7 @@ async fn run_shard(init: ShardInit) {
         descriptors_max,
         all_metrics,
         offline: std::cell::Cell::new(0),
+        receive: Rc::new(crate::native::ReceiveBudget::new(receive_bytes_max)),
     });
     shard.apply(state).await;
     shard.groups.recover(&shard).await;
