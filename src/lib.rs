@@ -2,6 +2,7 @@
 //!
 //! See `docs/ARCHITECTURE.md` for the map of this crate.
 
+pub mod admin;
 pub mod config;
 pub mod group;
 pub mod host;

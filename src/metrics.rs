@@ -1,6 +1,6 @@
-//! Metrics and the admin HTTP endpoint: `/metrics` (Prometheus text format),
+//! Metrics: what `/metrics` renders (Prometheus text format), and the checks behind
 //! `/healthz` (every shard's event loop is turning) and `/readyz` (recovered and
-//! serving).
+//! serving); `admin` serves them over HTTP.
 //!
 //! Each shard writes its own `ShardMetrics` (relaxed atomics, one writer each); the
 //! admin thread only reads them, so scraping never touches a shard's thread. Gauges
@@ -8,8 +8,6 @@
 //! periodic tick.
 
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -208,65 +206,10 @@ impl Registry {
         out
     }
 
-    fn healthy(&self) -> bool {
+    /// Whether every shard's periodic tick ran within the last 5 s.
+    pub fn healthy(&self) -> bool {
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         self.alive.iter().all(|a| now.saturating_sub(a.load(Ordering::Relaxed)) < 5_000)
-    }
-}
-
-/// Serves the admin endpoint on `listener` until the process exits: one connection at
-/// a time on a thread of its own, each bounded (8 KiB request, 5 s).
-pub fn serve_admin(listener: TcpListener, registry: Arc<Registry>) -> std::io::Result<()> {
-    std::thread::Builder::new().name("admin-http".into()).spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let _ = answer(stream, &registry);
-        }
-    })?;
-    Ok(())
-}
-
-fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &str) -> std::io::Result<()> {
-    write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-fn answer(mut stream: TcpStream, registry: &Registry) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let mut request = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    // Up to the end of the headers, at most 8 KiB.
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") && !request.windows(2).any(|w| w == b"\n\n") {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        request.extend_from_slice(&buf[..n]);
-        if request.len() > 8192 {
-            return respond(&mut stream, "431 Request Header Fields Too Large", "text/plain", "request too large\n");
-        }
-    }
-    let text = String::from_utf8_lossy(&request);
-    let line = text.lines().next().unwrap_or("");
-    let parts: Vec<&str> = line.split(' ').collect();
-    let (method, path) = match parts.as_slice() {
-        [method, path, version] if version.starts_with("HTTP/1.") && path.starts_with('/') => (*method, *path),
-        _ => return respond(&mut stream, "400 Bad Request", "text/plain", "malformed request\n"),
-    };
-    if method != "GET" && method != "HEAD" {
-        return respond(&mut stream, "405 Method Not Allowed", "text/plain", "GET only\n");
-    }
-    let path = path.split('?').next().unwrap_or(path);
-    match path {
-        "/metrics" => respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &registry.render()),
-        "/healthz" if registry.healthy() => respond(&mut stream, "200 OK", "text/plain", "ok\n"),
-        "/healthz" => respond(&mut stream, "503 Service Unavailable", "text/plain", "a shard is not responding\n"),
-        "/readyz" if registry.ready.load(Ordering::Relaxed) => respond(&mut stream, "200 OK", "text/plain", "ready\n"),
-        "/readyz" => respond(&mut stream, "503 Service Unavailable", "text/plain", "not ready\n"),
-        _ => respond(&mut stream, "404 Not Found", "text/plain", "/metrics, /healthz or /readyz\n"),
     }
 }

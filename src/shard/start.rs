@@ -155,7 +155,7 @@ pub fn serve(
         let listener = std::net::TcpListener::bind((address, config.admin.port))
             .with_context(|| format!("cannot listen on {address}:{} (admin.port)", config.admin.port))?;
         let bound = listener.local_addr()?;
-        crate::metrics::serve_admin(listener, registry.clone())?;
+        crate::admin::serve_admin(listener, registry.clone())?;
         Some(bound)
     } else {
         None
