@@ -252,7 +252,9 @@ impl GroupCoordinator {
     }
 
     /// Applies every commit record in `bytes` (whole batches); returns how many.
-    fn apply_batches(&self, mut bytes: &[u8]) -> u64 {
+    /// (Public for the fuzz target that replays arbitrary bytes as a partition of
+    /// `__consumer_offsets`: whatever they hold, replay never panics.)
+    pub fn apply_batches(&self, mut bytes: &[u8]) -> u64 {
         let mut applied = 0;
         let mut offsets = self.offsets.borrow_mut();
         while let Some(len) = strand_protocol::batch::batch_bytes(bytes) {
