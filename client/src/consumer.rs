@@ -581,7 +581,7 @@ fn next_position(position: u64, data: &[u8]) -> u64 {
     while let Some(header) =
         strand_protocol::BatchHeader::parse(&data[at..]).ok().filter(|h| at + h.total_bytes() <= data.len())
     {
-        next = next.max((header.last_offset() + 1).max(0) as u64);
+        next = next.max(header.next_offset().max(0) as u64);
         at += header.total_bytes();
     }
     next

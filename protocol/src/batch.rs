@@ -227,12 +227,13 @@ impl BatchHeader {
 
     /// Offset of the last record: base offset plus last offset delta.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
+        // Wrapping: a header read from the wire or disk may hold any value.
+        self.base_offset.wrapping_add(i64::from(self.last_offset_delta))
     }
 
     /// The offset after this batch.
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().wrapping_add(1)
     }
 
     /// The compression codec, or an error for codec numbers Kafka does not define.

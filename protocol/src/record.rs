@@ -202,10 +202,12 @@ impl<'a> Iterator for RecordIter<'a> {
         }
         let timestamp = match self.header.timestamp_type() {
             batch::TimestampType::LogAppendTime => self.header.max_timestamp,
-            batch::TimestampType::CreateTime => self.header.base_timestamp + view.timestamp_delta,
+            // Wrapping, as Kafka's Java arithmetic does: the fields of an unchecked
+            // batch (one replayed from disk or fetched) may be anything.
+            batch::TimestampType::CreateTime => self.header.base_timestamp.wrapping_add(view.timestamp_delta),
         };
         Some(Ok(Record {
-            offset: self.header.base_offset + i64::from(view.offset_delta),
+            offset: self.header.base_offset.wrapping_add(i64::from(view.offset_delta)),
             timestamp,
             key: slice(view.key),
             value: slice(view.value),
@@ -394,6 +396,21 @@ fn write_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_of_a_batch_at_the_top_of_the_offset_range_decode_without_overflow() {
+        // Found by the offsets_replay fuzz target: a base offset near i64::MAX plus a
+        // record's offset delta overflowed (a panic in debug builds).
+        let mut builder = BatchBuilder::new();
+        builder.push(None, Some(b"a"), &[], i64::MAX);
+        builder.push(None, Some(b"b"), &[], i64::MAX);
+        let mut batch = builder.build();
+        batch::stamp_base_offset(&mut batch, i64::MAX);
+        let records: Vec<_> = RecordIter::new(&batch).unwrap().map(|r| r.unwrap().offset).collect();
+        assert_eq!(records, [i64::MAX, i64::MIN]);
+        let header = batch::BatchHeader::parse(&batch).unwrap();
+        assert_eq!(header.next_offset(), i64::MIN + 1);
+    }
 
     #[test]
     fn records_round_trip() {
