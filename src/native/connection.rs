@@ -130,18 +130,31 @@ async fn read_loop(shard: &Rc<Shard>, stream: TcpStream, state: &Rc<ConnectionSt
         if state.in_flight_bytes.get() > in_flight_max {
             state.space.wait_until(|| state.in_flight_bytes.get() <= in_flight_max || state.closed.get()).await;
         }
-        let want = read_size(&buf, shard);
-        // The shard's budget: a large partial frame waits for room (the deadline
-        // still runs), small ones read on.
+        // The shard's budget: a partial frame reads on up to PARTIAL_FREE_BYTES
+        // whatever it says; past that it waits for room (the deadline still runs).
+        // The read is reserved before it starts, so reads under way on many
+        // connections cannot overshoot the budget together.
         let budget = &shard.receive;
-        if buf.len() >= PARTIAL_FREE_BYTES && !budget.has_room(want) {
-            let room = budget.freed.wait_until(|| budget.has_room(want) || state.closed.get());
-            let _ = glommio::timer::timeout(wait, async {
-                room.await;
-                Ok(())
-            })
-            .await;
-            continue;
+        let mut want = read_size(&buf, shard);
+        if !budget.has_room(want) {
+            let free = PARTIAL_FREE_BYTES.saturating_sub(buf.len());
+            if free == 0 {
+                let room = budget.freed.wait_until(|| budget.has_room(want) || state.closed.get());
+                let _ = glommio::timer::timeout(wait, async {
+                    room.await;
+                    Ok(())
+                })
+                .await;
+                continue;
+            }
+            want = want.min(free);
+        }
+        if buf.is_empty() {
+            // Waiting for a new frame, maybe for long: reserve nothing, and read
+            // only what a connection may hold unreserved.
+            want = want.min(PARTIAL_FREE_BYTES);
+        } else {
+            partial.set(buf.len() + want);
         }
         ensure_room(&mut buf, want);
         let filled = buf.len();

@@ -102,10 +102,15 @@ impl ReceiveBudget {
         self.used.set(self.used.get() + bytes);
     }
 
+    /// Gives `bytes` back. Waiting connections are woken only once an eighth of the
+    /// budget is free (a low-water mark): waking every waiter at each small release
+    /// (the answer to one small request) costs the shard a pass over all of them.
     pub fn release(&self, bytes: usize) {
         debug_assert!(self.used.get() >= bytes);
         self.used.set(self.used.get().saturating_sub(bytes));
-        self.freed.notify();
+        if self.used.get() <= self.max - self.max / 8 {
+            self.freed.notify();
+        }
     }
 }
 
