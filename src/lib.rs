@@ -12,5 +12,5 @@ pub mod metrics;
 pub mod native;
 pub mod runtime;
 pub mod shard;
-pub mod storage;
+pub use strand_storage as storage;
 pub mod systemd;

@@ -216,7 +216,14 @@ fn a_broker_on_a_small_disk_creates_only_what_it_can_hold_and_answers_disk_full(
     // by itself once space returns.
     let mut broker = broker;
     assert!(broker.stop());
-    let partition_dir = std::fs::read_dir(data.join("topics")).unwrap().flatten().next().unwrap().path().join("1");
+    // The test topic's directory, not `__consumer_offsets`' (read_dir has no order).
+    let partition_dir = std::fs::read_dir(data.join("topics"))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| !path.to_string_lossy().ends_with("__consumer_offsets"))
+        .unwrap()
+        .join("1");
     std::fs::remove_dir_all(&partition_dir).unwrap();
     fill(&filler, 2 << 20);
     let broker = Broker::start(&data, &["--cores", "0", "--config", config]);

@@ -214,12 +214,7 @@ impl Workload {
                 self.consumers, self.partitions
             ));
         }
-        let entries: Vec<_> = self
-            .topic_entries()?
-            .into_iter()
-            .map(|(key, value)| strand_protocol::native::messages::ConfigEntry { key, value })
-            .collect();
-        strand::native::topic_config(&strand::storage::TopicConfig::default(), &entries)
+        strand::storage::topic_config(&strand::storage::TopicConfig::default(), &self.topic_entries()?)
             .map_err(|message| format!("[topic]: {message}"))?;
         let broker = toml::to_string(&self.broker).map_err(|error| format!("[broker]: {error}"))?;
         toml::from_str::<strand::config::BrokerConfig>(&broker)

@@ -1,16 +1,12 @@
 //! `strand-protocol`: the byte formats Strand shares between broker, client and bench.
 //!
-//! This crate does no I/O and knows no runtime. It owns the Kafka RecordBatch v2 format
-//! (`batch`), which Strand uses byte for byte on both wire protocols and on disk, the
-//! record encoding inside it (`record`), the four codecs of compressed batches
-//! (`compression`), and Strand's native protocol (`native`:
-//! frames, requests, responses, error codes; `protocol/SPEC.md` specifies it).
+//! This crate does no I/O and knows no runtime. It owns Strand's native protocol
+//! (`native`: frames, requests, responses, error codes; `protocol/SPEC.md` specifies
+//! it) and re-exports the RecordBatch v2 format of `strand-format`.
 
-pub mod batch;
-pub mod compression;
 pub mod native;
-pub mod record;
-pub mod varint;
 
-pub use batch::{BatchError, BatchHeader, BatchLimits, Compression, TimestampType};
-pub use record::{BatchBuilder, Header, Record, RecordError, RecordIter};
+// The batch format lives in `strand-format` (which storage depends on without any wire
+// protocol); re-exported here for the client and the bench, which speak both.
+pub use strand_format::{batch, compression, encoding, record, varint};
+pub use strand_format::{BatchBuilder, BatchError, BatchHeader, BatchLimits, Compression, Header, Record, RecordError, RecordIter, TimestampType};

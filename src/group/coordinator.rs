@@ -553,7 +553,7 @@ impl GroupCoordinator {
             value.extend_from_slice(metadata.as_bytes());
             builder.push(Some(&record_key(group, topic, *partition)), Some(&value), &[], now_ms);
         }
-        let appended = log.append_leader(BytesMut::from(&builder.finish()[..])).await?;
+        let appended = log.append_leader(BytesMut::from(&builder.finish()[..]), crate::storage::LEADER_EPOCH).await?;
         Ok((log, appended))
     }
 

@@ -25,7 +25,6 @@ mod out;
 mod produce;
 mod route;
 
-pub use admin::topic_config;
 pub use offsets::handle as list_offsets;
 pub use out::ReceiveBudget;
 

@@ -57,7 +57,7 @@ async fn append_item(shard: &Shard, item: ProduceItem) -> Appending {
         // No copy: the batch is an owned part of the receive buffer; the log stamps
         // its offset in place and its cache keeps it.
         let batch = records.split_to(len);
-        match log.append_leader(batch).await {
+        match log.append_leader(batch, crate::storage::LEADER_EPOCH).await {
             Ok(appended) => {
                 first.get_or_insert(appended);
                 last = Some(appended);
@@ -259,7 +259,7 @@ mod tests {
             let append = |log: Rc<Log>| {
                 let batch = BytesMut::from(&builder.build()[..]);
                 async move {
-                    let last = log.append_leader(batch).await.unwrap();
+                    let last = log.append_leader(batch, crate::storage::LEADER_EPOCH).await.unwrap();
                     let result =
                         ProduceItemResult { slot: 0, error: ErrorCode::None, base_offset: 0, log_append_time_ms: -1 };
                     Appending::Appended { result, log, last }

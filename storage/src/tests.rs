@@ -2,13 +2,12 @@
 
 use super::segment::SegmentPaths;
 use super::*;
-use crate::runtime::run_local;
 use bytes::BytesMut;
 use rand::{Rng, SeedableRng};
 use std::path::Path;
 use std::rc::Rc;
-use strand_protocol::batch::{self as wire, BatchHeader};
-use strand_protocol::{BatchBuilder, RecordIter};
+use strand_format::batch::{self as wire, BatchHeader};
+use strand_format::{BatchBuilder, RecordIter};
 
 /// A batch of `records` records whose values carry `tag`, all at `timestamp`.
 fn batch(records: usize, value_bytes: usize, timestamp: i64, tag: u64) -> BytesMut {
@@ -735,4 +734,23 @@ fn rolls_take_a_standby_segment_and_leftover_standby_files_are_removed() {
         assert_eq!(read_batches(&log, 0).await, expected);
         log.close().await.unwrap();
     });
+}
+
+/// Runs `make`'s future on a fresh glommio executor in a thread of its own, with a
+/// small registered-buffer pool so that tests running at once stay under the memlock
+/// limit.
+fn run_local<F, Fut, T>(name: &str, make: F) -> T
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .name(name)
+        .io_memory(1 << 20)
+        .preempt_timer(crate::quota::TASK_QUOTA)
+        .spawn(make)
+        .expect("starting a glommio executor")
+        .join()
+        .expect("the executor thread panicked")
 }

@@ -15,9 +15,51 @@
 //! - lz4: the LZ4 frame format (Kafka's `KafkaLZ4BlockOutputStream` for magic 2);
 //! - zstd: one or more zstd frames.
 
-use crate::batch::Compression;
 use std::io::Read;
 use thiserror::Error;
+
+/// Compression codec named in a batch's attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    /// Every codec, `None` first.
+    pub const ALL: [Compression; 5] =
+        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+
+    /// The codec's name as Kafka's `compression.type` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// The codec named `name` (`none`, `gzip`, `snappy`, `lz4`, `zstd`).
+    pub fn from_name(name: &str) -> Option<Compression> {
+        Compression::ALL.into_iter().find(|codec| codec.name() == name)
+    }
+
+    /// The codec's bits in a batch's attributes.
+    pub fn attribute(self) -> u16 {
+        match self {
+            Compression::None => 0,
+            Compression::Gzip => 1,
+            Compression::Snappy => 2,
+            Compression::Lz4 => 3,
+            Compression::Zstd => 4,
+        }
+    }
+}
 
 /// Why a compressed stream could not be decompressed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Instant;
-use strand_protocol::batch::{self, BatchHeader, BatchLimits, HEADER_BYTES};
+use strand_format::batch::{self, BatchHeader, BatchLimits, HEADER_BYTES};
 
 /// Index entries tried, newest first, before recovery scans the whole active segment.
 const RECOVERY_ENTRY_TRIES_MAX: usize = 8;

@@ -25,8 +25,9 @@
 //! attributes and max timestamp, which the CRC covers, so that path recomputes the CRC
 //! as Kafka does (one CRC-32C pass, still no re-encoding).
 
+pub use crate::compression::Compression;
 use crate::compression::{self, CompressionError};
-use crate::record::{walk_record, RecordError};
+use crate::encoding::{walk_record, RecordError};
 use thiserror::Error;
 
 /// Bytes before `batch_length` counts: base offset (8) and the length itself (4).
@@ -38,23 +39,23 @@ pub const MAGIC: u8 = 2;
 /// Smallest legal `batch_length`: a header with no records.
 pub const BATCH_LENGTH_MIN: u32 = (HEADER_BYTES - LOG_OVERHEAD) as u32;
 
-const OFFSET_BATCH_LENGTH: usize = 8;
-const OFFSET_LEADER_EPOCH: usize = 12;
-const OFFSET_MAGIC: usize = 16;
-const OFFSET_CRC: usize = 17;
-const OFFSET_ATTRIBUTES: usize = 21;
-const OFFSET_LAST_OFFSET_DELTA: usize = 23;
-const OFFSET_BASE_TIMESTAMP: usize = 27;
-const OFFSET_MAX_TIMESTAMP: usize = 35;
-const OFFSET_PRODUCER_ID: usize = 43;
-const OFFSET_PRODUCER_EPOCH: usize = 51;
-const OFFSET_BASE_SEQUENCE: usize = 53;
-const OFFSET_RECORD_COUNT: usize = 57;
+pub(crate) const OFFSET_BATCH_LENGTH: usize = 8;
+pub(crate) const OFFSET_LEADER_EPOCH: usize = 12;
+pub(crate) const OFFSET_MAGIC: usize = 16;
+pub(crate) const OFFSET_CRC: usize = 17;
+pub(crate) const OFFSET_ATTRIBUTES: usize = 21;
+pub(crate) const OFFSET_LAST_OFFSET_DELTA: usize = 23;
+pub(crate) const OFFSET_BASE_TIMESTAMP: usize = 27;
+pub(crate) const OFFSET_MAX_TIMESTAMP: usize = 35;
+pub(crate) const OFFSET_PRODUCER_ID: usize = 43;
+pub(crate) const OFFSET_PRODUCER_EPOCH: usize = 51;
+pub(crate) const OFFSET_BASE_SEQUENCE: usize = 53;
+pub(crate) const OFFSET_RECORD_COUNT: usize = 57;
 
-const ATTRIBUTE_COMPRESSION_MASK: u16 = 0x07;
-const ATTRIBUTE_TIMESTAMP_TYPE: u16 = 0x08;
-const ATTRIBUTE_TRANSACTIONAL: u16 = 0x10;
-const ATTRIBUTE_CONTROL: u16 = 0x20;
+pub(crate) const ATTRIBUTE_COMPRESSION_MASK: u16 = 0x07;
+pub(crate) const ATTRIBUTE_TIMESTAMP_TYPE: u16 = 0x08;
+pub(crate) const ATTRIBUTE_TRANSACTIONAL: u16 = 0x10;
+pub(crate) const ATTRIBUTE_CONTROL: u16 = 0x20;
 
 /// Why a batch was refused. Every variant names the field that was wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -83,49 +84,6 @@ pub enum BatchError {
     Decompression(#[from] CompressionError),
     #[error("{what} batches are not supported: this broker has no transactions yet")]
     Unsupported { what: &'static str },
-}
-
-/// Compression codec named in a batch's attributes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Snappy,
-    Lz4,
-    Zstd,
-}
-
-impl Compression {
-    /// Every codec, `None` first.
-    pub const ALL: [Compression; 5] =
-        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
-
-    /// The codec's name as Kafka's `compression.type` spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
-            Compression::Snappy => "snappy",
-            Compression::Lz4 => "lz4",
-            Compression::Zstd => "zstd",
-        }
-    }
-
-    /// The codec named `name` (`none`, `gzip`, `snappy`, `lz4`, `zstd`).
-    pub fn from_name(name: &str) -> Option<Compression> {
-        Compression::ALL.into_iter().find(|codec| codec.name() == name)
-    }
-
-    /// The codec's bits in a batch's attributes.
-    pub fn attribute(self) -> u16 {
-        match self {
-            Compression::None => 0,
-            Compression::Gzip => 1,
-            Compression::Snappy => 2,
-            Compression::Lz4 => 3,
-            Compression::Zstd => 4,
-        }
-    }
 }
 
 /// Which clock a batch's timestamps come from.
@@ -329,7 +287,7 @@ pub fn decompress_records(codec: Compression, records: &[u8], max: usize, out: &
 
 /// Walks `header.record_count` records in `records` from `pos`, which must end
 /// exactly at the end of `records`.
-fn validate_records(records: &[u8], mut pos: usize, header: &BatchHeader) -> Result<(), BatchError> {
+pub(crate) fn validate_records(records: &[u8], mut pos: usize, header: &BatchHeader) -> Result<(), BatchError> {
     for index in 0..header.record_count as u32 {
         let view = walk_record(records, &mut pos).map_err(|source| BatchError::BadRecord { index, source })?;
         if view.offset_delta != index as i32 {
@@ -393,202 +351,18 @@ pub(crate) fn write_header(out: &mut [u8], header: &BatchHeader) {
     out[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
-fn be_u16(buf: &[u8], at: usize) -> u16 {
+pub(crate) fn be_u16(buf: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([buf[at], buf[at + 1]])
 }
-fn be_i16(buf: &[u8], at: usize) -> i16 {
+pub(crate) fn be_i16(buf: &[u8], at: usize) -> i16 {
     be_u16(buf, at) as i16
 }
-fn be_u32(buf: &[u8], at: usize) -> u32 {
+pub(crate) fn be_u32(buf: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(buf[at..at + 4].try_into().expect("4 bytes"))
 }
-fn be_i32(buf: &[u8], at: usize) -> i32 {
+pub(crate) fn be_i32(buf: &[u8], at: usize) -> i32 {
     be_u32(buf, at) as i32
 }
-fn be_i64(buf: &[u8], at: usize) -> i64 {
+pub(crate) fn be_i64(buf: &[u8], at: usize) -> i64 {
     i64::from_be_bytes(buf[at..at + 8].try_into().expect("8 bytes"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::record::BatchBuilder;
-    use proptest::prelude::*;
-
-    fn sample(records: usize) -> Vec<u8> {
-        let mut builder = BatchBuilder::new();
-        for i in 0..records {
-            let key = format!("key-{i}");
-            builder.push(Some(key.as_bytes()), Some(&[i as u8; 100]), &[], 1_700_000_000_000 + i as i64);
-        }
-        builder.build()
-    }
-
-    #[test]
-    fn builder_output_validates() {
-        let batch = sample(10);
-        let header = validate(&batch, BatchLimits::default()).unwrap();
-        assert_eq!(header.record_count, 10);
-        assert_eq!(header.last_offset_delta, 9);
-        assert_eq!(header.total_bytes(), batch.len());
-        assert_eq!(header.base_timestamp, 1_700_000_000_000);
-        assert_eq!(header.max_timestamp, 1_700_000_000_009);
-        assert_eq!(header.compression().unwrap(), Compression::None);
-    }
-
-    #[test]
-    fn known_crc32c_vector() {
-        // RFC 3720's CRC-32C check value: "123456789" gives 0xE3069283. crc32fast's
-        // IEEE CRC-32 would give 0xCBF43926, which Kafka clients reject.
-        assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
-    }
-
-    #[test]
-    fn stamping_offset_keeps_crc_valid() {
-        let mut batch = sample(3);
-        stamp_base_offset(&mut batch, 123_456);
-        let header = validate(&batch, BatchLimits::default()).unwrap();
-        assert_eq!(header.base_offset, 123_456);
-        assert_eq!(header.last_offset(), 123_458);
-    }
-
-    #[test]
-    fn log_append_time_rewrites_crc() {
-        let mut batch = sample(3);
-        stamp_log_append_time(&mut batch, 42);
-        let header = validate(&batch, BatchLimits::default()).unwrap();
-        assert_eq!(header.max_timestamp, 42);
-        assert_eq!(header.timestamp_type(), TimestampType::LogAppendTime);
-    }
-
-    #[test]
-    fn refuses_each_kind_of_damage() {
-        let good = sample(4);
-        let limits = BatchLimits::default();
-
-        let mut bad_magic = good.clone();
-        bad_magic[OFFSET_MAGIC] = 1;
-        assert_eq!(validate(&bad_magic, limits), Err(BatchError::BadMagic { magic: 1 }));
-
-        let mut bad_crc = good.clone();
-        let last = bad_crc.len() - 1;
-        bad_crc[last] ^= 0xff;
-        assert!(matches!(validate(&bad_crc, limits), Err(BatchError::CrcMismatch { .. })));
-
-        assert!(matches!(validate(&good[..good.len() - 1], limits), Err(BatchError::Truncated { .. })));
-
-        let mut overrun = good.clone();
-        overrun[OFFSET_BATCH_LENGTH..OFFSET_BATCH_LENGTH + 4].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert!(matches!(validate(&overrun, BatchLimits::stored()), Err(BatchError::Truncated { .. })));
-        assert!(matches!(validate(&overrun, limits), Err(BatchError::TooLarge { .. })));
-
-        // A record count that disagrees with the header, with a CRC recomputed so that
-        // only the count is wrong.
-        let mut count = good.clone();
-        count[OFFSET_RECORD_COUNT..OFFSET_RECORD_COUNT + 4].copy_from_slice(&5i32.to_be_bytes());
-        reseal(&mut count);
-        assert!(matches!(validate(&count, limits), Err(BatchError::RecordCountMismatch { .. })));
-
-        // Header and count agree with each other but not with the records present.
-        let mut both = good.clone();
-        both[OFFSET_RECORD_COUNT..OFFSET_RECORD_COUNT + 4].copy_from_slice(&5i32.to_be_bytes());
-        both[OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4].copy_from_slice(&4i32.to_be_bytes());
-        reseal(&mut both);
-        assert!(matches!(validate(&both, limits), Err(BatchError::BadRecord { index: 4, .. })));
-
-        let mut small = good.clone();
-        small[OFFSET_BATCH_LENGTH..OFFSET_BATCH_LENGTH + 4].copy_from_slice(&10u32.to_be_bytes());
-        assert_eq!(validate(&small, limits), Err(BatchError::LengthTooSmall { batch_length: 10 }));
-
-        let mut codec = good.clone();
-        codec[OFFSET_ATTRIBUTES + 1] |= 7;
-        reseal(&mut codec);
-        assert_eq!(validate(&codec, limits), Err(BatchError::UnknownCompression { codec: 7 }));
-    }
-
-    fn compressed_sample(codec: Compression, records: usize) -> Vec<u8> {
-        let mut builder = BatchBuilder::with_compression(codec);
-        for i in 0..records {
-            builder.push(Some(format!("key-{i}").as_bytes()), Some(&[i as u8; 100]), &[], 1_700_000_000_000);
-        }
-        builder.build()
-    }
-
-    #[test]
-    fn compressed_batches_validate_and_read_back_for_every_codec() {
-        for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
-            let batch = compressed_sample(codec, 50);
-            let header = validate(&batch, BatchLimits::default()).unwrap();
-            assert_eq!(header.compression().unwrap(), codec);
-            assert!(batch.len() < sample(50).len(), "{codec:?} is smaller");
-            let mut scratch = Vec::new();
-            let records: Vec<_> = crate::record::RecordIter::read(&batch, &mut scratch, 1 << 20)
-                .unwrap()
-                .map(|record| record.unwrap().value.unwrap().to_vec())
-                .collect();
-            assert_eq!(records.len(), 50);
-            assert_eq!(records[49], vec![49u8; 100]);
-            assert!(matches!(crate::record::RecordIter::new(&batch), Err(BatchError::Unsupported { .. })));
-        }
-    }
-
-    /// A compressed batch whose header is consistent, with a CRC over whatever follows
-    /// it: only the records inside can tell it is wrong.
-    fn forge(codec: Compression, record_count: i32, body: &[u8]) -> Vec<u8> {
-        let mut batch = sample(1)[..HEADER_BYTES].to_vec();
-        batch.extend_from_slice(body);
-        let length = (batch.len() - LOG_OVERHEAD) as u32;
-        batch[OFFSET_BATCH_LENGTH..OFFSET_BATCH_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
-        batch[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&codec.attribute().to_be_bytes());
-        batch[OFFSET_RECORD_COUNT..OFFSET_RECORD_COUNT + 4].copy_from_slice(&record_count.to_be_bytes());
-        batch[OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4]
-            .copy_from_slice(&(record_count - 1).to_be_bytes());
-        reseal(&mut batch);
-        batch
-    }
-
-    #[test]
-    fn compressed_batches_that_do_not_check_out_are_refused() {
-        let limits = BatchLimits::default();
-        for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
-            let garbage = forge(codec, 1, &[0x5a; 300]);
-            assert!(matches!(validate(&garbage, limits), Err(BatchError::Decompression(_))), "{codec:?}");
-
-            // Valid compression, records that claim 2^31 - 1 of themselves.
-            let good = compressed_sample(codec, 3);
-            let claim = forge(codec, i32::MAX, &good[HEADER_BYTES..]);
-            assert!(matches!(validate(&claim, limits), Err(BatchError::BadRecord { index: 3, .. })), "{codec:?}");
-
-            // A bomb: 16 MiB of zeros in a batch under 1 MiB (snappy expands at most 21 times).
-            let zeros = vec![0u8; 16 << 20];
-            let bomb = forge(codec, 1, &crate::compression::compress(codec, &zeros));
-            assert!(bomb.len() < limits.batch_bytes_max, "{codec:?}: {} bytes", bomb.len());
-            let small = BatchLimits::new(limits.batch_bytes_max, 4);
-            assert!(matches!(validate(&bomb, small), Err(BatchError::Decompression(_))), "{codec:?}");
-        }
-    }
-
-    fn reseal(batch: &mut [u8]) {
-        let crc = crc32c::crc32c(&batch[OFFSET_ATTRIBUTES..]);
-        batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
-    }
-
-    proptest! {
-        #[test]
-        fn validate_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = validate(&bytes, BatchLimits::default());
-        }
-
-        #[test]
-        fn mutated_batches_never_panic(flips in proptest::collection::vec((0usize..2000, any::<u8>()), 1..8)) {
-            let mut batch = sample(8);
-            for (at, value) in flips {
-                let len = batch.len();
-                batch[at % len] = value;
-            }
-            // A mutation inside the CRC-covered region must be caught; one outside it
-            // (base offset, length, epoch, magic, crc) changes what is checked.
-            let _ = validate(&batch, BatchLimits::default());
-        }
-    }
 }

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::path::PathBuf;
-use strand_protocol::BatchError;
+use strand_format::BatchError;
 use thiserror::Error;
 
 /// What went wrong in a log operation.

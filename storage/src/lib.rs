@@ -1,4 +1,6 @@
-//! The partition log: direct-I/O segments, group commit, recovery, retention.
+//! `strand-storage`: the partition log: direct-I/O segments, group commit, recovery,
+//! retention. It depends on the batch format (`strand-format`) and on no wire
+//! protocol, so a protocol type here does not compile.
 //!
 //! A `Log` is one partition: a directory of segments named by base offset, each a log
 //! file of Kafka RecordBatch v2 batches stored byte for byte, a sparse offset index and
@@ -16,10 +18,12 @@
 //!   buffer is sliced): bound by the disk, target ≥ 80% of its direct read rate.
 //! - tail read: served from the cache, no I/O, no copy.
 //!
-//! Code map: `log` (append, read, sync, roll, retention), `recovery` (open), `segment`
+//! Code map: `log` (the `Log` and its state; `log/append`, `log/roll`, `log/read`,
+//! `log/retention`, one concern each), `recovery` (open), `segment`
 //! (one segment's files and scanning), `appender` (O_DIRECT append-only writer),
 //! `index` (offset and time indexes), `cache` (recent batches), `progress` (waiting on
-//! counters), `config`, `error`.
+//! counters), `config`, `error`, `quota` (the task quota appends yield at), `space`
+//! (free disk space).
 
 mod appender;
 mod cache;
@@ -29,11 +33,15 @@ mod index;
 mod log;
 mod probe;
 mod progress;
+pub mod quota;
 mod recovery;
 mod segment;
+pub mod settings;
+pub mod space;
 
 pub use cache::{BatchCache, CacheKey, CacheStats, READ_AHEAD_BYTES_DEFAULT};
 pub use config::{FsyncPolicy, IoOptions, TimestampSource, TopicConfig};
+pub use settings::{altered_config, config_entries, topic_config, Setting};
 pub use error::{Result, StorageError};
 pub use log::{now_ms, Appended, Batches, Chunk, Log, Offsets, Retained};
 pub use recovery::{open_logs, LogSpec, OpenFailure, Opened, Recovery, Truncation};

@@ -11,7 +11,7 @@ use glommio::io::{DmaFile, OpenOptions, ReadResult};
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use strand_protocol::batch::{self, BatchHeader, BatchLimits};
+use strand_format::batch::{self, BatchHeader, BatchLimits};
 
 /// The three files of a segment.
 #[derive(Debug, Clone)]

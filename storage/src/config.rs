@@ -90,7 +90,7 @@ impl TopicConfig {
                 "fsync_interval_ms = 0: must be at least 1 with fsync = \"interval\" (use \"always\" instead)".into()
             );
         }
-        let batch_bytes_min = strand_protocol::batch::HEADER_BYTES;
+        let batch_bytes_min = strand_format::batch::HEADER_BYTES;
         if (self.batch_bytes_max as usize) < batch_bytes_min {
             return Err(format!("batch_bytes_max = {}: must be at least {batch_bytes_min}", self.batch_bytes_max));
         }
@@ -132,7 +132,7 @@ impl Default for IoOptions {
             write_behind_ms: 10,
             read_bytes: 1024 * 1024,
             index_buffer_bytes: 64 * 1024,
-            decompression_ratio_max: strand_protocol::batch::DECOMPRESSION_RATIO_MAX_DEFAULT,
+            decompression_ratio_max: strand_format::batch::DECOMPRESSION_RATIO_MAX_DEFAULT,
             disk_reserve_bytes: 512 << 20,
         }
     }
