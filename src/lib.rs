@@ -3,6 +3,7 @@
 //! See `docs/ARCHITECTURE.md` for the map of this crate.
 
 pub mod admin;
+pub mod boot;
 pub mod config;
 pub mod group;
 pub mod host;
@@ -10,7 +11,10 @@ pub mod lock;
 pub mod metadata;
 pub mod metrics;
 pub mod native;
+pub mod net;
+pub mod partition;
 pub mod runtime;
+pub mod service;
 pub mod shard;
 pub use strand_storage as storage;
 pub mod systemd;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use strand_protocol::native::ApiKey;
+use crate::service::{Listener, Operation};
 
 /// Upper bounds of the latency histograms' buckets, in seconds.
 const BUCKETS: [f64; 16] =
@@ -45,8 +45,9 @@ impl Histogram {
 /// What one shard counts.
 #[derive(Debug, Default)]
 pub struct ShardMetrics {
-    pub requests: [AtomicU64; ApiKey::ALL.len()],
-    pub errors: [AtomicU64; ApiKey::ALL.len()],
+    /// Requests and errors by listener and operation.
+    pub requests: [[AtomicU64; Operation::ALL.len()]; Listener::CLIENT.len()],
+    pub errors: [[AtomicU64; Operation::ALL.len()]; Listener::CLIENT.len()],
     pub bytes_in: AtomicU64,
     pub records_in: AtomicU64,
     pub bytes_out: AtomicU64,
@@ -67,14 +68,17 @@ pub struct ShardMetrics {
 }
 
 impl ShardMetrics {
-    pub fn request(&self, api: u16) {
-        if let Some(counter) = self.requests.get(api as usize) {
-            add(counter, 1);
+    pub fn request(&self, listener: Listener, operation: Operation) {
+        if let Some(listener) = listener.index() {
+            add(&self.requests[listener][operation.index()], 1);
         }
     }
 
-    pub fn error(&self, api: ApiKey) {
-        add(&self.errors[api as usize], 1);
+    /// A request, or one partition of it, answered with an error.
+    pub fn error(&self, listener: Listener, operation: Operation) {
+        if let Some(listener) = listener.index() {
+            add(&self.errors[listener][operation.index()], 1);
+        }
     }
 
     pub fn produced(&self, bytes: u64, records: u64) {
@@ -142,10 +146,6 @@ const PER_SHARD: [(&str, &str, &str, Field); 15] = [
     ("gauge", "strand_log_bytes", "Bytes stored by the partitions this shard owns.", |m| &m.log_bytes),
 ];
 
-fn api_name(api: ApiKey) -> String {
-    format!("{api:?}")
-}
-
 impl Registry {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
@@ -158,19 +158,27 @@ impl Registry {
             }
         }
         for (name, help, pick) in [
-            ("strand_requests_total", "Requests received, by api.", 0),
-            ("strand_request_errors_total", "Requests or partitions answered with an error, by api.", 1),
+            ("strand_requests_total", "Requests received, by listener and operation (api).", 0),
+            (
+                "strand_request_errors_total",
+                "Requests or partitions answered with an error, by listener and operation (api).",
+                1,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for (shard, m) in self.shards.iter().enumerate() {
-                for api in ApiKey::ALL {
-                    let series = if pick == 0 { &m.requests } else { &m.errors };
-                    let _ = writeln!(
-                        out,
-                        "{name}{{shard=\"{shard}\",api=\"{}\"}} {}",
-                        api_name(api),
-                        get(&series[api as usize])
-                    );
+                for listener in Listener::CLIENT {
+                    let index = listener.index().expect("a client listener");
+                    for operation in Operation::ALL {
+                        let series = if pick == 0 { &m.requests } else { &m.errors };
+                        let _ = writeln!(
+                            out,
+                            "{name}{{shard=\"{shard}\",listener=\"{}\",api=\"{}\"}} {}",
+                            listener.name(),
+                            operation.name(),
+                            get(&series[index][operation.index()])
+                        );
+                    }
                 }
             }
         }

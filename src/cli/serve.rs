@@ -50,7 +50,7 @@ pub fn run(
         Cores::All => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     super::tune::preflight(&broker.data_dir, shards)?;
-    strand::shard::serve(broker, reload_from, |ready| {
+    strand::boot::serve(broker, reload_from, |ready| {
         let shard_ports: Vec<String> = ready.shard_ports.iter().map(u16::to_string).collect();
         tracing::info!(port = ready.port, partitions = ready.partitions, "ready");
         // One line on stdout that scripts and tests wait for.

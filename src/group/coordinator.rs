@@ -26,8 +26,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-use strand_protocol::native::messages::*;
-use strand_protocol::native::{ErrorCode, Request, Response};
+use super::api::*;
+use crate::partition::{Acks, Partition, TopicPartition};
+use crate::service::Error;
 use strand_protocol::{BatchBuilder, RecordIter};
 
 /// Longest metadata string a commit may carry.
@@ -227,7 +228,7 @@ impl GroupCoordinator {
         let partitions = shard.metadata().topics.get(super::OFFSETS_TOPIC).map_or(0, |t| t.partitions());
         let mut replayed = 0u64;
         for partition in 0..partitions {
-            let Some(log) = shard.log(super::OFFSETS_TOPIC, partition) else { continue };
+            let Some(log) = shard.logs.partition(super::OFFSETS_TOPIC, partition) else { continue };
             let mut offset = log.offsets().start;
             loop {
                 let read = match log.read(offset, 1 << 20).await {
@@ -318,16 +319,15 @@ impl GroupCoordinator {
     }
 
     /// Answers one group request.
-    pub async fn handle(&self, shard: &Rc<Shard>, request: Request) -> Response {
+    pub async fn handle(&self, shard: &Rc<Shard>, request: GroupRequest) -> GroupResponse {
         match request {
-            Request::JoinGroup(request) => Response::JoinGroup(self.join(shard, request)),
-            Request::Heartbeat(request) => Response::Heartbeat(self.heartbeat(shard, request)),
-            Request::LeaveGroup(request) => Response::LeaveGroup(self.leave(shard, request)),
-            Request::OffsetCommit(request) => Response::OffsetCommit(self.commit(shard, request).await),
-            Request::OffsetFetch(request) => Response::OffsetFetch(self.fetch_offsets(request)),
-            Request::ListGroups(_) => Response::ListGroups(ListGroupsResponse { groups: self.list() }),
-            Request::DescribeGroup(request) => Response::DescribeGroup(self.describe(request)),
-            other => unreachable!("not a group request: {:?}", other.api_key()),
+            GroupRequest::Join(request) => GroupResponse::Join(self.join(shard, request)),
+            GroupRequest::Heartbeat(request) => GroupResponse::Heartbeat(self.heartbeat(shard, request)),
+            GroupRequest::Leave(request) => GroupResponse::Leave(self.leave(shard, request)),
+            GroupRequest::Commit(request) => GroupResponse::Commit(self.commit(shard, request).await),
+            GroupRequest::FetchOffsets(request) => GroupResponse::FetchOffsets(self.fetch_offsets(request)),
+            GroupRequest::List => GroupResponse::List(ListGroupsResponse { groups: self.list() }),
+            GroupRequest::Describe(request) => GroupResponse::Describe(self.describe(request)),
         }
     }
 
@@ -343,17 +343,17 @@ impl GroupCoordinator {
         };
         let timeout = request.session_timeout_ms;
         if !(limits.session_timeout_min_ms..=limits.session_timeout_max_ms).contains(&timeout) {
-            return refuse(ErrorCode::InvalidSessionTimeout);
+            return refuse(Some(Error::InvalidSessionTimeout));
         }
         let Some(strategy) = Strategy::parse(&request.strategy) else {
-            return refuse(ErrorCode::InvalidConfig);
+            return refuse(Some(Error::InvalidConfig(format!("unknown assignment strategy {:?}", request.strategy))));
         };
         if request.topics.is_empty() || request.topics.len() > 10_000 {
-            return refuse(ErrorCode::InvalidConfig);
+            return refuse(Some(Error::InvalidConfig("a member subscribes to 1 to 10,000 topics".into())));
         }
         let mut groups = self.groups.borrow_mut();
         if !groups.contains_key(&request.group) && groups.len() >= limits.groups_max as usize {
-            return refuse(ErrorCode::TooManyGroups);
+            return refuse(Some(Error::TooManyGroups));
         }
         let now = Instant::now();
         let delay = Duration::from_millis(u64::from(limits.initial_rebalance_delay_ms));
@@ -363,7 +363,7 @@ impl GroupCoordinator {
         });
         let member_id = if request.member_id.is_empty() {
             if group.members.len() >= limits.members_max as usize {
-                return refuse(ErrorCode::GroupFull);
+                return refuse(Some(Error::GroupFull));
             }
             let n = self.next_member.get() + 1;
             self.next_member.set(n);
@@ -371,7 +371,7 @@ impl GroupCoordinator {
         } else if group.members.contains_key(&request.member_id) {
             request.member_id.clone()
         } else {
-            return refuse(ErrorCode::UnknownMember);
+            return refuse(Some(Error::UnknownMember));
         };
         let topics: BTreeSet<String> = request.topics.iter().cloned().collect();
         let changed = group.members.get(&member_id).is_none_or(|m| m.topics != topics);
@@ -393,7 +393,7 @@ impl GroupCoordinator {
         let forming = group.still_forming(now, shard);
         let assigned = if forming { Vec::new() } else { group.hand_out(&member_id) };
         JoinGroupResponse {
-            error: ErrorCode::None,
+            error: None,
             member_id,
             generation: group.generation,
             // Frequent enough that a released partition reaches its new member within
@@ -406,8 +406,8 @@ impl GroupCoordinator {
     fn heartbeat(&self, shard: &Shard, request: HeartbeatRequest) -> HeartbeatResponse {
         let refuse = |error| HeartbeatResponse { error, generation: 0, assigned: Vec::new() };
         let mut groups = self.groups.borrow_mut();
-        let Some(group) = groups.get_mut(&request.group) else { return refuse(ErrorCode::UnknownMember) };
-        let Some(member) = group.members.get_mut(&request.member_id) else { return refuse(ErrorCode::UnknownMember) };
+        let Some(group) = groups.get_mut(&request.group) else { return refuse(Some(Error::UnknownMember)) };
+        let Some(member) = group.members.get_mut(&request.member_id) else { return refuse(Some(Error::UnknownMember)) };
         member.last_seen = Instant::now();
         // What the member no longer reports owning, it has released.
         let owned: BTreeSet<Tp> =
@@ -415,7 +415,7 @@ impl GroupCoordinator {
         let id = &request.member_id;
         group.owner.retain(|tp, holder| holder != id || owned.contains(tp));
         if group.still_forming(Instant::now(), shard) {
-            return HeartbeatResponse { error: ErrorCode::None, generation: group.generation, assigned: Vec::new() };
+            return HeartbeatResponse { error: None, generation: group.generation, assigned: Vec::new() };
         }
         // A topic created, deleted or grown since the last assignment rebalances.
         let counts = counts_of(shard, subscribed_topics(group).into_iter());
@@ -423,16 +423,16 @@ impl GroupCoordinator {
             group.rebalance(counts);
         }
         let assigned = group.hand_out(id);
-        HeartbeatResponse { error: ErrorCode::None, generation: group.generation, assigned }
+        HeartbeatResponse { error: None, generation: group.generation, assigned }
     }
 
     fn leave(&self, shard: &Shard, request: LeaveGroupRequest) -> LeaveGroupResponse {
         let mut groups = self.groups.borrow_mut();
         let Some(group) = groups.get_mut(&request.group) else {
-            return LeaveGroupResponse { error: ErrorCode::UnknownMember };
+            return LeaveGroupResponse { error: Some(Error::UnknownMember) };
         };
         if !group.members.contains_key(&request.member_id) {
-            return LeaveGroupResponse { error: ErrorCode::UnknownMember };
+            return LeaveGroupResponse { error: Some(Error::UnknownMember) };
         }
         group.remove(&request.member_id);
         tracing::info!(group = %request.group, member = %request.member_id, "member left");
@@ -444,7 +444,7 @@ impl GroupCoordinator {
             let counts = counts_of(shard, subscribed_topics(group).into_iter());
             group.rebalance(counts);
         }
-        LeaveGroupResponse { error: ErrorCode::None }
+        LeaveGroupResponse { error: None }
     }
 
     async fn commit(&self, shard: &Rc<Shard>, request: OffsetCommitRequest) -> OffsetCommitResponse {
@@ -454,15 +454,15 @@ impl GroupCoordinator {
         {
             let groups = self.groups.borrow();
             match (groups.get(&request.group), admin) {
-                (Some(group), true) if !group.members.is_empty() => return whole(ErrorCode::GroupNotEmpty),
+                (Some(group), true) if !group.members.is_empty() => return whole(Some(Error::GroupNotEmpty)),
                 (_, true) => {}
-                (None, false) => return whole(ErrorCode::UnknownMember),
+                (None, false) => return whole(Some(Error::UnknownMember)),
                 (Some(group), false) => {
                     if !group.members.contains_key(&request.member_id) {
-                        return whole(ErrorCode::UnknownMember);
+                        return whole(Some(Error::UnknownMember));
                     }
                     if request.generation != group.generation {
-                        return whole(ErrorCode::StaleGeneration);
+                        return whole(Some(Error::StaleGeneration));
                     }
                 }
             }
@@ -479,20 +479,20 @@ impl GroupCoordinator {
                 for part in &topic.partitions {
                     let tp = (topic.topic.clone(), part.partition);
                     let error = match ends.get(&tp) {
-                        None => ErrorCode::UnknownTopic,
-                        Some(Err(error)) => *error,
-                        Some(Ok(_)) if part.metadata.len() > COMMIT_METADATA_BYTES_MAX => ErrorCode::InvalidConfig,
-                        Some(Ok(end)) if part.offset > *end => ErrorCode::OffsetOutOfRange,
+                        None => Some(Error::UnknownTopic),
+                        Some(Err(error)) => Some(error.clone()),
+                        Some(Ok(_)) if part.metadata.len() > COMMIT_METADATA_BYTES_MAX => Some(Error::InvalidConfig(format!("commit metadata is longer than {COMMIT_METADATA_BYTES_MAX} bytes"))),
+                        Some(Ok(end)) if part.offset > *end => Some(Error::OffsetOutOfRange { offset: part.offset, end: *end }),
                         Some(Ok(_)) => {
                             let owns = admin || group.is_some_and(|g| g.owner.get(&tp) == Some(&request.member_id));
                             if owns {
-                                ErrorCode::None
+                                None
                             } else {
-                                ErrorCode::NotAssigned
+                                Some(Error::NotAssigned)
                             }
                         }
                     };
-                    if error == ErrorCode::None {
+                    if error.is_none() {
                         accepted.push((topic.topic.clone(), part.partition, part.offset, part.metadata.clone()));
                     }
                     partitions.push(CommitPartitionResult { partition: part.partition, error });
@@ -505,13 +505,13 @@ impl GroupCoordinator {
             // fdatasync is awaited after, so commits of many groups share one.
             let appended = {
                 let Ok(_writer) = self.writer.acquire_permit(1).await else {
-                    return whole(ErrorCode::NotReady);
+                    return whole(Some(Error::NotReady));
                 };
                 let appended = match self.persist(shard, &request.group, &accepted).await {
                     Ok(appended) => appended,
                     Err(error) => {
                         tracing::warn!(group = %request.group, %error, "cannot store committed offsets");
-                        return whole(ErrorCode::StorageFailed);
+                        return whole(Some(Error::StorageFailed(format!("committed offsets not stored: {error}"))));
                     }
                 };
                 let mut offsets = self.offsets.borrow_mut();
@@ -522,13 +522,13 @@ impl GroupCoordinator {
                 appended
             };
             let (log, appended) = appended;
-            if let Err(error) = log.wait_policy(&appended).await {
+            if let Err(error) = log.wait_acked(&appended, Acks::Durable).await {
                 // The log refuses appends until restart; replay then shows what is on disk.
                 tracing::warn!(group = %request.group, %error, "committed offsets not made durable");
-                return whole(ErrorCode::StorageFailed);
+                return whole(Some(Error::StorageFailed(format!("committed offsets not stored: {error}"))));
             }
         }
-        OffsetCommitResponse { error: ErrorCode::None, topics: results }
+        OffsetCommitResponse { error: None, topics: results }
     }
 
     /// Appends the commits to the group's partition of `__consumer_offsets`; resolves
@@ -538,12 +538,13 @@ impl GroupCoordinator {
         shard: &Shard,
         group: &str,
         commits: &[(String, u32, u64, String)],
-    ) -> anyhow::Result<(Rc<crate::storage::Log>, crate::storage::Appended)> {
+    ) -> anyhow::Result<(Rc<Partition>, crate::storage::Appended)> {
         let partitions = shard.metadata().topics.get(super::OFFSETS_TOPIC).map_or(0, |t| t.partitions());
         anyhow::ensure!(partitions > 0, "{} does not exist", super::OFFSETS_TOPIC);
         let partition = super::offsets_partition(group, partitions);
         let log = shard
-            .log(super::OFFSETS_TOPIC, partition)
+            .logs
+            .partition(super::OFFSETS_TOPIC, partition)
             .ok_or_else(|| anyhow::anyhow!("partition {partition} of {} is not on this shard", super::OFFSETS_TOPIC))?;
         let mut builder = BatchBuilder::new();
         let now_ms =
@@ -553,7 +554,7 @@ impl GroupCoordinator {
             value.extend_from_slice(metadata.as_bytes());
             builder.push(Some(&record_key(group, topic, *partition)), Some(&value), &[], now_ms);
         }
-        let appended = log.append_leader(BytesMut::from(&builder.finish()[..]), crate::storage::LEADER_EPOCH).await?;
+        let appended = log.append(BytesMut::from(&builder.finish()[..])).await?;
         Ok((log, appended))
     }
 
@@ -565,7 +566,7 @@ impl GroupCoordinator {
         let limit = shard.live_config().groups.offsets_compact_bytes;
         let partitions = shard.metadata().topics.get(super::OFFSETS_TOPIC).map_or(0, |t| t.partitions());
         for partition in 0..partitions {
-            let Some(log) = shard.log(super::OFFSETS_TOPIC, partition) else { continue };
+            let Some(log) = shard.logs.partition(super::OFFSETS_TOPIC, partition) else { continue };
             if log.size_bytes() <= limit || log.segment_count() < 2 {
                 continue;
             }
@@ -594,7 +595,12 @@ impl GroupCoordinator {
                 if builder.size_bytes() >= 256 * 1024 || last {
                     let batch = std::mem::take(&mut builder).finish();
                     builder = BatchBuilder::new();
-                    match log.append(BytesMut::from(&batch[..])).await {
+                    let appended = log.append(BytesMut::from(&batch[..])).await;
+                    let durable = match appended {
+                        Ok(appended) => log.wait_acked(&appended, Acks::Durable).await.map(|()| appended),
+                        Err(error) => Err(error),
+                    };
+                    match durable {
                         Ok(appended) if !appended_any => {
                             first = appended.base_offset;
                             appended_any = true;
@@ -626,7 +632,7 @@ impl GroupCoordinator {
         let stored = offsets.get(&request.group);
         let known = stored.is_some() || self.groups.borrow().contains_key(&request.group);
         if !known && request.topics.is_empty() {
-            return OffsetFetchResponse { error: ErrorCode::UnknownGroup, topics: Vec::new() };
+            return OffsetFetchResponse { error: Some(Error::UnknownGroup), topics: Vec::new() };
         }
         let lookup = |topic: &String, partition: u32| -> CommittedPartition {
             match stored.and_then(|s| s.get(&(topic.clone(), partition))) {
@@ -655,7 +661,7 @@ impl GroupCoordinator {
                 })
                 .collect()
         };
-        OffsetFetchResponse { error: ErrorCode::None, topics }
+        OffsetFetchResponse { error: None, topics }
     }
 
     fn list(&self) -> Vec<GroupListing> {
@@ -679,12 +685,12 @@ impl GroupCoordinator {
         let groups = self.groups.borrow();
         let Some(group) = groups.get(&request.group) else {
             let error = if self.offsets.borrow().contains_key(&request.group) {
-                ErrorCode::None
+                None
             } else {
-                ErrorCode::UnknownGroup
+                Some(Error::UnknownGroup)
             };
             let generation = self.ended.borrow().get(&request.group).copied();
-            let error = if generation.is_some() { ErrorCode::None } else { error };
+            let error = if generation.is_some() { None } else { error };
             return DescribeGroupResponse {
                 error,
                 group: request.group,
@@ -705,7 +711,7 @@ impl GroupCoordinator {
             })
             .collect();
         DescribeGroupResponse {
-            error: ErrorCode::None,
+            error: None,
             group: request.group,
             generation: group.generation,
             strategy: group.strategy.name().to_string(),
@@ -714,32 +720,16 @@ impl GroupCoordinator {
     }
 }
 
-/// Each committed partition's end (high watermark), or why it has none.
-async fn end_offsets(shard: &Rc<Shard>, topics: &[CommitTopic]) -> HashMap<Tp, Result<u64, ErrorCode>> {
-    let request = ListOffsetsRequest {
-        topics: topics
-            .iter()
-            .map(|t| ListOffsetsTopic {
-                name: t.topic.clone(),
-                partitions: t
-                    .partitions
-                    .iter()
-                    .map(|p| ListOffsetsPartition { partition: p.partition, spec: LIST_LATEST })
-                    .collect(),
-            })
-            .collect(),
-    };
-    let Response::ListOffsets(response) = crate::native::list_offsets(shard, request).await else {
-        return HashMap::new();
-    };
-    let mut ends = HashMap::new();
-    for topic in response.topics {
-        for part in topic.partitions {
-            let end = if part.error == ErrorCode::None { Ok(part.offset.max(0) as u64) } else { Err(part.error) };
-            ends.insert((topic.name.clone(), part.partition), end);
-        }
-    }
-    ends
+/// Each committed partition's end (high watermark), or why it has none, from the
+/// partitions' owning shards.
+async fn end_offsets(shard: &Rc<Shard>, topics: &[CommitTopic]) -> HashMap<Tp, Result<u64, Error>> {
+    let tps: Vec<TopicPartition> = topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| TopicPartition::new(t.topic.clone(), p.partition)))
+        .collect();
+    let keys: Vec<Tp> = tps.iter().map(|tp| (tp.topic.clone(), tp.partition)).collect();
+    let ends = crate::service::offsets::end_offsets(shard, tps).await;
+    keys.into_iter().zip(ends).collect()
 }
 
 /// A random u32 for member ids (not security-sensitive: ids only need to differ).

@@ -5,12 +5,13 @@
 //! Code map: `assign` (sticky, range and round-robin assignment, pure), `coordinator`
 //! (members, generations, incremental rebalances, commits and their replay).
 
+pub mod api;
 pub mod assign;
 mod coordinator;
 
 pub use coordinator::{GroupCoordinator, COMMIT_METADATA_BYTES_MAX};
 
-use strand_protocol::native::ErrorCode;
+use crate::service::Error;
 
 /// The internal topic holding committed offsets, one partition per shard at creation.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -30,14 +31,14 @@ pub fn offsets_partition(group: &str, partitions: u32) -> u32 {
 }
 
 /// Group ids follow the topic-name rule: 1 to 249 of `[a-zA-Z0-9._-]`.
-pub fn check_group_id(group: &str) -> Result<(), ErrorCode> {
+pub fn check_group_id(group: &str) -> Result<(), Error> {
     let valid = !group.is_empty()
         && group.len() <= GROUP_ID_BYTES_MAX
         && group.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if valid {
         Ok(())
     } else {
-        Err(ErrorCode::InvalidGroupId)
+        Err(Error::InvalidGroupId)
     }
 }
 
@@ -48,9 +49,9 @@ mod tests {
     #[test]
     fn group_ids_and_partitions() {
         assert!(check_group_id("billing-v2.eu_1").is_ok());
-        assert_eq!(check_group_id(""), Err(ErrorCode::InvalidGroupId));
-        assert_eq!(check_group_id("a b"), Err(ErrorCode::InvalidGroupId));
-        assert_eq!(check_group_id(&"g".repeat(250)), Err(ErrorCode::InvalidGroupId));
+        assert!(matches!(check_group_id(""), Err(Error::InvalidGroupId)));
+        assert!(matches!(check_group_id("a b"), Err(Error::InvalidGroupId)));
+        assert!(matches!(check_group_id(&"g".repeat(250)), Err(Error::InvalidGroupId)));
         assert_eq!(offsets_partition("billing", 4), offsets_partition("billing", 4));
         let spread: std::collections::BTreeSet<u32> =
             (0..64).map(|i| offsets_partition(&format!("group-{i}"), 4)).collect();

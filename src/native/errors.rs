@@ -1,12 +1,56 @@
-//! How storage and metadata errors appear on the wire.
+//! How the broker's errors appear on the native protocol's wire.
 
 use crate::metadata::MetadataError;
+use crate::partition::OpenFailureCause;
+use crate::service::Error;
+use crate::shard::capacity::CapacityError;
 use crate::storage::StorageError;
 use strand_protocol::native::ErrorCode;
 use strand_protocol::BatchError;
 
-/// The protocol error for a failed log operation.
-pub fn storage_code(error: &StorageError) -> ErrorCode {
+/// The native code for `error`.
+pub fn code(error: &Error) -> ErrorCode {
+    match error {
+        Error::UnknownTopic => ErrorCode::UnknownTopic,
+        Error::UnknownPartition => ErrorCode::UnknownPartition,
+        Error::NotReady | Error::ShuttingDown => ErrorCode::NotReady,
+        Error::Storage(error) => storage_code(error),
+        Error::Metadata(error) => metadata_code(error),
+        Error::Capacity(error) => capacity_code(error),
+        Error::NotOpened { cause, .. } => match cause {
+            OpenFailureCause::DiskFull => ErrorCode::DiskFull,
+            OpenFailureCause::Descriptors => ErrorCode::ResourceLimit,
+            OpenFailureCause::Storage => ErrorCode::StorageFailed,
+        },
+        Error::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+        Error::StorageFailed(_) => ErrorCode::StorageFailed,
+        Error::Timeout => ErrorCode::Timeout,
+        Error::InvalidAcks => ErrorCode::InvalidAcks,
+        Error::InvalidRequest(_) => ErrorCode::MalformedRequest,
+        Error::InvalidConfig(_) => ErrorCode::InvalidConfig,
+        Error::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
+        Error::InvalidTopicName(_) => ErrorCode::InvalidTopicName,
+        Error::InvalidGroupId => ErrorCode::InvalidGroupId,
+        Error::InvalidSessionTimeout => ErrorCode::InvalidSessionTimeout,
+        Error::TooManyGroups => ErrorCode::TooManyGroups,
+        Error::GroupFull => ErrorCode::GroupFull,
+        Error::UnknownGroup => ErrorCode::UnknownGroup,
+        Error::UnknownMember => ErrorCode::UnknownMember,
+        Error::GroupNotEmpty => ErrorCode::GroupNotEmpty,
+        Error::StaleGeneration => ErrorCode::StaleGeneration,
+        Error::NotAssigned => ErrorCode::NotAssigned,
+    }
+}
+
+/// The code and message of an outcome (`None` and no message on success).
+pub fn code_and_message(outcome: &Result<(), Error>) -> (ErrorCode, String) {
+    match outcome {
+        Ok(()) => (ErrorCode::None, String::new()),
+        Err(error) => (code(error), error.to_string()),
+    }
+}
+
+fn storage_code(error: &StorageError) -> ErrorCode {
     match error {
         StorageError::InvalidBatch(BatchError::TooLarge { .. }) => ErrorCode::BatchTooLarge,
         StorageError::InvalidBatch(_) => ErrorCode::InvalidBatch,
@@ -19,8 +63,7 @@ pub fn storage_code(error: &StorageError) -> ErrorCode {
     }
 }
 
-/// The protocol error for a refused metadata command.
-pub fn metadata_code(error: &MetadataError) -> ErrorCode {
+fn metadata_code(error: &MetadataError) -> ErrorCode {
     match error {
         MetadataError::InvalidName { .. } | MetadataError::TopicCollides { .. } => ErrorCode::InvalidTopicName,
         MetadataError::TopicExists(_) => ErrorCode::TopicExists,
@@ -30,5 +73,13 @@ pub fn metadata_code(error: &MetadataError) -> ErrorCode {
         }
         MetadataError::InvalidConfig(_) => ErrorCode::InvalidConfig,
         MetadataError::Io { .. } | MetadataError::Corrupt { .. } => ErrorCode::StorageFailed,
+    }
+}
+
+fn capacity_code(error: &CapacityError) -> ErrorCode {
+    match error {
+        CapacityError::TopicPartitions { .. } | CapacityError::BrokerPartitions { .. } => ErrorCode::InvalidPartitions,
+        CapacityError::Disk { .. } => ErrorCode::DiskFull,
+        CapacityError::Descriptors { .. } => ErrorCode::ResourceLimit,
     }
 }

@@ -1,5 +1,7 @@
 //! ApiVersions and Metadata: answered from the shard's own copy of the metadata.
 
+use super::errors::code;
+use crate::service::{metadata, RequestContext};
 use crate::shard::Shard;
 use strand_protocol::native::messages::*;
 use strand_protocol::native::{ApiKey, ErrorCode, Response, API_VERSION_MAX};
@@ -14,25 +16,23 @@ pub fn api_versions() -> Response {
 }
 
 /// The shards' ports and the topics asked for (all of them when `all_topics` is 1).
-pub fn metadata(shard: &Shard, request: MetadataRequest) -> Response {
-    let state = shard.metadata();
-    let describe = |name: &String| match state.topics.get(name) {
-        Some(topic) => TopicMetadata {
-            error: ErrorCode::None,
-            name: name.clone(),
-            partitions: topic
-                .placement
-                .iter()
-                .enumerate()
-                .map(|(partition, &shard)| PartitionMetadata { partition: partition as u32, shard })
-                .collect(),
-        },
-        None => TopicMetadata { error: ErrorCode::UnknownTopic, name: name.clone(), partitions: Vec::new() },
-    };
-    let topics = if request.all_topics == 1 {
-        state.topics.keys().map(describe).collect()
-    } else {
-        request.topics.iter().map(describe).collect()
-    };
-    Response::Metadata(MetadataResponse { shards: shard.ports.clone(), topics })
+pub fn metadata(shard: &Shard, ctx: &RequestContext, request: MetadataRequest) -> Response {
+    let names = (request.all_topics != 1).then_some(request.topics);
+    let topics = metadata::describe_topics(shard, ctx, names)
+        .into_iter()
+        .map(|(name, placement)| match placement {
+            Ok(placement) => TopicMetadata {
+                error: ErrorCode::None,
+                name,
+                partitions: placement
+                    .into_iter()
+                    .enumerate()
+                    .map(|(partition, shard)| PartitionMetadata { partition: partition as u32, shard })
+                    .collect(),
+            },
+            Err(error) => TopicMetadata { error: code(&error), name, partitions: Vec::new() },
+        })
+        .collect();
+    let shards = shard.ports.iter().enumerate().map(|(shard, &port)| ShardPort { shard: shard as u32, port }).collect();
+    Response::Metadata(MetadataResponse { shards, topics })
 }

@@ -1,14 +1,17 @@
-//! Routes one decoded request to its handler. Requests that only read this shard's
-//! state are answered at once; the rest run as their own tasks so that a slow one
-//! (a long-poll fetch, an admin command) never holds up the connection.
+//! Routes one decoded native request to the service layer and encodes its answer.
+//! Requests that only read this shard's state are answered at once; the rest run as
+//! their own tasks so that a slow one (a long-poll fetch, an admin command) never
+//! holds up the connection.
 
-use super::out::{ConnectionState, Outgoing, Piece};
 use super::{admin, fetch, groups, info, offsets, produce};
+use crate::net::{ConnectionState, Outgoing, Piece, RequestSlot};
+use crate::service::{Listener, Operation, RequestContext};
 use crate::shard::Shard;
 use bytes::BytesMut;
 use std::rc::Rc;
 use strand_protocol::native::{
-    version_supported, ApiKey, DecodeError, ErrorCode, ErrorFrame, FrameHeader, ProduceLayout, Request, Response,
+    version_supported, ApiKey, DecodeError, ErrorCode, ErrorFrame, FrameHeader, Limits, ProduceLayout, Request,
+    Response,
 };
 
 /// Requests one connection may have in flight before the shard stops reading it
@@ -16,101 +19,132 @@ use strand_protocol::native::{
 /// memory).
 pub const IN_FLIGHT_REQUESTS_MAX: usize = 4096;
 
+/// The operation a native api key asks for.
+pub fn operation(api: ApiKey) -> Operation {
+    match api {
+        ApiKey::ApiVersions => Operation::ApiVersions,
+        ApiKey::Metadata => Operation::Metadata,
+        ApiKey::CreateTopics => Operation::CreateTopics,
+        ApiKey::DeleteTopics => Operation::DeleteTopics,
+        ApiKey::Produce => Operation::Produce,
+        ApiKey::Fetch => Operation::Fetch,
+        ApiKey::ListOffsets => Operation::ListOffsets,
+        ApiKey::JoinGroup => Operation::JoinGroup,
+        ApiKey::Heartbeat => Operation::Heartbeat,
+        ApiKey::LeaveGroup => Operation::LeaveGroup,
+        ApiKey::OffsetCommit => Operation::OffsetCommit,
+        ApiKey::OffsetFetch => Operation::OffsetFetch,
+        ApiKey::ListGroups => Operation::ListGroups,
+        ApiKey::DescribeGroup => Operation::DescribeGroup,
+        ApiKey::AlterTopicConfigs => Operation::AlterTopicConfigs,
+        ApiKey::DescribeTopicConfigs => Operation::DescribeTopicConfigs,
+        ApiKey::CreatePartitions => Operation::CreatePartitions,
+    }
+}
+
 /// Decodes and dispatches one frame. `Err` closes the connection, with the reason.
 pub async fn dispatch(
     shard: &Rc<Shard>,
+    limits: &Limits,
     state: &Rc<ConnectionState>,
     header: FrameHeader,
     payload: BytesMut,
 ) -> Result<(), String> {
     let correlation = header.correlation_id.get();
-    shard.metrics.request(header.api_key.get());
+    let api = ApiKey::from_key(header.api_key.get()).ok();
+    if let Some(api) = api {
+        shard.metrics.request(Listener::Native, operation(api));
+    }
     if header.flags != 0 {
         // SPEC.md: a request's flags are 0; a response or error frame from a client
         // means it is not speaking this protocol (or is confused about direction).
         return Err(refuse(shard, state, &header, DecodeError::RequestFlags { flags: header.flags }));
     }
+    let ctx = RequestContext::anonymous(Listener::Native);
     let request_bytes = header.frame_bytes();
     // Produce keeps its payload owned: the batches are split off it, not copied.
-    if header.api_key.get() == ApiKey::Produce as u16 && version_supported(header.api_version.get()) {
-        let layout = match ProduceLayout::decode(&payload, &shard.limits) {
+    if api == Some(ApiKey::Produce) && version_supported(header.api_version.get()) {
+        let layout = match ProduceLayout::decode(&payload, limits) {
             Ok(layout) => layout,
             Err(error) => return Err(refuse(shard, state, &header, error)),
         };
         wait_for_request_slot(state).await;
-        state.start_request(request_bytes);
-        produce::handle(shard, state, correlation, request_bytes, layout, payload).await;
+        let slot = state.start_request(request_bytes);
+        produce::handle(shard, ctx, state, correlation, slot, layout, payload).await;
         return Ok(());
     }
     let payload = payload.freeze();
-    let request = match Request::decode(&header, &payload, &shard.limits) {
+    let request = match Request::decode(&header, &payload, limits) {
         Ok(request) => request,
         Err(error) => return Err(refuse(shard, state, &header, error)),
     };
     drop(payload);
     wait_for_request_slot(state).await;
-    state.start_request(request_bytes);
+    let slot = state.start_request(request_bytes);
     match request {
-        Request::ApiVersions(_) => respond(state, correlation, request_bytes, info::api_versions()),
-        Request::Metadata(request) => respond(state, correlation, request_bytes, info::metadata(shard, request)),
+        Request::ApiVersions(_) => respond(state, correlation, slot, info::api_versions()),
+        Request::Metadata(request) => respond(state, correlation, slot, info::metadata(shard, &ctx, request)),
         Request::DescribeTopicConfigs(request) => {
-            respond(state, correlation, request_bytes, admin::describe_topic_configs(shard, request))
+            respond(state, correlation, slot, admin::describe_topic_configs(shard, &ctx, request))
         }
         request => {
             let (shard, state) = (shard.clone(), state.clone());
-            glommio::spawn_local(async move {
-                match request {
-                    Request::Fetch(request) => {
-                        let units = fetch::response_reservation(&request).min(state.response_budget_bytes);
-                        let Ok(budget) = state.response_budget.acquire_static_permit(units as u64).await else {
-                            state.finish_request(request_bytes); // the connection closed
-                            return;
-                        };
-                        let started = std::time::Instant::now();
-                        let pieces = fetch::handle(&shard, correlation, request).await;
-                        shard.metrics.fetch_latency.observe(started.elapsed());
-                        state.send(Outgoing { pieces, request_bytes, budget: Some(budget) });
-                    }
-                    Request::ListOffsets(request) => {
-                        let response = offsets::handle(&shard, request).await;
-                        respond(&state, correlation, request_bytes, response);
-                    }
-                    request @ (Request::CreateTopics(_)
-                    | Request::DeleteTopics(_)
-                    | Request::AlterTopicConfigs(_)
-                    | Request::CreatePartitions(_)) => {
-                        let response = admin::handle_anywhere(&shard, request).await;
-                        respond(&state, correlation, request_bytes, response);
-                    }
-                    request @ (Request::JoinGroup(_)
-                    | Request::Heartbeat(_)
-                    | Request::LeaveGroup(_)
-                    | Request::OffsetCommit(_)
-                    | Request::OffsetFetch(_)
-                    | Request::ListGroups(_)
-                    | Request::DescribeGroup(_)) => {
-                        let response = groups::handle(&shard, request).await;
-                        if groups::is_error(&response) {
-                            shard.metrics.error(response.api_key());
-                        }
-                        respond(&state, correlation, request_bytes, response);
-                    }
-                    Request::ApiVersions(_) | Request::Metadata(_) | Request::DescribeTopicConfigs(_) => {
-                        unreachable!("answered inline")
-                    }
-                    Request::Produce(_) => unreachable!("decoded by its layout"),
-                }
-            })
-            .detach();
+            glommio::spawn_local(async move { serve_spawned(&shard, &ctx, &state, correlation, slot, request).await })
+                .detach();
         }
     }
     Ok(())
 }
 
+/// Serves a request that may wait (on other shards, the disk, a long poll).
+async fn serve_spawned(
+    shard: &Rc<Shard>,
+    ctx: &RequestContext,
+    state: &Rc<ConnectionState>,
+    correlation: u32,
+    slot: RequestSlot,
+    request: Request,
+) {
+    let operation = operation(request.api_key());
+    match request {
+        Request::Fetch(request) => {
+            let units = fetch::response_reservation(&request).min(state.response_budget_bytes);
+            let Ok(budget) = state.response_budget.acquire_static_permit(units as u64).await else {
+                state.finish_request(slot); // the connection closed
+                return;
+            };
+            let started = std::time::Instant::now();
+            let pieces = fetch::handle(shard, ctx, correlation, request).await;
+            shard.metrics.fetch_latency.observe(started.elapsed());
+            state.send(Outgoing { pieces, slot, budget: Some(budget) });
+        }
+        Request::ListOffsets(request) => {
+            let (response, errors) = offsets::handle(shard, ctx, request).await;
+            (0..errors).for_each(|_| shard.metrics.error(ctx.listener, operation));
+            respond(state, correlation, slot, response);
+        }
+        request @ (Request::CreateTopics(_)
+        | Request::DeleteTopics(_)
+        | Request::AlterTopicConfigs(_)
+        | Request::CreatePartitions(_)) => {
+            let response = admin::handle(shard, ctx, request).await;
+            respond(state, correlation, slot, response);
+        }
+        request => {
+            // The group requests (the only ones left: the rest are answered inline).
+            let (response, failed) = groups::handle(shard, ctx, request).await;
+            if failed {
+                shard.metrics.error(ctx.listener, operation);
+            }
+            respond(state, correlation, slot, response);
+        }
+    }
+}
+
 /// Waits while the connection has `IN_FLIGHT_REQUESTS_MAX` requests unanswered.
 async fn wait_for_request_slot(state: &ConnectionState) {
-    if state.in_flight_requests.get() >= IN_FLIGHT_REQUESTS_MAX {
-        state.space.wait_until(|| state.in_flight_requests.get() < IN_FLIGHT_REQUESTS_MAX || state.closed.get()).await;
+    if state.in_flight_requests() >= IN_FLIGHT_REQUESTS_MAX {
+        state.space.wait_until(|| state.in_flight_requests() < IN_FLIGHT_REQUESTS_MAX || state.is_closed()).await;
     }
 }
 
@@ -123,13 +157,13 @@ fn refuse(shard: &Shard, state: &ConnectionState, header: &FrameHeader, error: D
         _ => ErrorCode::MalformedRequest,
     };
     if let Ok(api) = ApiKey::from_key(header.api_key.get()) {
-        shard.metrics.error(api);
+        shard.metrics.error(Listener::Native, operation(api));
     }
     let mut out = Vec::new();
     let frame = ErrorFrame { error: code, message: error.to_string() };
     frame.encode(header.api_key.get(), header.correlation_id.get(), &mut out);
-    state.start_request(0);
-    state.send(Outgoing { pieces: vec![Piece::Owned(out)], request_bytes: 0, budget: None });
+    let slot = state.start_request(0);
+    state.send(Outgoing { pieces: vec![Piece::Owned(out)], slot, budget: None });
     if shard.warnings.bad_clients.allow() {
         tracing::warn!(shard = shard.id, %error, "closing a connection that sent an undecodable request");
     }
@@ -137,8 +171,8 @@ fn refuse(shard: &Shard, state: &ConnectionState, header: &FrameHeader, error: D
 }
 
 /// Queues an encoded response.
-pub fn respond(state: &ConnectionState, correlation: u32, request_bytes: usize, response: Response) {
+pub fn respond(state: &ConnectionState, correlation: u32, slot: RequestSlot, response: Response) {
     let mut out = Vec::new();
     response.encode(correlation, &mut out);
-    state.send(Outgoing { pieces: vec![Piece::Owned(out)], request_bytes, budget: None });
+    state.send(Outgoing { pieces: vec![Piece::Owned(out)], slot, budget: None });
 }

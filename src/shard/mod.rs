@@ -2,67 +2,42 @@
 //! its batch cache and its listeners. Nothing here is shared between shards; they talk
 //! only by the messages of `message`, over glommio's channel mesh.
 //!
-//! Code map: `message` (what one shard asks of another), `apply` (metadata changes
-//! become opened and closed logs), `start` (threads, listeners, readiness, shutdown),
-//! `warnings` (rate-limited warnings), `capacity` (descriptors, disk and partition
-//! limits).
+//! Code map: `message` (what one shard asks of another), `warnings` (rate-limited
+//! warnings), `capacity` (descriptors, disk and partition limits). The partitions a
+//! shard serves are its `Logs` (`partition`); starting shards is `boot`'s.
 
-mod apply;
 pub mod capacity;
 mod message;
-mod start;
 pub mod warnings;
 
-pub use apply::{remove_orphan_topic_dirs, OpenFailure, OpenFailureCause};
-pub use message::{FetchItem, FetchItemResult, FetchWait, ListItem, ProduceItem, ProduceItemResult, ShardMessage};
-pub use start::{serve, Ready};
+pub use message::ShardMessage;
 
 use crate::config::BrokerConfig;
 use crate::metadata::{MetadataState, MetadataStore};
-use crate::storage::{BatchCache, Log};
+use crate::partition::{Logs, OpenFailure};
 use glommio::channels::channel_mesh::Senders;
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
-use strand_protocol::native::messages::ShardPort;
-use strand_protocol::native::Limits;
-
-/// One partition's log on its shard, with the id of the topic it belongs to (a topic
-/// deleted and created again under the same name gets a new id and new logs).
-pub struct PartitionLog {
-    pub topic_id: u64,
-    pub log: Rc<Log>,
-}
-
-/// Per-shard counters, read by the metrics endpoint and by tests.
-#[derive(Debug, Default)]
-pub struct ShardStats {
-    pub connections: Cell<u64>,
-    pub connections_refused: Cell<u64>,
-    pub forwards_out: Cell<u64>,
-    pub forwards_in: Cell<u64>,
-}
 
 /// One shard's state. Lives in an `Rc` on its own thread.
 pub struct Shard {
     pub id: u32,
     pub count: u32,
     pub config: Arc<BrokerConfig>,
-    pub limits: Limits,
     /// Every shard's own port, for Metadata responses.
-    pub ports: Vec<ShardPort>,
-    metadata: RefCell<Arc<MetadataState>>,
-    logs: RefCell<HashMap<(String, u32), PartitionLog>>,
-    pub cache: Rc<BatchCache>,
-    mesh: Senders<ShardMessage>,
+    pub ports: Vec<u16>,
+    /// Replaced only by `apply` (the boot sets the first, empty state).
+    pub(crate) metadata: RefCell<Arc<MetadataState>>,
+    /// The partitions placed on this shard.
+    pub logs: Logs,
+    pub(crate) mesh: Senders<ShardMessage>,
     /// The mesh index of each shard (the mesh numbers its peers in its own order).
-    peers: Vec<usize>,
+    pub(crate) peers: Vec<usize>,
     /// The metadata store: on shard 0 only. Blocking I/O; used from `spawn_blocking`.
     pub(crate) store: Option<Arc<Mutex<MetadataStore>>>,
     /// Serializes admin commands on shard 0, so each sees the state the last one left.
     pub(crate) admin: glommio::sync::Semaphore,
-    pub stats: ShardStats,
     /// The consumer groups this shard coordinates.
     pub groups: crate::group::GroupCoordinator,
     /// What this shard counts, read by the admin endpoint.
@@ -76,11 +51,9 @@ pub struct Shard {
     pub descriptors_max: u64,
     /// Every shard's metrics, for the broker-wide descriptor estimate (`capacity`).
     pub all_metrics: Arc<Vec<Arc<crate::metrics::ShardMetrics>>>,
-    /// Partitions placed here that could not be opened (retried every few seconds).
-    pub offline: Cell<u32>,
     /// What this shard's connections have received and not yet answered, bounded by
     /// `limits.receive_bytes_max`.
-    pub receive: Rc<crate::native::ReceiveBudget>,
+    pub receive: Rc<crate::net::ReceiveBudget>,
 }
 
 impl Shard {
@@ -101,15 +74,35 @@ impl Shard {
         meta.placement.get(partition as usize).copied().ok_or(OwnerError::UnknownPartition)
     }
 
-    /// The log of a partition this shard owns.
-    pub fn log(&self, topic: &str, partition: u32) -> Option<Rc<Log>> {
-        // Lookups by (String, u32) need an owned key; topic names are short.
-        self.logs.borrow().get(&(topic.to_string(), partition)).map(|entry| entry.log.clone())
+    /// Adopts `state`: closes partitions gone, opens partitions placed here, and hands
+    /// changed topic settings to open logs. Returns the partitions placed here that
+    /// could not be opened (retried every few seconds).
+    pub async fn apply(&self, state: Arc<MetadataState>) -> Vec<OpenFailure> {
+        let before = std::mem::replace(&mut *self.metadata.borrow_mut(), state.clone());
+        self.logs.apply(&before, &state).await
+    }
+
+    /// Opens again the partitions placed here that could not be opened before.
+    pub async fn reopen_offline(&self) {
+        self.logs.reopen_offline(&self.metadata()).await
+    }
+
+    /// Refreshes the gauges only this shard can read: cache, partitions, segments.
+    pub fn refresh_metrics(&self) {
+        use crate::metrics::ShardMetrics;
+        let cache = self.logs.cache().stats();
+        ShardMetrics::set(&self.metrics.cache_hits, cache.hits);
+        ShardMetrics::set(&self.metrics.cache_misses, cache.misses);
+        ShardMetrics::set(&self.metrics.cache_bytes, cache.used_bytes as u64);
+        ShardMetrics::set(&self.metrics.read_ahead_bytes, cache.read_ahead_bytes as u64);
+        let (segments, bytes) = self.logs.totals();
+        ShardMetrics::set(&self.metrics.partitions, self.logs.count() as u64);
+        ShardMetrics::set(&self.metrics.segments, segments);
+        ShardMetrics::set(&self.metrics.log_bytes, bytes);
     }
 
     /// Sends `message` to shard `target` over the mesh, waiting while its queue is full.
     pub async fn forward(&self, target: u32, message: ShardMessage) {
-        self.stats.forwards_out.set(self.stats.forwards_out.get() + 1);
         crate::metrics::ShardMetrics::count(&self.metrics.forwards_out, 1);
         let peer = self.peers[target as usize];
         if self.mesh.send_to(peer, message).await.is_err() {

@@ -81,7 +81,6 @@ pub struct Warnings {
     pub connections_refused: Throttle,
     pub accept_failed: Throttle,
     pub bad_clients: Throttle,
-    pub partitions_offline: Throttle,
 }
 
 impl Default for Warnings {
@@ -90,7 +89,6 @@ impl Default for Warnings {
             connections_refused: Throttle::new("connections refused"),
             accept_failed: Throttle::new("accept failures"),
             bad_clients: Throttle::new("connections closed for bad frames or requests"),
-            partitions_offline: Throttle::new("partitions that could not be opened"),
         }
     }
 }
@@ -98,7 +96,7 @@ impl Default for Warnings {
 impl Warnings {
     /// Ends every window that is over (see [`Throttle::tick`]).
     pub fn tick(&self) {
-        for throttle in [&self.connections_refused, &self.accept_failed, &self.bad_clients, &self.partitions_offline] {
+        for throttle in [&self.connections_refused, &self.accept_failed, &self.bad_clients] {
             throttle.tick();
         }
     }

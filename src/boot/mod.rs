@@ -1,5 +1,6 @@
-//! Starting and stopping the broker: the metadata store, one pinned executor per
-//! configured core, the listeners, readiness, and shutdown on SIGINT or SIGTERM.
+//! Booting and stopping the broker: the metadata store, one pinned executor per
+//! configured core, the listeners, readiness, and shutdown on SIGINT or SIGTERM
+//! (SIGHUP reloads the live settings).
 //!
 //! Listeners are bound here, before any shard starts, so that every port (chosen by
 //! the kernel when `listen.port = 0`) is known to every shard's Metadata answers and
@@ -7,8 +8,9 @@
 //! SO_REUSEPORT so the kernel spreads connections across shards; each shard also owns
 //! one port of its own (`port + 1 + shard`) for shard-aware clients.
 
-use super::{message::ShardMessage, Shard, ShardStats};
 use crate::config::{BrokerConfig, Cores};
+use crate::partition::Logs;
+use crate::shard::{Shard, ShardMessage};
 use crate::metadata::{MetadataState, MetadataStore};
 use crate::runtime;
 use crate::storage::{probe_device, BatchCache};
@@ -17,14 +19,11 @@ use futures_channel::oneshot;
 use glommio::channels::channel_mesh::MeshBuilder;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex};
-use strand_protocol::native::messages::ShardPort;
-use strand_protocol::native::Limits;
 
 /// Messages one shard may queue for another before the sender waits.
 const MESH_QUEUE_MESSAGES: usize = 1024;
@@ -44,8 +43,7 @@ pub struct Ready {
 struct ShardInit {
     id: u32,
     config: Arc<BrokerConfig>,
-    limits: Limits,
-    ports: Vec<ShardPort>,
+    ports: Vec<u16>,
     state: Arc<MetadataState>,
     store: Option<Arc<Mutex<MetadataStore>>>,
     cache_bytes: usize,
@@ -104,7 +102,7 @@ pub fn serve(
     let count = cores.len();
     ensure_offsets_topic(&mut store, count, config.groups.offsets_segment_bytes)?;
     let state = Arc::new(store.state().clone());
-    super::apply::remove_orphan_topic_dirs(data_dir, &state);
+    crate::partition::remove_orphan_topic_dirs(data_dir, &state);
     let partitions_stored: u32 = state.topics.values().map(|t| t.partitions()).sum();
     crate::systemd::notify(&format!(
         "STATUS=Recovering {} partitions of {} topics in {}",
@@ -116,14 +114,8 @@ pub fn serve(
     let (main_sockets, port) = bind_main(address, config.listen.port, count)?;
     let shard_sockets = bind_shard_ports(address, config.listen.port, count)?;
     let shard_ports: Vec<u16> = shard_sockets.iter().map(local_port).collect();
-    let ports: Vec<ShardPort> =
-        shard_ports.iter().enumerate().map(|(shard, &port)| ShardPort { shard: shard as u32, port }).collect();
     block_shutdown_signals();
 
-    let limits = Limits {
-        frame_bytes_max: config.limits.frame_bytes_max as usize,
-        array_count_max: config.limits.array_count_max as usize,
-    };
     let cache_bytes = batch_cache_bytes(&config, count);
     let io_memory = runtime::io_memory_bytes(count, runtime::IO_MEMORY_BYTES_DEFAULT);
     let mesh = MeshBuilder::full(count, MESH_QUEUE_MESSAGES);
@@ -141,7 +133,7 @@ pub fn serve(
     });
     let all_metrics = Arc::new(registry.shards.clone());
     let limits_config = &config.limits;
-    if let Some(warning) = super::capacity::descriptor_warning(
+    if let Some(warning) = crate::shard::capacity::descriptor_warning(
         descriptors_max,
         count as u64,
         limits_config.connections_max,
@@ -174,8 +166,7 @@ pub fn serve(
         let init = ShardInit {
             id: id as u32,
             config: config.clone(),
-            limits,
-            ports: ports.clone(),
+            ports: shard_ports.clone(),
             state: state.clone(),
             store: (id == 0).then(|| store.clone()),
             cache_bytes,
@@ -265,7 +256,6 @@ async fn run_shard(init: ShardInit) {
     let ShardInit {
         id,
         config,
-        limits,
         ports,
         state,
         store,
@@ -301,28 +291,26 @@ async fn run_shard(init: ShardInit) {
     let cache = BatchCache::new(cache_bytes);
     cache.set_read_ahead_bytes(usize::try_from(config.storage.read_ahead_bytes).unwrap_or(usize::MAX));
     let receive_bytes_max = config.limits.receive_bytes_max as usize;
+    let retention_interval = std::time::Duration::from_millis(config.storage.retention_check_interval_ms);
+    let logs = Logs::new(id, config.data_dir.clone(), config.storage.io.clone(), retention_interval, Rc::new(cache));
     let shard = Rc::new(Shard {
         id,
         count: peers.len() as u32,
         config,
-        limits,
         ports,
         metadata: RefCell::new(Arc::new(MetadataState::default())),
-        logs: RefCell::new(HashMap::new()),
-        cache: Rc::new(cache),
+        logs,
         mesh: senders,
         peers,
         store,
         admin: glommio::sync::Semaphore::new(1),
-        stats: ShardStats::default(),
         groups: crate::group::GroupCoordinator::default(),
         metrics,
         live,
-        warnings: super::warnings::Warnings::default(),
+        warnings: crate::shard::warnings::Warnings::default(),
         descriptors_max,
         all_metrics,
-        offline: std::cell::Cell::new(0),
-        receive: Rc::new(crate::native::ReceiveBudget::new(receive_bytes_max)),
+        receive: Rc::new(crate::net::ReceiveBudget::new(receive_bytes_max)),
     });
     shard.apply(state).await;
     shard.groups.recover(&shard).await;
@@ -358,6 +346,7 @@ async fn run_shard(init: ShardInit) {
                 shard.groups.expire(&shard);
                 shard.refresh_metrics();
                 shard.warnings.tick();
+                shard.logs.offline_warnings().tick();
                 alive[shard.id as usize].store(now_ms(), Ordering::Relaxed);
             }
         })
@@ -367,22 +356,23 @@ async fn run_shard(init: ShardInit) {
         let shard = shard.clone();
         glommio::spawn_local(async move {
             while let Some(message) = receiver.recv().await {
-                crate::native::handle_forwarded(&shard, message).await;
+                crate::service::forwarded::handle(&shard, message).await;
             }
         })
         .detach();
     }
+    let native = Rc::new(crate::native::Native::new(shard.clone()));
     let mut accepting = Vec::new();
     for fd in listeners {
         // SAFETY: the fd is a listening TCP socket this process bound and handed to
         // this shard alone; the glommio listener takes ownership of it.
         let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
-        accepting.push(glommio::spawn_local(crate::native::accept_loop(shard.clone(), listener)));
+        accepting.push(glommio::spawn_local(crate::net::accept_loop(shard.clone(), listener, native.clone())));
     }
-    let _ = ready.send(Ok(shard.log_count()));
+    let _ = ready.send(Ok(shard.logs.count()));
     let _ = shutdown.await;
     drop(accepting);
-    shard.close_all().await;
+    shard.logs.close_all().await;
 }
 
 /// Creates `__consumer_offsets` on first start: one partition per shard, partition

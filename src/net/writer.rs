@@ -3,15 +3,35 @@
 //! never re-encoded or copied into a response buffer). A connection's writer task
 //! drains its queue, gathering small pieces into one send and sending large chunks
 //! straight from the cache or the direct-read buffer.
+//!
+//! Each protocol says in what order its answers go out (`ResponseOrder`): the native
+//! protocol matches answers to requests by correlation id, so they go as they
+//! complete; Kafka requires them in request order on each connection, so an answer
+//! that completes early waits for the ones before it.
 
+use super::budget::{ReceiveBudget, Signal};
+use super::transport::TransportWrite;
 use crate::storage::Chunk;
-use futures_lite::io::AsyncWriteExt;
-use glommio::net::TcpStream;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+
+/// In what order a connection's answers are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseOrder {
+    /// As each completes (the client matches them by correlation id).
+    AsCompleted,
+    /// In the order the requests arrived.
+    RequestOrder,
+}
+
+/// A request read off a connection: its place in the connection's order and the
+/// bytes it holds until answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestSlot {
+    pub sequence: u64,
+    pub bytes: usize,
+}
 
 /// Pieces of a response at least this large are sent on their own, not gathered.
 const DIRECT_SEND_BYTES_MIN: usize = 16 * 1024;
@@ -33,85 +53,13 @@ impl Piece {
     }
 }
 
-/// A response ready to send, and the request bytes it releases once sent.
+/// A response ready to send, and the request it answers (whose bytes it releases
+/// once sent).
 pub struct Outgoing {
     pub pieces: Vec<Piece>,
-    pub request_bytes: usize,
+    pub slot: RequestSlot,
     /// Response bytes held against the connection's budget until this is sent.
     pub budget: Option<glommio::sync::StaticPermit>,
-}
-
-/// A set of wakers to wake together: the writer waiting for work, the reader waiting
-/// for in-flight bytes to fall.
-#[derive(Default)]
-pub struct Signal {
-    waiters: RefCell<Vec<Waker>>,
-}
-
-impl Signal {
-    pub fn notify(&self) {
-        for waker in std::mem::take(&mut *self.waiters.borrow_mut()) {
-            waker.wake();
-        }
-    }
-
-    /// Waits until `ready()` holds, re-checking after each notification.
-    pub async fn wait_until(&self, ready: impl Fn() -> bool) {
-        poll_fn(|cx| {
-            if ready() {
-                return Poll::Ready(());
-            }
-            let mut waiters = self.waiters.borrow_mut();
-            if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
-                waiters.push(cx.waker().clone());
-            }
-            Poll::Pending
-        })
-        .await
-    }
-}
-
-/// One shard's budget for what its connections have received and not yet answered:
-/// partially received frames and requests in flight, over every connection
-/// (`limits.receive_bytes_max`). Past it, connections holding more than a small
-/// partial frame stop reading until bytes are freed, so many large frames arriving
-/// slowly cannot grow the shard, while small requests keep getting through.
-pub struct ReceiveBudget {
-    used: Cell<usize>,
-    max: usize,
-    /// Notified whenever bytes are given back.
-    pub freed: Signal,
-}
-
-impl ReceiveBudget {
-    pub fn new(max: usize) -> ReceiveBudget {
-        ReceiveBudget { used: Cell::new(0), max, freed: Signal::default() }
-    }
-
-    /// Bytes held now.
-    pub fn used(&self) -> usize {
-        self.used.get()
-    }
-
-    /// Whether `more` bytes fit.
-    pub fn has_room(&self, more: usize) -> bool {
-        self.used.get() + more <= self.max
-    }
-
-    pub fn claim(&self, bytes: usize) {
-        self.used.set(self.used.get() + bytes);
-    }
-
-    /// Gives `bytes` back. Waiting connections are woken only once an eighth of the
-    /// budget is free (a low-water mark): waking every waiter at each small release
-    /// (the answer to one small request) costs the shard a pass over all of them.
-    pub fn release(&self, bytes: usize) {
-        debug_assert!(self.used.get() >= bytes);
-        self.used.set(self.used.get().saturating_sub(bytes));
-        if self.used.get() <= self.max - self.max / 8 {
-            self.freed.notify();
-        }
-    }
 }
 
 /// The state a connection's reader, handlers and writer share.
@@ -123,25 +71,37 @@ pub struct ConnectionState {
     /// being read, so produce requests on the same connection are not held up.
     pub response_budget: Rc<glommio::sync::Semaphore>,
     pub response_budget_bytes: usize,
+    order: ResponseOrder,
     queue: RefCell<VecDeque<Outgoing>>,
-    pub work: Signal,
+    /// With `RequestOrder`: answers that completed before an earlier one, by sequence.
+    held: RefCell<BTreeMap<u64, Outgoing>>,
+    /// The sequence of the next request read, and of the next answer to queue.
+    next_request: Cell<u64>,
+    next_answer: Cell<u64>,
+    work: Signal,
     /// Request bytes read whose response has not been sent yet.
-    pub in_flight_bytes: Cell<usize>,
+    in_flight_bytes: Cell<usize>,
     /// Requests read whose response has not been sent yet.
-    pub in_flight_requests: Cell<usize>,
+    in_flight_requests: Cell<usize>,
+    /// Notified when in-flight requests are answered or the connection closes.
     pub space: Signal,
-    pub closed: Cell<bool>,
+    closed: Cell<bool>,
     /// The shard's receive budget, which in-flight request bytes count against.
-    pub budget: Rc<ReceiveBudget>,
+    budget: Rc<ReceiveBudget>,
 }
 
 impl ConnectionState {
-    /// The state of a new connection with `response_budget_bytes` for fetch responses.
-    pub fn new(response_budget_bytes: usize, budget: Rc<ReceiveBudget>) -> ConnectionState {
+    /// The state of a new connection with `response_budget_bytes` for fetch responses,
+    /// answering in `order`.
+    pub fn new(response_budget_bytes: usize, budget: Rc<ReceiveBudget>, order: ResponseOrder) -> ConnectionState {
         ConnectionState {
             response_budget: Rc::new(glommio::sync::Semaphore::new(response_budget_bytes as u64)),
             response_budget_bytes,
+            order,
             queue: RefCell::default(),
+            held: RefCell::default(),
+            next_request: Cell::new(0),
+            next_answer: Cell::new(0),
             work: Signal::default(),
             in_flight_bytes: Cell::new(0),
             in_flight_requests: Cell::new(0),
@@ -151,29 +111,69 @@ impl ConnectionState {
         }
     }
 
-    /// Counts a request read off the socket.
-    pub fn start_request(&self, bytes: usize) {
+    /// Counts a request of `bytes` read off the socket; its answer is to be sent for
+    /// the slot returned.
+    pub fn start_request(&self, bytes: usize) -> RequestSlot {
         self.in_flight_bytes.set(self.in_flight_bytes.get() + bytes);
         self.in_flight_requests.set(self.in_flight_requests.get() + 1);
         self.budget.claim(bytes);
+        let sequence = self.next_request.get();
+        self.next_request.set(sequence + 1);
+        RequestSlot { sequence, bytes }
     }
 
-    /// Releases a request that needs no response (acks = 0).
-    pub fn finish_request(&self, bytes: usize) {
+    /// Releases a request that gets no answer (a produce with acks = 0).
+    pub fn finish_request(&self, slot: RequestSlot) {
+        if self.order == ResponseOrder::RequestOrder && !self.closed.get() {
+            // Later answers may be waiting on this one's turn.
+            self.send(Outgoing { pieces: Vec::new(), slot, budget: None });
+            return;
+        }
+        self.release(slot.bytes, 1);
+    }
+
+    fn release(&self, bytes: usize, requests: usize) {
         self.in_flight_bytes.set(self.in_flight_bytes.get() - bytes);
-        self.in_flight_requests.set(self.in_flight_requests.get() - 1);
+        self.in_flight_requests.set(self.in_flight_requests.get() - requests);
         self.budget.release(bytes);
         self.space.notify();
     }
 
-    /// Queues a response for the writer.
+    /// Queues an answer for the writer (with `RequestOrder`, once every earlier one is
+    /// queued).
     pub fn send(&self, outgoing: Outgoing) {
         if self.closed.get() {
-            self.finish_request(outgoing.request_bytes);
+            self.release(outgoing.slot.bytes, 1);
             return;
         }
-        self.queue.borrow_mut().push_back(outgoing);
+        match self.order {
+            ResponseOrder::AsCompleted => self.queue.borrow_mut().push_back(outgoing),
+            ResponseOrder::RequestOrder => {
+                let mut held = self.held.borrow_mut();
+                held.insert(outgoing.slot.sequence, outgoing);
+                let mut queue = self.queue.borrow_mut();
+                while let Some(next) = held.remove(&self.next_answer.get()) {
+                    self.next_answer.set(self.next_answer.get() + 1);
+                    queue.push_back(next);
+                }
+            }
+        }
         self.work.notify();
+    }
+
+    /// Request bytes read and not yet answered.
+    pub fn in_flight_bytes(&self) -> usize {
+        self.in_flight_bytes.get()
+    }
+
+    /// Requests read and not yet answered.
+    pub fn in_flight_requests(&self) -> usize {
+        self.in_flight_requests.get()
+    }
+
+    /// Whether the connection is closing (the peer left, or a send failed).
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
     }
 
     /// Stops the writer once its queue is empty.
@@ -186,7 +186,7 @@ impl ConnectionState {
 }
 
 /// Sends queued responses until the connection closes or a send fails.
-pub async fn write_loop(mut stream: TcpStream, state: Rc<ConnectionState>) {
+pub async fn write_loop<W: TransportWrite>(mut stream: W, state: Rc<ConnectionState>) {
     let mut gathered: Vec<u8> = Vec::with_capacity(GATHER_BYTES_MAX);
     loop {
         state.work.wait_until(|| !state.queue.borrow().is_empty() || state.closed.get()).await;
@@ -200,7 +200,7 @@ pub async fn write_loop(mut stream: TcpStream, state: Rc<ConnectionState>) {
             let Some(outgoing) = next else { break };
             // Held until this response's bytes are handed to the socket.
             let _budget = outgoing.budget;
-            released += outgoing.request_bytes;
+            released += outgoing.slot.bytes;
             requests += 1;
             for piece in outgoing.pieces {
                 let bytes = piece.bytes();
@@ -226,29 +226,27 @@ pub async fn write_loop(mut stream: TcpStream, state: Rc<ConnectionState>) {
         if result.is_ok() {
             result = send_gathered(&mut stream, &mut gathered).await;
         }
-        state.in_flight_bytes.set(state.in_flight_bytes.get() - released);
-        state.in_flight_requests.set(state.in_flight_requests.get() - requests);
-        state.budget.release(released);
-        state.space.notify();
+        state.release(released, requests);
         if let Err(error) = result {
             tracing::debug!(%error, "send failed; closing the connection");
             state.close();
             // Responses that will never be sent give their bytes back.
-            let unsent: Vec<Outgoing> = state.queue.borrow_mut().drain(..).collect();
+            let mut unsent: Vec<Outgoing> = state.queue.borrow_mut().drain(..).collect();
+            unsent.extend(std::mem::take(&mut *state.held.borrow_mut()).into_values());
             for outgoing in unsent {
-                state.finish_request(outgoing.request_bytes);
+                state.release(outgoing.slot.bytes, 1);
             }
-            let _ = stream.shutdown(std::net::Shutdown::Both).await;
+            stream.shutdown(true).await;
             return;
         }
         if state.closed.get() && state.queue.borrow().is_empty() {
-            let _ = stream.shutdown(std::net::Shutdown::Write).await;
+            stream.shutdown(false).await;
             return;
         }
     }
 }
 
-async fn send_gathered(stream: &mut TcpStream, gathered: &mut Vec<u8>) -> std::io::Result<()> {
+async fn send_gathered<W: TransportWrite>(stream: &mut W, gathered: &mut Vec<u8>) -> std::io::Result<()> {
     if gathered.is_empty() {
         return Ok(());
     }

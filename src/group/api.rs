@@ -1,0 +1,210 @@
+//! The group coordinator's requests and answers, in the broker's own terms: what the
+//! service layer routes to a group's coordinating shard and each listener translates
+//! from and to its protocol. An answer's `error` is `None` on success.
+
+use crate::service::Error;
+
+/// Partitions of one topic.
+#[derive(Debug, Clone, Default)]
+pub struct TopicPartitions {
+    pub topic: String,
+    pub partitions: Vec<u32>,
+}
+
+/// JoinGroup: become a member of `group` (a new one with an empty `member_id`, or
+/// again with the id the broker gave), subscribed to `topics`. `strategy` is
+/// `sticky` (also when empty), `range` or `round-robin`.
+#[derive(Debug, Clone, Default)]
+pub struct JoinGroupRequest {
+    pub group: String,
+    pub member_id: String,
+    pub topics: Vec<String>,
+    pub session_timeout_ms: u32,
+    pub strategy: String,
+}
+
+/// Heartbeat: the member is alive and consumes `owned`, which tells the
+/// coordinator which revoked partitions it has let go of.
+#[derive(Debug, Clone, Default)]
+pub struct HeartbeatRequest {
+    pub group: String,
+    pub member_id: String,
+    pub owned: Vec<TopicPartitions>,
+}
+
+/// LeaveGroup: the member is done; its partitions go to the others at once.
+#[derive(Debug, Clone, Default)]
+pub struct LeaveGroupRequest {
+    pub group: String,
+    pub member_id: String,
+}
+
+/// One committed position: `offset` is the next offset to consume.
+#[derive(Debug, Clone, Default)]
+pub struct CommitPartition {
+    pub partition: u32,
+    pub offset: u64,
+    pub metadata: String,
+}
+
+/// Positions of one topic's partitions.
+#[derive(Debug, Clone, Default)]
+pub struct CommitTopic {
+    pub topic: String,
+    pub partitions: Vec<CommitPartition>,
+}
+
+/// OffsetCommit: store positions for `group`. A member commits partitions it owns,
+/// with the group's current `generation`; an empty `member_id` with generation 0
+/// is an administrative commit, accepted only while the group has no members.
+#[derive(Debug, Clone, Default)]
+pub struct OffsetCommitRequest {
+    pub group: String,
+    pub member_id: String,
+    pub generation: u32,
+    pub topics: Vec<CommitTopic>,
+}
+
+/// OffsetFetch: the committed positions of `group` for `topics` (every committed
+/// partition when `topics` is empty).
+#[derive(Debug, Clone, Default)]
+pub struct OffsetFetchRequest {
+    pub group: String,
+    pub topics: Vec<TopicPartitions>,
+}
+
+/// DescribeGroup request.
+#[derive(Debug, Clone, Default)]
+pub struct DescribeGroupRequest {
+    pub group: String,
+}
+
+/// The member's id, the group's generation, how often to heartbeat, and the
+/// partitions the member may consume now.
+#[derive(Debug, Clone, Default)]
+pub struct JoinGroupResponse {
+    pub error: Option<Error>,
+    pub member_id: String,
+    pub generation: u32,
+    pub heartbeat_interval_ms: u32,
+    pub assigned: Vec<TopicPartitions>,
+}
+
+/// The group's generation and the partitions the member may consume now: it stops
+/// consuming any it owns that are not listed (revoked), and starts on new ones.
+#[derive(Debug, Clone, Default)]
+pub struct HeartbeatResponse {
+    pub error: Option<Error>,
+    pub generation: u32,
+    pub assigned: Vec<TopicPartitions>,
+}
+
+/// LeaveGroup response.
+#[derive(Debug, Clone, Default)]
+pub struct LeaveGroupResponse {
+    pub error: Option<Error>,
+}
+
+/// The outcome for one partition.
+#[derive(Debug, Clone, Default)]
+pub struct CommitPartitionResult {
+    pub partition: u32,
+    pub error: Option<Error>,
+}
+
+/// Outcomes for one topic.
+#[derive(Debug, Clone, Default)]
+pub struct CommitTopicResult {
+    pub topic: String,
+    pub partitions: Vec<CommitPartitionResult>,
+}
+
+/// OffsetCommit response: `error` for the whole request (unknown member, stale
+/// generation…), else one result per partition.
+#[derive(Debug, Clone, Default)]
+pub struct OffsetCommitResponse {
+    pub error: Option<Error>,
+    pub topics: Vec<CommitTopicResult>,
+}
+
+/// A committed position; `offset` is -1 when none was committed.
+#[derive(Debug, Clone, Default)]
+pub struct CommittedPartition {
+    pub partition: u32,
+    pub offset: i64,
+    pub metadata: String,
+}
+
+/// Committed positions of one topic.
+#[derive(Debug, Clone, Default)]
+pub struct CommittedTopic {
+    pub topic: String,
+    pub partitions: Vec<CommittedPartition>,
+}
+
+/// OffsetFetch response.
+#[derive(Debug, Clone, Default)]
+pub struct OffsetFetchResponse {
+    pub error: Option<Error>,
+    pub topics: Vec<CommittedTopic>,
+}
+
+/// A group the broker knows: with members, or with committed offsets.
+#[derive(Debug, Clone, Default)]
+pub struct GroupListing {
+    pub group: String,
+    pub members: u32,
+    pub generation: u32,
+}
+
+/// ListGroups response.
+#[derive(Debug, Clone, Default)]
+pub struct ListGroupsResponse {
+    pub groups: Vec<GroupListing>,
+}
+
+/// One member: what it subscribes to, what it owns now, and what it is to own
+/// once the partitions moving to it are released.
+#[derive(Debug, Clone, Default)]
+pub struct GroupMemberDescription {
+    pub member_id: String,
+    pub topics: Vec<String>,
+    pub session_timeout_ms: u32,
+    pub owned: Vec<TopicPartitions>,
+    pub target: Vec<TopicPartitions>,
+}
+
+/// DescribeGroup response.
+#[derive(Debug, Clone, Default)]
+pub struct DescribeGroupResponse {
+    pub error: Option<Error>,
+    pub group: String,
+    pub generation: u32,
+    pub strategy: String,
+    pub members: Vec<GroupMemberDescription>,
+}
+
+/// A request for a group's coordinator.
+#[derive(Debug)]
+pub enum GroupRequest {
+    Join(JoinGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    Leave(LeaveGroupRequest),
+    Commit(OffsetCommitRequest),
+    FetchOffsets(OffsetFetchRequest),
+    Describe(DescribeGroupRequest),
+    /// Every group this shard coordinates.
+    List,
+}
+
+/// A coordinator's answer, of the request's kind.
+#[derive(Debug)]
+pub enum GroupResponse {
+    Join(JoinGroupResponse),
+    Heartbeat(HeartbeatResponse),
+    Leave(LeaveGroupResponse),
+    Commit(OffsetCommitResponse),
+    FetchOffsets(OffsetFetchResponse),
+    Describe(DescribeGroupResponse),
+    List(ListGroupsResponse),
+}

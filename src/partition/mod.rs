@@ -1,0 +1,141 @@
+//! The partition layer: what a shard serves a partition through. A `Partition` owns
+//! what replication will change: the leader epoch stamped into appended batches, the
+//! high watermark readers see, and what an acknowledgement waits for. `Logs` is the
+//! shard's log manager: it opens, closes and deletes partitions as metadata changes.
+//!
+//! Handlers (the service layer, the group coordinator) talk to `Partition`, never to
+//! the storage `Log` beneath it. On a single broker a partition leads in epoch
+//! `LEADER_EPOCH`, its high watermark is the log's, and `acks = durable` waits for
+//! the topic's fsync policy; with replication the same methods will stamp the Raft
+//! term, return the replicated high watermark and wait for a quorum.
+//!
+//! Code map: `logs` (the log manager and what it could not open).
+
+mod logs;
+
+pub use logs::{remove_orphan_topic_dirs, topic_dir, Logs, OpenFailure, OpenFailureCause};
+
+use crate::storage::{Appended, Batches, Log, Offsets, Result, LEADER_EPOCH};
+use bytes::BytesMut;
+use std::rc::Rc;
+
+/// A partition of a topic, by name: the key of every per-partition operation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: u32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: u32) -> TopicPartition {
+        TopicPartition { topic: topic.into(), partition }
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// What a produce waits for before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// Nothing: the producer is not answered.
+    None,
+    /// The leader appended it (offsets assigned).
+    Leader,
+    /// The topic's durability policy is met (an fdatasync for `fsync = always`).
+    Durable,
+}
+
+/// One partition this shard leads.
+pub struct Partition {
+    tp: TopicPartition,
+    /// The topic's id: a topic deleted and created again under its name gets a new
+    /// id, and new partitions.
+    topic_id: u64,
+    leader_epoch: i32,
+    log: Rc<Log>,
+}
+
+impl Partition {
+    pub(crate) fn new(tp: TopicPartition, topic_id: u64, log: Rc<Log>) -> Partition {
+        Partition { tp, topic_id, leader_epoch: LEADER_EPOCH, log }
+    }
+
+    pub fn tp(&self) -> &TopicPartition {
+        &self.tp
+    }
+
+    pub fn topic_id(&self) -> u64 {
+        self.topic_id
+    }
+
+    /// The epoch this shard leads the partition in, stamped into every batch it
+    /// appends.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
+    }
+
+    /// Appends one validated batch, stamped with this partition's leader epoch;
+    /// resolves once it has its offsets. Appends resolve in call order.
+    pub async fn append(&self, batch: BytesMut) -> Result<Appended> {
+        self.log.append_leader(batch, self.leader_epoch).await
+    }
+
+    /// Waits until `appended` may be acknowledged under `acks`.
+    pub async fn wait_acked(&self, appended: &Appended, acks: Acks) -> Result<()> {
+        match acks {
+            Acks::None | Acks::Leader => Ok(()),
+            Acks::Durable => self.log.wait_policy(appended).await,
+        }
+    }
+
+    /// The offset below which consumers may read.
+    pub fn high_watermark(&self) -> u64 {
+        self.log.offsets().high_watermark
+    }
+
+    /// The log's start, end, durable offset and high watermark.
+    pub fn offsets(&self) -> Offsets {
+        self.log.offsets()
+    }
+
+    /// Whole stored batches from `offset`, up to about `max_bytes`, never past the
+    /// high watermark.
+    pub async fn read(&self, offset: u64, max_bytes: usize) -> Result<Batches> {
+        self.log.read(offset, max_bytes).await
+    }
+
+    /// Resolves once a batch at or after `offset` is visible (or the log closes).
+    pub async fn wait_visible(&self, offset: u64) {
+        self.log.wait_visible(offset).await
+    }
+
+    /// The first offset whose batch has a timestamp at or after `timestamp`, with that
+    /// batch's max timestamp.
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>> {
+        self.log.offset_for_timestamp(timestamp).await
+    }
+
+    /// Deletes sealed segments that end at or before `offset`.
+    pub async fn delete_segments_before(&self, offset: u64) -> Result<crate::storage::Retained> {
+        self.log.delete_segments_before(offset).await
+    }
+
+    /// Bytes stored, over every segment.
+    pub fn size_bytes(&self) -> u64 {
+        self.log.size_bytes()
+    }
+
+    /// Segments on disk.
+    pub fn segment_count(&self) -> usize {
+        self.log.segment_count()
+    }
+
+    /// The partition's name in logs and errors.
+    pub fn name(&self) -> &str {
+        self.log.name()
+    }
+}

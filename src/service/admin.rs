@@ -1,0 +1,294 @@
+//! Topic changes: CreateTopics, DeleteTopics, AlterTopicConfigs, CreatePartitions.
+//! Shard 0 owns the metadata store: other shards forward the request there. Shard 0
+//! runs one admin request at a time (`Session`), writes each command to the store
+//! (blocking I/O, off the event loop), applies the new state to itself and then to
+//! every other shard, and answers only once every shard has opened or closed its
+//! partitions.
+
+use super::{Error, RequestContext};
+use crate::metadata::{place_partitions, Command, MetadataError, MetadataState, PARTITIONS_MAX};
+use crate::partition::OpenFailure;
+use crate::shard::{Shard, ShardMessage};
+use crate::storage::{altered_config, topic_config, Setting};
+use futures_channel::oneshot;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: u32,
+    pub settings: Vec<Setting>,
+}
+
+/// Settings of one topic to change: `set` ones take the given values, `reset` ones go
+/// back to the broker's default.
+#[derive(Debug, Clone)]
+pub struct TopicAlteration {
+    pub name: String,
+    pub set: Vec<Setting>,
+    pub reset: Vec<String>,
+}
+
+/// A topic to grow to `count` partitions.
+#[derive(Debug, Clone)]
+pub struct NewPartitions {
+    pub name: String,
+    pub count: u32,
+}
+
+/// One admin request: a list of topics, each changed in turn.
+#[derive(Debug, Clone)]
+pub enum AdminRequest {
+    CreateTopics(Vec<NewTopic>),
+    DeleteTopics(Vec<String>),
+    AlterTopicConfigs(Vec<TopicAlteration>),
+    CreatePartitions(Vec<NewPartitions>),
+}
+
+impl AdminRequest {
+    fn names(&self) -> Vec<String> {
+        match self {
+            AdminRequest::CreateTopics(topics) => topics.iter().map(|t| t.name.clone()).collect(),
+            AdminRequest::DeleteTopics(names) => names.clone(),
+            AdminRequest::AlterTopicConfigs(topics) => topics.iter().map(|t| t.name.clone()).collect(),
+            AdminRequest::CreatePartitions(topics) => topics.iter().map(|t| t.name.clone()).collect(),
+        }
+    }
+}
+
+/// Each topic's name and how its change went, in request order.
+pub type TopicOutcomes = Vec<(String, Result<(), Error>)>;
+
+/// Runs `request` on shard 0: here when this is shard 0, else forwarded there.
+pub async fn run(shard: &Rc<Shard>, _ctx: &RequestContext, request: AdminRequest) -> TopicOutcomes {
+    if shard.id == 0 {
+        return run_here(shard, request).await;
+    }
+    let names = request.names();
+    let (reply, receiver) = oneshot::channel();
+    shard.forward(0, ShardMessage::Admin { request, reply }).await;
+    receiver.await.unwrap_or_else(|_| names.into_iter().map(|name| (name, Err(Error::ShuttingDown))).collect())
+}
+
+/// On shard 0: runs one admin request, one topic after another.
+pub async fn run_here(shard: &Rc<Shard>, request: AdminRequest) -> TopicOutcomes {
+    let mut session = Session::begin(shard).await;
+    let mut outcomes = Vec::new();
+    match request {
+        AdminRequest::CreateTopics(topics) => {
+            for topic in topics {
+                let name = topic.name.clone();
+                outcomes.push((name, create_topic(&mut session, topic).await));
+            }
+        }
+        AdminRequest::DeleteTopics(names) => {
+            for name in names {
+                let outcome = delete_topic(&mut session, &name).await;
+                outcomes.push((name, outcome));
+            }
+        }
+        AdminRequest::AlterTopicConfigs(topics) => {
+            for topic in topics {
+                let name = topic.name.clone();
+                outcomes.push((name, alter_topic(&mut session, topic).await));
+            }
+        }
+        AdminRequest::CreatePartitions(topics) => {
+            for topic in topics {
+                let name = topic.name.clone();
+                outcomes.push((name, create_partitions(&mut session, topic).await));
+            }
+        }
+    }
+    session.finish().await;
+    outcomes
+}
+
+/// One admin request on shard 0: holds the admin lock, writes commands, and keeps the
+/// latest state not yet applied everywhere (deletions and alterations are applied
+/// once, at the end; creations each at once, since they must know what opened).
+struct Session<'a> {
+    shard: &'a Rc<Shard>,
+    _permit: glommio::sync::Permit<'a>,
+    unapplied: Option<Arc<MetadataState>>,
+}
+
+impl<'a> Session<'a> {
+    async fn begin(shard: &'a Rc<Shard>) -> Session<'a> {
+        let permit = shard.admin.acquire_permit(1).await.expect("the admin semaphore is never closed");
+        Session { shard, _permit: permit, unapplied: None }
+    }
+
+    /// The state the next command sees.
+    fn state(&self) -> Arc<MetadataState> {
+        self.unapplied.clone().unwrap_or_else(|| self.shard.metadata())
+    }
+
+    /// Writes one command to the store, off the event loop; returns the new state.
+    async fn submit(&mut self, command: Command) -> Result<Arc<MetadataState>, MetadataError> {
+        let store = self.shard.store.clone().expect("admin commands run on shard 0, which holds the store");
+        let state = glommio::executor()
+            .spawn_blocking(move || {
+                let mut store = store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                store.submit(command).map(|state| Arc::new(state.clone()))
+            })
+            .await?;
+        self.unapplied = Some(state.clone());
+        Ok(state)
+    }
+
+    /// Applies the latest state on every shard; returns what could not be opened.
+    async fn apply(&mut self) -> Vec<OpenFailure> {
+        match self.unapplied.take() {
+            Some(state) => broadcast(self.shard, state).await,
+            None => Vec::new(),
+        }
+    }
+
+    async fn finish(mut self) {
+        self.apply().await;
+    }
+}
+
+/// Applies `state` here, then on every other shard, and waits for all of them;
+/// returns the partitions any shard could not open.
+async fn broadcast(shard: &Rc<Shard>, state: Arc<MetadataState>) -> Vec<OpenFailure> {
+    let mut failures = shard.apply(state.clone()).await;
+    let mut replies = Vec::new();
+    for other in (0..shard.count).filter(|&other| other != shard.id) {
+        let (reply, receiver) = oneshot::channel();
+        shard.forward(other, ShardMessage::Apply { state: state.clone(), reply }).await;
+        replies.push(receiver);
+    }
+    for receiver in replies {
+        failures.extend(receiver.await.unwrap_or_default());
+    }
+    failures
+}
+
+/// Refuses changes to `__consumer_offsets`, saying why.
+fn not_internal(name: &str, why: &str) -> Result<(), Error> {
+    if name == crate::group::OFFSETS_TOPIC {
+        return Err(Error::InvalidTopicName(format!("{name} is internal: {why}")));
+    }
+    Ok(())
+}
+
+fn check_count(count: u32) -> Result<(), Error> {
+    if count == 0 || count > PARTITIONS_MAX {
+        return Err(MetadataError::InvalidPartitions { count: u64::from(count) }.into());
+    }
+    Ok(())
+}
+
+/// Creates one topic. It is answered success only once every one of its partitions
+/// is open on its shard; before anything is created its partitions are checked
+/// against the limits and what the broker has room for (`shard::capacity`), and a
+/// topic some of whose partitions still fail to open is deleted again, with the cause
+/// in its error.
+async fn create_topic(session: &mut Session<'_>, topic: NewTopic) -> Result<(), Error> {
+    let shard = session.shard;
+    let config = topic_config(&shard.live_config().topic_defaults, &topic.settings).map_err(Error::InvalidConfig)?;
+    check_count(topic.partitions)?;
+    let state = session.state();
+    shard.check_new_partitions(&state, topic.partitions, topic.partitions, config.segment_bytes)?;
+    let placement = place_partitions(&state, topic.partitions, shard.count);
+    session.submit(Command::CreateTopic { name: topic.name.clone(), config, placement }).await?;
+    let mut failures = session.apply().await;
+    failures.retain(|failure| failure.topic == topic.name);
+    if failures.is_empty() {
+        tracing::info!(topic = %topic.name, partitions = topic.partitions, "topic created");
+        return Ok(());
+    }
+    // Nothing is created: the partitions that did open are deleted with the topic.
+    if session.submit(Command::DeleteTopic { name: topic.name.clone() }).await.is_ok() {
+        session.apply().await;
+    }
+    Err(not_opened(&topic.name, topic.partitions, &failures))
+}
+
+/// Deletes one topic; its data goes once every shard closed it (in the background).
+async fn delete_topic(session: &mut Session<'_>, name: &str) -> Result<(), Error> {
+    not_internal(name, "it holds the consumer groups' committed offsets")?;
+    session.submit(Command::DeleteTopic { name: name.to_string() }).await?;
+    tracing::info!(topic = %name, "topic deleted");
+    Ok(())
+}
+
+/// Alters one topic's settings, whole or not at all; open logs take the new policy
+/// once every shard has the new metadata, and it survives restarts as any other
+/// metadata command.
+async fn alter_topic(session: &mut Session<'_>, topic: TopicAlteration) -> Result<(), Error> {
+    not_internal(&topic.name, "its settings come from the broker's [groups] configuration")?;
+    let current = session.state().topic(&topic.name)?.config.clone();
+    let defaults = session.shard.live_config().topic_defaults.clone();
+    let config = altered_config(&current, &defaults, &topic.set, &topic.reset).map_err(Error::InvalidConfig)?;
+    if config == current {
+        return Ok(());
+    }
+    session.submit(Command::AlterTopicConfig { name: topic.name.clone(), config }).await?;
+    let changes: Vec<String> = topic
+        .set
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .chain(topic.reset.iter().map(|key| format!("{key} reset")))
+        .collect();
+    tracing::info!(topic = %topic.name, changes = %changes.join(", "), "topic configuration altered");
+    Ok(())
+}
+
+/// Grows one topic to its asked partition count, placing the new partitions on the
+/// shards that own the fewest; they are open on every owning shard before the answer.
+async fn create_partitions(session: &mut Session<'_>, topic: NewPartitions) -> Result<(), Error> {
+    let shard = session.shard;
+    let name = topic.name;
+    not_internal(
+        &name,
+        "it has one partition per shard, fixed when the broker first started, and groups hash onto them",
+    )?;
+    let state = session.state();
+    let meta = state.topic(&name)?;
+    let (current, segment_bytes) = (meta.partitions(), meta.config.segment_bytes);
+    if topic.count > PARTITIONS_MAX {
+        return Err(MetadataError::InvalidPartitions { count: u64::from(topic.count) }.into());
+    }
+    let added = topic.count.saturating_sub(current);
+    if added > 0 {
+        shard.check_new_partitions(&state, added, topic.count, segment_bytes)?;
+    }
+    let placement = place_partitions(&state, added, shard.count);
+    match session.submit(Command::AddPartitions { name: name.clone(), placement }).await {
+        Ok(_) => {}
+        Err(error @ MetadataError::PartitionsShrink { .. }) => {
+            // Said with the count asked for, which the store's error does not know.
+            return Err(Error::InvalidPartitions(format!("{error}; asked for {}", topic.count)));
+        }
+        Err(error) => return Err(error.into()),
+    }
+    let mut failures = session.apply().await;
+    failures.retain(|failure| failure.topic == name && failure.partition >= current);
+    if failures.is_empty() {
+        tracing::info!(topic = %name, from = current, to = topic.count, "partitions added");
+        return Ok(());
+    }
+    if session.submit(Command::RemovePartitions { name: name.clone(), count: added }).await.is_ok() {
+        session.apply().await;
+    }
+    Err(not_opened(&name, added, &failures))
+}
+
+/// The error of a creation undone because `failures` (of `count` new partitions)
+/// could not be opened: the cause and message of the first.
+fn not_opened(name: &str, count: u32, failures: &[OpenFailure]) -> Error {
+    let first = &failures[0];
+    let reason = format!(
+        "{} of {count} new partitions could not be opened (partition {}: {}); nothing was created",
+        failures.len(),
+        first.partition,
+        first.reason
+    );
+    tracing::warn!(topic = %name, message = %reason, "creation undone");
+    Error::NotOpened { cause: first.cause, reason }
+}

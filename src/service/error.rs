@@ -1,0 +1,95 @@
+//! What can go wrong for a partition or a request, in the broker's own terms. Each
+//! listener maps these to its protocol's codes (`native::errors` for the native
+//! protocol); a message, where a variant has one, is what the client is told.
+
+use crate::metadata::MetadataError;
+use crate::partition::OpenFailureCause;
+use crate::shard::capacity::CapacityError;
+use crate::storage::StorageError;
+use std::sync::Arc;
+
+/// Why a request, or one partition of it, failed. Cheap to clone: storage and
+/// metadata errors are shared.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("unknown topic")]
+    UnknownTopic,
+    #[error("unknown partition")]
+    UnknownPartition,
+    /// Placed on its shard but not open there: it failed to open, or is being deleted.
+    #[error("the partition is not open on its shard")]
+    NotReady,
+    /// The shard that was to answer stopped (the broker is shutting down).
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Storage(Arc<StorageError>),
+    #[error(transparent)]
+    Metadata(Arc<MetadataError>),
+    #[error(transparent)]
+    Capacity(#[from] CapacityError),
+    /// An offset past the partition's end.
+    #[error("offset {offset} is past the partition's end {end}")]
+    OffsetOutOfRange { offset: u64, end: u64 },
+    /// Storage failed on the way (the message says where).
+    #[error("{0}")]
+    StorageFailed(String),
+    /// A creation was undone because some of its partitions could not be opened.
+    #[error("{reason}")]
+    NotOpened { cause: OpenFailureCause, reason: String },
+    /// A durable wait passed the request's deadline (the batch may still become
+    /// durable).
+    #[error("the request timed out")]
+    Timeout,
+    #[error("acks must be 0, 1 or 2")]
+    InvalidAcks,
+    /// A field of the request is out of its range.
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    /// The topic's name may not be used for this (an internal topic).
+    #[error("{0}")]
+    InvalidTopicName(String),
+    #[error("invalid group id")]
+    InvalidGroupId,
+    #[error("the session timeout is out of range")]
+    InvalidSessionTimeout,
+    #[error("the shard coordinates as many groups as it may")]
+    TooManyGroups,
+    #[error("the group has as many members as it may")]
+    GroupFull,
+    #[error("unknown group")]
+    UnknownGroup,
+    #[error("unknown member")]
+    UnknownMember,
+    #[error("the group has live members")]
+    GroupNotEmpty,
+    #[error("stale generation")]
+    StaleGeneration,
+    #[error("the member does not own the partition")]
+    NotAssigned,
+}
+
+impl From<&crate::shard::OwnerError> for Error {
+    fn from(error: &crate::shard::OwnerError) -> Error {
+        match error {
+            crate::shard::OwnerError::UnknownTopic => Error::UnknownTopic,
+            crate::shard::OwnerError::UnknownPartition => Error::UnknownPartition,
+        }
+    }
+}
+
+impl From<StorageError> for Error {
+    fn from(error: StorageError) -> Error {
+        Error::Storage(Arc::new(error))
+    }
+}
+
+impl From<MetadataError> for Error {
+    fn from(error: MetadataError) -> Error {
+        Error::Metadata(Arc::new(error))
+    }
+}

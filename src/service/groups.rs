@@ -1,0 +1,99 @@
+//! Consumer-group requests: each goes to the shard coordinating its group (the owner
+//! of the group's `__consumer_offsets` partition), over the mesh when that is another
+//! shard. Listing groups asks every shard and merges.
+
+use super::{Error, RequestContext};
+use crate::group::api::*;
+use crate::group::{check_group_id, offsets_partition, OFFSETS_TOPIC};
+use crate::shard::{Shard, ShardMessage};
+use futures_channel::oneshot;
+use std::rc::Rc;
+
+/// Answers a group request from any shard.
+pub async fn handle(shard: &Rc<Shard>, _ctx: &RequestContext, request: GroupRequest) -> GroupResponse {
+    if let GroupRequest::List = request {
+        return list_everywhere(shard).await;
+    }
+    let group = group_of(&request).to_string();
+    if let Err(error) = check_group_id(&group) {
+        return refusal(&request, error);
+    }
+    let Some(coordinator) = coordinator(shard, &group) else {
+        return refusal(&request, Error::NotReady);
+    };
+    if coordinator == shard.id {
+        return shard.groups.handle(shard, request).await;
+    }
+    let (reply, receiver) = oneshot::channel();
+    let fallback = refusal(&request, Error::NotReady);
+    shard.forward(coordinator, ShardMessage::Group { request, reply }).await;
+    receiver.await.unwrap_or(fallback)
+}
+
+/// The error an answer reports for the whole request, if any.
+pub fn error_of(response: &GroupResponse) -> Option<&Error> {
+    match response {
+        GroupResponse::Join(r) => r.error.as_ref(),
+        GroupResponse::Heartbeat(r) => r.error.as_ref(),
+        GroupResponse::Leave(r) => r.error.as_ref(),
+        GroupResponse::Commit(r) => r.error.as_ref(),
+        GroupResponse::FetchOffsets(r) => r.error.as_ref(),
+        GroupResponse::Describe(r) => r.error.as_ref(),
+        GroupResponse::List(_) => None,
+    }
+}
+
+/// The shard coordinating `group`: the owner of its offsets partition.
+fn coordinator(shard: &Shard, group: &str) -> Option<u32> {
+    let partitions = shard.metadata().topics.get(OFFSETS_TOPIC)?.partitions();
+    shard.owner(OFFSETS_TOPIC, offsets_partition(group, partitions)).ok().filter(|&owner| owner < shard.count)
+}
+
+fn group_of(request: &GroupRequest) -> &str {
+    match request {
+        GroupRequest::Join(r) => &r.group,
+        GroupRequest::Heartbeat(r) => &r.group,
+        GroupRequest::Leave(r) => &r.group,
+        GroupRequest::Commit(r) => &r.group,
+        GroupRequest::FetchOffsets(r) => &r.group,
+        GroupRequest::Describe(r) => &r.group,
+        GroupRequest::List => "",
+    }
+}
+
+/// The answer to `request` that carries only `error`.
+fn refusal(request: &GroupRequest, error: Error) -> GroupResponse {
+    let error = Some(error);
+    match request {
+        GroupRequest::Join(r) => {
+            GroupResponse::Join(JoinGroupResponse { error, member_id: r.member_id.clone(), ..Default::default() })
+        }
+        GroupRequest::Heartbeat(_) => GroupResponse::Heartbeat(HeartbeatResponse { error, ..Default::default() }),
+        GroupRequest::Leave(_) => GroupResponse::Leave(LeaveGroupResponse { error }),
+        GroupRequest::Commit(_) => GroupResponse::Commit(OffsetCommitResponse { error, topics: Vec::new() }),
+        GroupRequest::FetchOffsets(_) => {
+            GroupResponse::FetchOffsets(OffsetFetchResponse { error, topics: Vec::new() })
+        }
+        GroupRequest::Describe(r) => {
+            GroupResponse::Describe(DescribeGroupResponse { error, group: r.group.clone(), ..Default::default() })
+        }
+        GroupRequest::List => GroupResponse::List(ListGroupsResponse::default()),
+    }
+}
+
+/// Every shard's groups, by name.
+async fn list_everywhere(shard: &Rc<Shard>) -> GroupResponse {
+    let mut groups = match shard.groups.handle(shard, GroupRequest::List).await {
+        GroupResponse::List(response) => response.groups,
+        _ => Vec::new(),
+    };
+    for other in (0..shard.count).filter(|&other| other != shard.id) {
+        let (reply, receiver) = oneshot::channel();
+        shard.forward(other, ShardMessage::Group { request: GroupRequest::List, reply }).await;
+        if let Ok(GroupResponse::List(response)) = receiver.await {
+            groups.extend(response.groups);
+        }
+    }
+    groups.sort_by(|a, b| a.group.cmp(&b.group));
+    GroupResponse::List(ListGroupsResponse { groups })
+}

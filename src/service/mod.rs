@@ -1,0 +1,67 @@
+//! The service layer: every operation a client can ask of the broker, as a function
+//! over the broker's own types, whatever protocol the request came in. A listener
+//! decodes its protocol's request, calls one of these, and encodes the answer; the
+//! native listener (`native`) does so today, and a Kafka listener will call the same
+//! functions. Authorization and quotas belong here, checked once for every listener.
+//!
+//! Each operation works on `TopicPartition`s, answers per partition with a
+//! `Result<_, Error>`, and takes a `RequestContext` (who asks, on which listener,
+//! until when). Partitions live on the shard that owns them: `scatter` groups a
+//! request's partitions by owning shard and gathers the answers back into request
+//! order; the work for another shard travels as a `ShardMessage` of these same types,
+//! and `forwarded` serves what other shards send here.
+//!
+//! Code map: `error` (what can go wrong), `operation` (what requests are counted by),
+//! `scatter` (group by owner, gather by slot), `produce`, `fetch`, `offsets` (list
+//! offsets, end offsets), `admin` (topic changes through shard 0), `metadata` (topics
+//! and their settings, from the shard's copy), `groups` (routing to a group's
+//! coordinator), `forwarded` (the mesh receiver).
+
+pub mod admin;
+mod error;
+pub mod fetch;
+pub mod forwarded;
+pub mod groups;
+pub mod metadata;
+pub mod offsets;
+mod operation;
+pub mod produce;
+pub mod scatter;
+
+pub use error::Error;
+pub use operation::{Listener, Operation};
+
+use std::time::Instant;
+
+/// Who a request is from. Only `Anonymous` exists until listeners authenticate; an
+/// authenticated session will carry `User`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A client on a listener without authentication.
+    Anonymous,
+    /// The broker itself (the group coordinator asking for end offsets).
+    Broker,
+}
+
+/// What every operation is told about the request it serves.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub listener: Listener,
+    pub principal: Principal,
+    /// The client's own name for itself, when its protocol carries one.
+    pub client_id: Option<String>,
+    /// When the client stops waiting for an answer, if it said.
+    pub deadline: Option<Instant>,
+}
+
+impl RequestContext {
+    /// A request from a client on `listener` that has not authenticated.
+    pub fn anonymous(listener: Listener) -> RequestContext {
+        RequestContext { listener, principal: Principal::Anonymous, client_id: None, deadline: None }
+    }
+
+    /// A request the broker makes of itself.
+    pub fn broker() -> RequestContext {
+        RequestContext { listener: Listener::Internal, principal: Principal::Broker, client_id: None, deadline: None }
+    }
+}

@@ -1,0 +1,90 @@
+//! ListOffsets: earliest, latest (the high watermark: what a consumer can read up to)
+//! and by timestamp, each answered by the partition's owning shard.
+
+use super::scatter::{route, Slotted};
+use super::{Error, RequestContext};
+use crate::partition::TopicPartition;
+use crate::shard::{Shard, ShardMessage};
+use futures_channel::oneshot;
+use std::rc::Rc;
+
+/// Which offset to look up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// The first offset stored.
+    Earliest,
+    /// The high watermark: the offset after the last readable record.
+    Latest,
+    /// The first offset whose batch has a timestamp at or after this one (ms).
+    Timestamp(i64),
+}
+
+/// An offset found, and the timestamp it was found by (-1 when not by timestamp).
+/// `offset` is -1 when no batch is that recent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedOffset {
+    pub offset: i64,
+    pub timestamp: i64,
+}
+
+/// Looks up each partition's offset on the shard that owns it.
+pub async fn list_offsets(
+    shard: &Rc<Shard>,
+    _ctx: &RequestContext,
+    items: Vec<(TopicPartition, OffsetSpec)>,
+) -> Vec<Result<ListedOffset, Error>> {
+    let mut routed = route(shard, items);
+    for (owner, items) in routed.by_shard {
+        if owner == shard.id {
+            for (slot, answer) in list_local(shard, items).await {
+                routed.answers.set(slot, answer);
+            }
+            continue;
+        }
+        let slots: Vec<usize> = items.iter().map(|item| item.slot).collect();
+        let (reply, receiver) = oneshot::channel();
+        shard.forward(owner, ShardMessage::ListOffsets { items, reply }).await;
+        match receiver.await {
+            Ok(found) => found.into_iter().for_each(|(slot, answer)| routed.answers.set(slot, answer)),
+            Err(_) => routed.answers.fail(slots, Error::ShuttingDown),
+        }
+    }
+    routed.answers.into_answers()
+}
+
+/// The high watermark of each partition, for checks that need a partition's end (an
+/// offset commit may not pass it).
+pub async fn end_offsets(shard: &Rc<Shard>, tps: Vec<TopicPartition>) -> Vec<Result<u64, Error>> {
+    let items = tps.into_iter().map(|tp| (tp, OffsetSpec::Latest)).collect();
+    list_offsets(shard, &RequestContext::broker(), items)
+        .await
+        .into_iter()
+        .map(|answer| answer.map(|listed| listed.offset.max(0) as u64))
+        .collect()
+}
+
+/// Looks up every item in this shard's partitions.
+pub async fn list_local(
+    shard: &Shard,
+    items: Vec<Slotted<OffsetSpec>>,
+) -> Vec<(usize, Result<ListedOffset, Error>)> {
+    let mut out = Vec::with_capacity(items.len());
+    for Slotted { slot, tp, item: spec } in items {
+        let Some(partition) = shard.logs.get(&tp) else {
+            out.push((slot, Err(Error::NotReady)));
+            continue;
+        };
+        let offsets = partition.offsets();
+        let answer = match spec {
+            OffsetSpec::Latest => Ok(ListedOffset { offset: offsets.high_watermark as i64, timestamp: -1 }),
+            OffsetSpec::Earliest => Ok(ListedOffset { offset: offsets.start as i64, timestamp: -1 }),
+            OffsetSpec::Timestamp(timestamp) => match partition.offset_for_timestamp(timestamp).await {
+                Ok(Some((offset, max_timestamp))) => Ok(ListedOffset { offset: offset as i64, timestamp: max_timestamp }),
+                Ok(None) => Ok(ListedOffset { offset: -1, timestamp: -1 }),
+                Err(error) => Err(Error::from(error)),
+            },
+        };
+        out.push((slot, answer));
+    }
+    out
+}

@@ -1,0 +1,114 @@
+//! What the broker counts requests by: the operation asked for and the listener it
+//! came in on, whatever the protocol.
+
+/// A listener: where a request came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The native protocol's listeners (the main port and each shard's own).
+    Native,
+    /// The broker asking itself (the group coordinator); never counted.
+    Internal,
+}
+
+impl Listener {
+    /// The listeners clients connect to, for per-listener counters.
+    pub const CLIENT: [Listener; 1] = [Listener::Native];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Listener::Native => "native",
+            Listener::Internal => "internal",
+        }
+    }
+
+    /// Its index in `CLIENT`, or `None` for the broker's own requests.
+    pub fn index(self) -> Option<usize> {
+        match self {
+            Listener::Native => Some(0),
+            Listener::Internal => None,
+        }
+    }
+}
+
+/// An operation a client asks of the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Produce,
+    Fetch,
+    ListOffsets,
+    Metadata,
+    ApiVersions,
+    CreateTopics,
+    DeleteTopics,
+    DescribeTopicConfigs,
+    AlterTopicConfigs,
+    CreatePartitions,
+    JoinGroup,
+    Heartbeat,
+    LeaveGroup,
+    OffsetCommit,
+    OffsetFetch,
+    ListGroups,
+    DescribeGroup,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 17] = [
+        Operation::Produce,
+        Operation::Fetch,
+        Operation::ListOffsets,
+        Operation::Metadata,
+        Operation::ApiVersions,
+        Operation::CreateTopics,
+        Operation::DeleteTopics,
+        Operation::DescribeTopicConfigs,
+        Operation::AlterTopicConfigs,
+        Operation::CreatePartitions,
+        Operation::JoinGroup,
+        Operation::Heartbeat,
+        Operation::LeaveGroup,
+        Operation::OffsetCommit,
+        Operation::OffsetFetch,
+        Operation::ListGroups,
+        Operation::DescribeGroup,
+    ];
+
+    /// Its index in `ALL`, for per-operation counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Produce => "Produce",
+            Operation::Fetch => "Fetch",
+            Operation::ListOffsets => "ListOffsets",
+            Operation::Metadata => "Metadata",
+            Operation::ApiVersions => "ApiVersions",
+            Operation::CreateTopics => "CreateTopics",
+            Operation::DeleteTopics => "DeleteTopics",
+            Operation::DescribeTopicConfigs => "DescribeTopicConfigs",
+            Operation::AlterTopicConfigs => "AlterTopicConfigs",
+            Operation::CreatePartitions => "CreatePartitions",
+            Operation::JoinGroup => "JoinGroup",
+            Operation::Heartbeat => "Heartbeat",
+            Operation::LeaveGroup => "LeaveGroup",
+            Operation::OffsetCommit => "OffsetCommit",
+            Operation::OffsetFetch => "OffsetFetch",
+            Operation::ListGroups => "ListGroups",
+            Operation::DescribeGroup => "DescribeGroup",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexes_follow_all() {
+        for (i, op) in Operation::ALL.iter().enumerate() {
+            assert_eq!(op.index(), i, "{}", op.name());
+        }
+    }
+}
