@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use crate::service::{Listener, Operation};
+use crate::service::operation::{Listener, Operation};
 
 /// Upper bounds of the latency histograms' buckets, in seconds.
 const BUCKETS: [f64; 16] =

@@ -2,7 +2,7 @@
 //! service layer routes to a group's coordinating shard and each listener translates
 //! from and to its protocol. An answer's `error` is `None` on success.
 
-use crate::service::Error;
+use crate::service::error::Error;
 
 /// Partitions of one topic.
 #[derive(Debug, Clone, Default)]

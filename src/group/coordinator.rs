@@ -28,7 +28,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 use super::api::*;
 use crate::partition::{Acks, Partition, TopicPartition};
-use crate::service::Error;
+use crate::service::error::Error;
 use strand_protocol::{BatchBuilder, RecordIter};
 
 /// Longest metadata string a commit may carry.

@@ -11,7 +11,7 @@ mod coordinator;
 
 pub use coordinator::{GroupCoordinator, COMMIT_METADATA_BYTES_MAX};
 
-use crate::service::Error;
+use crate::service::error::Error;
 
 /// The internal topic holding committed offsets, one partition per shard at creation.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

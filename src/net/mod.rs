@@ -10,7 +10,7 @@
 //! `budget` (`ReceiveBudget`, `Signal`), `transport` (`Transport`, `Tcp`).
 
 mod accept;
-mod budget;
+pub mod budget;
 mod connection;
 pub mod transport;
 mod writer;

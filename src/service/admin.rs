@@ -5,61 +5,15 @@
 //! every other shard, and answers only once every shard has opened or closed its
 //! partitions.
 
+pub use super::types::{AdminRequest, NewPartitions, NewTopic, TopicAlteration, TopicOutcomes};
 use super::{Error, RequestContext};
 use crate::metadata::{place_partitions, Command, MetadataError, MetadataState, PARTITIONS_MAX};
 use crate::partition::OpenFailure;
 use crate::shard::{Shard, ShardMessage};
-use crate::storage::{altered_config, topic_config, Setting};
+use crate::storage::{altered_config, topic_config};
 use futures_channel::oneshot;
 use std::rc::Rc;
 use std::sync::Arc;
-
-/// A topic to create.
-#[derive(Debug, Clone)]
-pub struct NewTopic {
-    pub name: String,
-    pub partitions: u32,
-    pub settings: Vec<Setting>,
-}
-
-/// Settings of one topic to change: `set` ones take the given values, `reset` ones go
-/// back to the broker's default.
-#[derive(Debug, Clone)]
-pub struct TopicAlteration {
-    pub name: String,
-    pub set: Vec<Setting>,
-    pub reset: Vec<String>,
-}
-
-/// A topic to grow to `count` partitions.
-#[derive(Debug, Clone)]
-pub struct NewPartitions {
-    pub name: String,
-    pub count: u32,
-}
-
-/// One admin request: a list of topics, each changed in turn.
-#[derive(Debug, Clone)]
-pub enum AdminRequest {
-    CreateTopics(Vec<NewTopic>),
-    DeleteTopics(Vec<String>),
-    AlterTopicConfigs(Vec<TopicAlteration>),
-    CreatePartitions(Vec<NewPartitions>),
-}
-
-impl AdminRequest {
-    fn names(&self) -> Vec<String> {
-        match self {
-            AdminRequest::CreateTopics(topics) => topics.iter().map(|t| t.name.clone()).collect(),
-            AdminRequest::DeleteTopics(names) => names.clone(),
-            AdminRequest::AlterTopicConfigs(topics) => topics.iter().map(|t| t.name.clone()).collect(),
-            AdminRequest::CreatePartitions(topics) => topics.iter().map(|t| t.name.clone()).collect(),
-        }
-    }
-}
-
-/// Each topic's name and how its change went, in request order.
-pub type TopicOutcomes = Vec<(String, Result<(), Error>)>;
 
 /// Runs `request` on shard 0: here when this is shard 0, else forwarded there.
 pub async fn run(shard: &Rc<Shard>, _ctx: &RequestContext, request: AdminRequest) -> TopicOutcomes {

@@ -4,7 +4,7 @@
 
 use crate::metadata::MetadataError;
 use crate::partition::OpenFailureCause;
-use crate::shard::capacity::CapacityError;
+use crate::shard::capacity_error::CapacityError;
 use crate::storage::StorageError;
 use std::sync::Arc;
 
@@ -73,14 +73,6 @@ pub enum Error {
     NotAssigned,
 }
 
-impl From<&crate::shard::OwnerError> for Error {
-    fn from(error: &crate::shard::OwnerError) -> Error {
-        match error {
-            crate::shard::OwnerError::UnknownTopic => Error::UnknownTopic,
-            crate::shard::OwnerError::UnknownPartition => Error::UnknownPartition,
-        }
-    }
-}
 
 impl From<StorageError> for Error {
     fn from(error: StorageError) -> Error {

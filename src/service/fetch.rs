@@ -7,6 +7,7 @@
 //! the first shard to find data cancels the others' waits, so the answer goes out as
 //! soon as any data is there, as a fetch on one shard would.
 
+pub use super::types::{FetchAnswers, FetchFrom, FetchWait, SentFetched};
 use super::scatter::{route, Slotted};
 use super::{Error, RequestContext};
 use crate::partition::TopicPartition;
@@ -29,21 +30,6 @@ const MAX_WAIT_MS_MAX: u32 = 300_000;
 /// `max_bytes`, if less) of its connection's response budget while the fetch runs.
 pub const FETCH_BYTES_MAX: u32 = 64 << 20;
 
-/// How long a fetch may wait and how much it may return, in all.
-#[derive(Debug, Clone, Copy)]
-pub struct FetchWait {
-    pub max_wait_ms: u32,
-    pub min_bytes: u32,
-    pub max_bytes: u32,
-}
-
-/// Where to read one partition from, and how much of it.
-#[derive(Debug, Clone, Copy)]
-pub struct FetchFrom {
-    pub offset: u64,
-    pub max_bytes: u32,
-}
-
 /// What a fetch read from one partition.
 #[derive(Debug)]
 pub struct Fetched {
@@ -54,18 +40,6 @@ pub struct Fetched {
     pub next_offset: u64,
     pub chunks: Vec<Chunk>,
     pub bytes: usize,
-}
-
-/// What a forwarded fetch answers, by slot. Across shards the stored bytes travel as
-/// `Bytes` (cached batches are shared, disk reads copied once).
-pub type FetchAnswers = Vec<(usize, Result<SentFetched, Error>)>;
-
-/// `Fetched` as it crosses the mesh.
-#[derive(Debug)]
-pub struct SentFetched {
-    pub high_watermark: u64,
-    pub log_start_offset: u64,
-    pub chunks: Vec<Bytes>,
 }
 
 /// Reads every partition of a fetch, waiting as `wait` allows; the answers in request

@@ -15,18 +15,19 @@
 //! `scatter` (group by owner, gather by slot), `produce`, `fetch`, `offsets` (list
 //! offsets, end offsets), `admin` (topic changes through shard 0), `metadata` (topics
 //! and their settings, from the shard's copy), `groups` (routing to a group's
-//! coordinator), `forwarded` (the mesh receiver).
+//! coordinator), `forwarded` (the mesh receiver), `types` (what crosses the mesh).
 
 pub mod admin;
-mod error;
+pub mod error;
 pub mod fetch;
 pub mod forwarded;
 pub mod groups;
 pub mod metadata;
 pub mod offsets;
-mod operation;
+pub mod operation;
 pub mod produce;
 pub mod scatter;
+pub mod types;
 
 pub use error::Error;
 pub use operation::{Listener, Operation};

@@ -1,31 +1,13 @@
 //! ListOffsets: earliest, latest (the high watermark: what a consumer can read up to)
 //! and by timestamp, each answered by the partition's owning shard.
 
+pub use super::types::{ListedOffset, OffsetSpec};
 use super::scatter::{route, Slotted};
 use super::{Error, RequestContext};
 use crate::partition::TopicPartition;
 use crate::shard::{Shard, ShardMessage};
 use futures_channel::oneshot;
 use std::rc::Rc;
-
-/// Which offset to look up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OffsetSpec {
-    /// The first offset stored.
-    Earliest,
-    /// The high watermark: the offset after the last readable record.
-    Latest,
-    /// The first offset whose batch has a timestamp at or after this one (ms).
-    Timestamp(i64),
-}
-
-/// An offset found, and the timestamp it was found by (-1 when not by timestamp).
-/// `offset` is -1 when no batch is that recent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListedOffset {
-    pub offset: i64,
-    pub timestamp: i64,
-}
 
 /// Looks up each partition's offset on the shard that owns it.
 pub async fn list_offsets(

@@ -8,6 +8,7 @@
 //! their order per partition without waiting for any fdatasync; `Pending::settle`
 //! then waits for `acks`.
 
+pub use super::types::{ProduceAnswers, Produced};
 use super::scatter::{route, Gathered, Slotted};
 use super::{Error, RequestContext};
 use crate::partition::{Acks, Partition, TopicPartition};
@@ -18,18 +19,6 @@ use futures_channel::oneshot;
 use std::rc::Rc;
 use std::time::Instant;
 use strand_protocol::batch;
-
-/// Where a partition's first appended batch landed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Produced {
-    pub base_offset: i64,
-    /// The broker's clock stamped into the batch (-1 unless the topic uses
-    /// log-append time).
-    pub log_append_time_ms: i64,
-}
-
-/// What a forwarded produce answers, by slot.
-pub type ProduceAnswers = Vec<(usize, Result<Produced, Error>)>;
 
 /// A partition appended (or refused) on this shard, and what remains to wait for.
 pub enum Appending {

@@ -5,18 +5,11 @@
 //! order, long polls at once, lookups one after another), and `Gathered` puts the
 //! answers back in request order.
 
+pub use super::types::Slotted;
 use super::Error;
 use crate::partition::TopicPartition;
-use crate::shard::Shard;
+use crate::shard::{OwnerError, Shard};
 use std::collections::BTreeMap;
-
-/// One partition's work, and its place in the answer.
-#[derive(Debug)]
-pub struct Slotted<T> {
-    pub slot: usize,
-    pub tp: TopicPartition,
-    pub item: T,
-}
 
 /// A request's partitions grouped by owning shard, and the answers known already.
 pub struct Routed<T, R> {
@@ -60,7 +53,8 @@ pub fn route<T, R>(shard: &Shard, items: Vec<(TopicPartition, T)>) -> Routed<T, 
     for (slot, (tp, item)) in items.into_iter().enumerate() {
         match shard.owner(&tp.topic, tp.partition) {
             Ok(owner) => by_shard.entry(owner).or_default().push(Slotted { slot, tp, item }),
-            Err(error) => answers.set(slot, Err(Error::from(&error))),
+            Err(OwnerError::UnknownTopic) => answers.set(slot, Err(Error::UnknownTopic)),
+            Err(OwnerError::UnknownPartition) => answers.set(slot, Err(Error::UnknownPartition)),
         }
     }
     Routed { by_shard, answers }

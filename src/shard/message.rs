@@ -6,12 +6,10 @@
 use crate::group::api::{GroupRequest, GroupResponse};
 use crate::metadata::MetadataState;
 use crate::partition::{Acks, OpenFailure};
-use crate::service::admin::{AdminRequest, TopicOutcomes};
-use crate::service::fetch::{FetchAnswers, FetchFrom, FetchWait};
-use crate::service::offsets::{ListedOffset, OffsetSpec};
-use crate::service::produce::ProduceAnswers;
-use crate::service::scatter::Slotted;
-use crate::service::Error;
+use crate::service::error::Error;
+use crate::service::types::{
+    AdminRequest, FetchAnswers, FetchFrom, FetchWait, ListedOffset, OffsetSpec, ProduceAnswers, Slotted, TopicOutcomes,
+};
 use bytes::BytesMut;
 use futures_channel::oneshot;
 use std::sync::Arc;

@@ -7,6 +7,7 @@
 //! shard serves are its `Logs` (`partition`); starting shards is `boot`'s.
 
 pub mod capacity;
+pub mod capacity_error;
 mod message;
 pub mod warnings;
 
@@ -53,7 +54,7 @@ pub struct Shard {
     pub all_metrics: Arc<Vec<Arc<crate::metrics::ShardMetrics>>>,
     /// What this shard's connections have received and not yet answered, bounded by
     /// `limits.receive_bytes_max`.
-    pub receive: Rc<crate::net::ReceiveBudget>,
+    pub receive: Rc<crate::net::budget::ReceiveBudget>,
 }
 
 impl Shard {

@@ -1,0 +1,122 @@
+//! The types of the service's operations that cross the mesh between shards: each
+//! partition's work with its slot, and what produce, fetch, list offsets and admin
+//! requests take and answer. A leaf: `shard::message` carries these without
+//! importing the operations themselves.
+
+use super::error::Error;
+use crate::partition::TopicPartition;
+use crate::storage::Setting;
+use bytes::Bytes;
+
+/// One partition's work, and its place in the answer.
+#[derive(Debug)]
+pub struct Slotted<T> {
+    pub slot: usize,
+    pub tp: TopicPartition,
+    pub item: T,
+}
+
+/// Where a partition's first appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Produced {
+    pub base_offset: i64,
+    /// The broker's clock stamped into the batch (-1 unless the topic uses
+    /// log-append time).
+    pub log_append_time_ms: i64,
+}
+
+/// What a forwarded produce answers, by slot.
+pub type ProduceAnswers = Vec<(usize, Result<Produced, Error>)>;
+
+/// How long a fetch may wait and how much it may return, in all.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchWait {
+    pub max_wait_ms: u32,
+    pub min_bytes: u32,
+    pub max_bytes: u32,
+}
+
+/// Where to read one partition from, and how much of it.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchFrom {
+    pub offset: u64,
+    pub max_bytes: u32,
+}
+
+/// What a forwarded fetch answers, by slot. Across shards the stored bytes travel as
+/// `Bytes` (cached batches are shared, disk reads copied once).
+pub type FetchAnswers = Vec<(usize, Result<SentFetched, Error>)>;
+
+/// `Fetched` as it crosses the mesh.
+#[derive(Debug)]
+pub struct SentFetched {
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
+    pub chunks: Vec<Bytes>,
+}
+
+/// Which offset to look up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// The first offset stored.
+    Earliest,
+    /// The high watermark: the offset after the last readable record.
+    Latest,
+    /// The first offset whose batch has a timestamp at or after this one (ms).
+    Timestamp(i64),
+}
+
+/// An offset found, and the timestamp it was found by (-1 when not by timestamp).
+/// `offset` is -1 when no batch is that recent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedOffset {
+    pub offset: i64,
+    pub timestamp: i64,
+}
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: u32,
+    pub settings: Vec<Setting>,
+}
+
+/// Settings of one topic to change: `set` ones take the given values, `reset` ones go
+/// back to the broker's default.
+#[derive(Debug, Clone)]
+pub struct TopicAlteration {
+    pub name: String,
+    pub set: Vec<Setting>,
+    pub reset: Vec<String>,
+}
+
+/// A topic to grow to `count` partitions.
+#[derive(Debug, Clone)]
+pub struct NewPartitions {
+    pub name: String,
+    pub count: u32,
+}
+
+/// One admin request: a list of topics, each changed in turn.
+#[derive(Debug, Clone)]
+pub enum AdminRequest {
+    CreateTopics(Vec<NewTopic>),
+    DeleteTopics(Vec<String>),
+    AlterTopicConfigs(Vec<TopicAlteration>),
+    CreatePartitions(Vec<NewPartitions>),
+}
+
+impl AdminRequest {
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            AdminRequest::CreateTopics(topics) => topics.iter().map(|t| t.name.clone()).collect(),
+            AdminRequest::DeleteTopics(names) => names.clone(),
+            AdminRequest::AlterTopicConfigs(topics) => topics.iter().map(|t| t.name.clone()).collect(),
+            AdminRequest::CreatePartitions(topics) => topics.iter().map(|t| t.name.clone()).collect(),
+        }
+    }
+}
+
+/// Each topic's name and how its change went, in request order.
+pub type TopicOutcomes = Vec<(String, Result<(), Error>)>;
