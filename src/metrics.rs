@@ -7,12 +7,12 @@
 //! that need a shard's own state (segments, cache) are refreshed by the shard's
 //! periodic tick.
 
+use crate::service::operation::{Listener, Operation};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use crate::service::operation::{Listener, Operation};
 
 /// Upper bounds of the latency histograms' buckets, in seconds.
 const BUCKETS: [f64; 16] =

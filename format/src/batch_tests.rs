@@ -131,8 +131,7 @@ fn forge(codec: Compression, record_count: i32, body: &[u8]) -> Vec<u8> {
     batch[OFFSET_BATCH_LENGTH..OFFSET_BATCH_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
     batch[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&codec.attribute().to_be_bytes());
     batch[OFFSET_RECORD_COUNT..OFFSET_RECORD_COUNT + 4].copy_from_slice(&record_count.to_be_bytes());
-    batch[OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4]
-        .copy_from_slice(&(record_count - 1).to_be_bytes());
+    batch[OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4].copy_from_slice(&(record_count - 1).to_be_bytes());
     reseal(&mut batch);
     batch
 }

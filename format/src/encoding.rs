@@ -20,7 +20,6 @@ pub enum RecordError {
     OffsetDelta { expected: i32, found: i32 },
 }
 
-
 /// The offsets of one record's fields, found without allocating.
 pub(crate) struct RecordView {
     pub offset_delta: i32,

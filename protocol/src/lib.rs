@@ -9,4 +9,7 @@ pub mod native;
 // The batch format lives in `strand-format` (which storage depends on without any wire
 // protocol); re-exported here for the client and the bench, which speak both.
 pub use strand_format::{batch, compression, encoding, record, varint};
-pub use strand_format::{BatchBuilder, BatchError, BatchHeader, BatchLimits, Compression, Header, Record, RecordError, RecordIter, TimestampType};
+pub use strand_format::{
+    BatchBuilder, BatchError, BatchHeader, BatchLimits, Compression, Header, Record, RecordError, RecordIter,
+    TimestampType,
+};

@@ -9,10 +9,10 @@
 //! one port of its own (`port + 1 + shard`) for shard-aware clients.
 
 use crate::config::{BrokerConfig, Cores};
-use crate::partition::Logs;
-use crate::shard::{Shard, ShardMessage};
 use crate::metadata::{MetadataState, MetadataStore};
+use crate::partition::Logs;
 use crate::runtime;
+use crate::shard::{Shard, ShardMessage};
 use crate::storage::{probe_device, BatchCache};
 use anyhow::{bail, Context};
 use futures_channel::oneshot;

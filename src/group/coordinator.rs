@@ -19,16 +19,16 @@
 //! delay after the first join), so members started together get a balanced first
 //! assignment instead of the first taking every partition.
 
+use super::api::*;
 use super::assign::{assign, Assignment, Strategy, Subscriptions, Tp};
+use crate::partition::{Acks, Partition, TopicPartition};
+use crate::service::error::Error;
 use crate::shard::Shard;
 use bytes::BytesMut;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-use super::api::*;
-use crate::partition::{Acks, Partition, TopicPartition};
-use crate::service::error::Error;
 use strand_protocol::{BatchBuilder, RecordIter};
 
 /// Longest metadata string a commit may carry.
@@ -481,8 +481,12 @@ impl GroupCoordinator {
                     let error = match ends.get(&tp) {
                         None => Some(Error::UnknownTopic),
                         Some(Err(error)) => Some(error.clone()),
-                        Some(Ok(_)) if part.metadata.len() > COMMIT_METADATA_BYTES_MAX => Some(Error::InvalidConfig(format!("commit metadata is longer than {COMMIT_METADATA_BYTES_MAX} bytes"))),
-                        Some(Ok(end)) if part.offset > *end => Some(Error::OffsetOutOfRange { offset: part.offset, end: *end }),
+                        Some(Ok(_)) if part.metadata.len() > COMMIT_METADATA_BYTES_MAX => Some(Error::InvalidConfig(
+                            format!("commit metadata is longer than {COMMIT_METADATA_BYTES_MAX} bytes"),
+                        )),
+                        Some(Ok(end)) if part.offset > *end => {
+                            Some(Error::OffsetOutOfRange { offset: part.offset, end: *end })
+                        }
                         Some(Ok(_)) => {
                             let owns = admin || group.is_some_and(|g| g.owner.get(&tp) == Some(&request.member_id));
                             if owns {
@@ -684,11 +688,8 @@ impl GroupCoordinator {
     fn describe(&self, request: DescribeGroupRequest) -> DescribeGroupResponse {
         let groups = self.groups.borrow();
         let Some(group) = groups.get(&request.group) else {
-            let error = if self.offsets.borrow().contains_key(&request.group) {
-                None
-            } else {
-                Some(Error::UnknownGroup)
-            };
+            let error =
+                if self.offsets.borrow().contains_key(&request.group) { None } else { Some(Error::UnknownGroup) };
             let generation = self.ended.borrow().get(&request.group).copied();
             let error = if generation.is_some() { None } else { error };
             return DescribeGroupResponse {

@@ -20,7 +20,8 @@ pub fn response_reservation(request: &FetchRequest) -> usize {
 
 /// Handles a Fetch request; returns the response as pieces.
 pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, correlation: u32, request: FetchRequest) -> Vec<Piece> {
-    let wait = FetchWait { max_wait_ms: request.max_wait_ms, min_bytes: request.min_bytes, max_bytes: request.max_bytes };
+    let wait =
+        FetchWait { max_wait_ms: request.max_wait_ms, min_bytes: request.min_bytes, max_bytes: request.max_bytes };
     let items = request
         .topics
         .iter()

@@ -32,10 +32,7 @@ impl Convert<ErrorCode> for Option<Error> {
 
 impl Convert<api::TopicPartitions> for wire::TopicPartitions {
     fn convert(self) -> api::TopicPartitions {
-        api::TopicPartitions {
-            topic: self.topic.convert(),
-            partitions: self.partitions.convert(),
-        }
+        api::TopicPartitions { topic: self.topic.convert(), partitions: self.partitions.convert() }
     }
 }
 
@@ -63,10 +60,7 @@ impl Convert<api::HeartbeatRequest> for wire::HeartbeatRequest {
 
 impl Convert<api::LeaveGroupRequest> for wire::LeaveGroupRequest {
     fn convert(self) -> api::LeaveGroupRequest {
-        api::LeaveGroupRequest {
-            group: self.group.convert(),
-            member_id: self.member_id.convert(),
-        }
+        api::LeaveGroupRequest { group: self.group.convert(), member_id: self.member_id.convert() }
     }
 }
 
@@ -82,10 +76,7 @@ impl Convert<api::CommitPartition> for wire::CommitPartition {
 
 impl Convert<api::CommitTopic> for wire::CommitTopic {
     fn convert(self) -> api::CommitTopic {
-        api::CommitTopic {
-            topic: self.topic.convert(),
-            partitions: self.partitions.convert(),
-        }
+        api::CommitTopic { topic: self.topic.convert(), partitions: self.partitions.convert() }
     }
 }
 
@@ -102,18 +93,13 @@ impl Convert<api::OffsetCommitRequest> for wire::OffsetCommitRequest {
 
 impl Convert<api::OffsetFetchRequest> for wire::OffsetFetchRequest {
     fn convert(self) -> api::OffsetFetchRequest {
-        api::OffsetFetchRequest {
-            group: self.group.convert(),
-            topics: self.topics.convert(),
-        }
+        api::OffsetFetchRequest { group: self.group.convert(), topics: self.topics.convert() }
     }
 }
 
 impl Convert<api::DescribeGroupRequest> for wire::DescribeGroupRequest {
     fn convert(self) -> api::DescribeGroupRequest {
-        api::DescribeGroupRequest {
-            group: self.group.convert(),
-        }
+        api::DescribeGroupRequest { group: self.group.convert() }
     }
 }
 
@@ -141,36 +127,25 @@ impl Convert<wire::HeartbeatResponse> for api::HeartbeatResponse {
 
 impl Convert<wire::LeaveGroupResponse> for api::LeaveGroupResponse {
     fn convert(self) -> wire::LeaveGroupResponse {
-        wire::LeaveGroupResponse {
-            error: self.error.convert(),
-        }
+        wire::LeaveGroupResponse { error: self.error.convert() }
     }
 }
 
 impl Convert<wire::CommitPartitionResult> for api::CommitPartitionResult {
     fn convert(self) -> wire::CommitPartitionResult {
-        wire::CommitPartitionResult {
-            partition: self.partition.convert(),
-            error: self.error.convert(),
-        }
+        wire::CommitPartitionResult { partition: self.partition.convert(), error: self.error.convert() }
     }
 }
 
 impl Convert<wire::CommitTopicResult> for api::CommitTopicResult {
     fn convert(self) -> wire::CommitTopicResult {
-        wire::CommitTopicResult {
-            topic: self.topic.convert(),
-            partitions: self.partitions.convert(),
-        }
+        wire::CommitTopicResult { topic: self.topic.convert(), partitions: self.partitions.convert() }
     }
 }
 
 impl Convert<wire::OffsetCommitResponse> for api::OffsetCommitResponse {
     fn convert(self) -> wire::OffsetCommitResponse {
-        wire::OffsetCommitResponse {
-            error: self.error.convert(),
-            topics: self.topics.convert(),
-        }
+        wire::OffsetCommitResponse { error: self.error.convert(), topics: self.topics.convert() }
     }
 }
 
@@ -186,19 +161,13 @@ impl Convert<wire::CommittedPartition> for api::CommittedPartition {
 
 impl Convert<wire::CommittedTopic> for api::CommittedTopic {
     fn convert(self) -> wire::CommittedTopic {
-        wire::CommittedTopic {
-            topic: self.topic.convert(),
-            partitions: self.partitions.convert(),
-        }
+        wire::CommittedTopic { topic: self.topic.convert(), partitions: self.partitions.convert() }
     }
 }
 
 impl Convert<wire::OffsetFetchResponse> for api::OffsetFetchResponse {
     fn convert(self) -> wire::OffsetFetchResponse {
-        wire::OffsetFetchResponse {
-            error: self.error.convert(),
-            topics: self.topics.convert(),
-        }
+        wire::OffsetFetchResponse { error: self.error.convert(), topics: self.topics.convert() }
     }
 }
 
@@ -214,9 +183,7 @@ impl Convert<wire::GroupListing> for api::GroupListing {
 
 impl Convert<wire::ListGroupsResponse> for api::ListGroupsResponse {
     fn convert(self) -> wire::ListGroupsResponse {
-        wire::ListGroupsResponse {
-            groups: self.groups.convert(),
-        }
+        wire::ListGroupsResponse { groups: self.groups.convert() }
     }
 }
 
@@ -246,10 +213,6 @@ impl Convert<wire::DescribeGroupResponse> for api::DescribeGroupResponse {
 
 impl Convert<wire::TopicPartitions> for api::TopicPartitions {
     fn convert(self) -> wire::TopicPartitions {
-        wire::TopicPartitions {
-            topic: self.topic.convert(),
-            partitions: self.partitions.convert(),
-        }
+        wire::TopicPartitions { topic: self.topic.convert(), partitions: self.partitions.convert() }
     }
 }
-

@@ -38,8 +38,10 @@ pub struct Native {
 impl Native {
     pub fn new(shard: Rc<Shard>) -> Native {
         let config = &shard.config.limits;
-        let limits =
-            Limits { frame_bytes_max: config.frame_bytes_max as usize, array_count_max: config.array_count_max as usize };
+        let limits = Limits {
+            frame_bytes_max: config.frame_bytes_max as usize,
+            array_count_max: config.array_count_max as usize,
+        };
         Native { shard, limits }
     }
 }

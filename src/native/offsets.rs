@@ -54,7 +54,12 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ListOffset
                     },
                     Err(error) => {
                         errors += 1;
-                        ListOffsetsPartitionResponse { partition: part.partition, error: code(&error), offset: -1, timestamp: -1 }
+                        ListOffsetsPartitionResponse {
+                            partition: part.partition,
+                            error: code(&error),
+                            offset: -1,
+                            timestamp: -1,
+                        }
                     }
                 })
                 .collect(),

@@ -110,7 +110,12 @@ pub async fn handle(
                         },
                         Err(error) => {
                             metrics.error(listener, Operation::Produce);
-                            ProducePartitionResponse { partition, error: code(&error), base_offset: -1, log_append_time_ms: -1 }
+                            ProducePartitionResponse {
+                                partition,
+                                error: code(&error),
+                                base_offset: -1,
+                                log_append_time_ms: -1,
+                            }
                         }
                     })
                     .collect(),

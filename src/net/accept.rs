@@ -61,6 +61,12 @@ fn refuse(shard: &Shard, full: bool, max: u64) {
         tracing::warn!(shard = shard.id, max, "refusing a connection: limits.connections_max reached");
     } else {
         let (in_use, limit) = (shard.descriptors_in_use(), shard.descriptors_max);
-        tracing::warn!(shard = shard.id, in_use, limit, reserved = shard.config.limits.descriptors_reserved, "refusing a connection: the last descriptors are kept for the logs (limits.descriptors_reserved)");
+        tracing::warn!(
+            shard = shard.id,
+            in_use,
+            limit,
+            reserved = shard.config.limits.descriptors_reserved,
+            "refusing a connection: the last descriptors are kept for the logs (limits.descriptors_reserved)"
+        );
     }
 }

@@ -85,7 +85,13 @@ pub struct Logs {
 }
 
 impl Logs {
-    pub fn new(shard: u32, data_dir: PathBuf, io: IoOptions, retention_interval: Duration, cache: Rc<BatchCache>) -> Logs {
+    pub fn new(
+        shard: u32,
+        data_dir: PathBuf,
+        io: IoOptions,
+        retention_interval: Duration,
+        cache: Rc<BatchCache>,
+    ) -> Logs {
         Logs {
             shard,
             data_dir,

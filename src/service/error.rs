@@ -73,7 +73,6 @@ pub enum Error {
     NotAssigned,
 }
 
-
 impl From<StorageError> for Error {
     fn from(error: StorageError) -> Error {
         Error::Storage(Arc::new(error))

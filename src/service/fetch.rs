@@ -7,8 +7,8 @@
 //! the first shard to find data cancels the others' waits, so the answer goes out as
 //! soon as any data is there, as a fetch on one shard would.
 
-pub use super::types::{FetchAnswers, FetchFrom, FetchWait, SentFetched};
 use super::scatter::{route, Slotted};
+pub use super::types::{FetchAnswers, FetchFrom, FetchWait, SentFetched};
 use super::{Error, RequestContext};
 use crate::partition::TopicPartition;
 use crate::shard::{Shard, ShardMessage};

@@ -21,9 +21,10 @@ pub async fn handle(shard: &Rc<Shard>, message: ShardMessage) {
         }
         ShardMessage::Fetch { wait, items, cancel, reply } => {
             let shard = shard.clone();
-            spawn_reply(reply, async move {
-                fetch::sendable(fetch::fetch_local(&shard, wait, &items, Some(cancel)).await)
-            });
+            spawn_reply(
+                reply,
+                async move { fetch::sendable(fetch::fetch_local(&shard, wait, &items, Some(cancel)).await) },
+            );
         }
         ShardMessage::ListOffsets { items, reply } => {
             let shard = shard.clone();

@@ -71,9 +71,7 @@ fn refusal(request: &GroupRequest, error: Error) -> GroupResponse {
         GroupRequest::Heartbeat(_) => GroupResponse::Heartbeat(HeartbeatResponse { error, ..Default::default() }),
         GroupRequest::Leave(_) => GroupResponse::Leave(LeaveGroupResponse { error }),
         GroupRequest::Commit(_) => GroupResponse::Commit(OffsetCommitResponse { error, topics: Vec::new() }),
-        GroupRequest::FetchOffsets(_) => {
-            GroupResponse::FetchOffsets(OffsetFetchResponse { error, topics: Vec::new() })
-        }
+        GroupRequest::FetchOffsets(_) => GroupResponse::FetchOffsets(OffsetFetchResponse { error, topics: Vec::new() }),
         GroupRequest::Describe(r) => {
             GroupResponse::Describe(DescribeGroupResponse { error, group: r.group.clone(), ..Default::default() })
         }

@@ -7,7 +7,11 @@ use crate::storage::{config_entries, Setting};
 
 /// Each topic asked for (every topic when `names` is `None`), with the shard that owns
 /// each of its partitions, in partition order.
-pub fn describe_topics(shard: &Shard, _ctx: &RequestContext, names: Option<Vec<String>>) -> Vec<(String, Result<Vec<u32>, Error>)> {
+pub fn describe_topics(
+    shard: &Shard,
+    _ctx: &RequestContext,
+    names: Option<Vec<String>>,
+) -> Vec<(String, Result<Vec<u32>, Error>)> {
     let state = shard.metadata();
     let names = names.unwrap_or_else(|| state.topics.keys().cloned().collect());
     names
@@ -29,7 +33,8 @@ pub fn describe_topic_configs(
     names
         .into_iter()
         .map(|name| {
-            let settings = state.topics.get(&name).map(|topic| config_entries(&topic.config)).ok_or(Error::UnknownTopic);
+            let settings =
+                state.topics.get(&name).map(|topic| config_entries(&topic.config)).ok_or(Error::UnknownTopic);
             (name, settings)
         })
         .collect()

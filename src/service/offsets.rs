@@ -1,8 +1,8 @@
 //! ListOffsets: earliest, latest (the high watermark: what a consumer can read up to)
 //! and by timestamp, each answered by the partition's owning shard.
 
-pub use super::types::{ListedOffset, OffsetSpec};
 use super::scatter::{route, Slotted};
+pub use super::types::{ListedOffset, OffsetSpec};
 use super::{Error, RequestContext};
 use crate::partition::TopicPartition;
 use crate::shard::{Shard, ShardMessage};
@@ -46,10 +46,7 @@ pub async fn end_offsets(shard: &Rc<Shard>, tps: Vec<TopicPartition>) -> Vec<Res
 }
 
 /// Looks up every item in this shard's partitions.
-pub async fn list_local(
-    shard: &Shard,
-    items: Vec<Slotted<OffsetSpec>>,
-) -> Vec<(usize, Result<ListedOffset, Error>)> {
+pub async fn list_local(shard: &Shard, items: Vec<Slotted<OffsetSpec>>) -> Vec<(usize, Result<ListedOffset, Error>)> {
     let mut out = Vec::with_capacity(items.len());
     for Slotted { slot, tp, item: spec } in items {
         let Some(partition) = shard.logs.get(&tp) else {
@@ -61,7 +58,9 @@ pub async fn list_local(
             OffsetSpec::Latest => Ok(ListedOffset { offset: offsets.high_watermark as i64, timestamp: -1 }),
             OffsetSpec::Earliest => Ok(ListedOffset { offset: offsets.start as i64, timestamp: -1 }),
             OffsetSpec::Timestamp(timestamp) => match partition.offset_for_timestamp(timestamp).await {
-                Ok(Some((offset, max_timestamp))) => Ok(ListedOffset { offset: offset as i64, timestamp: max_timestamp }),
+                Ok(Some((offset, max_timestamp))) => {
+                    Ok(ListedOffset { offset: offset as i64, timestamp: max_timestamp })
+                }
                 Ok(None) => Ok(ListedOffset { offset: -1, timestamp: -1 }),
                 Err(error) => Err(Error::from(error)),
             },

@@ -8,8 +8,8 @@
 //! their order per partition without waiting for any fdatasync; `Pending::settle`
 //! then waits for `acks`.
 
-pub use super::types::{ProduceAnswers, Produced};
 use super::scatter::{route, Gathered, Slotted};
+pub use super::types::{ProduceAnswers, Produced};
 use super::{Error, RequestContext};
 use crate::partition::{Acks, Partition, TopicPartition};
 use crate::shard::{Shard, ShardMessage};

@@ -34,10 +34,7 @@ pub enum ShardMessage {
         reply: oneshot::Sender<FetchAnswers>,
     },
     /// Look up offsets in partitions the receiver owns.
-    ListOffsets {
-        items: Vec<Slotted<OffsetSpec>>,
-        reply: oneshot::Sender<Vec<(usize, Result<ListedOffset, Error>)>>,
-    },
+    ListOffsets { items: Vec<Slotted<OffsetSpec>>, reply: oneshot::Sender<Vec<(usize, Result<ListedOffset, Error>)>> },
     /// Admin requests go to shard 0, which owns the metadata store.
     Admin { request: AdminRequest, reply: oneshot::Sender<TopicOutcomes> },
     /// A consumer-group request for a group this shard coordinates.

@@ -41,11 +41,11 @@ pub mod space;
 
 pub use cache::{BatchCache, CacheKey, CacheStats, READ_AHEAD_BYTES_DEFAULT};
 pub use config::{FsyncPolicy, IoOptions, TimestampSource, TopicConfig};
-pub use settings::{altered_config, config_entries, topic_config, Setting};
 pub use error::{Result, StorageError};
 pub use log::{now_ms, Appended, Batches, Chunk, Log, Offsets, Retained};
 pub use recovery::{open_logs, LogSpec, OpenFailure, Opened, Recovery, Truncation};
 pub use segment::probe_device;
+pub use settings::{altered_config, config_entries, topic_config, Setting};
 
 /// Alignment of every direct-I/O write and of segment preallocation.
 pub const BLOCK_BYTES: usize = 4096;

@@ -30,7 +30,10 @@ impl Log {
 
     /// Deletes sealed segments from the oldest while `delete(oldest, log bytes, the
     /// next segment's base offset)` says so; the active segment always stays.
-    pub(super) async fn delete_oldest_while(self: &Rc<Self>, delete: impl Fn(&Rc<Segment>, u64, u64) -> bool) -> Result<Retained> {
+    pub(super) async fn delete_oldest_while(
+        self: &Rc<Self>,
+        delete: impl Fn(&Rc<Segment>, u64, u64) -> bool,
+    ) -> Result<Retained> {
         // The segment the last roll left behind counts once it is sealed.
         let _ = self.wait_sealed().await;
         if self.closed.get() {

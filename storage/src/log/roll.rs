@@ -232,7 +232,11 @@ pub(crate) async fn create_segment(
 /// Creates (or empties) a segment's three files; the log file is preallocated, unless
 /// that would leave less than the reserve free on the disk (`DiskFull` then: the last
 /// of the disk is never taken by a reservation).
-pub(super) async fn create_segment_files(paths: &SegmentPaths, segment_bytes: u64, reserve_bytes: u64) -> Result<SegmentFiles> {
+pub(super) async fn create_segment_files(
+    paths: &SegmentPaths,
+    segment_bytes: u64,
+    reserve_bytes: u64,
+) -> Result<SegmentFiles> {
     check_space(&paths.log, segment_bytes, reserve_bytes)?;
     let file = Rc::new(segment::open_dma(&paths.log, true).await?);
     segment::truncate(&file, &paths.log, 0).await?;
