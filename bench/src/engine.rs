@@ -27,11 +27,12 @@ use glommio::net::TcpStream;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use strand::net::transport::{Tcp, Transport, TransportRead};
 use strand_protocol::native::messages::{
     FetchPartition, FetchRequest, FetchTopic, ProducePartition, ProduceRequest, ProduceTopic, ACKS_DURABLE,
     ACKS_LEADER, ACKS_NONE,
@@ -245,15 +246,10 @@ async fn connect(address: SocketAddr, wait: Duration) -> Result<TcpStream, Strin
     Ok(stream)
 }
 
-/// A second handle on the same socket, so one task writes while another reads.
-fn writer_of(stream: &TcpStream) -> Result<TcpStream, String> {
-    // SAFETY: dup returns a new descriptor for the same open socket, which the new
-    // TcpStream owns and closes.
-    let fd = unsafe { libc::dup(stream.as_raw_fd()) };
-    if fd < 0 {
-        return Err(format!("dup: {}", std::io::Error::last_os_error()));
-    }
-    Ok(unsafe { TcpStream::from_raw_fd(fd) })
+/// The socket split into a reading and a writing half (the broker's own transport),
+/// so one task writes while another reads.
+fn split(stream: TcpStream) -> Result<(TcpStream, TcpStream), String> {
+    Tcp(stream).split().map_err(|error| format!("dup: {error}"))
 }
 
 /// Writes `pieces` back to back: one `sendmsg` when the socket has room (no copy of
@@ -314,34 +310,16 @@ impl FrameReader {
                 .flatten()
                 .map_or(0, |header| header.frame_bytes().saturating_sub(self.buf.len()));
             self.buf.reserve(rest.clamp(READ_BYTES / 4, READ_BYTES));
-            let spare = self.buf.spare_capacity_mut();
-            // SAFETY: recv writes at most spare.len() bytes into the buffer's spare
-            // capacity and reports how many; only those become part of the buffer.
-            let received = unsafe {
-                libc::recv(self.stream.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), libc::MSG_DONTWAIT)
-            };
-            if received > 0 {
-                unsafe { self.buf.set_len(self.buf.len() + received as usize) };
-                continue;
-            }
-            if received == 0 {
-                return Err("the broker closed the connection".into());
-            }
-            let error = std::io::Error::last_os_error();
-            match error.kind() {
-                std::io::ErrorKind::WouldBlock => {}
-                std::io::ErrorKind::Interrupted => continue,
-                _ => return Err(format!("receive failed: {error}")),
-            }
+            let want = self.buf.capacity() - self.buf.len();
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(None);
             }
-            let mut probe = [0u8; 1];
-            match glommio::timer::timeout(left, self.stream.peek(&mut probe)).await {
+            match self.stream.read_into(&mut self.buf, want, left).await {
+                Ok(0) => return Err("the broker closed the connection".into()),
                 Ok(_) => {}
-                Err(glommio::GlommioError::TimedOut(_)) => return Ok(None),
-                Err(error) => return Err(format!("receive failed: {}", std::io::Error::from(error))),
+                Err(error) if error.kind() == std::io::ErrorKind::TimedOut => return Ok(None),
+                Err(error) => return Err(format!("receive failed: {error}")),
             }
         }
     }
@@ -394,8 +372,8 @@ impl ProduceConn {
         if settings.null_sink {
             return Ok(conn);
         }
-        let stream = connect(address, Duration::from_secs(5)).await?;
-        conn.writer = Some(writer_of(&stream)?);
+        let (stream, writer) = split(connect(address, Duration::from_secs(5)).await?)?;
+        conn.writer = Some(writer);
         if settings.acks != Acks::None {
             let (pending, failed, closing) = (conn.pending.clone(), conn.failed.clone(), conn.closing.clone());
             let context = context.clone();
@@ -817,8 +795,7 @@ async fn fetch_loop(
 ) -> Result<(), String> {
     let settings = &context.settings;
     let timing = context.timing;
-    let stream = connect(address, Duration::from_secs(5)).await?;
-    let mut writer = writer_of(&stream)?;
+    let (stream, mut writer) = split(connect(address, Duration::from_secs(5)).await?)?;
     let mut reader = FrameReader::new(stream);
     let max_wait_ms: u32 = if settings.mode == Mode::EndToEnd { 100 } else { 500 };
     let per_partition = (settings.fetch_max_bytes / partitions.len() as u32).max(64 * 1024);

@@ -21,9 +21,10 @@
 
 use super::api::*;
 use super::assign::{assign, Assignment, Strategy, Subscriptions, Tp};
+use super::host::GroupHost;
+use super::naming::{offsets_partition, OFFSETS_TOPIC};
 use crate::partition::{Acks, Partition, TopicPartition};
 use crate::service::error::Error;
-use crate::shard::Shard;
 use bytes::BytesMut;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -85,12 +86,12 @@ impl Group {
 
     /// Ends the forming wait if it is over (with the first assignment); returns whether
     /// the group is still forming.
-    fn still_forming(&mut self, now: Instant, shard: &Shard) -> bool {
+    fn still_forming<H: GroupHost>(&mut self, now: Instant, host: &H) -> bool {
         match &self.forming {
             Some(forming) if now < forming.until => true,
             Some(_) => {
                 self.forming = None;
-                let counts = counts_of(shard, subscribed_topics(self).into_iter());
+                let counts = counts_of(host, subscribed_topics(self).into_iter());
                 self.rebalance(counts);
                 false
             }
@@ -194,8 +195,8 @@ impl Default for GroupCoordinator {
 
 /// The partition counts of `topics` in the shard's current metadata (absent topics
 /// are left out).
-fn counts_of(shard: &Shard, topics: impl Iterator<Item = String>) -> BTreeMap<String, u32> {
-    let metadata = shard.metadata();
+fn counts_of<H: GroupHost>(host: &H, topics: impl Iterator<Item = String>) -> BTreeMap<String, u32> {
+    let metadata = host.metadata();
     topics.filter_map(|t| metadata.topics.get(&t).map(|m| (t, m.partitions()))).collect()
 }
 
@@ -224,11 +225,11 @@ fn parse_key(key: &[u8]) -> Option<(String, String, u32)> {
 
 impl GroupCoordinator {
     /// Replays committed offsets from this shard's partitions of `__consumer_offsets`.
-    pub async fn recover(&self, shard: &Rc<Shard>) {
-        let partitions = shard.metadata().topics.get(super::OFFSETS_TOPIC).map_or(0, |t| t.partitions());
+    pub async fn recover<H: GroupHost>(&self, host: &H) {
+        let partitions = host.metadata().topics.get(OFFSETS_TOPIC).map_or(0, |t| t.partitions());
         let mut replayed = 0u64;
         for partition in 0..partitions {
-            let Some(log) = shard.logs.partition(super::OFFSETS_TOPIC, partition) else { continue };
+            let Some(log) = host.partition(OFFSETS_TOPIC, partition) else { continue };
             let mut offset = log.offsets().start;
             loop {
                 let read = match log.read(offset, 1 << 20).await {
@@ -248,7 +249,7 @@ impl GroupCoordinator {
             }
         }
         if replayed > 0 {
-            tracing::info!(shard = shard.id, records = replayed, "committed offsets replayed");
+            tracing::info!(shard = host.shard_id(), records = replayed, "committed offsets replayed");
         }
     }
 
@@ -281,7 +282,7 @@ impl GroupCoordinator {
     }
 
     /// Removes members whose session expired; rebalances their groups.
-    pub fn expire(&self, shard: &Shard) {
+    pub fn expire<H: GroupHost>(&self, host: &H) {
         let now = Instant::now();
         let mut groups = self.groups.borrow_mut();
         for (name, group) in groups.iter_mut() {
@@ -298,10 +299,10 @@ impl GroupCoordinator {
                 tracing::info!(group = %name, member = %id, "member session expired");
                 group.remove(id);
             }
-            let counts = counts_of(shard, subscribed_topics(group).into_iter());
+            let counts = counts_of(host, subscribed_topics(group).into_iter());
             group.rebalance(counts);
         }
-        let groups_max = shard.live_config().groups.groups_max as usize;
+        let groups_max = host.live_config().groups.groups_max as usize;
         groups.retain(|name, group| {
             if group.members.is_empty() {
                 self.remember_generation(name, group.generation, groups_max);
@@ -319,20 +320,20 @@ impl GroupCoordinator {
     }
 
     /// Answers one group request.
-    pub async fn handle(&self, shard: &Rc<Shard>, request: GroupRequest) -> GroupResponse {
+    pub async fn handle<H: GroupHost>(&self, host: &H, request: GroupRequest) -> GroupResponse {
         match request {
-            GroupRequest::Join(request) => GroupResponse::Join(self.join(shard, request)),
-            GroupRequest::Heartbeat(request) => GroupResponse::Heartbeat(self.heartbeat(shard, request)),
-            GroupRequest::Leave(request) => GroupResponse::Leave(self.leave(shard, request)),
-            GroupRequest::Commit(request) => GroupResponse::Commit(self.commit(shard, request).await),
+            GroupRequest::Join(request) => GroupResponse::Join(self.join(host, request)),
+            GroupRequest::Heartbeat(request) => GroupResponse::Heartbeat(self.heartbeat(host, request)),
+            GroupRequest::Leave(request) => GroupResponse::Leave(self.leave(host, request)),
+            GroupRequest::Commit(request) => GroupResponse::Commit(self.commit(host, request).await),
             GroupRequest::FetchOffsets(request) => GroupResponse::FetchOffsets(self.fetch_offsets(request)),
             GroupRequest::List => GroupResponse::List(ListGroupsResponse { groups: self.list() }),
             GroupRequest::Describe(request) => GroupResponse::Describe(self.describe(request)),
         }
     }
 
-    fn join(&self, shard: &Shard, request: JoinGroupRequest) -> JoinGroupResponse {
-        let live = shard.live_config();
+    fn join<H: GroupHost>(&self, host: &H, request: JoinGroupRequest) -> JoinGroupResponse {
+        let live = host.live_config();
         let limits = &live.groups;
         let refuse = |error| JoinGroupResponse {
             error,
@@ -367,7 +368,7 @@ impl GroupCoordinator {
             }
             let n = self.next_member.get() + 1;
             self.next_member.set(n);
-            format!("{}-{}-{n}-{:08x}", request.group, shard.id, rand_u32())
+            format!("{}-{}-{n}-{:08x}", request.group, host.shard_id(), rand_u32())
         } else if group.members.contains_key(&request.member_id) {
             request.member_id.clone()
         } else {
@@ -386,11 +387,11 @@ impl GroupCoordinator {
             forming.until = (now + delay).min(forming.latest);
         }
         if changed {
-            let counts = counts_of(shard, subscribed_topics(group).into_iter());
+            let counts = counts_of(host, subscribed_topics(group).into_iter());
             group.rebalance(counts);
             tracing::info!(group = %request.group, member = %member_id, generation = group.generation, "member joined");
         }
-        let forming = group.still_forming(now, shard);
+        let forming = group.still_forming(now, host);
         let assigned = if forming { Vec::new() } else { group.hand_out(&member_id) };
         JoinGroupResponse {
             error: None,
@@ -403,7 +404,7 @@ impl GroupCoordinator {
         }
     }
 
-    fn heartbeat(&self, shard: &Shard, request: HeartbeatRequest) -> HeartbeatResponse {
+    fn heartbeat<H: GroupHost>(&self, host: &H, request: HeartbeatRequest) -> HeartbeatResponse {
         let refuse = |error| HeartbeatResponse { error, generation: 0, assigned: Vec::new() };
         let mut groups = self.groups.borrow_mut();
         let Some(group) = groups.get_mut(&request.group) else { return refuse(Some(Error::UnknownMember)) };
@@ -414,11 +415,11 @@ impl GroupCoordinator {
             request.owned.iter().flat_map(|t| t.partitions.iter().map(|&p| (t.topic.clone(), p))).collect();
         let id = &request.member_id;
         group.owner.retain(|tp, holder| holder != id || owned.contains(tp));
-        if group.still_forming(Instant::now(), shard) {
+        if group.still_forming(Instant::now(), host) {
             return HeartbeatResponse { error: None, generation: group.generation, assigned: Vec::new() };
         }
         // A topic created, deleted or grown since the last assignment rebalances.
-        let counts = counts_of(shard, subscribed_topics(group).into_iter());
+        let counts = counts_of(host, subscribed_topics(group).into_iter());
         if counts != group.counts {
             group.rebalance(counts);
         }
@@ -426,7 +427,7 @@ impl GroupCoordinator {
         HeartbeatResponse { error: None, generation: group.generation, assigned }
     }
 
-    fn leave(&self, shard: &Shard, request: LeaveGroupRequest) -> LeaveGroupResponse {
+    fn leave<H: GroupHost>(&self, host: &H, request: LeaveGroupRequest) -> LeaveGroupResponse {
         let mut groups = self.groups.borrow_mut();
         let Some(group) = groups.get_mut(&request.group) else {
             return LeaveGroupResponse { error: Some(Error::UnknownMember) };
@@ -437,17 +438,17 @@ impl GroupCoordinator {
         group.remove(&request.member_id);
         tracing::info!(group = %request.group, member = %request.member_id, "member left");
         if group.members.is_empty() {
-            let groups_max = shard.live_config().groups.groups_max as usize;
+            let groups_max = host.live_config().groups.groups_max as usize;
             self.remember_generation(&request.group, group.generation, groups_max);
             groups.remove(&request.group);
         } else {
-            let counts = counts_of(shard, subscribed_topics(group).into_iter());
+            let counts = counts_of(host, subscribed_topics(group).into_iter());
             group.rebalance(counts);
         }
         LeaveGroupResponse { error: None }
     }
 
-    async fn commit(&self, shard: &Rc<Shard>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    async fn commit<H: GroupHost>(&self, host: &H, request: OffsetCommitRequest) -> OffsetCommitResponse {
         let whole = |error| OffsetCommitResponse { error, topics: Vec::new() };
         let admin = request.member_id.is_empty() && request.generation == 0;
         // Who may commit what, checked before anything is written.
@@ -468,7 +469,7 @@ impl GroupCoordinator {
             }
         }
         // Offsets past a partition's end are refused; the ends come from the owners.
-        let ends = end_offsets(shard, &request.topics).await;
+        let ends = end_offsets(host, &request.topics).await;
         let mut results = Vec::with_capacity(request.topics.len());
         let mut accepted: Vec<(String, u32, u64, String)> = Vec::new();
         {
@@ -511,7 +512,7 @@ impl GroupCoordinator {
                 let Ok(_writer) = self.writer.acquire_permit(1).await else {
                     return whole(Some(Error::NotReady));
                 };
-                let appended = match self.persist(shard, &request.group, &accepted).await {
+                let appended = match self.persist(host, &request.group, &accepted).await {
                     Ok(appended) => appended,
                     Err(error) => {
                         tracing::warn!(group = %request.group, %error, "cannot store committed offsets");
@@ -537,19 +538,18 @@ impl GroupCoordinator {
 
     /// Appends the commits to the group's partition of `__consumer_offsets`; resolves
     /// once they are sequenced (the caller waits for the fdatasync).
-    async fn persist(
+    async fn persist<H: GroupHost>(
         &self,
-        shard: &Shard,
+        host: &H,
         group: &str,
         commits: &[(String, u32, u64, String)],
     ) -> anyhow::Result<(Rc<Partition>, crate::storage::Appended)> {
-        let partitions = shard.metadata().topics.get(super::OFFSETS_TOPIC).map_or(0, |t| t.partitions());
-        anyhow::ensure!(partitions > 0, "{} does not exist", super::OFFSETS_TOPIC);
-        let partition = super::offsets_partition(group, partitions);
-        let log = shard
-            .logs
-            .partition(super::OFFSETS_TOPIC, partition)
-            .ok_or_else(|| anyhow::anyhow!("partition {partition} of {} is not on this shard", super::OFFSETS_TOPIC))?;
+        let partitions = host.metadata().topics.get(OFFSETS_TOPIC).map_or(0, |t| t.partitions());
+        anyhow::ensure!(partitions > 0, "{} does not exist", OFFSETS_TOPIC);
+        let partition = offsets_partition(group, partitions);
+        let log = host
+            .partition(OFFSETS_TOPIC, partition)
+            .ok_or_else(|| anyhow::anyhow!("partition {partition} of {} is not on this shard", OFFSETS_TOPIC))?;
         let mut builder = BatchBuilder::new();
         let now_ms =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
@@ -566,11 +566,11 @@ impl GroupCoordinator {
     /// than `groups.offsets_compact_bytes`: appends every current commit of the groups
     /// it holds, then deletes the sealed segments before them. Replay then finds the
     /// same state in a bounded log.
-    pub async fn compact(&self, shard: &Shard) {
-        let limit = shard.live_config().groups.offsets_compact_bytes;
-        let partitions = shard.metadata().topics.get(super::OFFSETS_TOPIC).map_or(0, |t| t.partitions());
+    pub async fn compact<H: GroupHost>(&self, host: &H) {
+        let limit = host.live_config().groups.offsets_compact_bytes;
+        let partitions = host.metadata().topics.get(OFFSETS_TOPIC).map_or(0, |t| t.partitions());
         for partition in 0..partitions {
-            let Some(log) = shard.logs.partition(super::OFFSETS_TOPIC, partition) else { continue };
+            let Some(log) = host.partition(OFFSETS_TOPIC, partition) else { continue };
             if log.size_bytes() <= limit || log.segment_count() < 2 {
                 continue;
             }
@@ -579,7 +579,7 @@ impl GroupCoordinator {
                 .offsets
                 .borrow()
                 .iter()
-                .filter(|(group, _)| super::offsets_partition(group, partitions) == partition)
+                .filter(|(group, _)| offsets_partition(group, partitions) == partition)
                 .flat_map(|(group, committed)| {
                     committed.iter().map(move |((topic, p), (offset, metadata))| {
                         (group.clone(), topic.clone(), *p, *offset, metadata.clone())
@@ -619,7 +619,7 @@ impl GroupCoordinator {
             }
             match log.delete_segments_before(first).await {
                 Ok(deleted) => tracing::info!(
-                    shard = shard.id,
+                    shard = host.shard_id(),
                     partition,
                     commits = entries.len(),
                     segments = deleted.segments_deleted,
@@ -723,13 +723,13 @@ impl GroupCoordinator {
 
 /// Each committed partition's end (high watermark), or why it has none, from the
 /// partitions' owning shards.
-async fn end_offsets(shard: &Rc<Shard>, topics: &[CommitTopic]) -> HashMap<Tp, Result<u64, Error>> {
+async fn end_offsets<H: GroupHost>(host: &H, topics: &[CommitTopic]) -> HashMap<Tp, Result<u64, Error>> {
     let tps: Vec<TopicPartition> = topics
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| TopicPartition::new(t.topic.clone(), p.partition)))
         .collect();
     let keys: Vec<Tp> = tps.iter().map(|tp| (tp.topic.clone(), tp.partition)).collect();
-    let ends = crate::service::offsets::end_offsets(shard, tps).await;
+    let ends = host.end_offsets(tps).await;
     keys.into_iter().zip(ends).collect()
 }
 

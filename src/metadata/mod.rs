@@ -9,14 +9,13 @@
 //! event loop.
 
 mod command;
+mod error;
 mod name;
 mod state;
 mod store;
 
 pub use command::Command;
+pub use error::{MetadataError, PARTITIONS_MAX};
 pub use name::{validate_topic_name, TOPIC_NAME_BYTES_MAX};
-pub use state::{place_partitions, MetadataError, MetadataState, TopicMeta};
+pub use state::{place_partitions, MetadataState, TopicMeta};
 pub use store::{MetadataStore, StoreRecovery};
-
-/// Most partitions one topic may have.
-pub const PARTITIONS_MAX: u32 = 100_000;

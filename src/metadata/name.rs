@@ -1,6 +1,6 @@
 //! Topic names, by Kafka's rule: `[a-zA-Z0-9._-]`, 1 to 249 characters, not `.` or `..`.
 
-use super::MetadataError;
+use super::error::MetadataError;
 
 /// Longest topic name Kafka allows (so that `name-partition` fits a file name).
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;

@@ -2,38 +2,11 @@
 //! pass before it is written.
 
 use super::command::Command;
+use super::error::{MetadataError, PARTITIONS_MAX};
 use super::name::validate_topic_name;
-use super::PARTITIONS_MAX;
 use crate::storage::TopicConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use thiserror::Error;
-
-/// Why a metadata command was refused or the store could not be used.
-#[derive(Debug, Error)]
-pub enum MetadataError {
-    #[error("invalid topic name {name:?}: {reason}")]
-    InvalidName { name: String, reason: String },
-    #[error("topic {0:?} already exists")]
-    TopicExists(String),
-    #[error(
-        "topic {name:?} collides with existing topic {existing:?}: '.' and '_' are interchangeable in metric names"
-    )]
-    TopicCollides { name: String, existing: String },
-    #[error("unknown topic {0:?}")]
-    UnknownTopic(String),
-    #[error("invalid partition count {count}: must be between 1 and {PARTITIONS_MAX}")]
-    InvalidPartitions { count: u64 },
-    #[error("topic {name:?} has {current} partitions: a topic's partition count can only grow")]
-    PartitionsShrink { name: String, current: u32 },
-    #[error("invalid topic configuration: {0}")]
-    InvalidConfig(String),
-    #[error("{op} {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
-    #[error("{path} is corrupt: {reason}")]
-    Corrupt { path: PathBuf, reason: String },
-}
 
 /// One topic as metadata records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,7 +13,8 @@
 //! that frame was never acknowledged.
 
 use super::command::Command;
-use super::state::{MetadataError, MetadataState};
+use super::error::MetadataError;
+use super::state::MetadataState;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -9,41 +9,41 @@ use crate::shard::Shard;
 use crate::storage::Setting;
 use std::rc::Rc;
 use strand_protocol::native::messages::*;
-use strand_protocol::native::{ErrorCode, Request, Response};
+use strand_protocol::native::{ErrorCode, Response};
 
-/// Runs an admin request; `None` if `request` is not one.
-pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: Request) -> Response {
-    let (request, wrap): (AdminRequest, fn(Vec<TopicResult>) -> Response) = match request {
-        Request::CreateTopics(r) => (
-            AdminRequest::CreateTopics(
-                r.topics
-                    .into_iter()
-                    .map(|t| NewTopic { name: t.name, partitions: t.partitions, settings: settings(t.configs) })
-                    .collect(),
-            ),
-            |results| Response::CreateTopics(CreateTopicsResponse { results }),
-        ),
-        Request::DeleteTopics(r) => {
-            (AdminRequest::DeleteTopics(r.names), |results| Response::DeleteTopics(DeleteTopicsResponse { results }))
-        }
-        Request::AlterTopicConfigs(r) => (
-            AdminRequest::AlterTopicConfigs(
-                r.topics
-                    .into_iter()
-                    .map(|t| TopicAlteration { name: t.name, set: settings(t.set), reset: t.reset })
-                    .collect(),
-            ),
-            |results| Response::AlterTopicConfigs(AlterTopicConfigsResponse { results }),
-        ),
-        Request::CreatePartitions(r) => (
-            AdminRequest::CreatePartitions(
-                r.topics.into_iter().map(|t| NewPartitions { name: t.name, count: t.count }).collect(),
-            ),
-            |results| Response::CreatePartitions(CreatePartitionsResponse { results }),
-        ),
-        other => unreachable!("routed here only for admin requests, not {:?}", other.api_key()),
-    };
-    wrap(results(admin::run(shard, ctx, request).await))
+pub async fn create_topics(shard: &Rc<Shard>, ctx: &RequestContext, request: CreateTopicsRequest) -> Response {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| NewTopic { name: t.name, partitions: t.partitions, settings: settings(t.configs) })
+        .collect();
+    let results = results(admin::run(shard, ctx, AdminRequest::CreateTopics(topics)).await);
+    Response::CreateTopics(CreateTopicsResponse { results })
+}
+
+pub async fn delete_topics(shard: &Rc<Shard>, ctx: &RequestContext, request: DeleteTopicsRequest) -> Response {
+    let results = results(admin::run(shard, ctx, AdminRequest::DeleteTopics(request.names)).await);
+    Response::DeleteTopics(DeleteTopicsResponse { results })
+}
+
+pub async fn alter_topic_configs(
+    shard: &Rc<Shard>,
+    ctx: &RequestContext,
+    request: AlterTopicConfigsRequest,
+) -> Response {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| TopicAlteration { name: t.name, set: settings(t.set), reset: t.reset })
+        .collect();
+    let results = results(admin::run(shard, ctx, AdminRequest::AlterTopicConfigs(topics)).await);
+    Response::AlterTopicConfigs(AlterTopicConfigsResponse { results })
+}
+
+pub async fn create_partitions(shard: &Rc<Shard>, ctx: &RequestContext, request: CreatePartitionsRequest) -> Response {
+    let topics = request.topics.into_iter().map(|t| NewPartitions { name: t.name, count: t.count }).collect();
+    let results = results(admin::run(shard, ctx, AdminRequest::CreatePartitions(topics)).await);
+    Response::CreatePartitions(CreatePartitionsResponse { results })
 }
 
 fn results(outcomes: TopicOutcomes) -> Vec<TopicResult> {

@@ -6,20 +6,10 @@ use crate::group::api::{GroupRequest, GroupResponse};
 use crate::service::{groups, RequestContext};
 use crate::shard::Shard;
 use std::rc::Rc;
-use strand_protocol::native::{Request, Response};
+use strand_protocol::native::Response;
 
 /// Answers a group request; the second value says whether it failed as a whole.
-pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: Request) -> (Response, bool) {
-    let request = match request {
-        Request::JoinGroup(r) => GroupRequest::Join(r.convert()),
-        Request::Heartbeat(r) => GroupRequest::Heartbeat(r.convert()),
-        Request::LeaveGroup(r) => GroupRequest::Leave(r.convert()),
-        Request::OffsetCommit(r) => GroupRequest::Commit(r.convert()),
-        Request::OffsetFetch(r) => GroupRequest::FetchOffsets(r.convert()),
-        Request::DescribeGroup(r) => GroupRequest::Describe(r.convert()),
-        Request::ListGroups(_) => GroupRequest::List,
-        other => unreachable!("routed here only for group requests, not {:?}", other.api_key()),
-    };
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: GroupRequest) -> (Response, bool) {
     let response = groups::handle(shard, ctx, request).await;
     let failed = groups::error_of(&response).is_some();
     let response = match response {

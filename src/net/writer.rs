@@ -254,3 +254,47 @@ async fn send_gathered<W: TransportWrite>(stream: &mut W, gathered: &mut Vec<u8>
     gathered.clear();
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(slot: RequestSlot) -> Outgoing {
+        Outgoing { pieces: vec![Piece::Owned(vec![slot.sequence as u8])], slot, budget: None }
+    }
+
+    fn queued(state: &ConnectionState) -> Vec<u64> {
+        state.queue.borrow().iter().map(|outgoing| outgoing.slot.sequence).collect()
+    }
+
+    fn connection(order: ResponseOrder) -> ConnectionState {
+        ConnectionState::new(1 << 20, Rc::new(ReceiveBudget::new(1 << 30)), order)
+    }
+
+    /// Kafka's rule: an answer that completes early waits for those before it, and a
+    /// request that gets no answer (acks 0) still takes its turn.
+    #[test]
+    fn request_order_holds_an_early_answer_until_those_before_it() {
+        let state = connection(ResponseOrder::RequestOrder);
+        let (first, second, third) = (state.start_request(10), state.start_request(20), state.start_request(30));
+        state.send(answer(third));
+        assert!(queued(&state).is_empty(), "the third waits for the first two");
+        state.finish_request(first);
+        assert_eq!(queued(&state), vec![0], "the unanswered first passes its turn");
+        state.send(answer(second));
+        assert_eq!(queued(&state), vec![0, 1, 2]);
+        assert_eq!(state.in_flight_requests(), 3, "released only once the writer sends them");
+    }
+
+    /// The native protocol's rule: answers go as they complete.
+    #[test]
+    fn as_completed_sends_each_answer_at_once() {
+        let state = connection(ResponseOrder::AsCompleted);
+        let (first, second) = (state.start_request(10), state.start_request(20));
+        state.send(answer(second));
+        assert_eq!(queued(&state), vec![1]);
+        state.finish_request(first);
+        assert_eq!(queued(&state), vec![1], "an unanswered request is released, not queued");
+        assert_eq!((state.in_flight_requests(), state.in_flight_bytes()), (1, 20));
+    }
+}

@@ -95,3 +95,25 @@ async fn list_everywhere(shard: &Rc<Shard>) -> GroupResponse {
     groups.sort_by(|a, b| a.group.cmp(&b.group));
     GroupResponse::List(ListGroupsResponse { groups })
 }
+
+impl crate::group::host::GroupHost for Rc<Shard> {
+    fn shard_id(&self) -> u32 {
+        self.id
+    }
+
+    fn live_config(&self) -> std::sync::Arc<crate::config::BrokerConfig> {
+        Shard::live_config(self)
+    }
+
+    fn metadata(&self) -> std::sync::Arc<crate::metadata::MetadataState> {
+        Shard::metadata(self)
+    }
+
+    fn partition(&self, topic: &str, partition: u32) -> Option<Rc<crate::partition::Partition>> {
+        self.logs.partition(topic, partition)
+    }
+
+    async fn end_offsets(&self, tps: Vec<crate::partition::TopicPartition>) -> Vec<Result<u64, Error>> {
+        super::offsets::end_offsets(self, tps).await
+    }
+}

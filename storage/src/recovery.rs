@@ -141,6 +141,18 @@ async fn load_index_file(path: &Path) -> Result<Vec<u8>> {
     bytes
 }
 
+/// Opens the segment at `base` with the index entries its files hold (hints, checked
+/// by the caller) that point inside its log file; also returns the file's size.
+async fn load_segment(dir: &Path, base: u64, config: &TopicConfig) -> Result<(Segment, u64)> {
+    let paths = SegmentPaths::new(dir, base);
+    let file = Rc::new(segment::open_dma(&paths.log, false).await?);
+    let file_bytes = segment::file_size(&file, &paths.log).await?;
+    let mut index = SegmentIndex::new(config.index_interval_bytes);
+    index.offsets = decode_offset_entries(&load_index_file(&paths.offset_index).await?, file_bytes);
+    index.times = decode_time_entries(&load_index_file(&paths.time_index).await?, file_bytes);
+    Ok((Segment::new(base, paths, file, index), file_bytes))
+}
+
 async fn open_sealed(
     dir: &Path,
     base: u64,
@@ -148,13 +160,7 @@ async fn open_sealed(
     io: &IoOptions,
     recovery: &mut Recovery,
 ) -> Result<Rc<Segment>> {
-    let paths = SegmentPaths::new(dir, base);
-    let file = Rc::new(segment::open_dma(&paths.log, false).await?);
-    let size = segment::file_size(&file, &paths.log).await?;
-    let mut index = SegmentIndex::new(config.index_interval_bytes);
-    index.offsets = decode_offset_entries(&load_index_file(&paths.offset_index).await?, size);
-    index.times = decode_time_entries(&load_index_file(&paths.time_index).await?, size);
-    let segment = Segment::new(base, paths, file, index);
+    let (segment, size) = load_segment(dir, base, config).await?;
     segment.size.set(size);
     segment.sealed.set(true);
     match check_sealed_index(&segment, size).await? {
@@ -314,13 +320,8 @@ async fn open_active(
     io: &IoOptions,
     recovery: &mut Recovery,
 ) -> Result<(Rc<Segment>, Appender)> {
-    let paths = SegmentPaths::new(dir, base);
-    let file = Rc::new(segment::open_dma(&paths.log, false).await?);
-    let file_bytes = segment::file_size(&file, &paths.log).await?;
-    let mut index = SegmentIndex::new(config.index_interval_bytes);
-    index.offsets = decode_offset_entries(&load_index_file(&paths.offset_index).await?, file_bytes);
-    index.times = decode_time_entries(&load_index_file(&paths.time_index).await?, file_bytes);
-    let segment = Segment::new(base, paths.clone(), file.clone(), index);
+    let (segment, file_bytes) = load_segment(dir, base, config).await?;
+    let (paths, file) = (segment.paths.clone(), segment.file.clone());
 
     let (start_position, start_offset) = recovery_start(&segment, file_bytes).await?;
     segment.index.borrow_mut().truncate_from(start_position as u32);

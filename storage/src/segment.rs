@@ -57,13 +57,13 @@ pub(crate) struct Segment {
     pub paths: SegmentPaths,
     pub file: Rc<DmaFile>,
     /// Logical bytes: every batch appended, none of the preallocated tail.
-    pub size: Cell<u64>,
+    pub(crate) size: Cell<u64>,
     /// Offset after the last batch (the base offset while empty).
-    pub next_offset: Cell<u64>,
+    pub(crate) next_offset: Cell<u64>,
     /// Max timestamp of the first batch: segment age for `segment_ms`, as Kafka does.
-    pub first_timestamp: Cell<Option<i64>>,
-    pub index: RefCell<SegmentIndex>,
-    pub sealed: Cell<bool>,
+    pub(crate) first_timestamp: Cell<Option<i64>>,
+    pub(crate) index: RefCell<SegmentIndex>,
+    pub(crate) sealed: Cell<bool>,
 }
 
 impl Segment {

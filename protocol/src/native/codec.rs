@@ -3,7 +3,7 @@
 //! checked against the bytes left in the frame and against `Limits` before anything is
 //! allocated, so no frame can make the decoder allocate more than it holds.
 
-use super::{DecodeError, Limits};
+use super::api::{DecodeError, Limits};
 use bytes::Bytes;
 
 /// Reads one payload. Byte fields are returned as slices of the payload (no copy).
@@ -130,7 +130,7 @@ macro_rules! wire_struct {
                 $( $crate::native::codec::Wire::encode(&self.$field, out); )*
             }
             #[allow(unused_variables)]
-            fn decode(reader: &mut $crate::native::codec::Reader<'_>) -> Result<Self, $crate::native::DecodeError> {
+            fn decode(reader: &mut $crate::native::codec::Reader<'_>) -> Result<Self, $crate::native::api::DecodeError> {
                 Ok($name { $( $field: <$ty as $crate::native::codec::Wire>::decode(reader)? ),* })
             }
         }

@@ -158,7 +158,7 @@ impl super::codec::Wire for ErrorCode {
     fn encode(&self, out: &mut Vec<u8>) {
         self.code().encode(out);
     }
-    fn decode(reader: &mut super::codec::Reader<'_>) -> Result<Self, super::DecodeError> {
+    fn decode(reader: &mut super::codec::Reader<'_>) -> Result<Self, super::api::DecodeError> {
         Ok(ErrorCode::from_code(u16::decode(reader)?))
     }
 }

@@ -13,16 +13,13 @@
 //!     16    - payload
 //! ```
 
-use super::{DecodeError, Limits};
+use super::api::{DecodeError, Limits};
+pub use super::api::{FRAME_VERSION, MAGIC};
 use zerocopy::little_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// Bytes of the frame header.
 pub const HEADER_BYTES: usize = 16;
-/// The magic number of every native frame.
-pub const MAGIC: u16 = 0x5354;
-/// The frame format version this crate speaks.
-pub const FRAME_VERSION: u8 = 1;
 /// Flag bit: the frame is a response.
 pub const FLAG_RESPONSE: u8 = 0x01;
 /// Flag bit (with `FLAG_RESPONSE`): the payload is an error frame (`error: u16`,

@@ -6,9 +6,10 @@
 //! The layout is the same as `ProduceRequest` (`messages.rs`) and is checked the same
 //! way: every length and count against the bytes present and `Limits`.
 
+use super::api::{ApiKey, DecodeError, Limits, API_VERSION_MAX};
 use super::codec::Wire;
+use super::frame::{FrameHeader, HEADER_BYTES};
 use super::messages::ProduceRequest;
-use super::{ApiKey, DecodeError, FrameHeader, Limits, API_VERSION_MAX, HEADER_BYTES};
 use bytes::Bytes;
 use std::ops::Range;
 
