@@ -2,26 +2,23 @@
 //! configured core, the listeners, readiness, and shutdown on SIGINT or SIGTERM
 //! (SIGHUP reloads the live settings).
 //!
-//! Listeners are bound here, before any shard starts, so that every port (chosen by
-//! the kernel when `listen.port = 0`) is known to every shard's Metadata answers and
-//! printed in the ready line. The main port gets one socket per shard, all bound with
-//! SO_REUSEPORT so the kernel spreads connections across shards; each shard also owns
-//! one port of its own (`port + 1 + shard`) for shard-aware clients.
+//! Code map: this file (`serve`: the steps in order), `listeners` (sockets bound
+//! before any shard starts), `shard` (one shard's life on its executor), `signals`
+//! (SIGINT, SIGTERM, SIGHUP and the reload).
+
+mod listeners;
+mod shard;
+mod signals;
 
 use crate::config::{BrokerConfig, Cores};
 use crate::metadata::{MetadataState, MetadataStore};
-use crate::partition::Logs;
 use crate::runtime;
-use crate::shard::{Shard, ShardMessage};
-use crate::storage::{probe_device, BatchCache};
 use anyhow::{bail, Context};
 use futures_channel::oneshot;
 use glommio::channels::channel_mesh::MeshBuilder;
-use socket2::{Domain, Protocol, Socket, Type};
-use std::cell::RefCell;
-use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{FromRawFd, IntoRawFd};
-use std::rc::Rc;
+use shard::{now_ms, run_shard, ShardInit};
+use std::net::IpAddr;
+use std::os::fd::IntoRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex};
 
@@ -39,58 +36,91 @@ pub struct Ready {
     pub admin: Option<std::net::SocketAddr>,
 }
 
-/// Everything one shard starts from.
-struct ShardInit {
-    id: u32,
-    config: Arc<BrokerConfig>,
-    ports: Vec<u16>,
-    state: Arc<MetadataState>,
-    store: Option<Arc<Mutex<MetadataStore>>>,
-    cache_bytes: usize,
-    listeners: Vec<i32>,
-    mesh: MeshBuilder<ShardMessage, glommio::channels::channel_mesh::Full>,
-    peer_of: Arc<Vec<AtomicUsize>>,
-    joined: Arc<Barrier>,
-    ready: mpsc::Sender<Result<usize, String>>,
-    shutdown: oneshot::Receiver<()>,
-    /// When this shard's event loop last ran its periodic tick (ms since the epoch):
-    /// what the systemd watchdog checks.
-    alive: Arc<Vec<AtomicU64>>,
-    metrics: Arc<crate::metrics::ShardMetrics>,
-    all_metrics: Arc<Vec<Arc<crate::metrics::ShardMetrics>>>,
-    descriptors_max: u64,
-    live: Arc<std::sync::RwLock<Arc<BrokerConfig>>>,
-}
-
-/// How often a shard looks for group members whose session ran out (and marks
-/// itself alive for the watchdog).
-const GROUP_EXPIRY_TICK: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// How often a shard tries again to open partitions placed on it that could not be.
-const OFFLINE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 /// Runs the broker until SIGINT or SIGTERM. `on_ready` is called once every shard
 /// serves; then the process waits for a signal, closes every log and returns.
 /// Under systemd (`Type=notify`) it reports `STATUS=` while recovering, `READY=1`
 /// once every shard serves, `WATCHDOG=1` while every shard's event loop turns, and
 /// `STOPPING=1` on shutdown.
 pub fn serve(
-    mut config: BrokerConfig,
+    config: BrokerConfig,
     mut reload_from: Option<(std::path::PathBuf, BrokerConfig)>,
     on_ready: impl FnOnce(&Ready),
 ) -> anyhow::Result<()> {
+    let opened = open_data(config)?;
+    let (config, count) = (opened.config.clone(), opened.cores.len());
+    let address: IpAddr = config.listen.address.parse().context("listen.address")?;
+    let (main_sockets, port) = listeners::bind_main(address, config.listen.port, count)?;
+    let shard_sockets = listeners::bind_shard_ports(address, config.listen.port, count)?;
+    let shard_ports: Vec<u16> = shard_sockets.iter().map(listeners::local_port).collect();
+    signals::block_shutdown_signals();
+    let alive: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(now_ms())).collect());
+    let live = Arc::new(std::sync::RwLock::new(config.clone()));
+    let registry = Arc::new(crate::metrics::Registry {
+        shards: (0..count).map(|_| Arc::new(crate::metrics::ShardMetrics::default())).collect(),
+        data_dir: config.data_dir.clone(),
+        ready: AtomicBool::new(false),
+        alive: alive.clone(),
+    });
+    let limits = &config.limits;
+    if let Some(warning) = crate::shard::capacity::descriptor_warning(
+        opened.descriptors_max,
+        count as u64,
+        limits.connections_max,
+        limits.partitions_max,
+    ) {
+        tracing::warn!("{warning}");
+    }
+    // Bound before the shards start, so a port in use stops the start at once.
+    let admin = start_admin(&config, &registry)?;
+    let sockets: Vec<Vec<i32>> = main_sockets
+        .into_iter()
+        .zip(shard_sockets)
+        .map(|(main, own)| vec![main.into_raw_fd(), own.into_raw_fd()])
+        .collect();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let started = start_shards(&opened, sockets, shard_ports.clone(), &registry, &alive, &live, ready_tx)?;
+    let partitions = wait_ready(&ready_rx, count)?;
+    registry.ready.store(true, Ordering::Relaxed);
+    on_ready(&Ready { address, port, shard_ports, partitions, admin });
+    crate::systemd::notify(&format!("READY=1\nSTATUS=Serving {partitions} partitions on port {port}"));
+    let stopping = Arc::new(AtomicBool::new(false));
+    start_watchdog(&alive, &stopping)?;
+    let signal = loop {
+        match signals::wait_for_signal() {
+            libc::SIGHUP => signals::reload(reload_from.as_mut(), &live),
+            libc::SIGINT => break "SIGINT",
+            _ => break "SIGTERM",
+        }
+    };
+    stopping.store(true, Ordering::Relaxed);
+    registry.ready.store(false, Ordering::Relaxed);
+    crate::systemd::notify("STOPPING=1\nSTATUS=Closing every partition");
+    tracing::info!(signal, "shutting down: closing every partition");
+    started.stop()?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The data directory opened: locked, its metadata loaded and `__consumer_offsets`
+/// in it, with what the shards start from.
+struct Opened {
+    config: Arc<BrokerConfig>,
+    /// Held until `serve` returns: a second broker on this directory refuses to start.
+    _lock: crate::lock::DataDirLock,
+    store: Arc<Mutex<MetadataStore>>,
+    state: Arc<MetadataState>,
+    cores: Vec<usize>,
+    descriptors_max: u64,
+}
+
+fn open_data(mut config: BrokerConfig) -> anyhow::Result<Opened> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
     // glommio opens files relative to their directory's descriptor and fails on a
     // relative path (the default `strand-data` is one): resolve it once, here.
     config.data_dir = std::fs::canonicalize(&config.data_dir)
         .with_context(|| format!("cannot resolve the data directory {}", config.data_dir.display()))?;
-    // Held until `serve` returns: a second broker on this directory refuses to start.
-    let _lock = crate::lock::DataDirLock::acquire(&config.data_dir)?;
+    let lock = crate::lock::DataDirLock::acquire(&config.data_dir)?;
     let descriptors_max =
         crate::host::raise_descriptor_limit().context("cannot read the descriptor limit (RLIMIT_NOFILE)")?;
     let config = Arc::new(config);
@@ -99,8 +129,7 @@ pub fn serve(
         .with_context(|| format!("cannot open the metadata in {}", data_dir.display()))?;
     tracing::info!(topics = store.state().topics.len(), replayed = recovery.commands_replayed, "metadata loaded");
     let cores = shard_cores(&config.cores)?;
-    let count = cores.len();
-    ensure_offsets_topic(&mut store, count, config.groups.offsets_segment_bytes)?;
+    ensure_offsets_topic(&mut store, cores.len(), config.groups.offsets_segment_bytes)?;
     let state = Arc::new(store.state().clone());
     crate::partition::remove_orphan_topic_dirs(data_dir, &state);
     let partitions_stored: u32 = state.topics.values().map(|t| t.partitions()).sum();
@@ -110,76 +139,84 @@ pub fn serve(
         state.topics.len(),
         data_dir.display()
     ));
-    let address: IpAddr = config.listen.address.parse().context("listen.address")?;
-    let (main_sockets, port) = bind_main(address, config.listen.port, count)?;
-    let shard_sockets = bind_shard_ports(address, config.listen.port, count)?;
-    let shard_ports: Vec<u16> = shard_sockets.iter().map(local_port).collect();
-    block_shutdown_signals();
+    Ok(Opened { config, _lock: lock, store: Arc::new(Mutex::new(store)), state, cores, descriptors_max })
+}
 
-    let cache_bytes = batch_cache_bytes(&config, count);
+/// The admin endpoint, when enabled: where it listens.
+fn start_admin(
+    config: &BrokerConfig,
+    registry: &Arc<crate::metrics::Registry>,
+) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    if !config.admin.enabled {
+        return Ok(None);
+    }
+    let address: IpAddr = config.admin.address.parse().context("admin.address")?;
+    let listener = std::net::TcpListener::bind((address, config.admin.port))
+        .with_context(|| format!("cannot listen on {address}:{} (admin.port)", config.admin.port))?;
+    let bound = listener.local_addr()?;
+    crate::admin::serve_admin(listener, registry.clone())?;
+    Ok(Some(bound))
+}
+
+/// The shards' threads, and how to stop them.
+struct Started {
+    shutdowns: Vec<oneshot::Sender<()>>,
+    threads: Vec<glommio::ExecutorJoinHandle<()>>,
+}
+
+impl Started {
+    /// Tells every shard to close its partitions, and waits for them.
+    fn stop(self) -> anyhow::Result<()> {
+        for shutdown in self.shutdowns {
+            let _ = shutdown.send(());
+        }
+        for handle in self.threads {
+            if handle.join().is_err() {
+                bail!("a shard panicked while shutting down");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Starts one pinned executor per core, each running its shard on its `sockets`.
+fn start_shards(
+    opened: &Opened,
+    sockets: Vec<Vec<i32>>,
+    ports: Vec<u16>,
+    registry: &crate::metrics::Registry,
+    alive: &Arc<Vec<AtomicU64>>,
+    live: &Arc<std::sync::RwLock<Arc<BrokerConfig>>>,
+    ready: mpsc::Sender<Result<usize, String>>,
+) -> anyhow::Result<Started> {
+    let count = opened.cores.len();
+    let cache_bytes = batch_cache_bytes(&opened.config, count);
     let io_memory = runtime::io_memory_bytes(count, runtime::IO_MEMORY_BYTES_DEFAULT);
     let mesh = MeshBuilder::full(count, MESH_QUEUE_MESSAGES);
     let peer_of: Arc<Vec<AtomicUsize>> = Arc::new((0..count).map(|_| AtomicUsize::new(usize::MAX)).collect());
     let joined = Arc::new(Barrier::new(count));
-    let store = Arc::new(Mutex::new(store));
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let alive: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(now_ms())).collect());
-    let live = Arc::new(std::sync::RwLock::new(config.clone()));
-    let registry = Arc::new(crate::metrics::Registry {
-        shards: (0..count).map(|_| Arc::new(crate::metrics::ShardMetrics::default())).collect(),
-        data_dir: config.data_dir.clone(),
-        ready: AtomicBool::new(false),
-        alive: alive.clone(),
-    });
     let all_metrics = Arc::new(registry.shards.clone());
-    let limits_config = &config.limits;
-    if let Some(warning) = crate::shard::capacity::descriptor_warning(
-        descriptors_max,
-        count as u64,
-        limits_config.connections_max,
-        limits_config.partitions_max,
-    ) {
-        tracing::warn!("{warning}");
-    }
-    // Bound before the shards start, so a port in use stops the start at once.
-    let admin = if config.admin.enabled {
-        let address: IpAddr = config.admin.address.parse().context("admin.address")?;
-        let listener = std::net::TcpListener::bind((address, config.admin.port))
-            .with_context(|| format!("cannot listen on {address}:{} (admin.port)", config.admin.port))?;
-        let bound = listener.local_addr()?;
-        crate::admin::serve_admin(listener, registry.clone())?;
-        Some(bound)
-    } else {
-        None
-    };
-    let mut shutdowns = Vec::new();
-    let mut threads = Vec::new();
-    let mut main_sockets = main_sockets.into_iter();
-    let mut shard_sockets = shard_sockets.into_iter();
-    for (id, &core) in cores.iter().enumerate() {
+    let mut started = Started { shutdowns: Vec::new(), threads: Vec::new() };
+    for ((id, &core), listeners) in opened.cores.iter().enumerate().zip(sockets) {
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
-        shutdowns.push(shutdown_tx);
-        let listeners = vec![
-            main_sockets.next().expect("one main socket per shard").into_raw_fd(),
-            shard_sockets.next().expect("one port per shard").into_raw_fd(),
-        ];
+        started.shutdowns.push(shutdown_tx);
         let init = ShardInit {
             id: id as u32,
-            config: config.clone(),
-            ports: shard_ports.clone(),
-            state: state.clone(),
-            store: (id == 0).then(|| store.clone()),
+            config: opened.config.clone(),
+            ports: ports.clone(),
+            state: opened.state.clone(),
+            store: (id == 0).then(|| opened.store.clone()),
             cache_bytes,
             listeners,
             mesh: mesh.clone(),
             peer_of: peer_of.clone(),
             joined: joined.clone(),
-            ready: ready_tx.clone(),
+            ready: ready.clone(),
             shutdown: shutdown_rx,
             alive: alive.clone(),
             metrics: registry.shards[id].clone(),
             all_metrics: all_metrics.clone(),
-            descriptors_max,
+            descriptors_max: opened.descriptors_max,
             live: live.clone(),
         };
         let handle = runtime::executor(&format!("shard-{id}"), Some(core), io_memory)
@@ -197,182 +234,42 @@ pub fn serve(
             .map_err(|error| {
                 anyhow::anyhow!("cannot start shard {id} on core {core}: {error} (is io_uring available, and RLIMIT_MEMLOCK at least 512 KiB?)")
             })?;
-        threads.push(handle);
+        started.threads.push(handle);
     }
-    drop(ready_tx);
+    Ok(started)
+}
+
+/// Waits until every shard has recovered and listens; the partitions they opened.
+fn wait_ready(ready: &mpsc::Receiver<Result<usize, String>>, count: usize) -> anyhow::Result<usize> {
     let mut partitions = 0;
     for started in 1..=count {
-        match ready_rx.recv() {
+        match ready.recv() {
             Ok(Ok(opened)) => partitions += opened,
             Ok(Err(message)) => bail!(message),
             Err(_) => bail!("a shard stopped while starting"),
         }
         crate::systemd::notify(&format!("STATUS=Recovered {started} of {count} shards ({partitions} partitions)"));
     }
-    registry.ready.store(true, Ordering::Relaxed);
-    on_ready(&Ready { address, port, shard_ports, partitions, admin });
-    crate::systemd::notify(&format!("READY=1\nSTATUS=Serving {partitions} partitions on port {port}"));
-    let stopping = Arc::new(AtomicBool::new(false));
-    if let Some(interval) = crate::systemd::watchdog_interval() {
-        let (alive, stopping) = (alive.clone(), stopping.clone());
-        std::thread::Builder::new().name("watchdog".into()).spawn(move || {
-            // Ping at half the interval, and only while every shard's loop turns: a
-            // shard stuck for longer than the interval lets systemd restart us.
-            while !stopping.load(Ordering::Relaxed) {
-                std::thread::sleep(interval / 2);
-                let oldest = alive.iter().map(|a| a.load(Ordering::Relaxed)).min().unwrap_or(0);
-                if now_ms().saturating_sub(oldest) < interval.as_millis() as u64 {
-                    crate::systemd::notify("WATCHDOG=1");
-                } else {
-                    tracing::warn!("a shard has not turned its event loop within the watchdog interval");
-                }
-            }
-        })?;
-    }
-    let signal = loop {
-        match wait_for_signal() {
-            libc::SIGHUP => reload(reload_from.as_mut(), &live),
-            libc::SIGINT => break "SIGINT",
-            _ => break "SIGTERM",
-        }
-    };
-    stopping.store(true, Ordering::Relaxed);
-    registry.ready.store(false, Ordering::Relaxed);
-    crate::systemd::notify("STOPPING=1\nSTATUS=Closing every partition");
-    tracing::info!(signal, "shutting down: closing every partition");
-    for shutdown in shutdowns {
-        let _ = shutdown.send(());
-    }
-    for handle in threads {
-        if handle.join().is_err() {
-            bail!("a shard panicked while shutting down");
-        }
-    }
-    tracing::info!("stopped");
-    Ok(())
+    Ok(partitions)
 }
 
-async fn run_shard(init: ShardInit) {
-    let ShardInit {
-        id,
-        config,
-        ports,
-        state,
-        store,
-        cache_bytes,
-        listeners,
-        mesh,
-        peer_of,
-        joined,
-        ready,
-        shutdown,
-        alive,
-        metrics,
-        all_metrics,
-        descriptors_max,
-        live,
-    } = init;
-    if let Err(error) = probe_device(&config.data_dir).await {
-        let _ = ready.send(Err(format!(
-            "shard {id}: the data directory {} cannot do direct I/O ({error}); fix: put data_dir on ext4 or XFS (not tmpfs or overlayfs)",
-            config.data_dir.display()
-        )));
-        return;
-    }
-    let Ok((senders, mut receivers)) = mesh.join().await else {
-        let _ = ready.send(Err(format!("shard {id}: could not join the shard mesh")));
-        return;
-    };
-    peer_of[id as usize].store(senders.peer_id(), Ordering::Release);
-    // Every shard records its mesh index before any uses the table; nothing else runs
-    // on these threads yet, so blocking here is harmless.
-    joined.wait();
-    let peers: Vec<usize> = peer_of.iter().map(|peer| peer.load(Ordering::Acquire)).collect();
-    let cache = BatchCache::new(cache_bytes);
-    cache.set_read_ahead_bytes(usize::try_from(config.storage.read_ahead_bytes).unwrap_or(usize::MAX));
-    let receive_bytes_max = config.limits.receive_bytes_max as usize;
-    let retention_interval = std::time::Duration::from_millis(config.storage.retention_check_interval_ms);
-    let logs = Logs::new(id, config.data_dir.clone(), config.storage.io.clone(), retention_interval, Rc::new(cache));
-    let shard = Rc::new(Shard {
-        id,
-        count: peers.len() as u32,
-        config,
-        ports,
-        metadata: RefCell::new(Arc::new(MetadataState::default())),
-        logs,
-        mesh: senders,
-        peers,
-        store,
-        admin: glommio::sync::Semaphore::new(1),
-        groups: crate::group::GroupCoordinator::default(),
-        metrics,
-        live,
-        warnings: crate::shard::warnings::Warnings::default(),
-        descriptors_max,
-        all_metrics,
-        receive: Rc::new(crate::net::ReceiveBudget::new(receive_bytes_max)),
-    });
-    shard.apply(state).await;
-    shard.groups.recover(&shard).await;
-    {
-        // Partitions that could not be opened (no descriptor or disk space left)
-        // open once the resource is back.
-        let shard = shard.clone();
-        glommio::spawn_local(async move {
-            loop {
-                glommio::timer::sleep(OFFLINE_RETRY).await;
-                shard.reopen_offline().await;
+/// Under systemd's watchdog: pings at half the interval, and only while every shard's
+/// loop turns, so a shard stuck for longer than the interval lets systemd restart us.
+fn start_watchdog(alive: &Arc<Vec<AtomicU64>>, stopping: &Arc<AtomicBool>) -> anyhow::Result<()> {
+    let Some(interval) = crate::systemd::watchdog_interval() else { return Ok(()) };
+    let (alive, stopping) = (alive.clone(), stopping.clone());
+    std::thread::Builder::new().name("watchdog".into()).spawn(move || {
+        while !stopping.load(Ordering::Relaxed) {
+            std::thread::sleep(interval / 2);
+            let oldest = alive.iter().map(|a| a.load(Ordering::Relaxed)).min().unwrap_or(0);
+            if now_ms().saturating_sub(oldest) < interval.as_millis() as u64 {
+                crate::systemd::notify("WATCHDOG=1");
+            } else {
+                tracing::warn!("a shard has not turned its event loop within the watchdog interval");
             }
-        })
-        .detach();
-    }
-    {
-        // Committed offsets stay bounded on disk.
-        let shard = shard.clone();
-        glommio::spawn_local(async move {
-            loop {
-                glommio::timer::sleep(std::time::Duration::from_secs(1)).await;
-                shard.groups.compact(&shard).await;
-            }
-        })
-        .detach();
-    }
-    {
-        // Members whose session ran out leave their groups.
-        let shard = shard.clone();
-        glommio::spawn_local(async move {
-            loop {
-                glommio::timer::sleep(GROUP_EXPIRY_TICK).await;
-                shard.groups.expire(&shard);
-                shard.refresh_metrics();
-                shard.warnings.tick();
-                shard.logs.offline_warnings().tick();
-                alive[shard.id as usize].store(now_ms(), Ordering::Relaxed);
-            }
-        })
-        .detach();
-    }
-    for (_, receiver) in receivers.streams() {
-        let shard = shard.clone();
-        glommio::spawn_local(async move {
-            while let Some(message) = receiver.recv().await {
-                crate::service::forwarded::handle(&shard, message).await;
-            }
-        })
-        .detach();
-    }
-    let native = Rc::new(crate::native::Native::new(shard.clone()));
-    let mut accepting = Vec::new();
-    for fd in listeners {
-        // SAFETY: the fd is a listening TCP socket this process bound and handed to
-        // this shard alone; the glommio listener takes ownership of it.
-        let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
-        accepting.push(glommio::spawn_local(crate::net::accept_loop(shard.clone(), listener, native.clone())));
-    }
-    let _ = ready.send(Ok(shard.logs.count()));
-    let _ = shutdown.await;
-    drop(accepting);
-    shard.logs.close_all().await;
+        }
+    })?;
+    Ok(())
 }
 
 /// Creates `__consumer_offsets` on first start: one partition per shard, partition
@@ -427,44 +324,6 @@ fn shard_cores(cores: &Cores) -> anyhow::Result<Vec<usize>> {
     }
 }
 
-fn listener_socket(address: SocketAddr, reuse_port: bool) -> anyhow::Result<Socket> {
-    let domain = if address.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
-    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    socket.bind(&address.into()).with_context(|| format!("cannot listen on {address}"))?;
-    socket.listen(1024)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket)
-}
-
-fn local_port(socket: &Socket) -> u16 {
-    socket.local_addr().ok().and_then(|a| a.as_socket()).map_or(0, |a| a.port())
-}
-
-/// One socket per shard on the main port (the first one picks it when `port` is 0).
-fn bind_main(address: IpAddr, port: u16, count: usize) -> anyhow::Result<(Vec<Socket>, u16)> {
-    let first = listener_socket(SocketAddr::new(address, port), true)?;
-    let port = local_port(&first);
-    let mut sockets = vec![first];
-    for _ in 1..count {
-        sockets.push(listener_socket(SocketAddr::new(address, port), true)?);
-    }
-    Ok((sockets, port))
-}
-
-/// Each shard's own port: `port + 1 + shard`, or kernel-chosen when `port` is 0.
-fn bind_shard_ports(address: IpAddr, port: u16, count: usize) -> anyhow::Result<Vec<Socket>> {
-    (0..count)
-        .map(|shard| {
-            let own = if port == 0 { 0 } else { port + 1 + shard as u16 };
-            listener_socket(SocketAddr::new(address, own), false)
-        })
-        .collect()
-}
-
 /// The batch cache of each shard: as configured, or a quarter of memory split evenly.
 fn batch_cache_bytes(config: &BrokerConfig, shards: usize) -> usize {
     if config.storage.batch_cache_bytes > 0 {
@@ -475,76 +334,4 @@ fn batch_cache_bytes(config: &BrokerConfig, shards: usize) -> usize {
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     let memory = (pages.max(0) as usize).saturating_mul(page.max(0) as usize);
     (memory / 4 / shards.max(1)).max(64 << 20)
-}
-
-fn shutdown_signals() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data initialized by sigemptyset.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGHUP);
-        set
-    }
-}
-
-/// Blocks SIGINT and SIGTERM in this thread and every thread it starts afterwards, so
-/// that `wait_for_shutdown_signal` receives them.
-fn block_shutdown_signals() {
-    let set = shutdown_signals();
-    // SAFETY: the set is valid; a null old set is allowed.
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-}
-
-/// Waits for SIGINT, SIGTERM or SIGHUP; returns which.
-fn wait_for_signal() -> i32 {
-    let set = shutdown_signals();
-    let mut signal = 0;
-    // SAFETY: the set is valid and `signal` is ours to write.
-    unsafe { libc::sigwait(&set, &mut signal) };
-    signal
-}
-
-/// SIGHUP: reads the configuration file again and applies what can change live
-/// (`config::LIVE_KEYS`); logs what changed, what was applied and what waits for a
-/// restart. An invalid file changes nothing.
-/// `from` is the file and what it held when last read (before command-line
-/// overrides, which stay).
-fn reload(from: Option<&mut (std::path::PathBuf, BrokerConfig)>, live: &std::sync::RwLock<Arc<BrokerConfig>>) {
-    let Some((path, read)) = from else {
-        tracing::warn!("SIGHUP: the broker started without a configuration file; nothing to reload");
-        return;
-    };
-    let fresh = match BrokerConfig::load(path) {
-        Ok(fresh) => fresh,
-        Err(error) => {
-            tracing::error!(%error, "SIGHUP: configuration refused; the running settings stay");
-            return;
-        }
-    };
-    let current = live.read().unwrap_or_else(|p| p.into_inner()).clone();
-    let changed = read.changed_keys(&fresh);
-    let (applied, later): (Vec<String>, Vec<String>) =
-        changed.into_iter().partition(|key| crate::config::LIVE_KEYS.iter().any(|prefix| key.starts_with(prefix)));
-    // Keys that wait for a restart keep their running values.
-    let mut next = (*current).clone();
-    next.log = fresh.log.clone();
-    next.topic_defaults = fresh.topic_defaults.clone();
-    next.groups = fresh.groups.clone();
-    if applied.iter().any(|k| k.starts_with("log.")) {
-        match crate::runtime::set_log_level(&next.log.level) {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!("SIGHUP: RUST_LOG is set and keeps precedence over log.level"),
-            Err(error) => tracing::error!(%error, "SIGHUP: the log filter could not be replaced"),
-        }
-    }
-    *live.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
-    *read = fresh;
-    tracing::info!(
-        file = %path.display(),
-        applied = ?applied,
-        at_restart = ?later,
-        "SIGHUP: configuration reloaded"
-    );
 }

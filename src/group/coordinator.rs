@@ -448,25 +448,27 @@ impl GroupCoordinator {
         LeaveGroupResponse { error: None }
     }
 
+    /// Whether `request` may commit at all: an administrative commit (no member, no
+    /// generation) only while the group has no members, a member's only at the
+    /// group's current generation.
+    fn may_commit(&self, request: &OffsetCommitRequest, admin: bool) -> Result<(), Error> {
+        let groups = self.groups.borrow();
+        match (groups.get(&request.group), admin) {
+            (Some(group), true) if !group.members.is_empty() => Err(Error::GroupNotEmpty),
+            (_, true) => Ok(()),
+            (None, false) => Err(Error::UnknownMember),
+            (Some(group), false) if !group.members.contains_key(&request.member_id) => Err(Error::UnknownMember),
+            (Some(group), false) if request.generation != group.generation => Err(Error::StaleGeneration),
+            (Some(_), false) => Ok(()),
+        }
+    }
+
     async fn commit<H: GroupHost>(&self, host: &H, request: OffsetCommitRequest) -> OffsetCommitResponse {
         let whole = |error| OffsetCommitResponse { error, topics: Vec::new() };
         let admin = request.member_id.is_empty() && request.generation == 0;
         // Who may commit what, checked before anything is written.
-        {
-            let groups = self.groups.borrow();
-            match (groups.get(&request.group), admin) {
-                (Some(group), true) if !group.members.is_empty() => return whole(Some(Error::GroupNotEmpty)),
-                (_, true) => {}
-                (None, false) => return whole(Some(Error::UnknownMember)),
-                (Some(group), false) => {
-                    if !group.members.contains_key(&request.member_id) {
-                        return whole(Some(Error::UnknownMember));
-                    }
-                    if request.generation != group.generation {
-                        return whole(Some(Error::StaleGeneration));
-                    }
-                }
-            }
+        if let Err(error) = self.may_commit(&request, admin) {
+            return whole(Some(error));
         }
         // Offsets past a partition's end are refused; the ends come from the owners.
         let ends = end_offsets(host, &request.topics).await;

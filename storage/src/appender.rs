@@ -44,6 +44,8 @@ impl WriteTracker {
 
     fn submit(&self, data_end: u64) -> u64 {
         let mut pending = self.pending.borrow_mut();
+        let last = pending.back().map_or(self.written.get(), |&(end, _)| end);
+        debug_assert!(data_end >= last, "writes are submitted in file order: {data_end} after {last}");
         pending.push_back((data_end, false));
         self.front_seq.get() + pending.len() as u64 - 1
     }
@@ -64,6 +66,8 @@ impl WriteTracker {
         }
         drop(pending);
         if let Some(end) = advanced {
+            // The written prefix only grows, and only over completed writes.
+            debug_assert!(end >= self.written.get(), "the written prefix moved back to {end}");
             self.written.advance(end);
         }
     }

@@ -77,6 +77,9 @@ impl Log {
         let count = header.last_offset_delta as u64 + 1;
         batch::stamp_base_offset(batch, base_offset as i64);
         batch::stamp_leader_epoch(batch, leader_epoch);
+        // The write side of the offset invariant `read` checks: this batch starts
+        // right after the last one appended.
+        debug_assert_eq!(BatchHeader::parse(batch).map(|h| h.base_offset as u64), Ok(base_offset));
         let mut max_timestamp = header.max_timestamp;
         let mut log_append_time_ms = None;
         if source == TimestampSource::LogAppendTime {

@@ -24,6 +24,7 @@ impl Log {
             batches.bytes = read.bytes;
             batches.next_offset = read.next_offset;
             batches.chunks = read.batches.into_iter().map(Chunk::Cached).collect();
+            check_read(&batches, offset);
             return Ok(batches);
         }
         let segment = {
@@ -34,6 +35,7 @@ impl Log {
             return Err(StorageError::OffsetOutOfRange { offset, start, end });
         };
         self.read_segment(&segment, offset, max_bytes, high_watermark, &mut batches).await?;
+        check_read(&batches, offset);
         Ok(batches)
     }
 
@@ -54,15 +56,7 @@ impl Log {
         // follow take their share from memory.
         let want = max_bytes.min(COLD_READ_BYTES_MAX).max(self.io.read_bytes);
         let ahead_bytes = (want * READ_AHEAD_FACTOR).clamp(self.io.read_bytes, COLD_READ_BYTES_MAX);
-        let (mut start, mut buf) = match self.take_read_ahead(segment, offset).await {
-            Some(ahead) => ahead,
-            None => {
-                let relative = (offset - segment.base_offset) as u32;
-                let start = u64::from(segment.index.borrow().position_for_offset(relative));
-                let len = aligned_read_len(start, segment_end, want);
-                (start, segment.read_at(start, len).await?)
-            }
-        };
+        let (mut start, mut buf) = self.first_read(segment, offset, want, segment_end).await?;
         let (mut from, mut to) = (None, 0usize);
         let mut at = 0usize;
         let mut expected_base = None;
@@ -120,6 +114,25 @@ impl Log {
             self.read_on(segment, start, &buf, to, segment_end, ahead_bytes, out.next_offset);
         }
         Ok(())
+    }
+
+    /// The bytes a read at `offset` starts from: what the read ahead holds or is
+    /// reading for it, else one direct read of `want` bytes from the index's position
+    /// for the offset; with the file position they start at.
+    async fn first_read(
+        &self,
+        segment: &Rc<Segment>,
+        offset: u64,
+        want: usize,
+        segment_end: u64,
+    ) -> Result<(u64, ReadResult)> {
+        if let Some(ahead) = self.take_read_ahead(segment, offset).await {
+            return Ok(ahead);
+        }
+        let relative = (offset - segment.base_offset) as u32;
+        let start = u64::from(segment.index.borrow().position_for_offset(relative));
+        let len = aligned_read_len(start, segment_end, want);
+        Ok((start, segment.read_at(start, len).await?))
     }
 
     /// After a cold read that used `buf` (read at `start`) up to `to`: holds the whole
@@ -263,4 +276,31 @@ impl Log {
 pub(super) fn aligned_read_len(start: u64, end: u64, want: usize) -> usize {
     let skew = start % crate::BLOCK_BYTES as u64;
     (end - start).min(want as u64 - skew) as usize
+}
+
+/// In debug builds, the read side of the offset invariant that append asserts: the
+/// batches a read returns are whole, the first holds `offset`, each starts where the
+/// one before it ended, and they end at `next_offset`, within the high watermark.
+fn check_read(batches: &Batches, offset: u64) {
+    if !cfg!(debug_assertions) || batches.chunks.is_empty() {
+        return;
+    }
+    let mut expected: Option<u64> = None;
+    for chunk in &batches.chunks {
+        let mut rest: &[u8] = chunk;
+        while !rest.is_empty() {
+            let header = BatchHeader::parse(rest).expect("a read returns whole, valid batches");
+            let (base, next) = (header.base_offset as u64, header.next_offset() as u64);
+            match expected {
+                None => {
+                    assert!(base <= offset && offset < next, "the first batch [{base}, {next}) holds offset {offset}")
+                }
+                Some(expected) => assert_eq!(base, expected, "batches are contiguous"),
+            }
+            expected = Some(next);
+            rest = &rest[header.total_bytes()..];
+        }
+    }
+    assert_eq!(expected, Some(batches.next_offset), "next_offset follows the last batch");
+    assert!(batches.next_offset <= batches.high_watermark, "never past the high watermark");
 }
