@@ -83,6 +83,19 @@ pub async fn dispatch(
     drop(payload);
     wait_for_request_slot(state).await;
     let slot = state.start_request(request_bytes);
+    route(shard, ctx, state, correlation, slot, request)
+}
+
+/// Hands one decoded request to its operation: answered at once when it only reads
+/// this shard's state, else in a task of its own. `Err` closes the connection.
+fn route(
+    shard: &Rc<Shard>,
+    ctx: RequestContext,
+    state: &Rc<ConnectionState>,
+    correlation: u32,
+    slot: RequestSlot,
+    request: Request,
+) -> Result<(), String> {
     let (shard, state) = (shard.clone(), state.clone());
     match request {
         Request::ApiVersions(_) => respond(&state, correlation, slot, info::api_versions()),

@@ -94,21 +94,8 @@ async fn read_loop<P: Protocol, R: TransportRead>(
     // When the first byte of the frame being assembled arrived.
     let mut frame_started: Option<Instant> = None;
     loop {
-        loop {
-            match protocol.split_frame(&mut buf) {
-                Ok(Some(frame)) => {
-                    if let Err(reason) = protocol.dispatch(state, frame).await {
-                        return reason;
-                    }
-                }
-                Ok(None) => break,
-                Err(reason) => {
-                    if shard.warnings.bad_clients.allow() {
-                        tracing::warn!(shard = shard.id, %reason, "closing a connection that sent a bad frame");
-                    }
-                    return reason;
-                }
-            }
+        if let Err(reason) = dispatch_whole_frames(shard, protocol, state, &mut buf).await {
+            return reason;
         }
         if state.is_closed() {
             return "send failed".into();
@@ -130,32 +117,11 @@ async fn read_loop<P: Protocol, R: TransportRead>(
         if state.in_flight_bytes() > in_flight_max {
             state.space.wait_until(|| state.in_flight_bytes() <= in_flight_max || state.is_closed()).await;
         }
-        // The shard's budget: a partial frame reads on up to PARTIAL_FREE_BYTES
-        // whatever it says; past that it waits for room (the deadline still runs).
-        // The read is reserved before it starts, so reads under way on many
-        // connections cannot overshoot the budget together.
-        let budget = &shard.receive;
-        let mut want = read_size(&buf, protocol);
-        if !budget.has_room(want) {
-            let free = PARTIAL_FREE_BYTES.saturating_sub(buf.len());
-            if free == 0 {
-                let room = budget.freed.wait_until(|| budget.has_room(want) || state.is_closed());
-                let _ = glommio::timer::timeout(wait, async {
-                    room.await;
-                    Ok(())
-                })
-                .await;
-                continue;
-            }
-            want = want.min(free);
-        }
-        if buf.is_empty() {
-            // Waiting for a new frame, maybe for long: reserve nothing, and read
-            // only what a connection may hold unreserved.
-            want = want.min(PARTIAL_FREE_BYTES);
-        } else {
-            partial.set(buf.len() + want);
-        }
+        // The shard's budget (the partial frame's deadline still runs while it waits).
+        let Some(want) = reserve_read(&shard.receive, state, &mut partial, &buf, read_size(&buf, protocol), wait).await
+        else {
+            continue;
+        };
         ensure_room(&mut buf, want);
         let filled = buf.len();
         match stream.read_into(&mut buf, want, wait).await {
@@ -175,6 +141,64 @@ async fn read_loop<P: Protocol, R: TransportRead>(
             Err(error) => return format!("read failed: {error}"),
         }
     }
+}
+
+/// Dispatches every whole frame at the front of `buf`; `Err` (the reason) closes the
+/// connection.
+async fn dispatch_whole_frames<P: Protocol>(
+    shard: &Shard,
+    protocol: &P,
+    state: &Rc<ConnectionState>,
+    buf: &mut BytesMut,
+) -> Result<(), String> {
+    loop {
+        match protocol.split_frame(buf) {
+            Ok(Some(frame)) => protocol.dispatch(state, frame).await?,
+            Ok(None) => return Ok(()),
+            Err(reason) => {
+                if shard.warnings.bad_clients.allow() {
+                    tracing::warn!(shard = shard.id, %reason, "closing a connection that sent a bad frame");
+                }
+                return Err(reason);
+            }
+        }
+    }
+}
+
+/// How much the next read may take, `want` at most, under the shard's receive
+/// budget: a partial frame reads on up to `PARTIAL_FREE_BYTES` whatever the budget
+/// says; past that it waits (at most `wait`) for room and returns `None`, to be asked
+/// again. The read is reserved (in `partial`) before it starts, so reads under way on
+/// many connections cannot overshoot the budget together; a connection waiting for a
+/// new frame, maybe for long, reserves nothing and reads only what it may hold
+/// unreserved.
+async fn reserve_read(
+    budget: &ReceiveBudget,
+    state: &ConnectionState,
+    partial: &mut PartialClaim,
+    buf: &BytesMut,
+    mut want: usize,
+    wait: Duration,
+) -> Option<usize> {
+    if !budget.has_room(want) {
+        let free = PARTIAL_FREE_BYTES.saturating_sub(buf.len());
+        if free == 0 {
+            let room = budget.freed.wait_until(|| budget.has_room(want) || state.is_closed());
+            let _ = glommio::timer::timeout(wait, async {
+                room.await;
+                Ok(())
+            })
+            .await;
+            return None;
+        }
+        want = want.min(free);
+    }
+    if buf.is_empty() {
+        want = want.min(PARTIAL_FREE_BYTES);
+    } else {
+        partial.set(buf.len() + want);
+    }
+    Some(want)
 }
 
 /// Closes a connection whose frame did not arrive whole in time: the reason.
