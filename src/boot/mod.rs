@@ -288,7 +288,12 @@ fn ensure_offsets_topic(store: &mut MetadataStore, shards: usize, segment_bytes:
     };
     let placement = (0..shards as u32).collect();
     store
-        .submit(crate::metadata::Command::CreateTopic { name: OFFSETS_TOPIC.to_string(), config, placement })
+        .submit(crate::metadata::Command::CreateTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            config,
+            placement,
+            uuid: Some(crate::metadata::TopicUuid::random()),
+        })
         .with_context(|| format!("cannot create {OFFSETS_TOPIC}"))?;
     Ok(())
 }

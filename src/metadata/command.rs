@@ -1,6 +1,7 @@
 //! The commands that change metadata. Each is self-contained (placement is decided
 //! before the command is written), so replaying the log gives the same state anywhere.
 
+use super::uuid::TopicUuid;
 use crate::storage::TopicConfig;
 use serde::{Deserialize, Serialize};
 
@@ -8,8 +9,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Command {
-    /// Creates a topic whose partition `i` is owned by shard `placement[i]`.
-    CreateTopic { name: String, config: TopicConfig, placement: Vec<u32> },
+    /// Creates a topic whose partition `i` is owned by shard `placement[i]`, with
+    /// its UUID (absent in commands written before topics had UUIDs: the state then
+    /// derives one from the topic's id and name).
+    CreateTopic {
+        name: String,
+        config: TopicConfig,
+        placement: Vec<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uuid: Option<TopicUuid>,
+    },
     /// Deletes a topic and its data.
     DeleteTopic { name: String },
     /// Replaces a topic's configuration.

@@ -13,9 +13,11 @@ mod error;
 mod name;
 mod state;
 mod store;
+mod uuid;
 
 pub use command::Command;
 pub use error::{MetadataError, PARTITIONS_MAX};
 pub use name::{validate_topic_name, TOPIC_NAME_BYTES_MAX};
 pub use state::{place_partitions, MetadataState, TopicMeta};
 pub use store::{MetadataStore, StoreRecovery};
+pub use uuid::TopicUuid;

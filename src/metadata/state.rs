@@ -4,6 +4,7 @@
 use super::command::Command;
 use super::error::{MetadataError, PARTITIONS_MAX};
 use super::name::validate_topic_name;
+use super::uuid::TopicUuid;
 use crate::storage::TopicConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -17,9 +18,18 @@ pub struct TopicMeta {
     pub config: TopicConfig,
     /// The shard that owns each partition, by partition index.
     pub placement: Vec<u32>,
+    /// The topic's UUID (absent in snapshots written before topics had UUIDs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<TopicUuid>,
 }
 
 impl TopicMeta {
+    /// The topic's UUID: the one it was created with, or for a topic created before
+    /// topics had UUIDs, one derived from its id and name (the same at every start).
+    pub fn uuid(&self) -> TopicUuid {
+        self.uuid.unwrap_or_else(|| TopicUuid::derived(self.id, &self.name))
+    }
+
     /// Number of partitions.
     pub fn partitions(&self) -> u32 {
         self.placement.len() as u32
@@ -39,8 +49,16 @@ impl MetadataState {
     /// Checks that `command` may be applied to this state.
     pub fn check(&self, command: &Command) -> Result<(), MetadataError> {
         match command {
-            Command::CreateTopic { name, config, placement } => {
+            Command::CreateTopic { name, config, placement, uuid } => {
                 validate_topic_name(name)?;
+                if let Some(uuid) = uuid {
+                    if let Some(other) = self.topics.values().find(|topic| topic.uuid() == *uuid) {
+                        return Err(MetadataError::InvalidConfig(format!(
+                            "topic id {uuid} is already topic {:?}'s",
+                            other.name
+                        )));
+                    }
+                }
                 if self.topics.contains_key(name) {
                     return Err(MetadataError::TopicExists(name.clone()));
                 }
@@ -83,10 +101,12 @@ impl MetadataState {
     pub fn apply(&mut self, command: &Command) {
         self.applied_index += 1;
         match command {
-            Command::CreateTopic { name, config, placement } => {
+            Command::CreateTopic { name, config, placement, uuid } => {
                 let id = self.next_topic_id;
                 self.next_topic_id += 1;
-                let topic = TopicMeta { id, name: name.clone(), config: config.clone(), placement: placement.clone() };
+                let uuid = Some(uuid.unwrap_or_else(|| TopicUuid::derived(id, name)));
+                let topic =
+                    TopicMeta { id, name: name.clone(), config: config.clone(), placement: placement.clone(), uuid };
                 self.topics.insert(name.clone(), topic);
             }
             Command::DeleteTopic { name } => {

@@ -179,7 +179,44 @@ mod tests {
 
     fn create(store: &mut MetadataStore, name: &str, partitions: u32) -> Result<(), MetadataError> {
         let placement = place_partitions(store.state(), partitions, 2);
-        store.submit(Command::CreateTopic { name: name.into(), config: TopicConfig::default(), placement }).map(|_| ())
+        store
+            .submit(Command::CreateTopic { name: name.into(), config: TopicConfig::default(), placement, uuid: None })
+            .map(|_| ())
+    }
+
+    /// Topic UUIDs are part of the metadata: the same after replaying the command log
+    /// and after a snapshot; a topic whose command predates UUIDs gets the same derived
+    /// one every time; a topic created again under a deleted one's name gets a new one.
+    #[test]
+    fn topic_uuids_survive_restarts_and_are_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let uuid = crate::metadata::TopicUuid::random();
+        let (first, derived) = {
+            let (mut store, _) = MetadataStore::open(dir.path()).unwrap();
+            let placement = vec![0];
+            let config = TopicConfig::default();
+            store.submit(Command::CreateTopic { name: "orders".into(), config, placement, uuid: Some(uuid) }).unwrap();
+            create(&mut store, "legacy", 1).unwrap();
+            let twin = Command::CreateTopic {
+                name: "twin".into(),
+                config: TopicConfig::default(),
+                placement: vec![0],
+                uuid: Some(uuid),
+            };
+            assert!(store.submit(twin).is_err(), "a UUID names one topic");
+            (store.state().topics["orders"].uuid(), store.state().topics["legacy"].uuid())
+        };
+        assert_eq!(first, uuid);
+        for round in 0..2 {
+            let (mut store, _) = MetadataStore::open(dir.path()).unwrap();
+            assert_eq!(store.state().topics["orders"].uuid(), uuid, "round {round}");
+            assert_eq!(store.state().topics["legacy"].uuid(), derived, "round {round}");
+            store.snapshot().unwrap();
+        }
+        let (mut store, _) = MetadataStore::open(dir.path()).unwrap();
+        store.submit(Command::DeleteTopic { name: "legacy".into() }).unwrap();
+        create(&mut store, "legacy", 1).unwrap();
+        assert_ne!(store.state().topics["legacy"].uuid(), derived, "a new topic, a new id");
     }
 
     #[test]

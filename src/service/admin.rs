@@ -7,7 +7,7 @@
 
 pub use super::types::{AdminRequest, NewPartitions, NewTopic, TopicAlteration, TopicOutcomes};
 use super::{Error, RequestContext};
-use crate::metadata::{place_partitions, Command, MetadataError, MetadataState, PARTITIONS_MAX};
+use crate::metadata::{place_partitions, Command, MetadataError, MetadataState, TopicUuid, PARTITIONS_MAX};
 use crate::partition::OpenFailure;
 use crate::shard::{Shard, ShardMessage};
 use crate::storage::{altered_config, topic_config};
@@ -149,7 +149,8 @@ async fn create_topic(session: &mut Session<'_>, topic: NewTopic) -> Result<(), 
     let state = session.state();
     shard.check_new_partitions(&state, topic.partitions, topic.partitions, config.segment_bytes)?;
     let placement = place_partitions(&state, topic.partitions, shard.count);
-    session.submit(Command::CreateTopic { name: topic.name.clone(), config, placement }).await?;
+    let uuid = Some(TopicUuid::random());
+    session.submit(Command::CreateTopic { name: topic.name.clone(), config, placement, uuid }).await?;
     let mut failures = session.apply().await;
     failures.retain(|failure| failure.topic == topic.name);
     if failures.is_empty() {
