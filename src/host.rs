@@ -73,6 +73,26 @@ fn busiest_core(table: &str, device: &str) -> Option<usize> {
     per_core.into_iter().find(|&(_, count)| count * 2 > total).map(|(cpu, _)| cpu)
 }
 
+pub use strand_storage::space::{disk_space, DiskSpace};
+
+/// Raises the soft limit on open descriptors (RLIMIT_NOFILE) to the hard limit and
+/// returns the limit now in force. A broker holds one descriptor per segment file and
+/// two per connection; the soft limit is often 1,024 while the hard one is far higher.
+pub fn raise_descriptor_limit() -> std::io::Result<u64> {
+    // SAFETY: getrlimit and setrlimit on a struct we own.
+    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit.rlim_cur = limit.rlim_max;
+        }
+    }
+    Ok(limit.rlim_cur as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::busiest_core;
@@ -93,24 +113,4 @@ LOC:    9084160    9792008    9084160    9792008   Local timer interrupts
         assert_eq!(busiest_core(TABLE, "sda"), None);
         assert_eq!(busiest_core("", "virtio1"), None);
     }
-}
-
-pub use strand_storage::space::{disk_space, DiskSpace};
-
-/// Raises the soft limit on open descriptors (RLIMIT_NOFILE) to the hard limit and
-/// returns the limit now in force. A broker holds one descriptor per segment file and
-/// two per connection; the soft limit is often 1,024 while the hard one is far higher.
-pub fn raise_descriptor_limit() -> std::io::Result<u64> {
-    // SAFETY: getrlimit and setrlimit on a struct we own.
-    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    if limit.rlim_cur < limit.rlim_max {
-        let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            limit.rlim_cur = limit.rlim_max;
-        }
-    }
-    Ok(limit.rlim_cur as u64)
 }

@@ -7,6 +7,7 @@ pub mod boot;
 pub mod config;
 pub mod group;
 pub mod host;
+pub mod kafka;
 pub mod lock;
 pub mod metadata;
 pub mod metrics;
