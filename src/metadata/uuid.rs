@@ -64,13 +64,7 @@ fn splitmix64(mut z: u64) -> u64 {
 impl std::fmt::Display for TopicUuid {
     /// The usual form, `8-4-4-4-12` hex digits.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, byte) in self.0.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                f.write_str("-")?;
-            }
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        uuid::Uuid::from_bytes(self.0).hyphenated().fmt(f)
     }
 }
 
@@ -84,18 +78,11 @@ impl std::str::FromStr for TopicUuid {
     type Err = String;
 
     fn from_str(text: &str) -> Result<TopicUuid, String> {
-        let hex: String = text.chars().filter(|&c| c != '-').collect();
-        if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!("{text:?} is not a UUID (32 hex digits, dashes allowed)"));
-        }
-        let mut bytes = [0u8; 16];
-        for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("checked hex");
-        }
-        if bytes == [0; 16] {
+        let parsed = uuid::Uuid::parse_str(text).map_err(|error| format!("{text:?} is not a UUID: {error}"))?;
+        if parsed.is_nil() {
             return Err("the all-zero UUID is not a topic id".into());
         }
-        Ok(TopicUuid(bytes))
+        Ok(TopicUuid(parsed.into_bytes()))
     }
 }
 
