@@ -83,6 +83,43 @@ impl Default for ListenConfig {
     }
 }
 
+/// Where the Kafka protocol listens, and what it tells clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Serve the Kafka protocol.
+    pub enabled: bool,
+    /// Address to bind; the default serves this host only.
+    pub address: String,
+    /// The port every shard accepts on (SO_REUSEPORT). 0: the kernel chooses (the
+    /// ready line names it).
+    pub port: u16,
+    /// The host clients are told to connect to (Kafka's `advertised.listeners`);
+    /// empty: `address`.
+    pub advertised_host: String,
+    /// The port clients are told to connect to; 0: the port bound.
+    pub advertised_port: u16,
+    /// Create a topic when a Kafka client asks for it by name in Metadata or
+    /// produces to it (Kafka's `auto.create.topics.enable`, on by default there too).
+    pub auto_create_topics: bool,
+    /// Partitions of an automatically created topic (Kafka's `num.partitions`).
+    pub auto_create_partitions: u32,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            enabled: true,
+            address: "127.0.0.1".into(),
+            port: 9092,
+            advertised_host: String::new(),
+            advertised_port: 0,
+            auto_create_topics: true,
+            auto_create_partitions: 1,
+        }
+    }
+}
+
 /// Bounds on what clients may make the broker hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -241,6 +278,7 @@ pub struct BrokerConfig {
     /// Cores to run shards on.
     pub cores: Cores,
     pub listen: ListenConfig,
+    pub kafka: KafkaConfig,
     pub limits: LimitsConfig,
     pub storage: StorageConfig,
     pub groups: GroupsConfig,
@@ -256,6 +294,7 @@ impl Default for BrokerConfig {
             data_dir: PathBuf::from("strand-data"),
             cores: Cores::All,
             listen: ListenConfig::default(),
+            kafka: KafkaConfig::default(),
             limits: LimitsConfig::default(),
             storage: StorageConfig::default(),
             groups: GroupsConfig::default(),
@@ -333,6 +372,15 @@ impl BrokerConfig {
                 "listen.address = {:?}: must be an IP address such as \"127.0.0.1\"",
                 self.listen.address
             ));
+        }
+        if self.kafka.address.parse::<std::net::IpAddr>().is_err() {
+            return Err(format!(
+                "kafka.address = {:?}: must be an IP address such as \"127.0.0.1\"",
+                self.kafka.address
+            ));
+        }
+        if self.kafka.auto_create_partitions == 0 {
+            return Err("kafka.auto_create_partitions = 0: must be at least 1".into());
         }
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(format!("log.level = {:?}: {error}", self.log.level));

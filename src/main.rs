@@ -31,6 +31,10 @@ enum Command {
         /// 0 lets the kernel choose).
         #[arg(long)]
         admin_port: Option<u16>,
+        /// Port of the Kafka listener (overrides `kafka.port`; 0 lets the kernel
+        /// choose).
+        #[arg(long)]
+        kafka_port: Option<u16>,
         /// Cores to run shards on, e.g. `0,1` (overrides `cores`).
         #[arg(long, value_delimiter = ',')]
         cores: Option<Vec<usize>>,
@@ -92,8 +96,8 @@ fn main() -> ExitCode {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     let result = match command {
-        Command::Serve { config, data_dir, port, admin_port, cores } => {
-            cli::serve::run(config, data_dir, port, admin_port, cores)
+        Command::Serve { config, data_dir, port, admin_port, kafka_port, cores } => {
+            cli::serve::run(config, data_dir, cli::serve::Ports { port, admin_port, kafka_port }, cores)
         }
         Command::Topic(command) => cli::topic::run(command),
         Command::Produce(args) => cli::produce::run(args),

@@ -34,6 +34,8 @@ pub struct Ready {
     pub partitions: usize,
     /// Where the admin endpoint listens, when enabled.
     pub admin: Option<std::net::SocketAddr>,
+    /// Where the Kafka listener listens, when enabled.
+    pub kafka: Option<std::net::SocketAddr>,
 }
 
 /// Runs the broker until SIGINT or SIGTERM. `on_ready` is called once every shard
@@ -52,6 +54,7 @@ pub fn serve(
     let (main_sockets, port) = listeners::bind_main(address, config.listen.port, count)?;
     let shard_sockets = listeners::bind_shard_ports(address, config.listen.port, count)?;
     let shard_ports: Vec<u16> = shard_sockets.iter().map(listeners::local_port).collect();
+    let kafka = bind_kafka(&config, count)?;
     signals::block_shutdown_signals();
     let alive: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(now_ms())).collect());
     let live = Arc::new(std::sync::RwLock::new(config.clone()));
@@ -72,16 +75,23 @@ pub fn serve(
     }
     // Bound before the shards start, so a port in use stops the start at once.
     let admin = start_admin(&config, &registry)?;
-    let sockets: Vec<Vec<i32>> = main_sockets
+    let kafka_bound = kafka.as_ref().map(|k| k.bound);
+    let advertised = kafka.as_ref().map(|k| k.advertised.clone());
+    let mut kafka_sockets = kafka.map(|k| k.sockets.into_iter());
+    let sockets: Vec<ShardSockets> = main_sockets
         .into_iter()
         .zip(shard_sockets)
-        .map(|(main, own)| vec![main.into_raw_fd(), own.into_raw_fd()])
+        .map(|(main, own)| ShardSockets {
+            native: vec![main.into_raw_fd(), own.into_raw_fd()],
+            kafka: kafka_sockets.as_mut().and_then(Iterator::next).map(IntoRawFd::into_raw_fd),
+            kafka_advertised: advertised.clone(),
+        })
         .collect();
     let (ready_tx, ready_rx) = mpsc::channel();
     let started = start_shards(&opened, sockets, shard_ports.clone(), &registry, &alive, &live, ready_tx)?;
     let partitions = wait_ready(&ready_rx, count)?;
     registry.ready.store(true, Ordering::Relaxed);
-    on_ready(&Ready { address, port, shard_ports, partitions, admin });
+    on_ready(&Ready { address, port, shard_ports, partitions, admin, kafka: kafka_bound });
     crate::systemd::notify(&format!("READY=1\nSTATUS=Serving {partitions} partitions on port {port}"));
     let stopping = Arc::new(AtomicBool::new(false));
     start_watchdog(&alive, &stopping)?;
@@ -99,6 +109,45 @@ pub fn serve(
     started.stop()?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The listening sockets one shard is handed.
+pub(super) struct ShardSockets {
+    /// The native main port's socket and the shard's own port.
+    pub(super) native: Vec<i32>,
+    /// Its socket on the Kafka port, when the Kafka listener is on.
+    pub(super) kafka: Option<i32>,
+    pub(super) kafka_advertised: Option<(String, u16)>,
+}
+
+/// The Kafka listener's sockets (one per shard, SO_REUSEPORT), where they are bound
+/// and what clients are told.
+struct KafkaSockets {
+    sockets: Vec<socket2::Socket>,
+    bound: std::net::SocketAddr,
+    advertised: (String, u16),
+}
+
+fn bind_kafka(config: &BrokerConfig, count: usize) -> anyhow::Result<Option<KafkaSockets>> {
+    let kafka = &config.kafka;
+    if !kafka.enabled {
+        return Ok(None);
+    }
+    let address: IpAddr = kafka.address.parse().context("kafka.address")?;
+    let (sockets, port) =
+        listeners::bind_main(address, kafka.port, count).context("the Kafka listener (kafka.port, --kafka-port)")?;
+    let host = if kafka.advertised_host.is_empty() { kafka.address.clone() } else { kafka.advertised_host.clone() };
+    let advertised_port = if kafka.advertised_port == 0 { port } else { kafka.advertised_port };
+    if address.is_unspecified() && kafka.advertised_host.is_empty() {
+        tracing::warn!(
+            "kafka.address is {address} and kafka.advertised_host is empty: clients are told to connect to {address}, which only works on this host; set kafka.advertised_host"
+        );
+    }
+    Ok(Some(KafkaSockets {
+        sockets,
+        bound: std::net::SocketAddr::new(address, port),
+        advertised: (host, advertised_port),
+    }))
 }
 
 /// The data directory opened: locked, its metadata loaded and `__consumer_offsets`
@@ -182,7 +231,7 @@ impl Started {
 /// Starts one pinned executor per core, each running its shard on its `sockets`.
 fn start_shards(
     opened: &Opened,
-    sockets: Vec<Vec<i32>>,
+    sockets: Vec<ShardSockets>,
     ports: Vec<u16>,
     registry: &crate::metrics::Registry,
     alive: &Arc<Vec<AtomicU64>>,

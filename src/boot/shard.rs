@@ -23,7 +23,7 @@ pub(super) struct ShardInit {
     pub(super) state: Arc<MetadataState>,
     pub(super) store: Option<Arc<Mutex<MetadataStore>>>,
     pub(super) cache_bytes: usize,
-    pub(super) listeners: Vec<i32>,
+    pub(super) listeners: super::ShardSockets,
     pub(super) mesh: MeshBuilder<ShardMessage, glommio::channels::channel_mesh::Full>,
     pub(super) peer_of: Arc<Vec<AtomicUsize>>,
     pub(super) joined: Arc<Barrier>,
@@ -49,11 +49,12 @@ const OFFLINE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 pub(super) async fn run_shard(init: ShardInit) {
     let ready = init.ready.clone();
     let (id, state, listeners, shutdown, alive) =
-        (init.id, init.state.clone(), init.listeners.clone(), init.shutdown, init.alive.clone());
+        (init.id, init.state.clone(), init.listeners, init.shutdown, init.alive.clone());
     let rest = ShardParts {
         id,
         config: init.config,
         ports: init.ports,
+        kafka_advertised: listeners.kafka_advertised.clone(),
         store: init.store,
         cache_bytes: init.cache_bytes,
         metrics: init.metrics,
@@ -92,11 +93,17 @@ pub(super) async fn run_shard(init: ShardInit) {
     }
     let native = Rc::new(crate::native::Native::new(shard.clone()));
     let mut accepting = Vec::new();
-    for fd in listeners {
+    for fd in listeners.native {
         // SAFETY: the fd is a listening TCP socket this process bound and handed to
         // this shard alone; the glommio listener takes ownership of it.
         let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
         accepting.push(glommio::spawn_local(crate::net::accept_loop(shard.clone(), listener, native.clone())));
+    }
+    if let Some(fd) = listeners.kafka {
+        // SAFETY: as above.
+        let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
+        let kafka = Rc::new(crate::kafka::Kafka::new(shard.clone()));
+        accepting.push(glommio::spawn_local(crate::net::accept_loop(shard.clone(), listener, kafka)));
     }
     let _ = ready.send(Ok(shard.logs.count()));
     let _ = shutdown.await;
@@ -109,6 +116,7 @@ struct ShardParts {
     id: u32,
     config: Arc<BrokerConfig>,
     ports: Vec<u16>,
+    kafka_advertised: Option<(String, u16)>,
     store: Option<Arc<Mutex<MetadataStore>>>,
     cache_bytes: usize,
     metrics: Arc<crate::metrics::ShardMetrics>,
@@ -122,7 +130,18 @@ fn build_shard(
     mesh: glommio::channels::channel_mesh::Senders<ShardMessage>,
     peers: Vec<usize>,
 ) -> Shard {
-    let ShardParts { id, config, ports, store, cache_bytes, metrics, all_metrics, descriptors_max, live } = parts;
+    let ShardParts {
+        id,
+        config,
+        ports,
+        kafka_advertised,
+        store,
+        cache_bytes,
+        metrics,
+        all_metrics,
+        descriptors_max,
+        live,
+    } = parts;
     let cache = BatchCache::new(cache_bytes);
     cache.set_read_ahead_bytes(usize::try_from(config.storage.read_ahead_bytes).unwrap_or(usize::MAX));
     let receive_bytes_max = config.limits.receive_bytes_max as usize;
@@ -133,6 +152,7 @@ fn build_shard(
         count: peers.len() as u32,
         config,
         ports,
+        kafka_advertised,
         metadata: RefCell::new(Arc::new(MetadataState::default())),
         logs,
         mesh,

@@ -7,13 +7,20 @@ use strand::config::{BrokerConfig, Cores};
 /// The configuration file a broker started by systemd reads when given none.
 pub const SYSTEM_CONFIG: &str = "/etc/strand/strand.toml";
 
+/// The ports given on the command line.
+pub struct Ports {
+    pub port: Option<u16>,
+    pub admin_port: Option<u16>,
+    pub kafka_port: Option<u16>,
+}
+
 pub fn run(
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
-    port: Option<u16>,
-    admin_port: Option<u16>,
+    ports: Ports,
     cores: Option<Vec<usize>>,
 ) -> anyhow::Result<()> {
+    let Ports { port, admin_port, kafka_port } = ports;
     // Under systemd the configuration lives in /etc/strand (the unit's
     // ConfigurationDirectory); elsewhere the embedded defaults apply.
     let config = config.or_else(|| {
@@ -32,12 +39,17 @@ pub fn run(
     if let Some(port) = port {
         broker.listen.port = port;
         if port == 0 {
-            // "0: the kernel chooses every port", the admin endpoint's too.
+            // "0: the kernel chooses every port", the admin endpoint's and the
+            // Kafka listener's too.
             broker.admin.port = 0;
+            broker.kafka.port = 0;
         }
     }
     if let Some(admin_port) = admin_port {
         broker.admin.port = admin_port;
+    }
+    if let Some(kafka_port) = kafka_port {
+        broker.kafka.port = kafka_port;
     }
     if let Some(cores) = cores {
         broker.cores = Cores::List(cores);
@@ -55,8 +67,9 @@ pub fn run(
         tracing::info!(port = ready.port, partitions = ready.partitions, "ready");
         // One line on stdout that scripts and tests wait for.
         let admin = ready.admin.map(|a| format!(", admin http://{a}")).unwrap_or_default();
+        let kafka = ready.kafka.map(|a| format!(", kafka {a}")).unwrap_or_default();
         println!(
-            "strand: serving on {}:{} (shard ports {}), {} partitions{admin}",
+            "strand: serving on {}:{} (shard ports {}), {} partitions{kafka}{admin}",
             ready.address,
             ready.port,
             shard_ports.join(", "),

@@ -8,8 +8,9 @@
 //! and correlation id (8 bytes, read by hand so a short frame is an error, not a
 //! panic), then a client id and, for flexible versions, tagged fields.
 
+use super::wire::{Reader, WireError};
 use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::Decodable;
 
 /// Why a request frame could not be read. Every variant closes the connection or is
@@ -44,6 +45,53 @@ pub fn split_size(buf: &[u8], frame_bytes_max: u64) -> Result<Option<usize>, Cod
     Ok(Some(size as usize))
 }
 
+/// A request's header, read by hand from the front of a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+    /// The header's size: the body starts here.
+    pub bytes: usize,
+}
+
+/// The first 8 bytes of a request: what an answer to it needs even when the rest
+/// cannot be read.
+pub fn peek(frame: &[u8]) -> Option<(i16, i16, i32)> {
+    let head = frame.get(..8)?;
+    Some((
+        i16::from_be_bytes([head[0], head[1]]),
+        i16::from_be_bytes([head[2], head[3]]),
+        i32::from_be_bytes([head[4], head[5], head[6], head[7]]),
+    ))
+}
+
+impl Header {
+    /// Reads the header at the front of `frame` (the bytes after the size). An api
+    /// key the crate does not know, or a version outside the crate's range for it, is
+    /// refused here; which versions a listener serves is the listener's own narrower
+    /// check.
+    pub fn parse(frame: &[u8]) -> Result<Header, CodecError> {
+        let (key, version, correlation_id) = peek(frame).ok_or(CodecError::Truncated)?;
+        let api_key = ApiKey::try_from(key).map_err(|_| CodecError::UnknownApi(key))?;
+        let range = api_key.valid_versions();
+        if version < range.min || version > range.max {
+            return Err(CodecError::UnsupportedVersion { api: api_key, version, min: range.min, max: range.max });
+        }
+        let malformed =
+            |error: WireError| CodecError::Malformed { api: api_key, version, reason: format!("header: {error}") };
+        let mut reader = Reader::new(&frame[8..]);
+        // Header v1 and v2 carry a client id (an `i16`-length string even in v2);
+        // v2 adds tagged fields. Every version the crate knows is v1 or later.
+        let client_id = reader.string(false, "client id").map_err(malformed)?.map(str::to_owned);
+        if api_key.request_header_version(version) >= 2 {
+            reader.skip_tagged_fields("header tagged fields").map_err(malformed)?;
+        }
+        Ok(Header { api_key, version, correlation_id, client_id, bytes: 8 + reader.position() })
+    }
+}
+
 /// One request: its header, and its body still encoded.
 #[derive(Debug)]
 pub struct RequestFrame {
@@ -56,28 +104,16 @@ pub struct RequestFrame {
 }
 
 impl RequestFrame {
-    /// Reads the header of `frame` (the bytes after the size). An api key the crate
-    /// does not know, or a version outside the crate's range for it, is refused here;
-    /// which versions a listener serves is the listener's own narrower check.
-    pub fn parse(mut frame: Bytes) -> Result<RequestFrame, CodecError> {
-        if frame.len() < 8 {
-            return Err(CodecError::Truncated);
-        }
-        let key = i16::from_be_bytes([frame[0], frame[1]]);
-        let version = i16::from_be_bytes([frame[2], frame[3]]);
-        let api_key = ApiKey::try_from(key).map_err(|_| CodecError::UnknownApi(key))?;
-        let range = api_key.valid_versions();
-        if version < range.min || version > range.max {
-            return Err(CodecError::UnsupportedVersion { api: api_key, version, min: range.min, max: range.max });
-        }
-        let header_version = api_key.request_header_version(version);
-        let header = RequestHeader::decode(&mut frame, header_version).map_err(|error| CodecError::Malformed {
-            api: api_key,
-            version,
-            reason: format!("header: {error}"),
-        })?;
-        let client_id = header.client_id.map(|id| id.as_str().to_owned());
-        Ok(RequestFrame { api_key, version, correlation_id: header.correlation_id, client_id, body: frame })
+    /// Reads the header of `frame` (the bytes after the size), as `Header::parse`.
+    pub fn parse(frame: Bytes) -> Result<RequestFrame, CodecError> {
+        let header = Header::parse(&frame)?;
+        Ok(RequestFrame {
+            api_key: header.api_key,
+            version: header.version,
+            correlation_id: header.correlation_id,
+            client_id: header.client_id,
+            body: frame.slice(header.bytes..),
+        })
     }
 
     /// Decodes the body as `R` (whose api key the caller has matched). The body is a
@@ -129,6 +165,15 @@ mod tests {
         assert_eq!(request.client_id.as_deref(), Some("cli"));
         let metadata: MetadataRequest = request.decode().unwrap();
         assert!(metadata.topics.is_none());
+        // Header v2 (Metadata v9+): the client id, then tagged fields.
+        let request = RequestFrame::parse(frame(3, 9, &[0, 1, b'c', 1, 0, 1, 5, 0x01, 0x01, 0x00])).unwrap();
+        assert_eq!(request.client_id.as_deref(), Some("c"));
+        assert_eq!(&request.body[..], &[0x01, 0x01, 0x00]);
+        // A tagged field longer than the frame.
+        assert!(matches!(
+            RequestFrame::parse(frame(3, 9, &[0xff, 0xff, 1, 0, 100])).unwrap_err(),
+            CodecError::Malformed { .. }
+        ));
         // A client id longer than the frame.
         assert!(matches!(
             RequestFrame::parse(frame(3, 1, &[0x7f, 0xff, b'c'])).unwrap_err(),

@@ -1,7 +1,303 @@
-//! The Kafka wire protocol, as far as it is built: `codec` (request frames
-//! cut into header and body, bounded decoding with the patched `kafka-protocol`
-//! crate in `vendor/kafka-protocol`). The listener (a second `net::Protocol`, see
-//! `docs/ARCHITECTURE.md`, "How the next pieces plug in") is not built yet; nothing
-//! here is reachable from a socket until it is.
+//! The Kafka protocol listener: a second `net::Protocol` beside the native one, on the
+//! same service layer, so that a record produced by either protocol is the same
+//! record on the same log for both.
+//!
+//! A frame is a 4-byte big-endian size and that many bytes, checked against
+//! `limits.frame_bytes_max` before its payload is buffered; the header is read by hand
+//! (`codec`), the version checked against what is served (`versions`, the version
+//! firewall), and the body decoded with the vendored `kafka-protocol` crate, whose
+//! decoders never allocate from a count the frame cannot hold. Produce is the
+//! exception on the way in: its layout is read by hand (`produce`) so the record
+//! batches stay slices of the receive buffer; Fetch is the exception on the way out:
+//! its answer is written by hand around the stored batches (`fetch`). Answers go out
+//! in request order on each connection, as Kafka requires.
+//!
+//! A frame that cannot be read (a size over the limit, a truncated or malformed
+//! header or body, an unknown api key, a version not served) closes the connection
+//! with the reason logged, as Kafka's broker does; an ApiVersions request of a
+//! version not served is answered in v0 (KIP-511).
+//!
+//! Code map: `codec` (frames and headers), `wire` (primitives by hand), `versions`
+//! (what is served; ApiVersions), `errors` (service errors as Kafka codes),
+//! `metadata`, `produce`, `fetch`, `offsets`.
 
 pub mod codec;
+pub mod errors;
+mod fetch;
+mod metadata;
+mod offsets;
+pub mod produce;
+pub mod versions;
+pub mod wire;
+
+use crate::metadata::{MetadataState, TopicMeta};
+use crate::net::{ConnectionState, Outgoing, Piece, Protocol, RequestSlot, ResponseOrder};
+use crate::service::{Listener, Operation, Principal, RequestContext};
+use crate::shard::Shard;
+use bytes::{Buf, BytesMut};
+use codec::{CodecError, Header};
+use kafka_protocol::messages::{ApiKey, FetchRequest, ListOffsetsRequest, MetadataRequest};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::ResponseError;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// The Kafka protocol on one shard (a handle; clones share it).
+#[derive(Clone)]
+pub struct Kafka {
+    shared: Rc<Shared>,
+}
+
+/// What every Kafka connection of a shard shares.
+pub struct Shared {
+    shard: Rc<Shard>,
+    frame_bytes_max: u64,
+    /// Topic ids to names, for the metadata state it was built from (rebuilt when
+    /// the shard's state changes).
+    topic_ids: RefCell<Option<TopicIds>>,
+}
+
+/// Topic ids to names, and the metadata state they were read from.
+type TopicIds = (Arc<MetadataState>, HashMap<uuid::Uuid, String>);
+
+impl std::ops::Deref for Kafka {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl Kafka {
+    pub fn new(shard: Rc<Shard>) -> Kafka {
+        let frame_bytes_max = u64::from(shard.config.limits.frame_bytes_max);
+        Kafka { shared: Rc::new(Shared { shard, frame_bytes_max, topic_ids: RefCell::new(None) }) }
+    }
+}
+
+impl Shared {
+    /// Where clients are told to connect.
+    fn advertised(&self) -> (String, u16) {
+        self.shard
+            .kafka_advertised
+            .clone()
+            .unwrap_or_else(|| (self.shard.config.kafka.address.clone(), self.shard.config.kafka.port))
+    }
+
+    /// The topic whose id is `id` in `state`.
+    fn topic_by_id<'a>(&self, state: &'a Arc<MetadataState>, id: uuid::Uuid) -> Option<&'a TopicMeta> {
+        let mut index = self.topic_ids.borrow_mut();
+        if !matches!(&*index, Some((built, _)) if Arc::ptr_eq(built, state)) {
+            let ids = state.topics.values().map(|meta| (uuid::Uuid::from_bytes(meta.uuid().0), meta.name.clone()));
+            *index = Some((state.clone(), ids.collect()));
+        }
+        let (_, ids) = index.as_ref().expect("built above");
+        ids.get(&id).and_then(|name| state.topics.get(name))
+    }
+}
+
+/// The operation a Kafka api counts as, where it is served.
+fn operation(api: ApiKey) -> Option<Operation> {
+    Some(match api {
+        ApiKey::Produce => Operation::Produce,
+        ApiKey::Fetch => Operation::Fetch,
+        ApiKey::ListOffsets => Operation::ListOffsets,
+        ApiKey::Metadata => Operation::Metadata,
+        ApiKey::ApiVersions => Operation::ApiVersions,
+        _ => return None,
+    })
+}
+
+impl Protocol for Kafka {
+    type Frame = BytesMut;
+
+    fn order(&self) -> ResponseOrder {
+        ResponseOrder::RequestOrder
+    }
+
+    fn split_frame(&self, buf: &mut BytesMut) -> Result<Option<BytesMut>, String> {
+        let Some(size) = codec::split_size(buf, self.frame_bytes_max).map_err(|error| error.to_string())? else {
+            return Ok(None);
+        };
+        if buf.len() < 4 + size {
+            return Ok(None);
+        }
+        let mut frame = buf.split_to(4 + size);
+        frame.advance(4);
+        Ok(Some(frame))
+    }
+
+    fn frame_bytes(&self, buf: &[u8]) -> Option<usize> {
+        codec::split_size(buf, self.frame_bytes_max).ok().flatten().map(|size| 4 + size)
+    }
+
+    async fn dispatch(&self, connection: &Rc<ConnectionState>, frame: BytesMut) -> Result<(), String> {
+        dispatch(self, connection, frame).await
+    }
+}
+
+/// Reads one request and hands it to its operation. `Err` closes the connection,
+/// with the reason.
+async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMut) -> Result<(), String> {
+    let request_bytes = 4 + frame.len();
+    let header = match Header::parse(&frame) {
+        Ok(header) => header,
+        Err(CodecError::UnsupportedVersion { api: ApiKey::ApiVersions, .. }) => {
+            return answer_unsupported_api_versions(kafka, state, &frame, request_bytes).await;
+        }
+        Err(error) => return Err(refuse(kafka, codec::peek(&frame).map(|(key, _, _)| key), &error.to_string())),
+    };
+    let (api, version, correlation) = (header.api_key, header.version, header.correlation_id);
+    if let Some(operation) = operation(api) {
+        kafka.shard.metrics.request(Listener::Kafka, operation);
+    }
+    if !versions::is_supported(api, version) {
+        if api == ApiKey::ApiVersions {
+            return answer_unsupported_api_versions(kafka, state, &frame, request_bytes).await;
+        }
+        let reason = match versions::supported(api) {
+            Some((min, max)) => format!("{api:?} v{version} is not served (versions {min} to {max} are)"),
+            None => format!("{api:?} is not served"),
+        };
+        return Err(refuse(kafka, Some(api as i16), &reason));
+    }
+    let ctx = RequestContext {
+        listener: Listener::Kafka,
+        principal: Principal::Anonymous,
+        client_id: header.client_id.clone(),
+        deadline: None,
+    };
+    if api == ApiKey::Produce {
+        // The batches stay slices of this frame: the layout is read in place.
+        let layout = produce::ProduceLayout::decode(&frame[header.bytes..], version)
+            .map_err(|error| refuse(kafka, Some(api as i16), &format!("malformed Produce v{version}: {error}")))?;
+        frame.advance(header.bytes);
+        state.wait_for_request_slot().await;
+        let slot = state.start_request(request_bytes);
+        produce::handle(kafka, ctx, state, (correlation, version), slot, layout, frame).await;
+        return Ok(());
+    }
+    let mut body = frame.freeze().slice(header.bytes..);
+    let malformed =
+        |error: anyhow::Error| refuse(kafka, Some(api as i16), &format!("malformed {api:?} v{version}: {error}"));
+    let (kafka, state) = (kafka.clone(), state.clone());
+    match api {
+        ApiKey::ApiVersions => {
+            // Its fields (the client's software name and version) are checked, not used.
+            kafka_protocol::messages::ApiVersionsRequest::decode(&mut body, version).map_err(malformed)?;
+            state.wait_for_request_slot().await;
+            let slot = state.start_request(request_bytes);
+            respond(&state, slot, api, version, correlation, &versions::api_versions(None));
+        }
+        ApiKey::Metadata => {
+            let request = MetadataRequest::decode(&mut body, version).map_err(malformed)?;
+            state.wait_for_request_slot().await;
+            let slot = state.start_request(request_bytes);
+            spawn(async move {
+                let answer = metadata::handle(&kafka, &ctx, version, request).await;
+                respond(&state, slot, api, version, correlation, &answer);
+            });
+        }
+        ApiKey::ListOffsets => {
+            let request = ListOffsetsRequest::decode(&mut body, version).map_err(malformed)?;
+            state.wait_for_request_slot().await;
+            let slot = state.start_request(request_bytes);
+            spawn(async move {
+                let answer = offsets::handle(&kafka.shard, &ctx, version, request).await;
+                respond(&state, slot, api, version, correlation, &answer);
+            });
+        }
+        ApiKey::Fetch => {
+            let request = FetchRequest::decode(&mut body, version).map_err(malformed)?;
+            state.wait_for_request_slot().await;
+            let slot = state.start_request(request_bytes);
+            let units = fetch::response_reservation(&request).min(state.response_budget_bytes);
+            spawn(async move {
+                let Ok(budget) = state.response_budget.acquire_static_permit(units as u64).await else {
+                    state.finish_request(slot); // the connection closed
+                    return;
+                };
+                let started = std::time::Instant::now();
+                let pieces = fetch::handle(&kafka, &ctx, version, correlation, request).await;
+                kafka.shard.metrics.fetch_latency.observe(started.elapsed());
+                state.send(Outgoing { pieces, slot, budget: Some(budget) });
+            });
+        }
+        other => {
+            // `versions::SUPPORTED` lists only the APIs routed above.
+            tracing::error!(api = ?other, "an api is advertised but not routed");
+            return Err(format!("internal error: {other:?} is advertised but not routed"));
+        }
+    }
+    Ok(())
+}
+
+fn spawn(work: impl std::future::Future<Output = ()> + 'static) {
+    glommio::spawn_local(work).detach();
+}
+
+/// KIP-511: an ApiVersions request of a version not served gets the v0 answer, with
+/// UNSUPPORTED_VERSION and every supported range, so the client can pick one.
+async fn answer_unsupported_api_versions(
+    kafka: &Kafka,
+    state: &Rc<ConnectionState>,
+    frame: &[u8],
+    request_bytes: usize,
+) -> Result<(), String> {
+    let Some((_, version, correlation)) = codec::peek(frame) else {
+        return Err(refuse(kafka, Some(ApiKey::ApiVersions as i16), "truncated header"));
+    };
+    kafka.shard.metrics.request(Listener::Kafka, Operation::ApiVersions);
+    kafka.shard.metrics.error(Listener::Kafka, Operation::ApiVersions);
+    tracing::debug!(version, "answering an ApiVersions request of a version not served in v0");
+    state.wait_for_request_slot().await;
+    let slot = state.start_request(request_bytes);
+    let answer = versions::api_versions(Some(ResponseError::UnsupportedVersion));
+    respond(state, slot, ApiKey::ApiVersions, 0, correlation, &answer);
+    Ok(())
+}
+
+/// Logs and counts a request that closes its connection; returns the reason.
+fn refuse(kafka: &Kafka, api: Option<i16>, reason: &str) -> String {
+    let shard = &kafka.shard;
+    if let Some(operation) = api.and_then(|key| ApiKey::try_from(key).ok()).and_then(operation) {
+        shard.metrics.error(Listener::Kafka, operation);
+    }
+    if shard.warnings.bad_clients.allow() {
+        tracing::warn!(
+            shard = shard.id,
+            reason,
+            "closing a Kafka connection that sent a request it cannot be answered"
+        );
+    }
+    format!("unanswerable Kafka request: {reason}")
+}
+
+/// Queues `message` as the answer to the request in `slot`: size, response header
+/// (v0, or v1 with tagged fields for flexible versions; always v0 for ApiVersions),
+/// body.
+pub(crate) fn respond<M: Encodable>(
+    state: &ConnectionState,
+    slot: RequestSlot,
+    api: ApiKey,
+    version: i16,
+    correlation: i32,
+    message: &M,
+) {
+    let mut out: Vec<u8> = Vec::with_capacity(128);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&correlation.to_be_bytes());
+    if api.response_header_version(version) >= 1 {
+        out.push(0); // no tagged fields
+    }
+    if let Err(error) = message.encode(&mut out, version) {
+        // A response the crate cannot encode at the version asked for is a bug here.
+        tracing::error!(?api, version, %error, "cannot encode a Kafka response");
+        state.finish_request(slot);
+        return;
+    }
+    let size = (out.len() - 4) as i32;
+    out[..4].copy_from_slice(&size.to_be_bytes());
+    state.send(Outgoing { pieces: vec![Piece::Owned(out)], slot, budget: None });
+}

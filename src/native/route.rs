@@ -16,11 +16,6 @@ use strand_protocol::native::{
     Response,
 };
 
-/// Requests one connection may have in flight before the shard stops reading it
-/// (each in-flight request holds a task; this bounds tasks as in-flight bytes bound
-/// memory).
-pub const IN_FLIGHT_REQUESTS_MAX: usize = 4096;
-
 /// The operation a native api key asks for.
 pub fn operation(api: ApiKey) -> Operation {
     match api {
@@ -70,7 +65,7 @@ pub async fn dispatch(
             Ok(layout) => layout,
             Err(error) => return Err(refuse(shard, state, &header, error)),
         };
-        wait_for_request_slot(state).await;
+        state.wait_for_request_slot().await;
         let slot = state.start_request(request_bytes);
         produce::handle(shard, ctx, state, correlation, slot, layout, payload).await;
         return Ok(());
@@ -81,7 +76,7 @@ pub async fn dispatch(
         Err(error) => return Err(refuse(shard, state, &header, error)),
     };
     drop(payload);
-    wait_for_request_slot(state).await;
+    state.wait_for_request_slot().await;
     let slot = state.start_request(request_bytes);
     route(shard, ctx, state, correlation, slot, request)
 }
@@ -203,13 +198,6 @@ async fn serve_group(
         shard.metrics.error(ctx.listener, operation);
     }
     respond(&state, correlation, slot, response);
-}
-
-/// Waits while the connection has `IN_FLIGHT_REQUESTS_MAX` requests unanswered.
-async fn wait_for_request_slot(state: &ConnectionState) {
-    if state.in_flight_requests() >= IN_FLIGHT_REQUESTS_MAX {
-        state.space.wait_until(|| state.in_flight_requests() < IN_FLIGHT_REQUESTS_MAX || state.is_closed()).await;
-    }
 }
 
 /// Answers an undecodable request with an error frame; returns why the connection

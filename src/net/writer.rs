@@ -33,6 +33,11 @@ pub struct RequestSlot {
     pub bytes: usize,
 }
 
+/// Requests one connection may have in flight before the shard stops reading it
+/// (each in-flight request holds a task; this bounds tasks as in-flight bytes bound
+/// memory).
+pub const IN_FLIGHT_REQUESTS_MAX: usize = 4096;
+
 /// Pieces of a response at least this large are sent on their own, not gathered.
 const DIRECT_SEND_BYTES_MIN: usize = 16 * 1024;
 /// Bytes gathered before one send.
@@ -120,6 +125,13 @@ impl ConnectionState {
         let sequence = self.next_request.get();
         self.next_request.set(sequence + 1);
         RequestSlot { sequence, bytes }
+    }
+
+    /// Waits while the connection has `IN_FLIGHT_REQUESTS_MAX` requests unanswered.
+    pub async fn wait_for_request_slot(&self) {
+        if self.in_flight_requests() >= IN_FLIGHT_REQUESTS_MAX {
+            self.space.wait_until(|| self.in_flight_requests() < IN_FLIGHT_REQUESTS_MAX || self.is_closed()).await;
+        }
     }
 
     /// Releases a request that gets no answer (a produce with acks = 0).

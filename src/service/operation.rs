@@ -6,17 +6,20 @@
 pub enum Listener {
     /// The native protocol's listeners (the main port and each shard's own).
     Native,
+    /// The Kafka protocol's listener.
+    Kafka,
     /// The broker asking itself (the group coordinator); never counted.
     Internal,
 }
 
 impl Listener {
     /// The listeners clients connect to, for per-listener counters.
-    pub const CLIENT: [Listener; 1] = [Listener::Native];
+    pub const CLIENT: [Listener; 2] = [Listener::Native, Listener::Kafka];
 
     pub fn name(self) -> &'static str {
         match self {
             Listener::Native => "native",
+            Listener::Kafka => "kafka",
             Listener::Internal => "internal",
         }
     }
@@ -25,6 +28,7 @@ impl Listener {
     pub fn index(self) -> Option<usize> {
         match self {
             Listener::Native => Some(0),
+            Listener::Kafka => Some(1),
             Listener::Internal => None,
         }
     }

@@ -28,6 +28,9 @@ pub struct Shard {
     pub config: Arc<BrokerConfig>,
     /// Every shard's own port, for Metadata responses.
     pub ports: Vec<u16>,
+    /// Where Kafka clients are told to connect (`kafka.advertised_*`), when the Kafka
+    /// listener is on.
+    pub kafka_advertised: Option<(String, u16)>,
     /// Replaced only by `apply` (the boot sets the first, empty state).
     pub(crate) metadata: RefCell<Arc<MetadataState>>,
     /// The partitions placed on this shard.

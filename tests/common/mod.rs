@@ -22,6 +22,8 @@ pub struct Broker {
     pub shard_ports: Vec<u16>,
     /// `ADDR:PORT` of the admin HTTP endpoint.
     pub admin: Option<String>,
+    /// The Kafka listener's port, when it is on.
+    pub kafka_port: Option<u16>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
@@ -42,7 +44,11 @@ impl Broker {
     /// that restart a broker and need clients to find it at the same address.
     pub fn start_on_port(data_dir: &Path, port: u16, extra: &[&str]) -> Broker {
         let port = port.to_string();
-        let args = [&["--port", port.as_str(), "--admin-port", "0"][..], extra].concat();
+        let mut args = [&["--port", port.as_str(), "--admin-port", "0"][..], extra].concat();
+        if !extra.contains(&"--kafka-port") {
+            // Not Kafka's default 9092: tests run side by side.
+            args.extend(["--kafka-port", "0"]);
+        }
         Broker::launch(&std::env::temp_dir(), data_dir, &args, &[], None)
     }
 
@@ -125,6 +131,7 @@ impl Broker {
             port: 0,
             shard_ports: Vec::new(),
             admin: None,
+            kafka_port: None,
             stderr,
         };
         let line = match rx.recv_timeout(READY_TIMEOUT) {
@@ -134,13 +141,23 @@ impl Broker {
                 panic!("the broker did not report ready within {READY_TIMEOUT:?}; stderr:\n{}", broker.stderr());
             }
         };
-        // "strand: serving on 127.0.0.1:PORT (shard ports A, B), N partitions, admin http://ADDR:PORT"
+        // "strand: serving on 127.0.0.1:PORT (shard ports A, B), N partitions, kafka
+        // ADDR:PORT, admin http://ADDR:PORT"
         let address = line.split_whitespace().nth(3).expect("address in the ready line");
         broker.port = address.rsplit(':').next().unwrap().parse().unwrap();
         let ports = line.split("shard ports ").nth(1).unwrap().split(')').next().unwrap();
         broker.shard_ports = ports.split(", ").map(|p| p.trim().parse().unwrap()).collect();
         broker.admin = line.split("admin http://").nth(1).map(|a| a.trim().to_string());
+        broker.kafka_port = line
+            .split(", kafka ")
+            .nth(1)
+            .map(|rest| rest.split(',').next().unwrap().trim().rsplit(':').next().unwrap().parse().unwrap());
         broker
+    }
+
+    /// `127.0.0.1:PORT` of the Kafka listener.
+    pub fn kafka_bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.kafka_port.expect("the Kafka listener is on"))
     }
 
     /// `127.0.0.1:PORT` of the main port.

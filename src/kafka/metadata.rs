@@ -1,0 +1,191 @@
+//! Metadata: this broker as the one node and leader of every partition, at the
+//! advertised address; topics by name or (v10 and later) by id; topics a client names
+//! created when missing, when `kafka.auto_create_topics` is on and the client allows
+//! it (as Kafka's `auto.create.topics.enable`).
+
+use super::errors::kafka_error;
+use super::Kafka;
+use crate::metadata::{MetadataState, TopicMeta};
+use crate::service::admin::{self, AdminRequest, NewTopic};
+use crate::service::{Error, RequestContext};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use std::sync::Arc;
+
+/// This broker's node id: the one node of a one-broker cluster.
+pub const NODE_ID: i32 = 0;
+
+/// Kafka's value for "authorized operations not asked for".
+pub(super) const OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// What a topic in a Metadata request asks for.
+enum Wanted {
+    Name(String),
+    Id(uuid::Uuid),
+}
+
+/// Answers a Metadata request, creating the topics it names that are missing first
+/// when allowed.
+pub async fn handle(kafka: &Kafka, ctx: &RequestContext, version: i16, request: MetadataRequest) -> MetadataResponse {
+    // v0: an empty list means every topic; later versions send null for that.
+    let wanted: Option<Vec<Wanted>> = match request.topics {
+        None => None,
+        Some(topics) if version == 0 && topics.is_empty() => None,
+        Some(topics) => Some(
+            topics
+                .into_iter()
+                .map(|topic| match topic.name {
+                    Some(name) => Wanted::Name(name.0.to_string()),
+                    None => Wanted::Id(topic.topic_id),
+                })
+                .collect(),
+        ),
+    };
+    let shard = &kafka.shard;
+    let mut created: Vec<(String, Result<(), Error>)> = Vec::new();
+    let allowed = version < 4 || request.allow_auto_topic_creation;
+    if let (Some(wanted), true) = (&wanted, allowed && shard.config.kafka.auto_create_topics) {
+        let state = shard.metadata();
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter_map(|want| match want {
+                Wanted::Name(name) if !state.topics.contains_key(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        if !missing.is_empty() {
+            created = auto_create(kafka, ctx, missing).await;
+        }
+    }
+    let state = shard.metadata();
+    let topics = match wanted {
+        None => state.topics.values().map(|meta| describe(version, Ok(meta), meta.name.clone())).collect(),
+        Some(wanted) => wanted
+            .into_iter()
+            .map(|want| match want {
+                Wanted::Name(name) => {
+                    let found = state.topics.get(&name).ok_or_else(|| {
+                        // A creation that failed says why; otherwise it is unknown.
+                        created
+                            .iter()
+                            .find(|(created, _)| *created == name)
+                            .and_then(|(_, outcome)| outcome.clone().err())
+                            .map_or(ResponseError::UnknownTopicOrPartition, |error| kafka_error(&error))
+                    });
+                    describe(version, found, name)
+                }
+                Wanted::Id(id) => {
+                    let found = kafka.topic_by_id(&state, id);
+                    let name = found.map(|meta| meta.name.clone()).unwrap_or_default();
+                    let mut topic = describe(version, found.ok_or(ResponseError::UnknownTopicId), name);
+                    topic.topic_id = id;
+                    if found.is_none() {
+                        topic.name = None;
+                    }
+                    topic
+                }
+            })
+            .collect(),
+    };
+    assemble(kafka.advertised(), cluster_id(&state), topics)
+}
+
+/// The response around `topics`: this broker, the cluster's id, the controller.
+fn assemble((host, port): (String, u16), cluster_id: String, topics: Vec<MetadataResponseTopic>) -> MetadataResponse {
+    let mut response = MetadataResponse::default();
+    let mut broker = MetadataResponseBroker::default();
+    broker.node_id = BrokerId(NODE_ID);
+    broker.host = StrBytes::from_string(host);
+    broker.port = i32::from(port);
+    response.brokers = vec![broker];
+    response.cluster_id = Some(StrBytes::from_string(cluster_id));
+    response.controller_id = BrokerId(NODE_ID);
+    response.topics = topics;
+    response
+}
+
+/// Creates `names` with the auto-creation defaults; each name's outcome.
+pub async fn auto_create(kafka: &Kafka, ctx: &RequestContext, names: Vec<String>) -> Vec<(String, Result<(), Error>)> {
+    let partitions = kafka.shard.config.kafka.auto_create_partitions;
+    let topics = names.into_iter().map(|name| NewTopic { name, partitions, settings: Vec::new() }).collect();
+    let outcomes = admin::run(&kafka.shard, ctx, AdminRequest::CreateTopics(topics)).await;
+    for (name, outcome) in &outcomes {
+        match outcome {
+            Ok(()) => tracing::info!(topic = %name, partitions, "created a topic a Kafka client asked for"),
+            // Another request created it in the meantime: as good as created.
+            Err(Error::Metadata(error)) if matches!(**error, crate::metadata::MetadataError::TopicExists(_)) => {}
+            Err(error) => tracing::debug!(topic = %name, %error, "could not create a topic a Kafka client asked for"),
+        }
+    }
+    outcomes
+}
+
+/// The cluster id Kafka clients see: fixed for the life of the data directory (the id
+/// of `__consumer_offsets`, created at its first start).
+fn cluster_id(state: &Arc<MetadataState>) -> String {
+    state.topics.get(crate::group::OFFSETS_TOPIC).map_or_else(|| "strand".to_string(), |meta| meta.uuid().to_string())
+}
+
+fn describe(version: i16, found: Result<&TopicMeta, ResponseError>, name: String) -> MetadataResponseTopic {
+    let mut topic = MetadataResponseTopic::default();
+    topic.name = Some(TopicName(StrBytes::from_string(name)));
+    topic.topic_authorized_operations = OPERATIONS_OMITTED;
+    match found {
+        Err(error) => topic.error_code = error.code(),
+        Ok(meta) => {
+            topic.topic_id = uuid::Uuid::from_bytes(meta.uuid().0);
+            topic.is_internal = meta.name == crate::group::OFFSETS_TOPIC;
+            topic.partitions = (0..meta.partitions())
+                .map(|index| {
+                    let mut partition = MetadataResponsePartition::default();
+                    partition.partition_index = index as i32;
+                    partition.leader_id = BrokerId(NODE_ID);
+                    if version >= 7 {
+                        partition.leader_epoch = crate::storage::LEADER_EPOCH;
+                    }
+                    partition.replica_nodes = vec![BrokerId(NODE_ID)];
+                    partition.isr_nodes = vec![BrokerId(NODE_ID)];
+                    partition
+                })
+                .collect();
+        }
+    }
+    topic
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::TopicUuid;
+    use kafka_protocol::protocol::Encodable;
+
+    /// Every field set is one the version carries (the crate refuses to encode a
+    /// field set that a version does not have).
+    #[test]
+    fn answers_encode_at_every_version_served() {
+        let (_, min, max) = *super::super::versions::SUPPORTED
+            .iter()
+            .find(|(api, ..)| *api == kafka_protocol::messages::ApiKey::Metadata)
+            .unwrap();
+        let meta = TopicMeta {
+            id: 1,
+            name: crate::group::OFFSETS_TOPIC.into(),
+            config: Default::default(),
+            placement: vec![0, 1],
+            uuid: Some(TopicUuid::random()),
+        };
+        for version in min..=max {
+            let topics = vec![
+                describe(version, Ok(&meta), meta.name.clone()),
+                describe(version, Err(ResponseError::UnknownTopicOrPartition), "gone".into()),
+            ];
+            let response = assemble(("127.0.0.1".into(), 9092), "c".into(), topics);
+            let mut out = Vec::new();
+            response.encode(&mut out, version).unwrap_or_else(|error| panic!("v{version}: {error}"));
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! ListOffsets (v1 to v6): earliest (-2), latest (-1, the high watermark) and the
+//! first offset at or after a timestamp, each answered by the partition's owning
+//! shard. The leader epoch is the partition's (0 on one broker).
+
+use super::errors::kafka_error;
+use crate::partition::TopicPartition;
+use crate::service::offsets::{list_offsets, ListedOffset, OffsetSpec};
+use crate::service::{Error, Operation, RequestContext};
+use crate::shard::Shard;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use std::rc::Rc;
+
+/// Kafka's special timestamps.
+const EARLIEST: i64 = -2;
+const LATEST: i64 = -1;
+
+fn spec(timestamp: i64) -> Result<OffsetSpec, Error> {
+    match timestamp {
+        EARLIEST => Ok(OffsetSpec::Earliest),
+        LATEST => Ok(OffsetSpec::Latest),
+        t if t >= 0 => Ok(OffsetSpec::Timestamp(t)),
+        other => Err(Error::InvalidRequest(format!("timestamp {other} is not a time, -1 (latest) or -2 (earliest)"))),
+    }
+}
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    ctx: &RequestContext,
+    version: i16,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let mut asked: Vec<(usize, usize, Result<(), Error>)> = Vec::new();
+    let mut items = Vec::new();
+    for (t, topic) in request.topics.iter().enumerate() {
+        for (p, part) in topic.partitions.iter().enumerate() {
+            let found = match (u32::try_from(part.partition_index), spec(part.timestamp)) {
+                (Ok(index), Ok(spec)) => {
+                    items.push((TopicPartition::new(topic.name.0.to_string(), index), spec));
+                    Ok(())
+                }
+                (Err(_), _) => Err(Error::UnknownPartition),
+                (_, Err(error)) => Err(error),
+            };
+            asked.push((t, p, found));
+        }
+    }
+    let mut answers = list_offsets(shard, ctx, items).await.into_iter();
+    let mut response = ListOffsetsResponse::default();
+    response.topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let mut answer = ListOffsetsTopicResponse::default();
+            answer.name = topic.name.clone();
+            answer
+        })
+        .collect();
+    for (t, p, found) in asked {
+        let part = &request.topics[t].partitions[p];
+        let outcome: Result<ListedOffset, Error> =
+            found.and_then(|()| answers.next().expect("one answer per partition listed"));
+        let mut answer = ListOffsetsPartitionResponse::default();
+        answer.partition_index = part.partition_index;
+        match outcome {
+            Ok(listed) => {
+                answer.offset = listed.offset;
+                answer.timestamp = listed.timestamp;
+                if version >= 4 {
+                    answer.leader_epoch = crate::storage::LEADER_EPOCH;
+                }
+            }
+            Err(error) => {
+                shard.metrics.error(ctx.listener, Operation::ListOffsets);
+                answer.error_code = kafka_error(&error).code();
+                answer.offset = -1;
+                answer.timestamp = -1;
+            }
+        }
+        response.topics[t].partitions.push(answer);
+    }
+    response
+}
