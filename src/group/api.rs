@@ -195,6 +195,11 @@ pub enum GroupRequest {
     Describe(DescribeGroupRequest),
     /// Every group this shard coordinates.
     List,
+    ClassicJoin(ClassicJoinRequest),
+    ClassicSync(ClassicSyncRequest),
+    ClassicHeartbeat(ClassicHeartbeatRequest),
+    ClassicLeave(ClassicLeaveRequest),
+    ClassicCommit(ClassicCommitRequest),
 }
 
 /// A coordinator's answer, of the request's kind.
@@ -207,4 +212,102 @@ pub enum GroupResponse {
     FetchOffsets(OffsetFetchResponse),
     Describe(DescribeGroupResponse),
     List(ListGroupsResponse),
+    ClassicJoin(ClassicJoinResponse),
+    ClassicSync(ClassicSyncResponse),
+    ClassicHeartbeat(Option<Error>),
+    ClassicLeave(ClassicLeaveResponse),
+}
+
+/// Kafka's classic group protocol, where the group's leader member assigns: a member
+/// joins with the protocols it supports (each a name and opaque metadata, for
+/// consumers the subscription), the coordinator waits until every known member has
+/// joined, elects a leader and a protocol and answers every join at once (the leader's
+/// answer lists the members), then the leader's SyncGroup carries every member's
+/// assignment, which each member's SyncGroup receives.
+#[derive(Debug, Clone, Default)]
+pub struct ClassicJoinRequest {
+    pub group: String,
+    /// Empty for a new member.
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: u32,
+    pub rebalance_timeout_ms: u32,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, bytes::Bytes)>,
+    /// KIP-394 (JoinGroup v4 and later): a new member is first given its id, and
+    /// joins again with it.
+    pub require_known_member: bool,
+}
+
+/// A member of a classic group, as the leader sees it: its id and its metadata for
+/// the protocol chosen.
+#[derive(Debug, Clone, Default)]
+pub struct ClassicMemberMetadata {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub metadata: bytes::Bytes,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ClassicJoinResponse {
+    pub error: Option<Error>,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    /// Every member, for the leader; empty for the others.
+    pub members: Vec<ClassicMemberMetadata>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ClassicSyncRequest {
+    pub group: String,
+    pub member_id: String,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    /// The leader's assignment of every member; empty from the others.
+    pub assignments: Vec<(String, bytes::Bytes)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ClassicSyncResponse {
+    pub error: Option<Error>,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub assignment: bytes::Bytes,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ClassicHeartbeatRequest {
+    pub group: String,
+    pub member_id: String,
+    pub generation: i32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ClassicLeaveRequest {
+    pub group: String,
+    pub members: Vec<String>,
+}
+
+/// Each member's outcome, in request order.
+#[derive(Debug, Clone, Default)]
+pub struct ClassicLeaveResponse {
+    pub error: Option<Error>,
+    pub members: Vec<(String, Option<Error>)>,
+}
+
+/// A Kafka client's OffsetCommit: by a member of a classic group at its generation,
+/// or with generation -1 and no member id by a client outside any group (then only
+/// while the group has no members).
+#[derive(Debug, Clone, Default)]
+pub struct ClassicCommitRequest {
+    pub group: String,
+    pub member_id: String,
+    pub generation: i32,
+    pub topics: Vec<CommitTopic>,
 }

@@ -21,6 +21,7 @@
 
 use super::api::*;
 use super::assign::{assign, Assignment, Strategy, Subscriptions, Tp};
+use super::classic::{ClassicGroup, Joined, Synced};
 use super::host::GroupHost;
 use super::naming::{offsets_partition, OFFSETS_TOPIC};
 use crate::partition::{Acks, Partition, TopicPartition};
@@ -168,6 +169,9 @@ type Committed = BTreeMap<Tp, (u64, String)>;
 /// One shard's groups and committed offsets.
 pub struct GroupCoordinator {
     groups: RefCell<HashMap<String, Group>>,
+    /// Kafka classic groups (the leader member assigns); a group id is in one map or
+    /// the other while it has members.
+    classic: RefCell<HashMap<String, ClassicGroup>>,
     /// Committed offset and metadata, per group and partition.
     offsets: RefCell<HashMap<String, Committed>>,
     /// The last generation of groups whose members all left, so `group describe`
@@ -185,6 +189,7 @@ impl Default for GroupCoordinator {
     fn default() -> Self {
         GroupCoordinator {
             groups: RefCell::default(),
+            classic: RefCell::default(),
             offsets: RefCell::default(),
             ended: RefCell::default(),
             next_member: Cell::default(),
@@ -284,6 +289,12 @@ impl GroupCoordinator {
     /// Removes members whose session expired; rebalances their groups.
     pub fn expire<H: GroupHost>(&self, host: &H) {
         let now = Instant::now();
+        self.classic.borrow_mut().retain(|name, group| {
+            for id in group.tick(now) {
+                tracing::info!(group = %name, member = %id, "member session expired");
+            }
+            !group.is_idle()
+        });
         let mut groups = self.groups.borrow_mut();
         for (name, group) in groups.iter_mut() {
             let expired: Vec<String> = group
@@ -329,7 +340,119 @@ impl GroupCoordinator {
             GroupRequest::FetchOffsets(request) => GroupResponse::FetchOffsets(self.fetch_offsets(request)),
             GroupRequest::List => GroupResponse::List(ListGroupsResponse { groups: self.list() }),
             GroupRequest::Describe(request) => GroupResponse::Describe(self.describe(request)),
+            GroupRequest::ClassicJoin(request) => GroupResponse::ClassicJoin(self.classic_join(host, request).await),
+            GroupRequest::ClassicSync(request) => GroupResponse::ClassicSync(self.classic_sync(request).await),
+            GroupRequest::ClassicHeartbeat(request) => {
+                let mut classic = self.classic.borrow_mut();
+                let error = match classic.get_mut(&request.group) {
+                    Some(group) => group.heartbeat(&request, Instant::now()),
+                    None => Some(Error::UnknownMember),
+                };
+                GroupResponse::ClassicHeartbeat(error)
+            }
+            GroupRequest::ClassicLeave(request) => {
+                let mut classic = self.classic.borrow_mut();
+                let response = match classic.get_mut(&request.group) {
+                    Some(group) => group.leave(request, Instant::now()),
+                    None => ClassicLeaveResponse {
+                        error: None,
+                        members: request.members.into_iter().map(|id| (id, Some(Error::UnknownMember))).collect(),
+                    },
+                };
+                GroupResponse::ClassicLeave(response)
+            }
+            GroupRequest::ClassicCommit(request) => GroupResponse::Commit(self.classic_commit(host, request).await),
         }
+    }
+
+    /// A classic join: answered at once, or once the rebalance it waits for completes.
+    async fn classic_join<H: GroupHost>(&self, host: &H, request: ClassicJoinRequest) -> ClassicJoinResponse {
+        let live = host.live_config();
+        let limits = &live.groups;
+        let refuse = |error| ClassicJoinResponse {
+            error: Some(error),
+            generation: -1,
+            member_id: request.member_id.clone(),
+            ..Default::default()
+        };
+        let timeout = request.session_timeout_ms;
+        if !(limits.session_timeout_min_ms..=limits.session_timeout_max_ms).contains(&timeout) {
+            return refuse(Error::InvalidSessionTimeout);
+        }
+        if self.groups.borrow().get(&request.group).is_some_and(|g| !g.members.is_empty()) {
+            return refuse(Error::InconsistentGroupProtocol(format!(
+                "group {} is assigned by the broker (a native or KIP-848 group); a classic member cannot join it",
+                request.group
+            )));
+        }
+        let joined = {
+            let mut classic = self.classic.borrow_mut();
+            let known = classic.contains_key(&request.group) || self.groups.borrow().contains_key(&request.group);
+            if !known && classic.len() + self.groups.borrow().len() >= limits.groups_max as usize {
+                return refuse(Error::TooManyGroups);
+            }
+            let now = Instant::now();
+            let group = classic.entry(request.group.clone()).or_insert_with(|| ClassicGroup::new(now));
+            let delay = if group.generation == 0 {
+                Duration::from_millis(u64::from(limits.initial_rebalance_delay_ms))
+            } else {
+                Duration::ZERO
+            };
+            let n = self.next_member.get() + 1;
+            self.next_member.set(n);
+            let prefix = if request.client_id.is_empty() { "member".to_string() } else { request.client_id.clone() };
+            let shard = host.shard_id();
+            let name = request.group.clone();
+            let joined = group.join(
+                request.clone(),
+                || format!("{prefix}-{shard}-{n}-{:08x}", rand_u32()),
+                limits.members_max as usize,
+                delay,
+                now,
+            );
+            if let Joined::Wait(_) = &joined {
+                tracing::debug!(group = %name, "classic member joining");
+            }
+            joined
+        };
+        match joined {
+            Joined::Now(answer) => answer,
+            // Dropped only when the group is removed under it.
+            Joined::Wait(receiver) => receiver.await.unwrap_or_else(|_| refuse(Error::RebalanceInProgress)),
+        }
+    }
+
+    async fn classic_sync(&self, request: ClassicSyncRequest) -> ClassicSyncResponse {
+        let synced = match self.classic.borrow_mut().get_mut(&request.group) {
+            Some(group) => group.sync(request, Instant::now()),
+            None => Synced::Now(ClassicSyncResponse { error: Some(Error::UnknownMember), ..Default::default() }),
+        };
+        match synced {
+            Synced::Now(answer) => answer,
+            Synced::Wait(receiver) => receiver.await.unwrap_or_else(|_| ClassicSyncResponse {
+                error: Some(Error::RebalanceInProgress),
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// A Kafka client's commit: checked against its classic group (or, outside any
+    /// group, against the group having no members), then stored as any commit.
+    async fn classic_commit<H: GroupHost>(&self, host: &H, request: ClassicCommitRequest) -> OffsetCommitResponse {
+        let now = Instant::now();
+        let outside = request.generation < 0 && request.member_id.is_empty();
+        let allowed = match self.classic.borrow_mut().get_mut(&request.group) {
+            Some(group) => group.may_commit(&request.member_id, request.generation, now),
+            None if self.groups.borrow().get(&request.group).is_some_and(|g| !g.members.is_empty()) => {
+                Err(Error::UnknownMember)
+            }
+            None if outside => Ok(()),
+            None => Err(Error::UnknownMember),
+        };
+        if let Err(error) = allowed {
+            return OffsetCommitResponse { error: Some(error), topics: Vec::new() };
+        }
+        self.store(host, &request.group, &request.topics, |_| true).await
     }
 
     fn join<H: GroupHost>(&self, host: &H, request: JoinGroupRequest) -> JoinGroupResponse {
@@ -351,6 +474,12 @@ impl GroupCoordinator {
         };
         if request.topics.is_empty() || request.topics.len() > 10_000 {
             return refuse(Some(Error::InvalidConfig("a member subscribes to 1 to 10,000 topics".into())));
+        }
+        if self.classic.borrow().get(&request.group).is_some_and(|g| !g.members.is_empty()) {
+            return refuse(Some(Error::InconsistentGroupProtocol(format!(
+                "group {} is a Kafka classic group (its leader member assigns); join it with a Kafka client or use another group id",
+                request.group
+            ))));
         }
         let mut groups = self.groups.borrow_mut();
         if !groups.contains_key(&request.group) && groups.len() >= limits.groups_max as usize {
@@ -470,14 +599,30 @@ impl GroupCoordinator {
         if let Err(error) = self.may_commit(&request, admin) {
             return whole(Some(error));
         }
+        let owner = self.groups.borrow().get(&request.group).map(|g| g.owner.clone());
+        let member = request.member_id.clone();
+        self.store(host, &request.group, &request.topics, move |tp| {
+            admin || owner.as_ref().is_some_and(|owner| owner.get(tp) == Some(&member))
+        })
+        .await
+    }
+
+    /// Stores the commits of `topics` for `group` that `owns` allows and that are
+    /// within their partition's end; every partition's outcome.
+    async fn store<H: GroupHost>(
+        &self,
+        host: &H,
+        group_name: &str,
+        topics: &[CommitTopic],
+        owns: impl Fn(&Tp) -> bool,
+    ) -> OffsetCommitResponse {
+        let whole = |error| OffsetCommitResponse { error, topics: Vec::new() };
         // Offsets past a partition's end are refused; the ends come from the owners.
-        let ends = end_offsets(host, &request.topics).await;
-        let mut results = Vec::with_capacity(request.topics.len());
+        let ends = end_offsets(host, topics).await;
+        let mut results = Vec::with_capacity(topics.len());
         let mut accepted: Vec<(String, u32, u64, String)> = Vec::new();
         {
-            let groups = self.groups.borrow();
-            let group = groups.get(&request.group);
-            for topic in &request.topics {
+            for topic in topics {
                 let mut partitions = Vec::with_capacity(topic.partitions.len());
                 for part in &topic.partitions {
                     let tp = (topic.topic.clone(), part.partition);
@@ -490,14 +635,8 @@ impl GroupCoordinator {
                         Some(Ok(end)) if part.offset > *end => {
                             Some(Error::OffsetOutOfRange { offset: part.offset, end: *end })
                         }
-                        Some(Ok(_)) => {
-                            let owns = admin || group.is_some_and(|g| g.owner.get(&tp) == Some(&request.member_id));
-                            if owns {
-                                None
-                            } else {
-                                Some(Error::NotAssigned)
-                            }
-                        }
+                        Some(Ok(_)) if owns(&tp) => None,
+                        Some(Ok(_)) => Some(Error::NotAssigned),
                     };
                     if error.is_none() {
                         accepted.push((topic.topic.clone(), part.partition, part.offset, part.metadata.clone()));
@@ -514,15 +653,15 @@ impl GroupCoordinator {
                 let Ok(_writer) = self.writer.acquire_permit(1).await else {
                     return whole(Some(Error::NotReady));
                 };
-                let appended = match self.persist(host, &request.group, &accepted).await {
+                let appended = match self.persist(host, group_name, &accepted).await {
                     Ok(appended) => appended,
                     Err(error) => {
-                        tracing::warn!(group = %request.group, %error, "cannot store committed offsets");
+                        tracing::warn!(group = %group_name, %error, "cannot store committed offsets");
                         return whole(Some(Error::StorageFailed(format!("committed offsets not stored: {error}"))));
                     }
                 };
                 let mut offsets = self.offsets.borrow_mut();
-                let stored = offsets.entry(request.group.clone()).or_default();
+                let stored = offsets.entry(group_name.to_string()).or_default();
                 for (topic, partition, offset, metadata) in accepted {
                     stored.insert((topic, partition), (offset, metadata));
                 }
@@ -531,7 +670,7 @@ impl GroupCoordinator {
             let (log, appended) = appended;
             if let Err(error) = log.wait_acked(&appended, Acks::Durable).await {
                 // The log refuses appends until restart; replay then shows what is on disk.
-                tracing::warn!(group = %request.group, %error, "committed offsets not made durable");
+                tracing::warn!(group = %group_name, %error, "committed offsets not made durable");
                 return whole(Some(Error::StorageFailed(format!("committed offsets not stored: {error}"))));
             }
         }
@@ -636,7 +775,9 @@ impl GroupCoordinator {
     fn fetch_offsets(&self, request: OffsetFetchRequest) -> OffsetFetchResponse {
         let offsets = self.offsets.borrow();
         let stored = offsets.get(&request.group);
-        let known = stored.is_some() || self.groups.borrow().contains_key(&request.group);
+        let known = stored.is_some()
+            || self.groups.borrow().contains_key(&request.group)
+            || self.classic.borrow().contains_key(&request.group);
         if !known && request.topics.is_empty() {
             return OffsetFetchResponse { error: Some(Error::UnknownGroup), topics: Vec::new() };
         }

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod assign;
+pub mod classic;
 mod coordinator;
 pub mod host;
 mod naming;

@@ -41,6 +41,9 @@ pub fn kafka_error(error: &Error) -> ResponseError {
         Error::UnknownMember => ResponseError::UnknownMemberId,
         Error::GroupNotEmpty => ResponseError::NonEmptyGroup,
         Error::StaleGeneration | Error::NotAssigned => ResponseError::IllegalGeneration,
+        Error::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        Error::MemberIdRequired => ResponseError::MemberIdRequired,
+        Error::InconsistentGroupProtocol(_) => ResponseError::InconsistentGroupProtocol,
     }
 }
 

@@ -39,6 +39,11 @@ pub fn code(error: &Error) -> ErrorCode {
         Error::GroupNotEmpty => ErrorCode::GroupNotEmpty,
         Error::StaleGeneration => ErrorCode::StaleGeneration,
         Error::NotAssigned => ErrorCode::NotAssigned,
+        // Kafka's classic groups only; a native client meets the first when it joins a
+        // group id a Kafka classic group holds.
+        Error::InconsistentGroupProtocol(_) => ErrorCode::InvalidConfig,
+        Error::RebalanceInProgress => ErrorCode::StaleGeneration,
+        Error::MemberIdRequired => ErrorCode::UnknownMember,
     }
 }
 

@@ -6,7 +6,8 @@ use crate::group::api::{GroupRequest, GroupResponse};
 use crate::service::{groups, RequestContext};
 use crate::shard::Shard;
 use std::rc::Rc;
-use strand_protocol::native::Response;
+use strand_protocol::native::messages::HeartbeatResponse;
+use strand_protocol::native::{ErrorCode, Response};
 
 /// Answers a group request; the second value says whether it failed as a whole.
 pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: GroupRequest) -> (Response, bool) {
@@ -20,6 +21,15 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: GroupReque
         GroupResponse::FetchOffsets(r) => Response::OffsetFetch(r.convert()),
         GroupResponse::Describe(r) => Response::DescribeGroup(r.convert()),
         GroupResponse::List(r) => Response::ListGroups(r.convert()),
+        // The coordinator answers a request with a response of its kind, and the
+        // native listener asks nothing of Kafka's classic protocol.
+        other @ (GroupResponse::ClassicJoin(_)
+        | GroupResponse::ClassicSync(_)
+        | GroupResponse::ClassicHeartbeat(_)
+        | GroupResponse::ClassicLeave(_)) => {
+            tracing::error!(?other, "a classic-protocol answer reached the native listener");
+            return (Response::Heartbeat(HeartbeatResponse { error: ErrorCode::Internal, ..Default::default() }), true);
+        }
     };
     (response, failed)
 }

@@ -184,15 +184,7 @@ async fn serve_group(
     slot: RequestSlot,
     request: GroupRequest,
 ) {
-    let operation = match &request {
-        GroupRequest::Join(_) => Operation::JoinGroup,
-        GroupRequest::Heartbeat(_) => Operation::Heartbeat,
-        GroupRequest::Leave(_) => Operation::LeaveGroup,
-        GroupRequest::Commit(_) => Operation::OffsetCommit,
-        GroupRequest::FetchOffsets(_) => Operation::OffsetFetch,
-        GroupRequest::Describe(_) => Operation::DescribeGroup,
-        GroupRequest::List => Operation::ListGroups,
-    };
+    let operation = crate::service::groups::operation_of(&request);
     let (response, failed) = groups::handle(&shard, &ctx, request).await;
     if failed {
         shard.metrics.error(ctx.listener, operation);

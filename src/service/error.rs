@@ -71,6 +71,17 @@ pub enum Error {
     StaleGeneration,
     #[error("the member does not own the partition")]
     NotAssigned,
+    /// A classic group is rebalancing: the member is to join again.
+    #[error("the group is rebalancing")]
+    RebalanceInProgress,
+    /// A new member of a classic group is given its id first and joins again with it
+    /// (KIP-394).
+    #[error("the member is to join again with the id it was given")]
+    MemberIdRequired,
+    /// The group exists with another protocol (a Kafka classic group and a group the
+    /// broker assigns cannot share an id), or with protocols the member shares none of.
+    #[error("{0}")]
+    InconsistentGroupProtocol(String),
 }
 
 impl From<StorageError> for Error {

@@ -40,6 +40,25 @@ pub fn error_of(response: &GroupResponse) -> Option<&Error> {
         GroupResponse::FetchOffsets(r) => r.error.as_ref(),
         GroupResponse::Describe(r) => r.error.as_ref(),
         GroupResponse::List(_) => None,
+        GroupResponse::ClassicJoin(r) => r.error.as_ref(),
+        GroupResponse::ClassicSync(r) => r.error.as_ref(),
+        GroupResponse::ClassicHeartbeat(error) => error.as_ref(),
+        GroupResponse::ClassicLeave(r) => r.error.as_ref(),
+    }
+}
+
+/// The operation a group request counts as.
+pub fn operation_of(request: &GroupRequest) -> super::Operation {
+    use super::Operation;
+    match request {
+        GroupRequest::Join(_) | GroupRequest::ClassicJoin(_) => Operation::JoinGroup,
+        GroupRequest::Heartbeat(_) | GroupRequest::ClassicHeartbeat(_) => Operation::Heartbeat,
+        GroupRequest::Leave(_) | GroupRequest::ClassicLeave(_) => Operation::LeaveGroup,
+        GroupRequest::Commit(_) | GroupRequest::ClassicCommit(_) => Operation::OffsetCommit,
+        GroupRequest::FetchOffsets(_) => Operation::OffsetFetch,
+        GroupRequest::Describe(_) => Operation::DescribeGroup,
+        GroupRequest::List => Operation::ListGroups,
+        GroupRequest::ClassicSync(_) => Operation::SyncGroup,
     }
 }
 
@@ -58,6 +77,11 @@ fn group_of(request: &GroupRequest) -> &str {
         GroupRequest::FetchOffsets(r) => &r.group,
         GroupRequest::Describe(r) => &r.group,
         GroupRequest::List => "",
+        GroupRequest::ClassicJoin(r) => &r.group,
+        GroupRequest::ClassicSync(r) => &r.group,
+        GroupRequest::ClassicHeartbeat(r) => &r.group,
+        GroupRequest::ClassicLeave(r) => &r.group,
+        GroupRequest::ClassicCommit(r) => &r.group,
     }
 }
 
@@ -76,6 +100,17 @@ fn refusal(request: &GroupRequest, error: Error) -> GroupResponse {
             GroupResponse::Describe(DescribeGroupResponse { error, group: r.group.clone(), ..Default::default() })
         }
         GroupRequest::List => GroupResponse::List(ListGroupsResponse::default()),
+        GroupRequest::ClassicJoin(r) => GroupResponse::ClassicJoin(ClassicJoinResponse {
+            error,
+            member_id: r.member_id.clone(),
+            ..Default::default()
+        }),
+        GroupRequest::ClassicSync(_) => GroupResponse::ClassicSync(ClassicSyncResponse { error, ..Default::default() }),
+        GroupRequest::ClassicHeartbeat(_) => GroupResponse::ClassicHeartbeat(error),
+        GroupRequest::ClassicLeave(_) => {
+            GroupResponse::ClassicLeave(ClassicLeaveResponse { error, members: Vec::new() })
+        }
+        GroupRequest::ClassicCommit(_) => GroupResponse::Commit(OffsetCommitResponse { error, topics: Vec::new() }),
     }
 }
 

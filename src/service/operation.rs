@@ -54,10 +54,12 @@ pub enum Operation {
     OffsetFetch,
     ListGroups,
     DescribeGroup,
+    SyncGroup,
+    FindCoordinator,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 17] = [
+    pub const ALL: [Operation; 19] = [
         Operation::Produce,
         Operation::Fetch,
         Operation::ListOffsets,
@@ -75,6 +77,8 @@ impl Operation {
         Operation::OffsetFetch,
         Operation::ListGroups,
         Operation::DescribeGroup,
+        Operation::SyncGroup,
+        Operation::FindCoordinator,
     ];
 
     /// Its index in `ALL`, for per-operation counters.
@@ -101,6 +105,8 @@ impl Operation {
             Operation::OffsetFetch => "OffsetFetch",
             Operation::ListGroups => "ListGroups",
             Operation::DescribeGroup => "DescribeGroup",
+            Operation::SyncGroup => "SyncGroup",
+            Operation::FindCoordinator => "FindCoordinator",
         }
     }
 }

@@ -218,14 +218,20 @@ impl Drop for Broker {
 /// Runs `strand` with `args` (a client command), bounded in time; returns status,
 /// stdout and stderr.
 pub fn strand(args: &[&str], stdin: &str) -> (bool, String, String) {
+    run_tool(env!("CARGO_BIN_EXE_strand"), args, stdin)
+}
+
+/// Runs `program` with `args` and `stdin`, for at most a minute: whether it succeeded,
+/// its stdout and its stderr.
+pub fn run_tool(program: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strand"))
+    let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("starting the strand binary");
+        .unwrap_or_else(|error| panic!("cannot start {program} (scripts/test installs it): {error}"));
     let mut input = child.stdin.take().unwrap();
     let stdin = stdin.to_string();
     std::thread::spawn(move || {
@@ -248,7 +254,7 @@ pub fn strand(args: &[&str], stdin: &str) -> (bool, String, String) {
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("strand {args:?} did not finish within a minute");
+            panic!("{program} {args:?} did not finish within a minute");
         }
         std::thread::sleep(Duration::from_millis(10));
     };
@@ -378,3 +384,4 @@ pub fn rss_bytes(pid: u32) -> u64 {
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
 }
+pub mod kafka;
