@@ -430,15 +430,18 @@ impl ClassicGroup {
     }
 
     /// Whether a commit by `member_id` at `generation` may be stored: a member's at
-    /// the current generation once the group is stable (or completing), a client
-    /// outside the group's (generation -1, no member id) only while it has none.
+    /// the current generation while the group is stable or preparing a rebalance
+    /// (members keep consuming and committing until they join again; the
+    /// cooperative protocol relies on it), not between the join answers and the
+    /// leader's assignment; a client outside the group's (generation -1, no member
+    /// id) only while it has no members. As Kafka's coordinator decides.
     pub fn may_commit(&mut self, member_id: &str, generation: i32, now: Instant) -> Result<(), Error> {
         if generation < 0 && member_id.is_empty() {
             return if self.members.is_empty() { Ok(()) } else { Err(Error::UnknownMember) };
         }
         self.check(member_id, generation, now)?;
         match self.state {
-            State::Preparing => Err(Error::RebalanceInProgress),
+            State::Completing => Err(Error::RebalanceInProgress),
             _ => Ok(()),
         }
     }

@@ -19,11 +19,13 @@
 //!
 //! Code map: `codec` (frames and headers), `wire` (primitives by hand), `versions`
 //! (what is served; ApiVersions), `errors` (service errors as Kafka codes),
-//! `metadata`, `produce`, `fetch`, `offsets`.
+//! `metadata`, `produce`, `fetch`, `offsets`, `groups` (FindCoordinator, the classic
+//! group protocol, committed offsets).
 
 pub mod codec;
 pub mod errors;
 mod fetch;
+mod groups;
 mod metadata;
 mod offsets;
 pub mod produce;
@@ -36,7 +38,10 @@ use crate::service::{Listener, Operation, Principal, RequestContext};
 use crate::shard::Shard;
 use bytes::{Buf, BytesMut};
 use codec::{CodecError, Header};
-use kafka_protocol::messages::{ApiKey, FetchRequest, ListOffsetsRequest, MetadataRequest};
+use kafka_protocol::messages::{
+    ApiKey, FetchRequest, FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest,
+};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
 use std::cell::RefCell;
@@ -105,6 +110,13 @@ fn operation(api: ApiKey) -> Option<Operation> {
         ApiKey::ListOffsets => Operation::ListOffsets,
         ApiKey::Metadata => Operation::Metadata,
         ApiKey::ApiVersions => Operation::ApiVersions,
+        ApiKey::FindCoordinator => Operation::FindCoordinator,
+        ApiKey::JoinGroup => Operation::JoinGroup,
+        ApiKey::SyncGroup => Operation::SyncGroup,
+        ApiKey::Heartbeat => Operation::Heartbeat,
+        ApiKey::LeaveGroup => Operation::LeaveGroup,
+        ApiKey::OffsetCommit => Operation::OffsetCommit,
+        ApiKey::OffsetFetch => Operation::OffsetFetch,
         _ => return None,
     })
 }
@@ -182,6 +194,20 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
     let malformed =
         |error: anyhow::Error| refuse(kafka, Some(api as i16), &format!("malformed {api:?} v{version}: {error}"));
     let (kafka, state) = (kafka.clone(), state.clone());
+    // Decodes the body as `$request`, takes the request's slot, and answers with
+    // what `$answer` makes of it, in a task of its own.
+    macro_rules! serve {
+        ($request:ty, |$kafka:ident, $ctx:ident, $decoded:ident| $answer:expr) => {{
+            let $decoded = <$request>::decode(&mut body, version).map_err(malformed)?;
+            state.wait_for_request_slot().await;
+            let slot = state.start_request(request_bytes);
+            spawn(async move {
+                let ($kafka, $ctx) = (&kafka, &ctx);
+                let answer = $answer;
+                respond(&state, slot, api, version, correlation, &answer);
+            });
+        }};
+    }
     match api {
         ApiKey::ApiVersions => {
             // Its fields (the client's software name and version) are checked, not used.
@@ -191,23 +217,32 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
             respond(&state, slot, api, version, correlation, &versions::api_versions(None));
         }
         ApiKey::Metadata => {
-            let request = MetadataRequest::decode(&mut body, version).map_err(malformed)?;
-            state.wait_for_request_slot().await;
-            let slot = state.start_request(request_bytes);
-            spawn(async move {
-                let answer = metadata::handle(&kafka, &ctx, version, request).await;
-                respond(&state, slot, api, version, correlation, &answer);
-            });
+            serve!(MetadataRequest, |kafka, ctx, request| { metadata::handle(kafka, ctx, version, request).await })
         }
-        ApiKey::ListOffsets => {
-            let request = ListOffsetsRequest::decode(&mut body, version).map_err(malformed)?;
-            state.wait_for_request_slot().await;
-            let slot = state.start_request(request_bytes);
-            spawn(async move {
-                let answer = offsets::handle(&kafka.shard, &ctx, version, request).await;
-                respond(&state, slot, api, version, correlation, &answer);
-            });
+        ApiKey::ListOffsets => serve!(ListOffsetsRequest, |kafka, ctx, request| {
+            offsets::handle(&kafka.shard, ctx, version, request).await
+        }),
+        ApiKey::FindCoordinator => {
+            serve!(FindCoordinatorRequest, |kafka, _ctx, request| { groups::find_coordinator(kafka, version, request) })
         }
+        ApiKey::JoinGroup => {
+            serve!(JoinGroupRequest, |kafka, ctx, request| { groups::join(kafka, ctx, version, request).await })
+        }
+        ApiKey::SyncGroup => {
+            serve!(SyncGroupRequest, |kafka, ctx, request| { groups::sync(kafka, ctx, version, request).await })
+        }
+        ApiKey::Heartbeat => {
+            serve!(HeartbeatRequest, |kafka, ctx, request| { groups::heartbeat(kafka, ctx, request).await })
+        }
+        ApiKey::LeaveGroup => {
+            serve!(LeaveGroupRequest, |kafka, ctx, request| { groups::leave(kafka, ctx, version, request).await })
+        }
+        ApiKey::OffsetCommit => {
+            serve!(OffsetCommitRequest, |kafka, ctx, request| { groups::commit(kafka, ctx, request).await })
+        }
+        ApiKey::OffsetFetch => serve!(OffsetFetchRequest, |kafka, ctx, request| {
+            groups::fetch_offsets(kafka, ctx, version, request).await
+        }),
         ApiKey::Fetch => {
             let request = FetchRequest::decode(&mut body, version).map_err(malformed)?;
             state.wait_for_request_slot().await;

@@ -1,0 +1,395 @@
+//! Consumer groups on the Kafka listener: FindCoordinator (this broker, for every
+//! group), the classic protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, where
+//! the group's leader member assigns), and OffsetCommit and OffsetFetch on the same
+//! committed offsets the native protocol's groups use. Each request becomes the
+//! coordinator's own (`group::api`) and goes to the shard coordinating its group.
+
+use super::errors::kafka_error;
+use super::Kafka;
+use crate::group::api::{
+    self as group_api, ClassicCommitRequest, ClassicHeartbeatRequest, ClassicJoinRequest, ClassicJoinResponse,
+    ClassicLeaveRequest, ClassicLeaveResponse, ClassicSyncRequest, ClassicSyncResponse, CommitPartition, CommitTopic,
+    GroupRequest, GroupResponse, TopicPartitions,
+};
+use crate::service::{groups, Error, RequestContext};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+fn code(error: &Option<Error>) -> i16 {
+    error.as_ref().map_or(0, |error| kafka_error(error).code())
+}
+
+fn text(value: &str) -> StrBytes {
+    StrBytes::from_string(value.to_string())
+}
+
+/// Kafka's key type of a consumer group (1 is a transactional id).
+const KEY_GROUP: i8 = 0;
+
+/// FindCoordinator: this broker coordinates every group; transactions are not
+/// served yet.
+pub fn find_coordinator(kafka: &Kafka, version: i16, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    let (host, port) = kafka.advertised();
+    let error = (request.key_type != KEY_GROUP).then_some(ResponseError::CoordinatorNotAvailable);
+    let mut response = FindCoordinatorResponse::default();
+    if version >= 4 {
+        response.coordinators = request
+            .coordinator_keys
+            .into_iter()
+            .map(|key| {
+                let mut coordinator = Coordinator::default();
+                coordinator.key = key;
+                coordinator.node_id = BrokerId(super::metadata::NODE_ID);
+                coordinator.host = text(&host);
+                coordinator.port = i32::from(port);
+                if let Some(error) = error {
+                    coordinator.error_code = error.code();
+                    coordinator.error_message = Some(text("transactions are not served yet"));
+                }
+                coordinator
+            })
+            .collect();
+        return response;
+    }
+    response.node_id = BrokerId(super::metadata::NODE_ID);
+    response.host = text(&host);
+    response.port = i32::from(port);
+    if let Some(error) = error {
+        response.error_code = error.code();
+        if version >= 1 {
+            response.error_message = Some(text("transactions are not served yet"));
+        }
+    }
+    response
+}
+
+async fn ask(kafka: &Kafka, ctx: &RequestContext, request: GroupRequest) -> GroupResponse {
+    let operation = groups::operation_of(&request);
+    let response = groups::handle(&kafka.shard, ctx, request).await;
+    if groups::error_of(&response).is_some() {
+        kafka.shard.metrics.error(ctx.listener, operation);
+    }
+    response
+}
+
+pub async fn join(kafka: &Kafka, ctx: &RequestContext, version: i16, request: JoinGroupRequest) -> JoinGroupResponse {
+    let session = request.session_timeout_ms.max(0) as u32;
+    let asked = ClassicJoinRequest {
+        group: request.group_id.0.to_string(),
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.map(|id| id.to_string()),
+        client_id: ctx.client_id.clone().unwrap_or_default(),
+        client_host: String::new(),
+        session_timeout_ms: session,
+        // v0 has no rebalance timeout: the session timeout serves.
+        rebalance_timeout_ms: if version >= 1 { request.rebalance_timeout_ms.max(0) as u32 } else { session },
+        protocol_type: request.protocol_type.to_string(),
+        protocols: request.protocols.into_iter().map(|p| (p.name.to_string(), p.metadata)).collect(),
+        require_known_member: version >= 4,
+    };
+    let answer = match ask(kafka, ctx, GroupRequest::ClassicJoin(asked)).await {
+        GroupResponse::ClassicJoin(answer) => answer,
+        _ => ClassicJoinResponse { error: Some(Error::NotReady), generation: -1, ..Default::default() },
+    };
+    let mut response = JoinGroupResponse::default();
+    response.error_code = code(&answer.error);
+    response.generation_id = answer.generation;
+    response.member_id = text(&answer.member_id);
+    response.leader = text(&answer.leader);
+    if version >= 7 {
+        response.protocol_type = answer.protocol_type.map(|t| text(&t));
+        response.protocol_name = answer.protocol.map(|p| text(&p));
+    } else {
+        response.protocol_name = Some(text(answer.protocol.as_deref().unwrap_or_default()));
+    }
+    response.members = answer
+        .members
+        .into_iter()
+        .map(|member| {
+            let mut out = JoinGroupResponseMember::default();
+            out.member_id = text(&member.member_id);
+            if version >= 5 {
+                out.group_instance_id = member.group_instance_id.map(|id| text(&id));
+            }
+            out.metadata = member.metadata;
+            out
+        })
+        .collect();
+    response
+}
+
+pub async fn sync(kafka: &Kafka, ctx: &RequestContext, version: i16, request: SyncGroupRequest) -> SyncGroupResponse {
+    let asked = ClassicSyncRequest {
+        group: request.group_id.0.to_string(),
+        member_id: request.member_id.to_string(),
+        generation: request.generation_id,
+        protocol_type: request.protocol_type.map(|t| t.to_string()),
+        protocol: request.protocol_name.map(|p| p.to_string()),
+        assignments: request.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect(),
+    };
+    let answer = match ask(kafka, ctx, GroupRequest::ClassicSync(asked)).await {
+        GroupResponse::ClassicSync(answer) => answer,
+        _ => ClassicSyncResponse { error: Some(Error::NotReady), ..Default::default() },
+    };
+    let mut response = SyncGroupResponse::default();
+    response.error_code = code(&answer.error);
+    if version >= 5 {
+        response.protocol_type = answer.protocol_type.map(|t| text(&t));
+        response.protocol_name = answer.protocol.map(|p| text(&p));
+    }
+    response.assignment = answer.assignment;
+    response
+}
+
+pub async fn heartbeat(kafka: &Kafka, ctx: &RequestContext, request: HeartbeatRequest) -> HeartbeatResponse {
+    let asked = ClassicHeartbeatRequest {
+        group: request.group_id.0.to_string(),
+        member_id: request.member_id.to_string(),
+        generation: request.generation_id,
+    };
+    let error = match ask(kafka, ctx, GroupRequest::ClassicHeartbeat(asked)).await {
+        GroupResponse::ClassicHeartbeat(error) => error,
+        _ => Some(Error::NotReady),
+    };
+    let mut response = HeartbeatResponse::default();
+    response.error_code = code(&error);
+    response
+}
+
+pub async fn leave(
+    kafka: &Kafka,
+    ctx: &RequestContext,
+    version: i16,
+    request: LeaveGroupRequest,
+) -> LeaveGroupResponse {
+    let members: Vec<String> = if version >= 3 {
+        request.members.iter().map(|m| m.member_id.to_string()).collect()
+    } else {
+        vec![request.member_id.to_string()]
+    };
+    let asked = ClassicLeaveRequest { group: request.group_id.0.to_string(), members };
+    let answer = match ask(kafka, ctx, GroupRequest::ClassicLeave(asked)).await {
+        GroupResponse::ClassicLeave(answer) => answer,
+        _ => ClassicLeaveResponse { error: Some(Error::NotReady), members: Vec::new() },
+    };
+    let mut response = LeaveGroupResponse::default();
+    if version >= 3 {
+        response.error_code = code(&answer.error);
+        response.members = answer
+            .members
+            .into_iter()
+            .zip(request.members)
+            .map(|((id, error), asked)| {
+                let mut out = MemberResponse::default();
+                out.member_id = text(&id);
+                out.group_instance_id = asked.group_instance_id;
+                out.error_code = code(&error);
+                out
+            })
+            .collect();
+    } else {
+        // One member: its outcome is the request's.
+        let first = answer.members.into_iter().next().and_then(|(_, error)| error);
+        response.error_code = code(&answer.error.or(first));
+    }
+    response
+}
+
+pub async fn commit(kafka: &Kafka, ctx: &RequestContext, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    let mut refused: Vec<(usize, usize, Error)> = Vec::new();
+    let topics: Vec<CommitTopic> = request
+        .topics
+        .iter()
+        .enumerate()
+        .map(|(t, topic)| CommitTopic {
+            topic: topic.name.0.to_string(),
+            partitions: topic
+                .partitions
+                .iter()
+                .enumerate()
+                .filter_map(|(p, part)| {
+                    match (u32::try_from(part.partition_index), u64::try_from(part.committed_offset)) {
+                        (Ok(partition), Ok(offset)) => Some(CommitPartition {
+                            partition,
+                            offset,
+                            metadata: part.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+                        }),
+                        (Err(_), _) => {
+                            refused.push((t, p, Error::UnknownPartition));
+                            None
+                        }
+                        (_, Err(_)) => {
+                            refused.push((t, p, Error::InvalidRequest("a negative offset".into())));
+                            None
+                        }
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    let asked = ClassicCommitRequest {
+        group: request.group_id.0.to_string(),
+        member_id: request.member_id.to_string(),
+        generation: request.generation_id_or_member_epoch,
+        topics,
+    };
+    let answer = match ask(kafka, ctx, GroupRequest::ClassicCommit(asked)).await {
+        GroupResponse::Commit(answer) => answer,
+        _ => group_api::OffsetCommitResponse { error: Some(Error::NotReady), topics: Vec::new() },
+    };
+    // Each partition's outcome by (topic, partition); a request-wide error is every
+    // partition's.
+    let mut outcomes = std::collections::HashMap::new();
+    for topic in &answer.topics {
+        for part in &topic.partitions {
+            outcomes.insert((topic.topic.clone(), part.partition as i32), code(&part.error));
+        }
+    }
+    let whole = code(&answer.error);
+    let mut response = OffsetCommitResponse::default();
+    response.topics = request
+        .topics
+        .iter()
+        .enumerate()
+        .map(|(t, topic)| {
+            let mut out = OffsetCommitResponseTopic::default();
+            out.name = topic.name.clone();
+            out.partitions = topic
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(p, part)| {
+                    let mut result = OffsetCommitResponsePartition::default();
+                    result.partition_index = part.partition_index;
+                    result.error_code = match refused.iter().find(|(rt, rp, _)| (*rt, *rp) == (t, p)) {
+                        Some((_, _, error)) => kafka_error(error).code(),
+                        None if whole != 0 => whole,
+                        None => outcomes.get(&(topic.name.0.to_string(), part.partition_index)).copied().unwrap_or(0),
+                    };
+                    result
+                })
+                .collect();
+            out
+        })
+        .collect();
+    response
+}
+
+/// One group's committed offsets as the coordinator has them: `None` topics asks for
+/// every committed partition.
+async fn committed(
+    kafka: &Kafka,
+    ctx: &RequestContext,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> (i16, Vec<(String, Vec<(i32, i64, String)>)>) {
+    if topics.as_ref().is_some_and(|topics| topics.is_empty()) {
+        return (0, Vec::new());
+    }
+    let asked = group_api::OffsetFetchRequest {
+        group: group.to_string(),
+        topics: topics
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(topic, partitions)| TopicPartitions {
+                topic,
+                partitions: partitions.into_iter().filter_map(|p| u32::try_from(p).ok()).collect(),
+            })
+            .collect(),
+    };
+    let answer = match ask(kafka, ctx, GroupRequest::FetchOffsets(asked)).await {
+        GroupResponse::FetchOffsets(answer) => answer,
+        _ => group_api::OffsetFetchResponse { error: Some(Error::NotReady), topics: Vec::new() },
+    };
+    // A group nobody committed for has no offsets, which is not an error to Kafka.
+    let error = match answer.error {
+        Some(Error::UnknownGroup) | None => 0,
+        Some(error) => kafka_error(&error).code(),
+    };
+    let topics = answer
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic.partitions.into_iter().map(|p| (p.partition as i32, p.offset, p.metadata)).collect();
+            (topic.topic, partitions)
+        })
+        .collect();
+    (error, topics)
+}
+
+pub async fn fetch_offsets(
+    kafka: &Kafka,
+    ctx: &RequestContext,
+    version: i16,
+    request: OffsetFetchRequest,
+) -> OffsetFetchResponse {
+    let mut response = OffsetFetchResponse::default();
+    if version >= 8 {
+        for group in request.groups {
+            let topics = group.topics.map(|topics| {
+                topics.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect::<Vec<_>>()
+            });
+            let (error, found) = committed(kafka, ctx, group.group_id.0.as_str(), topics).await;
+            let mut out = OffsetFetchResponseGroup::default();
+            out.group_id = group.group_id;
+            out.error_code = error;
+            out.topics = found
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let mut t = OffsetFetchResponseTopics::default();
+                    t.name = TopicName(text(&topic));
+                    t.partitions = partitions
+                        .into_iter()
+                        .map(|(partition, offset, metadata)| {
+                            let mut p = OffsetFetchResponsePartitions::default();
+                            p.partition_index = partition;
+                            p.committed_offset = offset;
+                            p.metadata = Some(text(&metadata));
+                            p
+                        })
+                        .collect();
+                    t
+                })
+                .collect();
+            response.groups.push(out);
+        }
+        return response;
+    }
+    let topics =
+        request.topics.map(|topics| topics.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
+    let (error, found) = committed(kafka, ctx, request.group_id.0.as_str(), topics).await;
+    if version >= 2 {
+        response.error_code = error;
+    }
+    response.topics = found
+        .into_iter()
+        .map(|(topic, partitions)| {
+            let mut t = OffsetFetchResponseTopic::default();
+            t.name = TopicName(text(&topic));
+            t.partitions = partitions
+                .into_iter()
+                .map(|(partition, offset, metadata)| {
+                    let mut p = OffsetFetchResponsePartition::default();
+                    p.partition_index = partition;
+                    p.committed_offset = offset;
+                    p.metadata = Some(text(&metadata));
+                    if version < 2 {
+                        p.error_code = error;
+                    }
+                    p
+                })
+                .collect();
+            t
+        })
+        .collect();
+    response
+}

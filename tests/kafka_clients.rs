@@ -1,0 +1,262 @@
+//! Real Kafka clients, unchanged, against the real binary: confluent-kafka
+//! (librdkafka inside) producing with every codec and consuming in groups of the
+//! classic protocol, a member killed and its partitions taken over, committed offsets
+//! surviving a broker restart. The clients run from the virtual environment
+//! `scripts/test` creates (`target/py-venv`, or `STRAND_TEST_VENV`); the scripts are
+//! in `tests/kafka_clients/`.
+
+mod common;
+
+use common::kafka::KafkaConnection;
+use common::{wait_for, Broker};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::{ApiKey, GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use strand_client::{block_on, partition_for_key, Client};
+
+fn python() -> PathBuf {
+    let venv = std::env::var_os("STRAND_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/py-venv"));
+    let python = venv.join("bin/python");
+    assert!(python.exists(), "{} is missing: scripts/test creates it with the Kafka clients", python.display());
+    python
+}
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_clients").join(name)
+}
+
+/// Produces `count` keyed records from `first` with `codec` through confluent-kafka.
+fn produce(bootstrap: &str, topic: &str, first: u64, count: u64, codec: &str) {
+    let (first, count) = (first.to_string(), count.to_string());
+    let path = script("produce.py");
+    let args = [path.to_str().unwrap(), bootstrap, topic, &first, &count, codec];
+    let (ok, stdout, stderr) = common::run_tool(python().to_str().unwrap(), &args, "");
+    assert!(ok, "produce.py failed: {stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["delivered"], count.parse::<u64>().unwrap(), "{codec}: every record delivered: {summary}");
+}
+
+/// A record a member consumed and committed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Consumed {
+    partition: u32,
+    offset: i64,
+    key: String,
+    value: String,
+}
+
+/// One group member: a confluent-kafka consumer in its own process.
+struct Member {
+    child: Option<Child>,
+    assigned: Arc<Mutex<Option<Vec<u32>>>>,
+    records: Arc<Mutex<Vec<Consumed>>>,
+    closed: Arc<Mutex<bool>>,
+}
+
+impl Member {
+    fn start(bootstrap: &str, group: &str, topic: &str, strategy: &str) -> Member {
+        let mut child = Command::new(python())
+            .arg(script("member.py"))
+            .args([bootstrap, group, topic, strategy])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let member =
+            Member { child: Some(child), assigned: Arc::default(), records: Arc::default(), closed: Arc::default() };
+        let (assigned, records, closed) = (member.assigned.clone(), member.records.clone(), member.closed.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+                if let Some(partitions) = event.get("assigned") {
+                    let partitions = partitions.as_array().unwrap().iter().map(|p| p.as_u64().unwrap() as u32);
+                    *assigned.lock().unwrap() = Some(partitions.collect());
+                } else if let Some(record) = event.get("record") {
+                    records.lock().unwrap().push(Consumed {
+                        partition: record[0].as_u64().unwrap() as u32,
+                        offset: record[1].as_i64().unwrap(),
+                        key: record[2].as_str().unwrap().to_string(),
+                        value: record[3].as_str().unwrap().to_string(),
+                    });
+                } else if event.get("closed").is_some() {
+                    *closed.lock().unwrap() = true;
+                }
+            }
+        });
+        member
+    }
+
+    fn assigned(&self) -> Vec<u32> {
+        self.assigned.lock().unwrap().clone().unwrap_or_default()
+    }
+
+    fn records(&self) -> Vec<Consumed> {
+        self.records.lock().unwrap().clone()
+    }
+
+    fn signal(&mut self, signal: i32) -> Option<Child> {
+        let child = self.child.take()?;
+        // SAFETY: a signal to a child this test started and has not reaped.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        Some(child)
+    }
+
+    /// Kills the member as a crash would: no LeaveGroup, no last commit.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.signal(libc::SIGKILL) {
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the member cleanly: it leaves the group.
+    fn stop(&mut self) {
+        let Some(mut child) = self.signal(libc::SIGTERM) else { return };
+        wait_for("the member to leave its group", Duration::from_secs(30), || child.try_wait().unwrap().is_some());
+        assert!(*self.closed.lock().unwrap(), "the member closed its consumer");
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn union(members: &[&Member]) -> BTreeSet<u32> {
+    members.iter().flat_map(|m| m.assigned()).collect()
+}
+
+/// Every record consumed, once per (partition, offset).
+fn distinct(members: &[&Member]) -> BTreeMap<(u32, i64), Consumed> {
+    members.iter().flat_map(|m| m.records()).map(|r| ((r.partition, r.offset), r)).collect()
+}
+
+/// Waits until `members` consumed `count` distinct records; on timeout, says where
+/// each partition stands and what each member holds.
+fn wait_for_every_record(members: &[&Member], count: usize, context: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while distinct(members).len() < count {
+        if std::time::Instant::now() > deadline {
+            let mut partitions: BTreeMap<u32, (usize, i64)> = BTreeMap::new();
+            for (partition, offset) in distinct(members).keys() {
+                let seen = partitions.entry(*partition).or_default();
+                seen.0 += 1;
+                seen.1 = seen.1.max(*offset);
+            }
+            let held: Vec<(Vec<u32>, usize)> = members.iter().map(|m| (m.assigned(), m.records().len())).collect();
+            panic!(
+                "{count} records not consumed in time: (records, highest offset) by partition {partitions:?}; (assigned, records) by member {held:?}; {}",
+                context()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The group's committed offsets, through the Kafka wire.
+fn committed(kafka_port: u16, group: &str, topic: &str, partitions: u32) -> BTreeMap<u32, i64> {
+    let mut conn = KafkaConnection::connect(kafka_port);
+    let mut asked = OffsetFetchRequestTopic::default();
+    asked.name = TopicName(StrBytes::from_string(topic.to_string()));
+    asked.partition_indexes = (0..partitions as i32).collect();
+    let mut request = OffsetFetchRequest::default();
+    request.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    request.topics = Some(vec![asked]);
+    let response: OffsetFetchResponse = conn.call(ApiKey::OffsetFetch, 7, &request);
+    assert_eq!(response.error_code, 0);
+    response.topics[0].partitions.iter().map(|p| (p.partition_index as u32, p.committed_offset)).collect()
+}
+
+/// confluent-kafka's producer with every codec it has, and a group member reading
+/// all 10,000 records back: each once, in order per key, each key in the partition
+/// Kafka's partitioner chooses.
+#[test]
+fn confluent_kafka_produces_with_every_codec_and_a_group_reads_every_record_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    block_on(Client::connect(&broker.bootstrap()).unwrap().create_topic("orders", 12, &[])).unwrap();
+    let bootstrap = broker.kafka_bootstrap();
+    for (i, codec) in ["none", "gzip", "snappy", "lz4", "zstd"].into_iter().enumerate() {
+        produce(&bootstrap, "orders", i as u64 * 2000, 2000, codec);
+    }
+    let mut member = Member::start(&bootstrap, "readers", "orders", "range");
+    wait_for("all 10,000 records", Duration::from_secs(120), || distinct(&[&member]).len() == 10_000);
+    member.stop();
+    let records = distinct(&[&member]);
+    let mut last: HashMap<String, u64> = HashMap::new();
+    for record in records.values() {
+        assert_eq!(record.partition, partition_for_key(record.key.as_bytes(), 12), "{record:?}");
+        let seq: u64 = record.value.trim_start_matches("value-").parse().unwrap();
+        if let Some(previous) = last.insert(record.key.clone(), seq) {
+            assert!(previous < seq, "{}: {previous} before {seq}", record.key);
+        }
+    }
+    assert_eq!(member.records().len(), 10_000, "none read twice");
+}
+
+/// Three members share 12 partitions (cooperative-sticky, incremental rebalances);
+/// one is killed and the two others take its partitions over once its session ends;
+/// every record is consumed. The commits survive a broker restart: two new members
+/// (range) resume from them and read only what came after.
+#[test]
+fn a_group_of_three_survives_a_killed_member_and_resumes_from_its_commits_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let kafka_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let mut broker = Broker::start(&data, &["--kafka-port", &kafka_port]);
+    block_on(Client::connect(&broker.bootstrap()).unwrap().create_topic("work", 12, &[])).unwrap();
+    let bootstrap = broker.kafka_bootstrap();
+    produce(&bootstrap, "work", 0, 6000, "lz4");
+
+    let mut members: Vec<Member> =
+        (0..3).map(|_| Member::start(&bootstrap, "workers", "work", "cooperative-sticky")).collect();
+    wait_for("three members with four partitions each", Duration::from_secs(60), || {
+        members.iter().all(|m| m.assigned().len() == 4) && union(&members.iter().collect::<Vec<_>>()).len() == 12
+    });
+    wait_for("each member to consume", Duration::from_secs(60), || members.iter().all(|m| !m.records().is_empty()));
+    let victim = members[0].assigned();
+    members[0].kill();
+    let survivors = [&members[1], &members[2]];
+    wait_for("the survivors to take every partition", Duration::from_secs(60), || union(&survivors).len() == 12);
+    for partition in &victim {
+        assert!(survivors.iter().any(|m| m.assigned().contains(partition)), "partition {partition} taken over");
+    }
+    wait_for_every_record(&members.iter().collect::<Vec<_>>(), 6000, || {
+        format!("committed {:?}", committed(broker.kafka_port.unwrap(), "workers", "work", 12))
+    });
+    members[1].stop();
+    members[2].stop();
+    let before = committed(broker.kafka_port.unwrap(), "workers", "work", 12);
+    let ends: BTreeMap<u32, i64> = {
+        let mut ends = BTreeMap::new();
+        for record in distinct(&members.iter().collect::<Vec<_>>()).values() {
+            let end = ends.entry(record.partition).or_insert(0);
+            *end = (*end).max(record.offset + 1);
+        }
+        ends
+    };
+    assert_eq!(before, ends, "every partition committed up to its end");
+
+    assert!(broker.stop(), "the broker stops cleanly");
+    let broker = Broker::start(&data, &["--kafka-port", &kafka_port]);
+    assert_eq!(committed(broker.kafka_port.unwrap(), "workers", "work", 12), before, "commits survive the restart");
+    produce(&bootstrap, "work", 6000, 1200, "zstd");
+    let resumed: Vec<Member> = (0..2).map(|_| Member::start(&bootstrap, "workers", "work", "range")).collect();
+    let resumed_refs: Vec<&Member> = resumed.iter().collect();
+    wait_for("the 1,200 new records", Duration::from_secs(120), || distinct(&resumed_refs).len() == 1200);
+    for record in distinct(&resumed_refs).values() {
+        assert!(record.offset >= before[&record.partition], "{record:?} was read again although committed");
+        let seq: u64 = record.value.trim_start_matches("value-").parse().unwrap();
+        assert!(seq >= 6000, "{record:?}");
+    }
+}

@@ -1,0 +1,71 @@
+"""One member of a consumer group (confluent-kafka, librdkafka inside), driven by
+tests/kafka_clients.rs: consumes, commits each record synchronously, and reports on
+stdout, one JSON object per line: {"assigned": [partitions]} whenever its assignment
+changes, {"record": [partition, offset, key, value]} per record, before its commit,
+{"error": text} for a refused commit, {"closed": true} once it has left the group."""
+
+import json
+import signal
+import sys
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+bootstrap, group, topic, strategy = sys.argv[1:5]
+stopping = False
+
+
+def stop(*_):
+    global stopping
+    stopping = True
+
+
+signal.signal(signal.SIGTERM, stop)
+
+
+def say(**what):
+    print(json.dumps(what), flush=True)
+
+
+consumer = Consumer(
+    {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 500,
+        "partition.assignment.strategy": strategy,
+        "topic.metadata.refresh.interval.ms": 1000,
+    }
+)
+
+
+consumer.subscribe([topic])
+reported = None
+while not stopping:
+    message = consumer.poll(0.2)
+    assigned = sorted(tp.partition for tp in consumer.assignment())
+    if assigned != reported:
+        say(assigned=assigned)
+        reported = assigned
+    if message is None:
+        continue
+    if message.error():
+        say(error=str(message.error()))
+        continue
+    # Reported before its commit: a member killed between the two has its record
+    # read again by the next owner, never committed unreported.
+    say(record=[message.partition(), message.offset(), message.key().decode(), message.value().decode()])
+    try:
+        consumer.commit(message=message, asynchronous=False)
+    except KafkaException as error:
+        # A commit refused during a rebalance: the record is read again, here if the
+        # partition stays, else by its next owner from the last commit (at least once).
+        say(error=str(error))
+        try:
+            consumer.seek(TopicPartition(message.topic(), message.partition(), message.offset()))
+        except KafkaException:
+            pass
+        continue
+consumer.close()
+say(closed=True)
