@@ -47,6 +47,19 @@ pub fn kafka_error(error: &Error) -> ResponseError {
     }
 }
 
+/// What a client is told of an error: its message, except where it names files and
+/// directories of this host, which are not the client's business.
+pub fn client_message(error: &Error) -> Option<String> {
+    match error {
+        Error::Storage(storage) if !matches!(**storage, StorageError::InvalidBatch(_)) => None,
+        Error::Metadata(metadata) if matches!(**metadata, MetadataError::Io { .. } | MetadataError::Corrupt { .. }) => {
+            None
+        }
+        Error::StorageFailed(_) | Error::NotOpened { .. } => None,
+        other => Some(other.to_string()),
+    }
+}
+
 /// The code of an outcome: 0 on success.
 pub fn code_of<T>(outcome: &Result<T, Error>) -> i16 {
     outcome.as_ref().err().map_or(0, |error| kafka_error(error).code())

@@ -126,7 +126,7 @@ pub async fn auto_create(kafka: &Kafka, ctx: &RequestContext, names: Vec<String>
 
 /// The cluster id Kafka clients see: fixed for the life of the data directory (the id
 /// of `__consumer_offsets`, created at its first start).
-fn cluster_id(state: &Arc<MetadataState>) -> String {
+pub(super) fn cluster_id(state: &Arc<MetadataState>) -> String {
     state.topics.get(crate::group::OFFSETS_TOPIC).map_or_else(|| "strand".to_string(), |meta| meta.uuid().to_string())
 }
 

@@ -20,9 +20,12 @@
 //! Code map: `codec` (frames and headers), `wire` (primitives by hand), `versions`
 //! (what is served; ApiVersions), `errors` (service errors as Kafka codes),
 //! `metadata`, `produce`, `fetch`, `offsets`, `groups` (FindCoordinator, the classic
-//! group protocol, committed offsets).
+//! group protocol, committed offsets), `admin` (topics and their configs, with
+//! `configs`, Kafka's config names mapped to Strand's).
 
+mod admin;
 pub mod codec;
+pub mod configs;
 pub mod errors;
 mod fetch;
 mod groups;
@@ -39,8 +42,10 @@ use crate::shard::Shard;
 use bytes::{Buf, BytesMut};
 use codec::{CodecError, Header};
 use kafka_protocol::messages::{
-    ApiKey, FetchRequest, FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
-    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest,
+    AlterConfigsRequest, ApiKey, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
+    DescribeClusterRequest, DescribeConfigsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+    IncrementalAlterConfigsRequest, JoinGroupRequest, LeaveGroupRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
@@ -117,6 +122,12 @@ fn operation(api: ApiKey) -> Option<Operation> {
         ApiKey::LeaveGroup => Operation::LeaveGroup,
         ApiKey::OffsetCommit => Operation::OffsetCommit,
         ApiKey::OffsetFetch => Operation::OffsetFetch,
+        ApiKey::CreateTopics => Operation::CreateTopics,
+        ApiKey::DeleteTopics => Operation::DeleteTopics,
+        ApiKey::CreatePartitions => Operation::CreatePartitions,
+        ApiKey::DescribeConfigs => Operation::DescribeTopicConfigs,
+        ApiKey::AlterConfigs | ApiKey::IncrementalAlterConfigs => Operation::AlterTopicConfigs,
+        ApiKey::DescribeCluster => Operation::Metadata,
         _ => return None,
     })
 }
@@ -243,6 +254,27 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
         ApiKey::OffsetFetch => serve!(OffsetFetchRequest, |kafka, ctx, request| {
             groups::fetch_offsets(kafka, ctx, version, request).await
         }),
+        ApiKey::CreateTopics => serve!(CreateTopicsRequest, |kafka, ctx, request| {
+            admin::create_topics(kafka, ctx, version, request).await
+        }),
+        ApiKey::DeleteTopics => serve!(DeleteTopicsRequest, |kafka, ctx, request| {
+            admin::delete_topics(kafka, ctx, version, request).await
+        }),
+        ApiKey::CreatePartitions => serve!(CreatePartitionsRequest, |kafka, ctx, request| {
+            admin::create_partitions(kafka, ctx, request).await
+        }),
+        ApiKey::DescribeConfigs => serve!(DescribeConfigsRequest, |kafka, ctx, request| {
+            admin::describe_configs(kafka, ctx, version, request)
+        }),
+        ApiKey::AlterConfigs => {
+            serve!(AlterConfigsRequest, |kafka, ctx, request| { admin::alter_configs(kafka, ctx, request).await })
+        }
+        ApiKey::IncrementalAlterConfigs => serve!(IncrementalAlterConfigsRequest, |kafka, ctx, request| {
+            admin::incremental_alter_configs(kafka, ctx, request).await
+        }),
+        ApiKey::DescribeCluster => {
+            serve!(DescribeClusterRequest, |kafka, _ctx, _request| { admin::describe_cluster(kafka) })
+        }
         ApiKey::Fetch => {
             let request = FetchRequest::decode(&mut body, version).map_err(malformed)?;
             state.wait_for_request_slot().await;

@@ -6,7 +6,7 @@
 //! acks 0, 1 and -1 are the service's none, leader and durable: -1 (`all`) waits for
 //! the topic's fsync policy, which on one broker is every replica there is.
 
-use super::errors::kafka_error;
+use super::errors::{client_message, kafka_error};
 use super::metadata::auto_create;
 use super::wire::{Reader, WireError};
 use super::{respond, Kafka};
@@ -85,16 +85,6 @@ fn acks(value: i16) -> Option<Acks> {
     }
 }
 
-/// What a client is told of an error: storage errors name files and directories of
-/// this host, which are not the client's business.
-fn client_message(error: &Error) -> Option<StrBytes> {
-    match error {
-        Error::Storage(storage) if !matches!(**storage, crate::storage::StorageError::InvalidBatch(_)) => None,
-        Error::StorageFailed(_) | Error::NotOpened { .. } => None,
-        other => Some(StrBytes::from_string(other.to_string())),
-    }
-}
-
 fn answer(version: i16, index: i32, outcome: Result<Produced, Error>) -> PartitionProduceResponse {
     let mut response = PartitionProduceResponse::default();
     response.index = index;
@@ -107,7 +97,7 @@ fn answer(version: i16, index: i32, outcome: Result<Produced, Error>) -> Partiti
         Err(error) => {
             response.error_code = kafka_error(&error).code();
             if version >= 8 {
-                response.error_message = client_message(&error);
+                response.error_message = client_message(&error).map(StrBytes::from_string);
             }
             response.base_offset = -1;
             response.log_append_time_ms = -1;

@@ -1,0 +1,60 @@
+"""Topic administration through confluent-kafka's AdminClient, driven by
+tests/kafka_clients.rs: `admin.py BOOTSTRAP STEP TOPIC`. Prints one JSON object with
+what the broker answered; errors are reported, not raised."""
+
+import json
+import sys
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions,
+                                   NewTopic)
+
+bootstrap, step, topic = sys.argv[1:4]
+admin = AdminClient({"bootstrap.servers": bootstrap})
+
+
+def outcome(future):
+    try:
+        future.result(timeout=30)
+        return "ok"
+    except KafkaException as error:
+        return error.args[0].name()
+
+
+def configs():
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    described = admin.describe_configs([resource])[resource].result(timeout=30)
+    return {name: entry.value for name, entry in described.items()}
+
+
+result = {}
+if step == "create":
+    new = NewTopic(topic, num_partitions=3, replication_factor=1, config={"retention.ms": "3600000"})
+    result["created"] = outcome(admin.create_topics([new])[topic])
+    result["again"] = outcome(admin.create_topics([NewTopic(topic, 3, 1)])[topic])
+    bad = NewTopic(topic + "-replicated", num_partitions=1, replication_factor=3)
+    result["replicated"] = outcome(admin.create_topics([bad])[bad.topic])
+    odd = NewTopic(topic + "-odd", num_partitions=1, replication_factor=1, config={"compression.type": "gzip"})
+    result["unknown_config"] = outcome(admin.create_topics([odd])[odd.topic])
+    result["configs"] = configs()
+    metadata = admin.list_topics(timeout=30)
+    result["partitions"] = len(metadata.topics[topic].partitions)
+elif step == "alter":
+    resource = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        topic,
+        incremental_configs=[
+            ConfigEntry("retention.ms", "7200000", incremental_operation=AlterConfigOpType.SET),
+            ConfigEntry("max.message.bytes", "2097152", incremental_operation=AlterConfigOpType.SET),
+        ],
+    )
+    result["altered"] = outcome(admin.incremental_alter_configs([resource])[resource])
+    result["grown"] = outcome(admin.create_partitions([NewPartitions(topic, 6)])[topic])
+    result["shrunk"] = outcome(admin.create_partitions([NewPartitions(topic, 2)])[topic])
+    result["configs"] = configs()
+    result["partitions"] = len(admin.list_topics(timeout=30).topics[topic].partitions)
+elif step == "delete":
+    result["deleted"] = outcome(admin.delete_topics([topic])[topic])
+    result["again"] = outcome(admin.delete_topics([topic])[topic])
+    result["listed"] = topic in admin.list_topics(timeout=30).topics
+print(json.dumps(result), flush=True)
