@@ -375,3 +375,62 @@ fn fetch_returns_whole_batches_long_polls_and_answers_go_in_request_order() {
     let (second, _): (i32, ApiVersionsResponse) = conn.receive(ApiKey::ApiVersions, 3);
     assert_eq!(second, versions, "no answer for the acks=0 produce");
 }
+
+fn idempotent_batch(producer_id: i64, epoch: i16, sequence: i32, values: &[&str]) -> Bytes {
+    let mut builder = BatchBuilder::new().idempotent(producer_id, epoch, sequence);
+    for value in values {
+        builder.push(None, Some(value.as_bytes()), &[], 1_700_000_000_000);
+    }
+    Bytes::from(builder.finish())
+}
+
+/// The idempotent producer on the wire: InitProducerId gives an id; a batch sent
+/// twice is stored once and the retry answered with the original offset, also after
+/// the broker was killed and started again (the state is rebuilt from the log); a gap
+/// is OUT_OF_ORDER_SEQUENCE_NUMBER and an older epoch INVALID_PRODUCER_EPOCH, each
+/// leaving the log unchanged.
+#[test]
+fn retried_batches_of_an_idempotent_producer_are_stored_once_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (port, kafka_port) = common::free_ports_with_kafka();
+    let mut broker = Broker::start_on_port(&data, port, &["--kafka-port", &kafka_port]);
+    let mut conn = KafkaConnection::connect(broker.kafka_port.unwrap());
+    metadata(&mut conn, 12, &["once"], true);
+    let mut init = InitProducerIdRequest::default();
+    init.transactional_id = None;
+    init.producer_id = ProducerId(-1);
+    init.producer_epoch = -1;
+    let given: InitProducerIdResponse = conn.call(ApiKey::InitProducerId, 4, &init);
+    assert_eq!((given.error_code, given.producer_epoch), (0, 0));
+    let id = given.producer_id.0;
+    assert!(id > 0);
+    let again: InitProducerIdResponse = conn.call(ApiKey::InitProducerId, 4, &init);
+    assert_ne!(again.producer_id.0, id, "every producer its own id");
+
+    assert_eq!(produce(&mut conn, "once", idempotent_batch(id, 0, 0, &["a", "b"])).1, 0);
+    assert_eq!(produce(&mut conn, "once", idempotent_batch(id, 0, 2, &["c"])).1, 2);
+    let (error, offset, _) = produce(&mut conn, "once", idempotent_batch(id, 0, 0, &["a", "b"]));
+    assert_eq!((error, offset), (0, 0), "a retry is answered with the original offset");
+    assert_eq!(latest_offset(&mut conn, "once"), 3, "and not stored again");
+    let (error, _, _) = produce(&mut conn, "once", idempotent_batch(id, 0, 7, &["gap"]));
+    assert_eq!(error, 45, "OUT_OF_ORDER_SEQUENCE_NUMBER");
+    assert_eq!(latest_offset(&mut conn, "once"), 3);
+
+    broker.kill();
+    let broker = Broker::start_on_port(&data, port, &["--kafka-port", &kafka_port]);
+    let mut conn = KafkaConnection::connect(broker.kafka_port.unwrap());
+    let (error, offset, _) = produce(&mut conn, "once", idempotent_batch(id, 0, 2, &["c"]));
+    assert_eq!((error, offset), (0, 2), "after a restart, a retry is still known");
+    assert_eq!(latest_offset(&mut conn, "once"), 3);
+    assert_eq!(produce(&mut conn, "once", idempotent_batch(id, 0, 3, &["d"])).1, 3, "the sequence goes on");
+    // KIP-360: the same id at the next epoch fences the old one.
+    init.producer_id = ProducerId(id);
+    init.producer_epoch = 0;
+    let bumped: InitProducerIdResponse = conn.call(ApiKey::InitProducerId, 4, &init);
+    assert_eq!((bumped.producer_id.0, bumped.producer_epoch), (id, 1));
+    assert_eq!(produce(&mut conn, "once", idempotent_batch(id, 1, 0, &["e"])).1, 4);
+    let (error, _, _) = produce(&mut conn, "once", idempotent_batch(id, 0, 4, &["stale"]));
+    assert_eq!(error, 47, "INVALID_PRODUCER_EPOCH");
+    assert_eq!(latest_offset(&mut conn, "once"), 5);
+}

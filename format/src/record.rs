@@ -148,13 +148,25 @@ pub struct BatchBuilder {
     base_timestamp: i64,
     max_timestamp: i64,
     producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
     compression: Option<batch::Compression>,
 }
 
 impl BatchBuilder {
     /// An empty builder for a non-idempotent producer.
     pub fn new() -> BatchBuilder {
-        BatchBuilder { producer_id: -1, ..BatchBuilder::default() }
+        BatchBuilder { producer_id: -1, producer_epoch: -1, base_sequence: -1, ..BatchBuilder::default() }
+    }
+
+    /// Marks the batches built as an idempotent producer's: its id and epoch, and the
+    /// sequence number of the batch's first record (the broker stores a batch once
+    /// however often it is sent).
+    pub fn idempotent(mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> BatchBuilder {
+        self.producer_id = producer_id;
+        self.producer_epoch = producer_epoch;
+        self.base_sequence = base_sequence;
+        self
     }
 
     /// An empty builder whose batches are compressed with `codec`.
@@ -290,8 +302,8 @@ impl BatchBuilder {
             base_timestamp: self.base_timestamp,
             max_timestamp: self.max_timestamp,
             producer_id: self.producer_id,
-            producer_epoch: -1,
-            base_sequence: -1,
+            producer_epoch: self.producer_epoch,
+            base_sequence: self.base_sequence,
             record_count: self.count,
         }
     }

@@ -3,6 +3,7 @@
 //! the client refresh its metadata where the partition may have moved or reopened).
 
 use crate::metadata::MetadataError;
+use crate::partition::producers::ProducerError;
 use crate::partition::OpenFailureCause;
 use crate::service::Error;
 use crate::shard::capacity::CapacityError;
@@ -44,6 +45,8 @@ pub fn kafka_error(error: &Error) -> ResponseError {
         Error::RebalanceInProgress => ResponseError::RebalanceInProgress,
         Error::MemberIdRequired => ResponseError::MemberIdRequired,
         Error::InconsistentGroupProtocol(_) => ResponseError::InconsistentGroupProtocol,
+        Error::Producer(ProducerError::OutOfOrder { .. }) => ResponseError::OutOfOrderSequenceNumber,
+        Error::Producer(ProducerError::Fenced { .. }) => ResponseError::InvalidProducerEpoch,
     }
 }
 

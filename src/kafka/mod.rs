@@ -21,7 +21,8 @@
 //! (what is served; ApiVersions), `errors` (service errors as Kafka codes),
 //! `metadata`, `produce`, `fetch`, `offsets`, `groups` (FindCoordinator, the classic
 //! group protocol, committed offsets), `admin` (topics and their configs, with
-//! `configs`, Kafka's config names mapped to Strand's).
+//! `configs`, Kafka's config names mapped to Strand's), `producer_ids`
+//! (InitProducerId; the sequence checks are the partition layer's).
 
 mod admin;
 pub mod codec;
@@ -32,6 +33,7 @@ mod groups;
 mod metadata;
 mod offsets;
 pub mod produce;
+mod producer_ids;
 pub mod versions;
 pub mod wire;
 
@@ -44,8 +46,8 @@ use codec::{CodecError, Header};
 use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
     DescribeClusterRequest, DescribeConfigsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
-    IncrementalAlterConfigsRequest, JoinGroupRequest, LeaveGroupRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListOffsetsRequest,
+    MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
@@ -64,6 +66,7 @@ pub struct Kafka {
 pub struct Shared {
     shard: Rc<Shard>,
     frame_bytes_max: u64,
+    producer_ids: producer_ids::ProducerIds,
     /// Topic ids to names, for the metadata state it was built from (rebuilt when
     /// the shard's state changes).
     topic_ids: RefCell<Option<TopicIds>>,
@@ -82,7 +85,8 @@ impl std::ops::Deref for Kafka {
 impl Kafka {
     pub fn new(shard: Rc<Shard>) -> Kafka {
         let frame_bytes_max = u64::from(shard.config.limits.frame_bytes_max);
-        Kafka { shared: Rc::new(Shared { shard, frame_bytes_max, topic_ids: RefCell::new(None) }) }
+        let producer_ids = producer_ids::ProducerIds::new(shard.id);
+        Kafka { shared: Rc::new(Shared { shard, frame_bytes_max, producer_ids, topic_ids: RefCell::new(None) }) }
     }
 }
 
@@ -128,6 +132,7 @@ fn operation(api: ApiKey) -> Option<Operation> {
         ApiKey::DescribeConfigs => Operation::DescribeTopicConfigs,
         ApiKey::AlterConfigs | ApiKey::IncrementalAlterConfigs => Operation::AlterTopicConfigs,
         ApiKey::DescribeCluster => Operation::Metadata,
+        ApiKey::InitProducerId => Operation::Produce,
         _ => return None,
     })
 }
@@ -253,6 +258,9 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
         }
         ApiKey::OffsetFetch => serve!(OffsetFetchRequest, |kafka, ctx, request| {
             groups::fetch_offsets(kafka, ctx, version, request).await
+        }),
+        ApiKey::InitProducerId => serve!(InitProducerIdRequest, |kafka, _ctx, request| {
+            producer_ids::init_producer_id(&kafka.producer_ids, &request)
         }),
         ApiKey::CreateTopics => serve!(CreateTopicsRequest, |kafka, ctx, request| {
             admin::create_topics(kafka, ctx, version, request).await

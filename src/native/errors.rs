@@ -44,6 +44,9 @@ pub fn code(error: &Error) -> ErrorCode {
         Error::InconsistentGroupProtocol(_) => ErrorCode::InvalidConfig,
         Error::RebalanceInProgress => ErrorCode::StaleGeneration,
         Error::MemberIdRequired => ErrorCode::UnknownMember,
+        // The native client does not stamp producer ids yet; a batch that carries one
+        // and breaks its sequence is an invalid batch to it.
+        Error::Producer(_) => ErrorCode::InvalidBatch,
     }
 }
 

@@ -233,6 +233,7 @@ impl Logs {
                         tracing::debug!(log = %name, next_offset = recovery.next_offset, segments = recovery.segments, "partition open");
                         log.start_retention(self.retention_interval);
                         let opened = Rc::new(Partition::new(key.clone(), topic.id, log));
+                        opened.rebuild_producers().await;
                         self.open.borrow_mut().insert(key, opened);
                     }
                     Err(error) => {

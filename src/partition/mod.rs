@@ -9,15 +9,20 @@
 //! the topic's fsync policy; with replication the same methods will stamp the Raft
 //! term, return the replicated high watermark and wait for a quorum.
 //!
-//! Code map: `logs` (the log manager and what it could not open).
+//! Code map: `logs` (the log manager and what it could not open), `producers` (the
+//! idempotent producer's sequence state per partition).
 
 mod logs;
+pub mod producers;
 
 pub use logs::{remove_orphan_topic_dirs, topic_dir, Logs, OpenFailure, OpenFailureCause};
 
-use crate::storage::{Appended, Batches, Log, Offsets, Result, LEADER_EPOCH};
+use crate::storage::{Appended, Batches, Log, Offsets, Result, StorageError, LEADER_EPOCH};
 use bytes::BytesMut;
+use producers::{last_sequence, ProducerError, Producers, StoredBatch, Verdict};
+use std::cell::RefCell;
 use std::rc::Rc;
+use strand_protocol::batch::BatchHeader;
 
 /// A partition of a topic, by name: the key of every per-partition operation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,11 +62,22 @@ pub struct Partition {
     topic_id: u64,
     leader_epoch: i32,
     log: Rc<Log>,
+    /// The idempotent producers' last batches (`producers`).
+    producers: RefCell<Producers>,
+}
+
+/// Why a produced batch was not appended.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Producer(#[from] ProducerError),
 }
 
 impl Partition {
     pub(crate) fn new(tp: TopicPartition, topic_id: u64, log: Rc<Log>) -> Partition {
-        Partition { tp, topic_id, leader_epoch: LEADER_EPOCH, log }
+        Partition { tp, topic_id, leader_epoch: LEADER_EPOCH, log, producers: RefCell::default() }
     }
 
     pub fn tp(&self) -> &TopicPartition {
@@ -82,6 +98,87 @@ impl Partition {
     /// resolves once it has its offsets. Appends resolve in call order.
     pub async fn append(&self, batch: BytesMut) -> Result<Appended> {
         self.log.append_leader(batch, self.leader_epoch).await
+    }
+
+    /// Appends a batch a client produced: a batch of an idempotent producer (a
+    /// producer id set) is checked against that producer's last batches first. A
+    /// retry of a stored batch resolves with the offsets the original got, without a
+    /// second copy; a gap or an older epoch is refused. Appends of one producer to
+    /// one partition arrive in order (one connection's requests are sequenced, and a
+    /// shard's forwarded appends are applied one message at a time).
+    pub async fn append_produced(&self, batch: BytesMut) -> std::result::Result<Appended, AppendError> {
+        let Ok(header) = BatchHeader::parse(&batch) else {
+            // The log refuses it, saying why.
+            return Ok(self.append(batch).await?);
+        };
+        if header.producer_id < 0 {
+            return Ok(self.append(batch).await?);
+        }
+        let (id, epoch, first) = (header.producer_id, header.producer_epoch, header.base_sequence);
+        let last = last_sequence(first, header.last_offset_delta.saturating_add(1));
+        let verdict = self.producers.borrow().check(id, epoch, first, last)?;
+        match verdict {
+            Verdict::Duplicate(stored) => {
+                tracing::debug!(log = %self.tp, producer = id, sequence = first, "a retried batch answered with its offsets");
+                Ok(Appended {
+                    base_offset: stored.base_offset,
+                    last_offset: stored.last_offset,
+                    log_append_time_ms: None,
+                })
+            }
+            Verdict::Append => {
+                let appended = self.append(batch).await?;
+                let stored = StoredBatch {
+                    first_sequence: first,
+                    last_sequence: last,
+                    base_offset: appended.base_offset,
+                    last_offset: appended.last_offset,
+                };
+                self.producers.borrow_mut().record(id, epoch, stored);
+                Ok(appended)
+            }
+        }
+    }
+
+    /// Rebuilds the idempotent producers' state from the batches at the log's tail
+    /// (the last `producers::REBUILD_BYTES`, read by whole batches from
+    /// `producers::REBUILD_OFFSETS` offsets before the end).
+    pub async fn rebuild_producers(&self) {
+        let offsets = self.log.offsets();
+        let mut offset = offsets.end.saturating_sub(producers::REBUILD_OFFSETS).max(offsets.start);
+        let mut read_bytes = 0usize;
+        let mut producers = Producers::default();
+        while offset < offsets.end && read_bytes < producers::REBUILD_BYTES {
+            let Ok(read) = self.log.read(offset, 1 << 20).await else { break };
+            if read.chunks.is_empty() || read.next_offset <= offset {
+                break;
+            }
+            for chunk in &read.chunks {
+                read_bytes += chunk.len();
+                let mut at = 0;
+                while let Ok(header) = BatchHeader::parse(&chunk[at..]) {
+                    if header.producer_id >= 0 && header.base_offset >= 0 {
+                        let first = header.base_sequence;
+                        let stored = StoredBatch {
+                            first_sequence: first,
+                            last_sequence: last_sequence(first, header.last_offset_delta.saturating_add(1)),
+                            base_offset: header.base_offset as u64,
+                            last_offset: header.last_offset().max(0) as u64,
+                        };
+                        producers.record(header.producer_id, header.producer_epoch, stored);
+                    }
+                    at += header.total_bytes();
+                    if at >= chunk.len() {
+                        break;
+                    }
+                }
+            }
+            offset = read.next_offset;
+        }
+        if !producers.is_empty() {
+            tracing::debug!(log = %self.tp, producers = producers.len(), "idempotent producers' state rebuilt");
+        }
+        *self.producers.borrow_mut() = producers;
     }
 
     /// Waits until `appended` may be acknowledged under `acks`.

@@ -82,6 +82,19 @@ pub enum Error {
     /// broker assigns cannot share an id), or with protocols the member shares none of.
     #[error("{0}")]
     InconsistentGroupProtocol(String),
+    /// An idempotent producer's batch that does not follow its last one, or of a
+    /// fenced epoch.
+    #[error(transparent)]
+    Producer(#[from] crate::partition::producers::ProducerError),
+}
+
+impl From<crate::partition::AppendError> for Error {
+    fn from(error: crate::partition::AppendError) -> Error {
+        match error {
+            crate::partition::AppendError::Storage(error) => Error::from(error),
+            crate::partition::AppendError::Producer(error) => Error::Producer(error),
+        }
+    }
 }
 
 impl From<StorageError> for Error {

@@ -99,7 +99,7 @@ async fn append_item(shard: &Shard, item: Slotted<BytesMut>) -> Appending {
         // No copy: the batch is an owned part of the receive buffer; the log stamps
         // its offset in place and its cache keeps it.
         let batch = records.split_to(len);
-        match partition.append(batch).await {
+        match partition.append_produced(batch).await {
             Ok(appended) => {
                 first.get_or_insert(appended);
                 last = Some(appended);

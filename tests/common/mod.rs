@@ -292,6 +292,15 @@ pub fn frame(api_key: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Ports for a broker that restarts at the same address on both protocols: a main
+/// port whose shard ports follow it, and the Kafka port right after those, all free
+/// together (racy only as `free_ports` is).
+pub fn free_ports_with_kafka() -> (u16, String) {
+    let shards = std::thread::available_parallelism().map_or(1, |n| n.get()) as u16;
+    let port = free_ports(shards + 1);
+    (port, (port + shards + 1).to_string())
+}
+
 /// A main port whose next `shards` ports are free too (a broker's shard ports follow
 /// its main port), found by binding them; racy only against other processes choosing
 /// ports at the same moment.
