@@ -403,3 +403,43 @@ fn kafka_python_and_aiokafka_produce_with_every_codec_and_consume_in_a_group() {
         assert_eq!(committed, ends, "{name}: committed at each partition's end");
     }
 }
+
+fn node_modules() -> PathBuf {
+    let dir = std::env::var_os("STRAND_TEST_NODE_MODULES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/kafka-node/node_modules"));
+    assert!(dir.join("kafkajs").exists(), "{} has no kafkajs: scripts/test installs it", dir.display());
+    dir
+}
+
+/// kafkajs (Node.js), idempotent, uncompressed and gzip: every record read back once
+/// by a group, in order per key, each key in Kafka's partition for it.
+#[test]
+fn kafkajs_produces_idempotently_and_consumes_in_a_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    block_on(Client::connect(&broker.bootstrap()).unwrap().create_topic("js", 4, &[])).unwrap();
+    let output = Command::new("node")
+        .arg(script("kafkajs.js"))
+        .args([&broker.kafka_bootstrap(), "js", "js-readers"])
+        .env("NODE_PATH", node_modules())
+        .stdin(Stdio::null())
+        .output()
+        .expect("node (scripts/test installs it)");
+    assert!(output.status.success(), "kafkajs: {}", String::from_utf8_lossy(&output.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(result["produced"], 4000);
+    let mut seen = BTreeSet::new();
+    let mut last: HashMap<String, u64> = HashMap::new();
+    for record in result["consumed"].as_array().unwrap() {
+        let (partition, offset) = (record[0].as_u64().unwrap() as u32, record[1].as_i64().unwrap());
+        let (key, value) = (record[2].as_str().unwrap(), record[3].as_str().unwrap());
+        assert!(seen.insert((partition, offset)), "{partition}/{offset} twice");
+        assert_eq!(partition, partition_for_key(key.as_bytes(), 4), "{key}");
+        let seq: u64 = value.trim_start_matches("value-").parse().unwrap();
+        if let Some(previous) = last.insert(key.to_string(), seq) {
+            assert!(previous < seq, "{key}: {previous} before {seq}");
+        }
+    }
+    assert_eq!(seen.len(), 4000);
+}
