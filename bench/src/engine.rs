@@ -102,6 +102,18 @@ pub struct Settings {
     pub null_sink: bool,
     /// The longest any request waits for its response.
     pub request_timeout: Duration,
+    /// The protocol producers and consumers speak.
+    pub protocol: Wire,
+}
+
+/// The protocol the generator speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wire {
+    /// The native protocol, shard-aware (each partition's own shard port).
+    Native,
+    /// The Kafka protocol (`kafka_wire`), on the one Kafka port.
+    Kafka,
 }
 
 /// When a run measures, in ns since `origin`.
@@ -325,6 +337,32 @@ impl FrameReader {
     }
 }
 
+impl FrameReader {
+    /// The next Kafka response frame (correlation id and the rest); `Ok(None)` when
+    /// none arrived within `wait`.
+    async fn next_kafka(&mut self, wait: Duration, frame_bytes_max: usize) -> Result<Option<(i32, Bytes)>, String> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(frame) = crate::kafka_wire::split_response(&mut self.buf, frame_bytes_max)? {
+                return Ok(Some(frame));
+            }
+            let rest = crate::kafka_wire::frame_rest(&self.buf);
+            self.buf.reserve(rest.clamp(READ_BYTES / 4, READ_BYTES));
+            let want = self.buf.capacity() - self.buf.len();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            match self.stream.read_into(&mut self.buf, want, left).await {
+                Ok(0) => return Err("the broker closed the connection".into()),
+                Ok(_) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::TimedOut => return Ok(None),
+                Err(error) => return Err(format!("receive failed: {error}")),
+            }
+        }
+    }
+}
+
 /// Decodes a response frame, turning an error frame into its message.
 fn decode_response(header: &FrameHeader, payload: &Bytes, limits: &Limits) -> Result<Response, String> {
     if header.is_error() {
@@ -437,9 +475,21 @@ impl ProduceConn {
             Acks::Durable => ACKS_DURABLE,
         };
         let timeout_ms = settings.request_timeout.as_millis() as u32;
-        let request =
-            ProduceRequest { acks, timeout_ms, topics: vec![ProduceTopic { name: topic.to_string(), partitions }] };
-        let pieces = request.encode_pieces(correlation_id);
+        let pieces = match settings.protocol {
+            Wire::Native => {
+                let topics = vec![ProduceTopic { name: topic.to_string(), partitions }];
+                ProduceRequest { acks, timeout_ms, topics }.encode_pieces(correlation_id)
+            }
+            Wire::Kafka => {
+                let acks = match settings.acks {
+                    Acks::None => 0,
+                    Acks::Leader => 1,
+                    Acks::Durable => -1,
+                };
+                let partitions = partitions.into_iter().map(|p| (p.partition, p.records)).collect();
+                crate::kafka_wire::produce_pieces(correlation_id as i32, topic, acks, timeout_ms as i32, partitions)
+            }
+        };
         let Some(writer) = self.writer.as_mut() else {
             // The null sink: the request is built and encoded, then acknowledged.
             let done = context.timing.now_ns();
@@ -515,6 +565,9 @@ async fn read_acks(
     closing: &Cell<bool>,
     context: &Context,
 ) -> Result<(), String> {
+    if context.settings.protocol == Wire::Kafka {
+        return read_kafka_acks(reader, pending, closing, context).await;
+    }
     let timeout = context.settings.request_timeout;
     let mut waited = Duration::ZERO;
     loop {
@@ -556,6 +609,44 @@ async fn read_acks(
                     ));
                 }
             }
+        }
+        acknowledge(context, &entry.intended, entry.value_bytes, done);
+    }
+}
+
+/// `read_acks` for the Kafka protocol: answers come in request order.
+async fn read_kafka_acks(
+    reader: &mut FrameReader,
+    pending: &RefCell<VecDeque<InFlight>>,
+    closing: &Cell<bool>,
+    context: &Context,
+) -> Result<(), String> {
+    let timeout = context.settings.request_timeout;
+    let mut waited = Duration::ZERO;
+    loop {
+        if pending.borrow().is_empty() && closing.get() {
+            return Ok(());
+        }
+        let tick = Duration::from_millis(100);
+        let Some((correlation, frame)) = reader.next_kafka(tick, context.limits.frame_bytes_max).await? else {
+            if pending.borrow().is_empty() {
+                waited = Duration::ZERO;
+            } else {
+                waited += tick;
+                if waited >= timeout {
+                    return Err(format!("no produce response in {timeout:?}"));
+                }
+            }
+            continue;
+        };
+        waited = Duration::ZERO;
+        let done = context.timing.now_ns();
+        let entry = pending.borrow_mut().pop_front();
+        let Some(entry) = entry.filter(|entry| entry.correlation_id as i32 == correlation) else {
+            return Err(format!("a response to request {correlation}, out of request order"));
+        };
+        if let Some(error) = crate::kafka_wire::produce_error(frame)? {
+            return Err(error);
         }
         acknowledge(context, &entry.intended, entry.value_bytes, done);
     }
@@ -802,22 +893,32 @@ async fn fetch_loop(
     let mut offsets: Vec<u64> = partitions.iter().map(|p| p.start).collect();
     let mut correlation = 0u32;
     let tailing = partitions.iter().any(|p| p.end.is_none());
+    let protocol = settings.protocol;
     let fetch = |offsets: &[u64], correlation: u32| -> Vec<u8> {
+        let asked: Vec<(u32, u64, u32)> = partitions
+            .iter()
+            .zip(offsets)
+            .filter(|(p, &offset)| p.end.is_none_or(|end| offset < end))
+            .map(|(p, &offset)| (p.target.partition, offset, per_partition))
+            .collect();
+        if protocol == Wire::Kafka {
+            return crate::kafka_wire::fetch_frame(
+                correlation as i32,
+                topic,
+                &asked,
+                max_wait_ms,
+                settings.fetch_max_bytes,
+            );
+        }
         let request = Request::Fetch(FetchRequest {
             max_wait_ms,
             min_bytes: 1,
             max_bytes: settings.fetch_max_bytes,
             topics: vec![FetchTopic {
                 name: topic.to_string(),
-                partitions: partitions
-                    .iter()
-                    .zip(offsets)
-                    .filter(|(p, &offset)| p.end.is_none_or(|end| offset < end))
-                    .map(|(p, &offset)| FetchPartition {
-                        partition: p.target.partition,
-                        offset,
-                        max_bytes: per_partition,
-                    })
+                partitions: asked
+                    .into_iter()
+                    .map(|(partition, offset, max_bytes)| FetchPartition { partition, offset, max_bytes })
                     .collect(),
             }],
         });
@@ -833,33 +934,57 @@ async fn fetch_loop(
     writer.write_all(&fetch(&offsets, correlation)).await.map_err(|e| format!("sending to {address}: {e}"))?;
     let wait = Duration::from_millis(u64::from(max_wait_ms)) + settings.request_timeout;
     loop {
-        let Some((header, payload)) = reader.next(wait, &context.limits).await? else {
-            return Err(format!("no fetch response from {address} in {wait:?}"));
+        // Each partition answered: its index, error, high watermark and batches.
+        let answered: Vec<(u32, Option<String>, u64, Bytes)> = match protocol {
+            Wire::Native => {
+                let Some((header, payload)) = reader.next(wait, &context.limits).await? else {
+                    return Err(format!("no fetch response from {address} in {wait:?}"));
+                };
+                let Response::Fetch(response) = decode_response(&header, &payload, &context.limits)? else {
+                    return Err("expected a fetch response".into());
+                };
+                response
+                    .topics
+                    .into_iter()
+                    .flat_map(|t| t.partitions)
+                    .map(|p| {
+                        let error = (p.error != ErrorCode::None).then(|| format!("{:?}", p.error));
+                        (p.partition, error, p.high_watermark, p.records)
+                    })
+                    .collect()
+            }
+            Wire::Kafka => {
+                let Some((_, frame)) = reader.next_kafka(wait, context.limits.frame_bytes_max).await? else {
+                    return Err(format!("no fetch response from {address} in {wait:?}"));
+                };
+                crate::kafka_wire::fetch_response(frame)?
+                    .into_iter()
+                    .map(|p| {
+                        let error = (p.error != 0).then(|| format!("error {}", p.error));
+                        (p.partition, error, p.high_watermark.max(0) as u64, p.records)
+                    })
+                    .collect()
+            }
         };
         let done = timing.now_ns();
-        let Response::Fetch(response) = decode_response(&header, &payload, &context.limits)? else {
-            return Err("expected a fetch response".into());
-        };
         // Next offsets from the batch headers alone, so the next fetch goes out
         // before these records are decoded.
         let mut caught_up = true;
-        for topic_response in &response.topics {
-            for part in &topic_response.partitions {
-                let Some(index) = partitions.iter().position(|p| p.target.partition == part.partition) else {
-                    return Err(format!("a fetch response for partition {} not asked for", part.partition));
-                };
-                if part.error != ErrorCode::None {
-                    return Err(format!("fetch from {topic} partition {}: {:?}", part.partition, part.error));
-                }
-                let mut at = 0;
-                while at < part.records.len() {
-                    let header = BatchHeader::parse(&part.records[at..]).map_err(|e| format!("fetched batch: {e}"))?;
-                    offsets[index] = offsets[index].max(header.next_offset() as u64);
-                    at += header.total_bytes();
-                }
-                if offsets[index] < part.high_watermark {
-                    caught_up = false;
-                }
+        for (partition, error, high_watermark, records) in &answered {
+            let Some(index) = partitions.iter().position(|p| p.target.partition == *partition) else {
+                return Err(format!("a fetch response for partition {partition} not asked for"));
+            };
+            if let Some(error) = error {
+                return Err(format!("fetch from {topic} partition {partition}: {error}"));
+            }
+            let mut at = 0;
+            while at < records.len() {
+                let header = BatchHeader::parse(&records[at..]).map_err(|e| format!("fetched batch: {e}"))?;
+                offsets[index] = offsets[index].max(header.next_offset() as u64);
+                at += header.total_bytes();
+            }
+            if offsets[index] < *high_watermark {
+                caught_up = false;
             }
         }
         let producers_done = context.shared.producers_running.load(Ordering::Relaxed) == 0;
@@ -874,24 +999,22 @@ async fn fetch_loop(
         let (mut records, mut bytes) = (0u64, 0u64);
         {
             let mut recorder = context.consume.borrow_mut();
-            for topic_response in &response.topics {
-                for part in &topic_response.partitions {
-                    let mut at = 0;
-                    while at < part.records.len() {
-                        let batch = &part.records[at..];
-                        let header = BatchHeader::parse(batch).map_err(|e| format!("fetched batch: {e}"))?;
-                        let batch = &batch[..header.total_bytes()];
-                        at += header.total_bytes();
-                        for record in RecordIter::new(batch).map_err(|e| format!("fetched batch: {e}"))? {
-                            let record = record.map_err(|e| format!("fetched record: {e}"))?;
-                            let value = record.value.unwrap_or_default();
-                            if tailing && value.len() >= 8 {
-                                let intended = u64::from_le_bytes(value[..8].try_into().expect("8 bytes"));
-                                recorder.latency(intended, done);
-                            }
-                            records += 1;
-                            bytes += value.len() as u64;
+            for (_, _, _, fetched) in &answered {
+                let mut at = 0;
+                while at < fetched.len() {
+                    let batch = &fetched[at..];
+                    let header = BatchHeader::parse(batch).map_err(|e| format!("fetched batch: {e}"))?;
+                    let batch = &batch[..header.total_bytes()];
+                    at += header.total_bytes();
+                    for record in RecordIter::new(batch).map_err(|e| format!("fetched batch: {e}"))? {
+                        let record = record.map_err(|e| format!("fetched record: {e}"))?;
+                        let value = record.value.unwrap_or_default();
+                        if tailing && value.len() >= 8 {
+                            let intended = u64::from_le_bytes(value[..8].try_into().expect("8 bytes"));
+                            recorder.latency(intended, done);
                         }
+                        records += 1;
+                        bytes += value.len() as u64;
                     }
                 }
             }

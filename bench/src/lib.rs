@@ -4,6 +4,7 @@
 pub mod broker_bench;
 pub mod compare;
 pub mod engine;
+pub mod kafka_wire;
 pub mod limits;
 pub mod log_bench;
 pub mod recorder;

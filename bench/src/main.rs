@@ -19,6 +19,15 @@ struct RunArgs {
     /// The broker to measure (ignored with --spawn-broker).
     #[arg(long, default_value = "127.0.0.1:9400")]
     bootstrap: String,
+    /// The protocol producers and consumers speak: `native` (shard-aware, each
+    /// partition's shard port) or `kafka` (every partition through the Kafka listener,
+    /// as a Kafka client reaches it).
+    #[arg(long, default_value = "native", value_parser = ["native", "kafka"])]
+    protocol: String,
+    /// The Kafka listener of the broker at `--bootstrap` (a spawned broker's is read
+    /// from its ready line).
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    kafka_bootstrap: String,
     /// Start a broker from the same build for this run, on --broker-cores, with a
     /// temporary data directory under --dir; stop it after.
     #[arg(long)]
@@ -241,6 +250,12 @@ fn run(command: Command) -> anyhow::Result<()> {
                 dry_run: args.dry_run,
                 request_timeout: std::time::Duration::from_millis(args.request_timeout_ms),
                 progress: !args.quiet,
+                protocol: if args.protocol == "kafka" {
+                    strand_bench::engine::Wire::Kafka
+                } else {
+                    strand_bench::engine::Wire::Native
+                },
+                kafka_bootstrap: args.kafka_bootstrap.clone(),
             };
             let report = strand_bench::run::run(&options)?;
             if let Some(path) = json {

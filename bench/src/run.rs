@@ -39,6 +39,11 @@ pub struct Options {
     pub request_timeout: Duration,
     /// Print a progress line each second (to stderr).
     pub progress: bool,
+    /// The protocol the generator speaks.
+    pub protocol: engine::Wire,
+    /// The Kafka listener of a broker found at `bootstrap` (a spawned one says its
+    /// own).
+    pub kafka_bootstrap: String,
 }
 
 /// The machine a run ran on.
@@ -103,6 +108,13 @@ pub struct Setup {
     /// does: the kernel completes the broker's writes there.
     #[serde(default)]
     pub disk_interrupt_core: Option<usize>,
+    /// The protocol the load was sent in (results from before the Kafka mode: native).
+    #[serde(default = "native")]
+    pub protocol: engine::Wire,
+}
+
+fn native() -> engine::Wire {
+    engine::Wire::Native
 }
 
 /// A rate as a share of the machine limit that bounds it.
@@ -187,6 +199,7 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
         Vec::new()
     };
     let mut broker = None;
+    let mut kafka = options.kafka_bootstrap.clone();
     let bootstrap = if options.dry_run {
         "null sink".to_string()
     } else if options.spawn_broker {
@@ -204,12 +217,26 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
             spawned.pid()
         );
         let address = spawned.bootstrap.clone();
+        if let Some(address) = &spawned.kafka {
+            kafka = address.clone();
+        }
         broker = Some(spawned);
         address
     } else {
         options.bootstrap.clone()
     };
-    let topics = if options.dry_run { dry_run_topics(workload) } else { prepare_topics(workload, &bootstrap)? };
+    let mut topics = if options.dry_run { dry_run_topics(workload) } else { prepare_topics(workload, &bootstrap)? };
+    if options.protocol == engine::Wire::Kafka && !options.dry_run {
+        // Kafka clients know one address: every partition is reached through it.
+        let address: std::net::SocketAddr =
+            kafka.parse().map_err(|_| anyhow::anyhow!("the Kafka listener {kafka:?} is not HOST:PORT"))?;
+        for topic in &mut topics {
+            for target in &mut topic.partitions {
+                target.address = address;
+            }
+        }
+        println!("protocol: kafka, every partition through {address}");
+    }
     let mut report = Report {
         workload: workload.clone(),
         setup: Setup {
@@ -220,6 +247,7 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
             strand_bench_version: env!("CARGO_PKG_VERSION").to_string(),
             started_unix_s,
             disk_interrupt_core,
+            protocol: options.protocol,
         },
         machine: Machine::here(),
         limits: limit_rows,
@@ -403,6 +431,7 @@ fn phase(options: &Options, topics: &[TopicTargets], phase: Phase, broker: &mut 
         compression: strand_protocol::Compression::from_name(&workload.compression).expect("validated"),
         null_sink: options.dry_run,
         request_timeout: options.request_timeout,
+        protocol: options.protocol,
     };
     let (warm_up, duration) = match phase {
         Phase::Prefill { .. } => {

@@ -16,6 +16,8 @@ pub struct SpawnedBroker {
     child: Child,
     /// `host:port` of its main listener.
     pub bootstrap: String,
+    /// `host:port` of its Kafka listener, when on.
+    pub kafka: Option<String>,
     pub binary: PathBuf,
     pub dir: PathBuf,
     pub cores: Vec<usize>,
@@ -97,9 +99,12 @@ impl SpawnedBroker {
                 None => anyhow::bail!("the broker did not start: {line:?}"),
             }
         };
+        // `…, kafka ADDR:PORT, admin …` when the Kafka listener is on.
+        let kafka = line.split(", kafka ").nth(1).and_then(|rest| rest.split(',').next()).map(|a| a.trim().to_string());
         Ok(SpawnedBroker {
             child,
             bootstrap: address.to_string(),
+            kafka,
             binary: binary.to_path_buf(),
             dir: dir.to_path_buf(),
             cores: cores.to_vec(),
