@@ -224,6 +224,13 @@ fn a_group_of_three_survives_a_killed_member_and_resumes_from_its_commits_after_
         members.iter().all(|m| m.assigned().len() == 4) && union(&members.iter().collect::<Vec<_>>()).len() == 12
     });
     wait_for("each member to consume", Duration::from_secs(60), || members.iter().all(|m| !m.records().is_empty()));
+    // The group as Kafka's admin API shows it: three members, four partitions each.
+    let groups = admin(&bootstrap, "groups", "workers");
+    assert_eq!(groups["state"], "STABLE", "{groups}");
+    assert!(groups["listed"].as_array().unwrap().iter().any(|g| g == "workers"), "{groups}");
+    let shares: Vec<usize> =
+        groups["members"].as_array().unwrap().iter().map(|m| m.as_array().unwrap().len()).collect();
+    assert_eq!(shares, vec![4, 4, 4], "{groups}");
     let victim = members[0].assigned();
     members[0].kill();
     let survivors = [&members[1], &members[2]];

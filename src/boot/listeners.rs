@@ -8,6 +8,15 @@ use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{IpAddr, SocketAddr};
 
+/// The listening sockets one shard is handed.
+pub(super) struct ShardSockets {
+    /// The native main port's socket and the shard's own port.
+    pub(super) native: Vec<i32>,
+    /// Its socket on the Kafka port, when the Kafka listener is on.
+    pub(super) kafka: Option<i32>,
+    pub(super) kafka_advertised: Option<(String, u16)>,
+}
+
 pub(super) fn listener_socket(address: SocketAddr, reuse_port: bool) -> anyhow::Result<Socket> {
     let domain = if address.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
     let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;

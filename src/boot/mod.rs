@@ -16,6 +16,7 @@ use crate::runtime;
 use anyhow::{bail, Context};
 use futures_channel::oneshot;
 use glommio::channels::channel_mesh::MeshBuilder;
+use listeners::ShardSockets;
 use shard::{now_ms, run_shard, ShardInit};
 use std::net::IpAddr;
 use std::os::fd::IntoRawFd;
@@ -109,15 +110,6 @@ pub fn serve(
     started.stop()?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The listening sockets one shard is handed.
-pub(super) struct ShardSockets {
-    /// The native main port's socket and the shard's own port.
-    pub(super) native: Vec<i32>,
-    /// Its socket on the Kafka port, when the Kafka listener is on.
-    pub(super) kafka: Option<i32>,
-    pub(super) kafka_advertised: Option<(String, u16)>,
 }
 
 /// The Kafka listener's sockets (one per shard, SO_REUSEPORT), where they are bound

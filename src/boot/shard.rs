@@ -23,7 +23,7 @@ pub(super) struct ShardInit {
     pub(super) state: Arc<MetadataState>,
     pub(super) store: Option<Arc<Mutex<MetadataStore>>>,
     pub(super) cache_bytes: usize,
-    pub(super) listeners: super::ShardSockets,
+    pub(super) listeners: super::listeners::ShardSockets,
     pub(super) mesh: MeshBuilder<ShardMessage, glommio::channels::channel_mesh::Full>,
     pub(super) peer_of: Arc<Vec<AtomicUsize>>,
     pub(super) joined: Arc<Barrier>,

@@ -155,6 +155,34 @@ pub struct GroupListing {
     pub group: String,
     pub members: u32,
     pub generation: u32,
+    /// Kafka's state name (`Stable`, `PreparingRebalance`, `CompletingRebalance`,
+    /// `Empty`) and protocol type (`consumer`; empty for a group with only offsets).
+    pub state: String,
+    pub protocol_type: String,
+    /// Whether it is a Kafka classic group (its leader member assigns).
+    pub classic: bool,
+}
+
+/// A group as Kafka's DescribeGroups shows it: members with their metadata and
+/// assignment in the group protocol's own bytes (for a broker-assigned group, Kafka's
+/// consumer protocol, as a Kafka tool reads it).
+#[derive(Debug, Clone, Default)]
+pub struct GroupSummary {
+    pub group: String,
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberSummary>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MemberSummary {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: bytes::Bytes,
+    pub assignment: bytes::Bytes,
 }
 
 /// ListGroups response.
@@ -200,6 +228,8 @@ pub enum GroupRequest {
     ClassicHeartbeat(ClassicHeartbeatRequest),
     ClassicLeave(ClassicLeaveRequest),
     ClassicCommit(ClassicCommitRequest),
+    /// Kafka's DescribeGroups of one group.
+    Summarize(String),
 }
 
 /// A coordinator's answer, of the request's kind.
@@ -216,6 +246,8 @@ pub enum GroupResponse {
     ClassicSync(ClassicSyncResponse),
     ClassicHeartbeat(Option<Error>),
     ClassicLeave(ClassicLeaveResponse),
+    /// `None`: the broker knows no such group (Kafka's `Dead`).
+    Summary(Option<GroupSummary>),
 }
 
 /// Kafka's classic group protocol, where the group's leader member assigns: a member

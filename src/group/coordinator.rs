@@ -209,6 +209,48 @@ fn subscribed_topics(group: &Group) -> BTreeSet<String> {
     group.members.values().flat_map(|m| m.topics.iter().cloned()).collect()
 }
 
+/// Kafka's state name for a broker-assigned group: it rebalances incrementally,
+/// without a barrier, so it is `Stable` whenever it has members.
+fn native_state(group: Option<&Group>) -> &'static str {
+    match group {
+        Some(group) if group.forming.is_some() => "PreparingRebalance",
+        Some(group) if !group.members.is_empty() => "Stable",
+        _ => "Empty",
+    }
+}
+
+fn put_string(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(&(text.len() as i16).to_be_bytes());
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// A member's subscription in Kafka's consumer protocol (v0: topics, no user data),
+/// as Kafka's tools read a group member's metadata.
+fn consumer_subscription<'a>(topics: impl ExactSizeIterator<Item = &'a String>) -> bytes::Bytes {
+    let mut out = vec![0, 0];
+    out.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+    for topic in topics {
+        put_string(&mut out, topic);
+    }
+    out.extend_from_slice(&(-1i32).to_be_bytes());
+    bytes::Bytes::from(out)
+}
+
+/// A member's partitions in Kafka's consumer protocol (assignment v0).
+fn consumer_assignment(owned: &[TopicPartitions]) -> bytes::Bytes {
+    let mut out = vec![0, 0];
+    out.extend_from_slice(&(owned.len() as i32).to_be_bytes());
+    for topic in owned {
+        put_string(&mut out, &topic.topic);
+        out.extend_from_slice(&(topic.partitions.len() as i32).to_be_bytes());
+        for partition in &topic.partitions {
+            out.extend_from_slice(&(*partition as i32).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&(-1i32).to_be_bytes());
+    bytes::Bytes::from(out)
+}
+
 /// The key of a committed offset in `__consumer_offsets`.
 fn record_key(group: &str, topic: &str, partition: u32) -> Vec<u8> {
     let mut key = Vec::with_capacity(group.len() + topic.len() + 6);
@@ -362,6 +404,7 @@ impl GroupCoordinator {
                 GroupResponse::ClassicLeave(response)
             }
             GroupRequest::ClassicCommit(request) => GroupResponse::Commit(self.classic_commit(host, request).await),
+            GroupRequest::Summarize(name) => GroupResponse::Summary(self.summarize(&name)),
         }
     }
 
@@ -813,19 +856,89 @@ impl GroupCoordinator {
 
     fn list(&self) -> Vec<GroupListing> {
         let groups = self.groups.borrow();
+        let classic = self.classic.borrow();
         let offsets = self.offsets.borrow();
-        let names: BTreeSet<&String> = groups.keys().chain(offsets.keys()).collect();
+        let names: BTreeSet<&String> = groups.keys().chain(classic.keys()).chain(offsets.keys()).collect();
         names
             .into_iter()
             .map(|name| {
+                if let Some(group) = classic.get(name).filter(|g| !g.members.is_empty()) {
+                    return GroupListing {
+                        group: name.clone(),
+                        members: group.members.len() as u32,
+                        generation: group.generation.max(0) as u32,
+                        state: group.state.name().to_string(),
+                        protocol_type: group.protocol_type.clone().unwrap_or_default(),
+                        classic: true,
+                    };
+                }
                 let group = groups.get(name);
+                let members = group.map_or(0, |g| g.members.len() as u32);
                 GroupListing {
                     group: name.clone(),
-                    members: group.map_or(0, |g| g.members.len() as u32),
+                    members,
                     generation: group.map_or(0, |g| g.generation),
+                    state: native_state(group).to_string(),
+                    protocol_type: if members > 0 { "consumer".into() } else { String::new() },
+                    classic: false,
                 }
             })
             .collect()
+    }
+
+    /// Kafka's DescribeGroups of `name`: `None` when the broker knows nothing of it.
+    fn summarize(&self, name: &str) -> Option<GroupSummary> {
+        if let Some(group) = self.classic.borrow().get(name).filter(|g| !g.members.is_empty()) {
+            let protocol = group.protocol.clone().unwrap_or_default();
+            let members = group
+                .members
+                .iter()
+                .map(|(id, member)| MemberSummary {
+                    member_id: id.clone(),
+                    group_instance_id: member.group_instance_id.clone(),
+                    client_id: member.client_id.clone(),
+                    client_host: member.client_host.clone(),
+                    metadata: member.metadata(&protocol),
+                    assignment: member.assignment.clone(),
+                })
+                .collect();
+            return Some(GroupSummary {
+                group: name.to_string(),
+                state: group.state.name().to_string(),
+                protocol_type: group.protocol_type.clone().unwrap_or_default(),
+                protocol,
+                members,
+            });
+        }
+        let groups = self.groups.borrow();
+        let group = groups.get(name);
+        if group.is_none() && !self.offsets.borrow().contains_key(name) && !self.ended.borrow().contains_key(name) {
+            return None;
+        }
+        let members = group
+            .map(|group| {
+                group
+                    .members
+                    .iter()
+                    .map(|(id, member)| MemberSummary {
+                        member_id: id.clone(),
+                        metadata: consumer_subscription(member.topics.iter()),
+                        assignment: consumer_assignment(&group.owned_by(id)),
+                        ..MemberSummary::default()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(GroupSummary {
+            group: name.to_string(),
+            state: native_state(group).to_string(),
+            protocol_type: if group.is_some_and(|g| !g.members.is_empty()) { "consumer".into() } else { String::new() },
+            protocol: group
+                .filter(|g| !g.members.is_empty())
+                .map(|g| g.strategy.name().to_string())
+                .unwrap_or_default(),
+            members,
+        })
     }
 
     fn describe(&self, request: DescribeGroupRequest) -> DescribeGroupResponse {

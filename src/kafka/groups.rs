@@ -12,9 +12,11 @@ use crate::group::api::{
     GroupRequest, GroupResponse, TopicPartitions,
 };
 use crate::service::{groups, Error, RequestContext};
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
@@ -391,5 +393,88 @@ pub async fn fetch_offsets(
             t
         })
         .collect();
+    response
+}
+
+/// ListGroups: every group any shard knows, with Kafka's state and type names (a
+/// broker-assigned group is of type `consumer`, as a KIP-848 group is; a classic one
+/// `classic`), filtered as asked.
+pub async fn list(kafka: &Kafka, ctx: &RequestContext, request: ListGroupsRequest) -> ListGroupsResponse {
+    let listed = match ask(kafka, ctx, GroupRequest::List).await {
+        GroupResponse::List(listed) => listed.groups,
+        _ => Vec::new(),
+    };
+    let states: Vec<String> = request.states_filter.iter().map(|s| s.to_string().to_ascii_lowercase()).collect();
+    let types: Vec<String> = request.types_filter.iter().map(|t| t.to_string().to_ascii_lowercase()).collect();
+    let mut response = ListGroupsResponse::default();
+    response.groups = listed
+        .into_iter()
+        .filter(|group| states.is_empty() || states.contains(&group.state.to_ascii_lowercase()))
+        .map(|group| {
+            let kind = if group.classic { "classic" } else { "consumer" };
+            (group, kind)
+        })
+        .filter(|(_, kind)| types.is_empty() || types.iter().any(|t| t == kind))
+        .map(|(group, kind)| {
+            let mut out = ListedGroup::default();
+            out.group_id = GroupId(text(&group.group));
+            out.protocol_type = text(&group.protocol_type);
+            out.group_state = text(&group.state);
+            out.group_type = text(kind);
+            out
+        })
+        .collect();
+    response
+}
+
+/// DescribeGroups: each group's state, protocol and members; a group the broker knows
+/// nothing of is `Dead`, as Kafka answers.
+pub async fn describe(
+    kafka: &Kafka,
+    ctx: &RequestContext,
+    version: i16,
+    request: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let mut response = DescribeGroupsResponse::default();
+    for group_id in request.groups {
+        let name = group_id.0.to_string();
+        let mut out = DescribedGroup::default();
+        out.group_id = group_id;
+        out.authorized_operations = super::metadata::OPERATIONS_OMITTED;
+        if let Err(error) = crate::group::check_group_id(&name) {
+            out.error_code = kafka_error(&error).code();
+            response.groups.push(out);
+            continue;
+        }
+        match ask(kafka, ctx, GroupRequest::Summarize(name)).await {
+            GroupResponse::Summary(Some(summary)) => {
+                out.group_state = text(&summary.state);
+                out.protocol_type = text(&summary.protocol_type);
+                out.protocol_data = text(&summary.protocol);
+                out.members = summary
+                    .members
+                    .into_iter()
+                    .map(|member| {
+                        let mut m = DescribedGroupMember::default();
+                        m.member_id = text(&member.member_id);
+                        if version >= 4 {
+                            m.group_instance_id = member.group_instance_id.map(|id| text(&id));
+                        }
+                        m.client_id = text(&member.client_id);
+                        m.client_host = text(&member.client_host);
+                        m.member_metadata = member.metadata;
+                        m.member_assignment = member.assignment;
+                        m
+                    })
+                    .collect();
+            }
+            GroupResponse::Summary(None) => out.group_state = text("Dead"),
+            other => {
+                let error = groups::error_of(&other).cloned().unwrap_or(Error::NotReady);
+                out.error_code = kafka_error(&error).code();
+            }
+        }
+        response.groups.push(out);
+    }
     response
 }

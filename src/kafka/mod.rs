@@ -45,9 +45,9 @@ use bytes::{Buf, BytesMut};
 use codec::{CodecError, Header};
 use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeClusterRequest, DescribeConfigsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
-    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListOffsetsRequest,
-    MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest,
+    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest,
+    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
@@ -133,6 +133,8 @@ fn operation(api: ApiKey) -> Option<Operation> {
         ApiKey::AlterConfigs | ApiKey::IncrementalAlterConfigs => Operation::AlterTopicConfigs,
         ApiKey::DescribeCluster => Operation::Metadata,
         ApiKey::InitProducerId => Operation::Produce,
+        ApiKey::ListGroups => Operation::ListGroups,
+        ApiKey::DescribeGroups => Operation::DescribeGroup,
         _ => return None,
     })
 }
@@ -258,6 +260,12 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
         }
         ApiKey::OffsetFetch => serve!(OffsetFetchRequest, |kafka, ctx, request| {
             groups::fetch_offsets(kafka, ctx, version, request).await
+        }),
+        ApiKey::ListGroups => {
+            serve!(ListGroupsRequest, |kafka, ctx, request| { groups::list(kafka, ctx, request).await })
+        }
+        ApiKey::DescribeGroups => serve!(DescribeGroupsRequest, |kafka, ctx, request| {
+            groups::describe(kafka, ctx, version, request).await
         }),
         ApiKey::InitProducerId => serve!(InitProducerIdRequest, |kafka, _ctx, request| {
             producer_ids::init_producer_id(&kafka.producer_ids, &request)

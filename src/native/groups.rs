@@ -26,7 +26,8 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: GroupReque
         other @ (GroupResponse::ClassicJoin(_)
         | GroupResponse::ClassicSync(_)
         | GroupResponse::ClassicHeartbeat(_)
-        | GroupResponse::ClassicLeave(_)) => {
+        | GroupResponse::ClassicLeave(_)
+        | GroupResponse::Summary(_)) => {
             tracing::error!(?other, "a classic-protocol answer reached the native listener");
             return (Response::Heartbeat(HeartbeatResponse { error: ErrorCode::Internal, ..Default::default() }), true);
         }

@@ -44,6 +44,7 @@ pub fn error_of(response: &GroupResponse) -> Option<&Error> {
         GroupResponse::ClassicSync(r) => r.error.as_ref(),
         GroupResponse::ClassicHeartbeat(error) => error.as_ref(),
         GroupResponse::ClassicLeave(r) => r.error.as_ref(),
+        GroupResponse::Summary(_) => None,
     }
 }
 
@@ -59,6 +60,7 @@ pub fn operation_of(request: &GroupRequest) -> super::Operation {
         GroupRequest::Describe(_) => Operation::DescribeGroup,
         GroupRequest::List => Operation::ListGroups,
         GroupRequest::ClassicSync(_) => Operation::SyncGroup,
+        GroupRequest::Summarize(_) => Operation::DescribeGroup,
     }
 }
 
@@ -82,6 +84,7 @@ fn group_of(request: &GroupRequest) -> &str {
         GroupRequest::ClassicHeartbeat(r) => &r.group,
         GroupRequest::ClassicLeave(r) => &r.group,
         GroupRequest::ClassicCommit(r) => &r.group,
+        GroupRequest::Summarize(group) => group,
     }
 }
 
@@ -111,6 +114,7 @@ fn refusal(request: &GroupRequest, error: Error) -> GroupResponse {
             GroupResponse::ClassicLeave(ClassicLeaveResponse { error, members: Vec::new() })
         }
         GroupRequest::ClassicCommit(_) => GroupResponse::Commit(OffsetCommitResponse { error, topics: Vec::new() }),
+        GroupRequest::Summarize(_) => GroupResponse::Summary(None),
     }
 }
 

@@ -1,5 +1,5 @@
 """Topic administration through confluent-kafka's AdminClient, driven by
-tests/kafka_clients.rs: `admin.py BOOTSTRAP STEP TOPIC`. Prints one JSON object with
+tests/kafka_clients.rs: `admin.py BOOTSTRAP STEP TOPIC` (STEP `groups`: TOPIC is a group). Prints one JSON object with
 what the broker answered; errors are reported, not raised."""
 
 import json
@@ -53,6 +53,15 @@ elif step == "alter":
     result["shrunk"] = outcome(admin.create_partitions([NewPartitions(topic, 2)])[topic])
     result["configs"] = configs()
     result["partitions"] = len(admin.list_topics(timeout=30).topics[topic].partitions)
+elif step == "groups":
+    # TOPIC names a group here.
+    listed = admin.list_consumer_groups().result(timeout=30)
+    result["listed"] = sorted(g.group_id for g in listed.valid)
+    described = admin.describe_consumer_groups([topic])[topic].result(timeout=30)
+    result["state"] = described.state.name
+    result["members"] = sorted(
+        sorted(tp.partition for tp in m.assignment.topic_partitions) for m in described.members
+    )
 elif step == "delete":
     result["deleted"] = outcome(admin.delete_topics([topic])[topic])
     result["again"] = outcome(admin.delete_topics([topic])[topic])
