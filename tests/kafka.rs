@@ -362,6 +362,27 @@ fn fetch_returns_whole_batches_long_polls_and_answers_go_in_request_order() {
     }
     let response: FetchResponse = conn.call(ApiKey::Fetch, 11, &fetch_request("events", uuid::Uuid::nil(), 100, 0));
     assert_eq!(response.responses[0].partitions[0].error_code, 1, "OFFSET_OUT_OF_RANGE");
+    // OffsetForLeaderEpoch: epoch 0 ends at the partition's end; a later epoch has no
+    // end; a client ahead of the partition's epoch is told UNKNOWN_LEADER_EPOCH.
+    for (epoch, current, expected) in [(0, 0, (0, 0, 5)), (3, -1, (0, -1, -1)), (0, 1, (75, -1, -1))] {
+        let mut asked = offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
+        asked.partition = 0;
+        asked.leader_epoch = epoch;
+        asked.current_leader_epoch = current;
+        let mut topic = offset_for_leader_epoch_request::OffsetForLeaderTopic::default();
+        topic.topic = name("events");
+        topic.partitions = vec![asked];
+        let mut request = OffsetForLeaderEpochRequest::default();
+        request.replica_id = BrokerId(-1);
+        request.topics = vec![topic];
+        let response: OffsetForLeaderEpochResponse = conn.call(ApiKey::OffsetForLeaderEpoch, 4, &request);
+        let part = &response.topics[0].partitions[0];
+        assert_eq!(
+            (part.error_code, part.leader_epoch, part.end_offset),
+            (expected.0, expected.1, expected.2),
+            "epoch {epoch}, current {current}"
+        );
+    }
 
     // A long poll at the end, then (pipelined) an acks=0 produce and ApiVersions.
     let polling = conn.send(ApiKey::Fetch, 11, &fetch_request("events", uuid::Uuid::nil(), 5, 15_000));

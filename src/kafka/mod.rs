@@ -47,7 +47,8 @@ use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
     DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest,
     HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
-    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest,
+    OffsetForLeaderEpochRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
@@ -134,6 +135,7 @@ fn operation(api: ApiKey) -> Option<Operation> {
         ApiKey::DescribeCluster => Operation::Metadata,
         ApiKey::InitProducerId => Operation::Produce,
         ApiKey::ListGroups => Operation::ListGroups,
+        ApiKey::OffsetForLeaderEpoch => Operation::ListOffsets,
         ApiKey::DescribeGroups => Operation::DescribeGroup,
         _ => return None,
     })
@@ -266,6 +268,9 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
         }
         ApiKey::DescribeGroups => serve!(DescribeGroupsRequest, |kafka, ctx, request| {
             groups::describe(kafka, ctx, version, request).await
+        }),
+        ApiKey::OffsetForLeaderEpoch => serve!(OffsetForLeaderEpochRequest, |kafka, ctx, request| {
+            offsets::leader_epochs(&kafka.shard, ctx, request).await
         }),
         ApiKey::InitProducerId => serve!(InitProducerIdRequest, |kafka, _ctx, request| {
             producer_ids::init_producer_id(&kafka.producer_ids, &request)

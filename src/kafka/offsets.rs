@@ -1,4 +1,4 @@
-//! ListOffsets (v1 to v6): earliest (-2), latest (-1, the high watermark) and the
+//! ListOffsets (v1 to v6) and OffsetForLeaderEpoch (v2 to v4): earliest (-2), latest (-1, the high watermark) and the
 //! first offset at or after a timestamp, each answered by the partition's owning
 //! shard. The leader epoch is the partition's (0 on one broker).
 
@@ -8,7 +8,11 @@ use crate::service::offsets::{list_offsets, ListedOffset, OffsetSpec};
 use crate::service::{Error, Operation, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
-use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::{
+    ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+};
+use kafka_protocol::ResponseError;
 use std::rc::Rc;
 
 /// Kafka's special timestamps.
@@ -79,5 +83,69 @@ pub async fn handle(
         }
         response.topics[t].partitions.push(answer);
     }
+    response
+}
+
+/// OffsetForLeaderEpoch (KIP-101, KIP-320), as a consumer validates its position
+/// after a leader change: the end of the epoch asked for. On one broker every batch
+/// is of epoch `LEADER_EPOCH`, whose end is the partition's end (the high
+/// watermark); an epoch after it has no end (-1, -1), and a client that claims a
+/// current epoch other than the partition's is told FENCED_LEADER_EPOCH (older) or
+/// UNKNOWN_LEADER_EPOCH (newer), as Kafka tells it.
+pub async fn leader_epochs(
+    shard: &Rc<Shard>,
+    ctx: &RequestContext,
+    request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    use crate::storage::LEADER_EPOCH;
+    let mut items = Vec::new();
+    for topic in &request.topics {
+        for part in &topic.partitions {
+            if let Ok(index) = u32::try_from(part.partition) {
+                items.push((TopicPartition::new(topic.topic.0.to_string(), index), OffsetSpec::Latest));
+            }
+        }
+    }
+    let mut ends = list_offsets(shard, ctx, items).await.into_iter();
+    let mut response = OffsetForLeaderEpochResponse::default();
+    response.topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let mut out = OffsetForLeaderTopicResult::default();
+            out.topic = topic.topic.clone();
+            out.partitions = topic
+                .partitions
+                .iter()
+                .map(|part| {
+                    let mut answer = EpochEndOffset::default();
+                    answer.partition = part.partition;
+                    answer.leader_epoch = -1;
+                    answer.end_offset = -1;
+                    let end = if part.partition >= 0 { ends.next() } else { None };
+                    let fenced = match part.current_leader_epoch {
+                        epoch if epoch < 0 || epoch == LEADER_EPOCH => None,
+                        epoch if epoch < LEADER_EPOCH => Some(ResponseError::FencedLeaderEpoch),
+                        _ => Some(ResponseError::UnknownLeaderEpoch),
+                    };
+                    match (end, fenced) {
+                        (None, _) => answer.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                        (Some(Err(error)), _) => answer.error_code = kafka_error(&error).code(),
+                        (Some(Ok(_)), Some(error)) => answer.error_code = error.code(),
+                        (Some(Ok(end)), None) if part.leader_epoch <= LEADER_EPOCH && part.leader_epoch >= 0 => {
+                            answer.leader_epoch = LEADER_EPOCH;
+                            answer.end_offset = end.offset;
+                        }
+                        (Some(Ok(_)), None) => {}
+                    }
+                    if answer.error_code != 0 {
+                        shard.metrics.error(ctx.listener, Operation::ListOffsets);
+                    }
+                    answer
+                })
+                .collect();
+            out
+        })
+        .collect();
     response
 }
