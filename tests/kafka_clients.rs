@@ -258,14 +258,27 @@ fn a_group_of_three_survives_a_killed_member_and_resumes_from_its_commits_after_
     let broker = Broker::start_on_port(&data, port, &["--kafka-port", &kafka_port]);
     assert_eq!(committed(broker.kafka_port.unwrap(), "workers", "work", 12), before, "commits survive the restart");
     produce(&bootstrap, "work", 6000, 1200, "zstd");
-    let resumed: Vec<Member> = (0..2).map(|_| Member::start(&bootstrap, "workers", "work", "range")).collect();
+    let mut resumed: Vec<Member> = (0..2).map(|_| Member::start(&bootstrap, "workers", "work", "range")).collect();
     let resumed_refs: Vec<&Member> = resumed.iter().collect();
     wait_for("the 1,200 new records", Duration::from_secs(120), || distinct(&resumed_refs).len() == 1200);
     for record in distinct(&resumed_refs).values() {
         assert!(record.offset >= before[&record.partition], "{record:?} was read again although committed");
-        let seq: u64 = record.value.trim_start_matches("value-").parse().unwrap();
+        let seq: u64 = value_seq(record);
         assert!(seq >= 6000, "{record:?}");
     }
+    // DeleteGroups: refused while the group has members; then its commits are gone,
+    // also after a crash and restart (the tombstones are replayed).
+    assert_eq!(admin(&bootstrap, "delete-group", "workers")["deleted"], "NON_EMPTY_GROUP");
+    resumed.iter_mut().for_each(Member::stop);
+    wait_for("the group to empty", Duration::from_secs(30), || {
+        admin(&bootstrap, "delete-group", "workers")["deleted"] == "ok"
+    });
+    let forgotten: BTreeMap<u32, i64> = (0..12).map(|p| (p, -1)).collect();
+    assert_eq!(committed(broker.kafka_port.unwrap(), "workers", "work", 12), forgotten);
+    let mut broker = broker;
+    broker.kill();
+    let broker = Broker::start_on_port(&data, port, &["--kafka-port", &kafka_port]);
+    assert_eq!(committed(broker.kafka_port.unwrap(), "workers", "work", 12), forgotten, "after a restart too");
 }
 
 fn admin(bootstrap: &str, step: &str, topic: &str) -> serde_json::Value {
@@ -274,6 +287,10 @@ fn admin(bootstrap: &str, step: &str, topic: &str) -> serde_json::Value {
         common::run_tool(python().to_str().unwrap(), &[path.to_str().unwrap(), bootstrap, step, topic], "");
     assert!(ok, "admin.py {step} failed: {stderr}");
     serde_json::from_str(stdout.trim()).unwrap()
+}
+
+fn value_seq(record: &Consumed) -> u64 {
+    record.value.trim_start_matches("value-").parse().unwrap()
 }
 
 /// confluent-kafka's AdminClient creates, describes, alters, grows and deletes a

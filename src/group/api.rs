@@ -230,6 +230,9 @@ pub enum GroupRequest {
     ClassicCommit(ClassicCommitRequest),
     /// Kafka's DescribeGroups of one group.
     Summarize(String),
+    /// Kafka's DeleteGroups of one group: its committed offsets forgotten, only while
+    /// it has no members.
+    Delete(String),
 }
 
 /// A coordinator's answer, of the request's kind.
@@ -248,6 +251,7 @@ pub enum GroupResponse {
     ClassicLeave(ClassicLeaveResponse),
     /// `None`: the broker knows no such group (Kafka's `Dead`).
     Summary(Option<GroupSummary>),
+    Deleted(Option<Error>),
 }
 
 /// Kafka's classic group protocol, where the group's leader member assigns: a member

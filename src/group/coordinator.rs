@@ -312,8 +312,19 @@ impl GroupCoordinator {
             }
             if let Ok(records) = RecordIter::new(&bytes[..len]) {
                 for record in records.flatten() {
-                    let (Some(key), Some(value)) = (record.key, record.value) else { continue };
+                    let Some(key) = record.key else { continue };
                     let Some((group, topic, partition)) = parse_key(key) else { continue };
+                    // A tombstone: the group was deleted (DeleteGroups).
+                    let Some(value) = record.value else {
+                        if let Some(committed) = offsets.get_mut(&group) {
+                            committed.remove(&(topic, partition));
+                            if committed.is_empty() {
+                                offsets.remove(&group);
+                            }
+                        }
+                        applied += 1;
+                        continue;
+                    };
                     if value.len() < 8 {
                         continue;
                     }
@@ -405,6 +416,7 @@ impl GroupCoordinator {
             }
             GroupRequest::ClassicCommit(request) => GroupResponse::Commit(self.classic_commit(host, request).await),
             GroupRequest::Summarize(name) => GroupResponse::Summary(self.summarize(&name)),
+            GroupRequest::Delete(name) => GroupResponse::Deleted(self.delete_group(host, &name).await.err()),
         }
     }
 
@@ -884,6 +896,44 @@ impl GroupCoordinator {
                 }
             })
             .collect()
+    }
+
+    /// Forgets a group with no members: a tombstone for each of its committed offsets
+    /// in `__consumer_offsets` (fdatasynced before the answer), then the group.
+    async fn delete_group<H: GroupHost>(&self, host: &H, name: &str) -> Result<(), Error> {
+        let has_members = self.groups.borrow().get(name).is_some_and(|g| !g.members.is_empty())
+            || self.classic.borrow().get(name).is_some_and(|g| !g.members.is_empty());
+        if has_members {
+            return Err(Error::GroupNotEmpty);
+        }
+        let committed: Vec<Tp> =
+            self.offsets.borrow().get(name).map(|c| c.keys().cloned().collect()).unwrap_or_default();
+        let known =
+            !committed.is_empty() || self.ended.borrow().contains_key(name) || self.groups.borrow().contains_key(name);
+        if !known {
+            return Err(Error::UnknownGroup);
+        }
+        if !committed.is_empty() {
+            let Ok(_writer) = self.writer.acquire_permit(1).await else { return Err(Error::NotReady) };
+            let partitions = host.metadata().topics.get(OFFSETS_TOPIC).map_or(0, |t| t.partitions());
+            let log = host
+                .partition(OFFSETS_TOPIC, offsets_partition(name, partitions))
+                .ok_or_else(|| Error::StorageFailed(format!("{OFFSETS_TOPIC} is not open on this shard")))?;
+            let mut builder = BatchBuilder::new();
+            let now_ms =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            for (topic, partition) in &committed {
+                builder.push(Some(&record_key(name, topic, *partition)), None, &[], now_ms);
+            }
+            let appended = log.append(BytesMut::from(&builder.finish()[..])).await.map_err(Error::from)?;
+            log.wait_acked(&appended, Acks::Durable).await.map_err(Error::from)?;
+            self.offsets.borrow_mut().remove(name);
+        }
+        self.ended.borrow_mut().remove(name);
+        self.groups.borrow_mut().remove(name);
+        self.classic.borrow_mut().remove(name);
+        tracing::info!(group = %name, offsets = committed.len(), "group deleted");
+        Ok(())
     }
 
     /// Kafka's DescribeGroups of `name`: `None` when the broker knows nothing of it.

@@ -12,6 +12,7 @@ use crate::group::api::{
     GroupRequest, GroupResponse, TopicPartitions,
 };
 use crate::service::{groups, Error, RequestContext};
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -475,6 +476,23 @@ pub async fn describe(
             }
         }
         response.groups.push(out);
+    }
+    response
+}
+
+/// DeleteGroups: each group's committed offsets forgotten, while it has no members
+/// (NON_EMPTY_GROUP otherwise; GROUP_ID_NOT_FOUND for a group the broker does not know).
+pub async fn delete(kafka: &Kafka, ctx: &RequestContext, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut response = DeleteGroupsResponse::default();
+    for group_id in request.groups_names {
+        let mut result = DeletableGroupResult::default();
+        let error = match ask(kafka, ctx, GroupRequest::Delete(group_id.0.to_string())).await {
+            GroupResponse::Deleted(error) => error,
+            other => Some(groups::error_of(&other).cloned().unwrap_or(Error::NotReady)),
+        };
+        result.group_id = group_id;
+        result.error_code = code(&error);
+        response.results.push(result);
     }
     response
 }

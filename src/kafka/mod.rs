@@ -44,10 +44,10 @@ use crate::shard::Shard;
 use bytes::{Buf, BytesMut};
 use codec::{CodecError, Header};
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiKey, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest,
-    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
-    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest,
+    AlterConfigsRequest, ApiKey, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
+    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
+    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest,
     OffsetForLeaderEpochRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -136,6 +136,7 @@ fn operation(api: ApiKey) -> Option<Operation> {
         ApiKey::InitProducerId => Operation::Produce,
         ApiKey::ListGroups => Operation::ListGroups,
         ApiKey::OffsetForLeaderEpoch => Operation::ListOffsets,
+        ApiKey::DeleteGroups => Operation::DeleteGroups,
         ApiKey::DescribeGroups => Operation::DescribeGroup,
         _ => return None,
     })
@@ -269,6 +270,9 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
         ApiKey::DescribeGroups => serve!(DescribeGroupsRequest, |kafka, ctx, request| {
             groups::describe(kafka, ctx, version, request).await
         }),
+        ApiKey::DeleteGroups => {
+            serve!(DeleteGroupsRequest, |kafka, ctx, request| { groups::delete(kafka, ctx, request).await })
+        }
         ApiKey::OffsetForLeaderEpoch => serve!(OffsetForLeaderEpochRequest, |kafka, ctx, request| {
             offsets::leader_epochs(&kafka.shard, ctx, request).await
         }),

@@ -45,6 +45,7 @@ pub fn error_of(response: &GroupResponse) -> Option<&Error> {
         GroupResponse::ClassicHeartbeat(error) => error.as_ref(),
         GroupResponse::ClassicLeave(r) => r.error.as_ref(),
         GroupResponse::Summary(_) => None,
+        GroupResponse::Deleted(error) => error.as_ref(),
     }
 }
 
@@ -61,6 +62,7 @@ pub fn operation_of(request: &GroupRequest) -> super::Operation {
         GroupRequest::List => Operation::ListGroups,
         GroupRequest::ClassicSync(_) => Operation::SyncGroup,
         GroupRequest::Summarize(_) => Operation::DescribeGroup,
+        GroupRequest::Delete(_) => Operation::DeleteGroups,
     }
 }
 
@@ -84,7 +86,7 @@ fn group_of(request: &GroupRequest) -> &str {
         GroupRequest::ClassicHeartbeat(r) => &r.group,
         GroupRequest::ClassicLeave(r) => &r.group,
         GroupRequest::ClassicCommit(r) => &r.group,
-        GroupRequest::Summarize(group) => group,
+        GroupRequest::Summarize(group) | GroupRequest::Delete(group) => group,
     }
 }
 
@@ -115,6 +117,7 @@ fn refusal(request: &GroupRequest, error: Error) -> GroupResponse {
         }
         GroupRequest::ClassicCommit(_) => GroupResponse::Commit(OffsetCommitResponse { error, topics: Vec::new() }),
         GroupRequest::Summarize(_) => GroupResponse::Summary(None),
+        GroupRequest::Delete(_) => GroupResponse::Deleted(error),
     }
 }
 

@@ -56,10 +56,11 @@ pub enum Operation {
     DescribeGroup,
     SyncGroup,
     FindCoordinator,
+    DeleteGroups,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 19] = [
+    pub const ALL: [Operation; 20] = [
         Operation::Produce,
         Operation::Fetch,
         Operation::ListOffsets,
@@ -79,6 +80,7 @@ impl Operation {
         Operation::DescribeGroup,
         Operation::SyncGroup,
         Operation::FindCoordinator,
+        Operation::DeleteGroups,
     ];
 
     /// Its index in `ALL`, for per-operation counters.
@@ -107,6 +109,7 @@ impl Operation {
             Operation::DescribeGroup => "DescribeGroup",
             Operation::SyncGroup => "SyncGroup",
             Operation::FindCoordinator => "FindCoordinator",
+            Operation::DeleteGroups => "DeleteGroups",
         }
     }
 }

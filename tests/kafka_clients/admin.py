@@ -62,6 +62,9 @@ elif step == "groups":
     result["members"] = sorted(
         sorted(tp.partition for tp in m.assignment.topic_partitions) for m in described.members
     )
+elif step == "delete-group":
+    # TOPIC names a group here.
+    result["deleted"] = outcome(admin.delete_consumer_groups([topic])[topic])
 elif step == "delete":
     result["deleted"] = outcome(admin.delete_topics([topic])[topic])
     result["again"] = outcome(admin.delete_topics([topic])[topic])
