@@ -58,6 +58,7 @@ struct Member {
     child: Option<Child>,
     assigned: Arc<Mutex<Option<Vec<u32>>>>,
     records: Arc<Mutex<Vec<Consumed>>>,
+    errors: Arc<Mutex<Vec<String>>>,
     closed: Arc<Mutex<bool>>,
 }
 
@@ -72,9 +73,15 @@ impl Member {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let member =
-            Member { child: Some(child), assigned: Arc::default(), records: Arc::default(), closed: Arc::default() };
+        let member = Member {
+            child: Some(child),
+            assigned: Arc::default(),
+            records: Arc::default(),
+            errors: Arc::default(),
+            closed: Arc::default(),
+        };
         let (assigned, records, closed) = (member.assigned.clone(), member.records.clone(), member.closed.clone());
+        let errors = member.errors.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let event: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -88,6 +95,8 @@ impl Member {
                         key: record[2].as_str().unwrap().to_string(),
                         value: record[3].as_str().unwrap().to_string(),
                     });
+                } else if let Some(error) = event.get("error") {
+                    errors.lock().unwrap().push(error.as_str().unwrap_or_default().to_string());
                 } else if event.get("closed").is_some() {
                     *closed.lock().unwrap() = true;
                 }
@@ -98,6 +107,10 @@ impl Member {
 
     fn assigned(&self) -> Vec<u32> {
         self.assigned.lock().unwrap().clone().unwrap_or_default()
+    }
+
+    fn errors(&self) -> Vec<String> {
+        self.errors.lock().unwrap().clone()
     }
 
     fn records(&self) -> Vec<Consumed> {
@@ -466,4 +479,37 @@ fn kafkajs_produces_idempotently_and_consumes_in_a_group() {
         }
     }
     assert_eq!(seen.len(), 4000);
+}
+
+/// KIP-848 (confluent-kafka with `group.protocol=consumer`) is served by the same
+/// broker-assigned coordinator as the native protocol's groups: a KIP-848 member and
+/// a native `strand consume --group` member split one group's partitions, and the
+/// KIP-848 member takes them all once the native one leaves. A classic member cannot
+/// join that group: INCONSISTENT_GROUP_PROTOCOL, as Kafka refuses a classic member of
+/// a consumer group.
+#[test]
+fn kip848_and_native_members_share_one_group_which_a_classic_member_cannot_join() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    block_on(Client::connect(&broker.bootstrap()).unwrap().create_topic("shared", 6, &[])).unwrap();
+    let bootstrap = broker.kafka_bootstrap();
+    produce(&bootstrap, "shared", 0, 600, "none");
+    let mut kip848 = Member::start(&bootstrap, "mixed", "shared", "consumer-protocol");
+    wait_for("the KIP-848 member to own every partition", Duration::from_secs(30), || kip848.assigned().len() == 6);
+    let native_args = ["consume", "shared", "--group", "mixed", "--follow", "--bootstrap", &broker.bootstrap()];
+    let mut native = common::Running::start(&native_args);
+    wait_for("the partitions split between the protocols", Duration::from_secs(30), || kip848.assigned().len() == 3);
+    let mut classic = Member::start(&bootstrap, "mixed", "shared", "range");
+    wait_for("the classic member refused", Duration::from_secs(30), || {
+        classic.errors().iter().any(|e| e.contains("Inconsistent group protocol"))
+    });
+    assert!(classic.assigned().is_empty(), "{:?}", classic.errors());
+    classic.kill();
+    native.stop();
+    wait_for("the KIP-848 member to take every partition back", Duration::from_secs(30), || {
+        kip848.assigned().len() == 6
+    });
+    wait_for_every_record(&[&kip848], 600 - native.lines.lock().unwrap().len(), String::new);
+    kip848.stop();
+    assert!(kip848.errors().is_empty(), "{:?}", kip848.errors());
 }

@@ -21,6 +21,9 @@ pub struct JoinGroupRequest {
     pub topics: Vec<String>,
     pub session_timeout_ms: u32,
     pub strategy: String,
+    /// A new member that chose its own id (KIP-848 v1: a UUID the client makes), to be
+    /// admitted under it rather than refused as unknown.
+    pub chosen_id: bool,
 }
 
 /// Heartbeat: the member is alive and consumes `owned`, which tells the
@@ -29,7 +32,9 @@ pub struct JoinGroupRequest {
 pub struct HeartbeatRequest {
     pub group: String,
     pub member_id: String,
-    pub owned: Vec<TopicPartitions>,
+    /// `None`: what it owned at its last heartbeat (KIP-848 sends the owned
+    /// partitions only when they changed).
+    pub owned: Option<Vec<TopicPartitions>>,
 }
 
 /// LeaveGroup: the member is done; its partitions go to the others at once.
@@ -337,9 +342,9 @@ pub struct ClassicLeaveResponse {
     pub members: Vec<(String, Option<Error>)>,
 }
 
-/// A Kafka client's OffsetCommit: by a member of a classic group at its generation,
-/// or with generation -1 and no member id by a client outside any group (then only
-/// while the group has no members).
+/// A Kafka client's OffsetCommit: by a member of a classic group at its generation, by
+/// a KIP-848 member at its member epoch, or with generation -1 and no member id by a
+/// client outside any group (then only while the group has no members).
 #[derive(Debug, Clone, Default)]
 pub struct ClassicCommitRequest {
     pub group: String,

@@ -496,11 +496,31 @@ impl GroupCoordinator {
     async fn classic_commit<H: GroupHost>(&self, host: &H, request: ClassicCommitRequest) -> OffsetCommitResponse {
         let now = Instant::now();
         let outside = request.generation < 0 && request.member_id.is_empty();
+        let generation =
+            self.groups.borrow().get(&request.group).filter(|g| !g.members.is_empty()).map(|g| g.generation);
+        let broker_assigned = generation.is_some();
+        if let (Some(generation), false) = (generation, outside) {
+            // A KIP-848 member, for partitions it owns. Its member epoch is the group's
+            // generation it was last told; the group's moves on with every other
+            // member's join, while the partitions it owns stay its own, so an older
+            // epoch commits as long as it owns them (a newer one than the group's is
+            // stale all the same).
+            let epoch = u32::try_from(request.generation).unwrap_or(u32::MAX);
+            let native = OffsetCommitRequest {
+                group: request.group.clone(),
+                member_id: request.member_id.clone(),
+                generation: if epoch <= generation { generation } else { epoch },
+                topics: request.topics.clone(),
+            };
+            let mut answer = self.commit(host, native).await;
+            if matches!(answer.error, Some(Error::StaleGeneration)) {
+                answer.error = Some(Error::StaleMemberEpoch);
+            }
+            return answer;
+        }
         let allowed = match self.classic.borrow_mut().get_mut(&request.group) {
             Some(group) => group.may_commit(&request.member_id, request.generation, now),
-            None if self.groups.borrow().get(&request.group).is_some_and(|g| !g.members.is_empty()) => {
-                Err(Error::UnknownMember)
-            }
+            None if broker_assigned => Err(Error::UnknownMember),
             None if outside => Ok(()),
             None => Err(Error::UnknownMember),
         };
@@ -555,6 +575,11 @@ impl GroupCoordinator {
             format!("{}-{}-{n}-{:08x}", request.group, host.shard_id(), rand_u32())
         } else if group.members.contains_key(&request.member_id) {
             request.member_id.clone()
+        } else if request.chosen_id {
+            if group.members.len() >= limits.members_max as usize {
+                return refuse(Some(Error::GroupFull));
+            }
+            request.member_id.clone()
         } else {
             return refuse(Some(Error::UnknownMember));
         };
@@ -595,10 +620,12 @@ impl GroupCoordinator {
         let Some(member) = group.members.get_mut(&request.member_id) else { return refuse(Some(Error::UnknownMember)) };
         member.last_seen = Instant::now();
         // What the member no longer reports owning, it has released.
-        let owned: BTreeSet<Tp> =
-            request.owned.iter().flat_map(|t| t.partitions.iter().map(|&p| (t.topic.clone(), p))).collect();
         let id = &request.member_id;
-        group.owner.retain(|tp, holder| holder != id || owned.contains(tp));
+        if let Some(owned) = &request.owned {
+            let owned: BTreeSet<Tp> =
+                owned.iter().flat_map(|t| t.partitions.iter().map(|&p| (t.topic.clone(), p))).collect();
+            group.owner.retain(|tp, holder| holder != id || owned.contains(tp));
+        }
         if group.still_forming(Instant::now(), host) {
             return HeartbeatResponse { error: None, generation: group.generation, assigned: Vec::new() };
         }

@@ -43,6 +43,7 @@ pub fn kafka_error(error: &Error) -> ResponseError {
         Error::GroupNotEmpty => ResponseError::NonEmptyGroup,
         Error::StaleGeneration | Error::NotAssigned => ResponseError::IllegalGeneration,
         Error::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        Error::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
         Error::MemberIdRequired => ResponseError::MemberIdRequired,
         Error::InconsistentGroupProtocol(_) => ResponseError::InconsistentGroupProtocol,
         Error::Producer(ProducerError::OutOfOrder { .. }) => ResponseError::OutOfOrderSequenceNumber,

@@ -4,7 +4,7 @@
 //! committed offsets the native protocol's groups use. Each request becomes the
 //! coordinator's own (`group::api`) and goes to the shard coordinating its group.
 
-use super::errors::kafka_error;
+use super::errors::{client_message, kafka_error};
 use super::Kafka;
 use crate::group::api::{
     self as group_api, ClassicCommitRequest, ClassicHeartbeatRequest, ClassicJoinRequest, ClassicJoinResponse,
@@ -494,5 +494,116 @@ pub async fn delete(kafka: &Kafka, ctx: &RequestContext, request: DeleteGroupsRe
         result.error_code = code(&error);
         response.results.push(result);
     }
+    response
+}
+
+/// The session of a KIP-848 member: the broker's, not the client's (Kafka's
+/// `group.consumer.session.timeout.ms`).
+const CONSUMER_SESSION_TIMEOUT_MS: u32 = 45_000;
+
+/// ConsumerGroupHeartbeat (KIP-848): the broker assigns, incrementally. A member joins
+/// with epoch 0 and its subscription, heartbeats with its epoch and, when they
+/// changed, the partitions it owns, and leaves with epoch -1 (or -2, a static member).
+/// It is the same coordinator as the native protocol's groups: a partition moves only
+/// once its owner reported it released, and the assignment answered is what the
+/// member may consume now. Its member epoch is the group's generation it was last
+/// told.
+pub async fn consumer_heartbeat(
+    kafka: &Kafka,
+    ctx: &RequestContext,
+    version: i16,
+    request: ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
+    let group = request.group_id.0.to_string();
+    let member_id = request.member_id.to_string();
+    let state = kafka.shard.metadata();
+    let mut response = ConsumerGroupHeartbeatResponse::default();
+    response.member_id = Some(text(&member_id));
+    let refuse = |mut response: ConsumerGroupHeartbeatResponse, error: Error| {
+        response.error_code = kafka_error(&error).code();
+        response.error_message = client_message(&error).map(|m| text(&m));
+        response
+    };
+    if request.subscribed_topic_regex.as_ref().is_some_and(|regex| !regex.is_empty()) {
+        return refuse(response, Error::InvalidRequest("subscription by regular expression is not served".into()));
+    }
+    let names = |partitions: &Vec<consumer_group_heartbeat_request::TopicPartitions>| -> Vec<TopicPartitions> {
+        partitions
+            .iter()
+            .filter_map(|t| {
+                let meta = kafka.topic_by_id(&state, t.topic_id)?;
+                let partitions = t.partitions.iter().filter_map(|&p| u32::try_from(p).ok()).collect();
+                Some(TopicPartitions { topic: meta.name.clone(), partitions })
+            })
+            .collect()
+    };
+    let answer = if request.member_epoch < 0 {
+        let leave = group_api::LeaveGroupRequest { group, member_id };
+        match ask(kafka, ctx, GroupRequest::Leave(leave)).await {
+            GroupResponse::Leave(left) => match left.error {
+                Some(error) => return refuse(response, error),
+                None => {
+                    response.member_epoch = request.member_epoch;
+                    return response;
+                }
+            },
+            _ => return refuse(response, Error::NotReady),
+        }
+    } else if request.member_epoch == 0 || request.subscribed_topic_names.is_some() {
+        // Joining, or a changed subscription: the coordinator's join (the same member
+        // again keeps what it has).
+        let Some(topics) = request.subscribed_topic_names.as_ref() else {
+            return refuse(response, Error::InvalidRequest("a joining member names its subscribed topics".into()));
+        };
+        let join = group_api::JoinGroupRequest {
+            group: group.clone(),
+            member_id: member_id.clone(),
+            topics: topics.iter().map(|t| t.0.to_string()).collect(),
+            session_timeout_ms: CONSUMER_SESSION_TIMEOUT_MS,
+            strategy: match request.server_assignor.as_deref() {
+                Some("range") => "range".into(),
+                _ => "sticky".into(),
+            },
+            chosen_id: version >= 1 && !member_id.is_empty(),
+        };
+        match ask(kafka, ctx, GroupRequest::Join(join)).await {
+            GroupResponse::Join(joined) => {
+                if let Some(error) = joined.error {
+                    return refuse(response, error);
+                }
+                response.member_id = Some(text(&joined.member_id));
+                response.heartbeat_interval_ms = joined.heartbeat_interval_ms as i32;
+                (joined.generation, joined.assigned)
+            }
+            _ => return refuse(response, Error::NotReady),
+        }
+    } else {
+        let beat =
+            group_api::HeartbeatRequest { group, member_id, owned: request.topic_partitions.as_ref().map(names) };
+        match ask(kafka, ctx, GroupRequest::Heartbeat(beat)).await {
+            GroupResponse::Heartbeat(beat) => {
+                if let Some(error) = beat.error {
+                    return refuse(response, error);
+                }
+                response.heartbeat_interval_ms = 1000;
+                (beat.generation, beat.assigned)
+            }
+            _ => return refuse(response, Error::NotReady),
+        }
+    };
+    let (generation, assigned) = answer;
+    response.member_epoch = generation as i32;
+    let mut assignment = consumer_group_heartbeat_response::Assignment::default();
+    assignment.topic_partitions = assigned
+        .into_iter()
+        .filter_map(|t| {
+            let meta = state.topics.get(&t.topic)?;
+            let mut out = consumer_group_heartbeat_response::TopicPartitions::default();
+            out.topic_id = uuid::Uuid::from_bytes(meta.uuid().0);
+            out.partitions = t.partitions.into_iter().map(|p| p as i32).collect();
+            Some(out)
+        })
+        .collect();
+    response.assignment = Some(assignment);
     response
 }

@@ -44,11 +44,11 @@ use crate::shard::Shard;
 use bytes::{Buf, BytesMut};
 use codec::{CodecError, Header};
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiKey, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
-    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
-    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
-    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest,
-    OffsetForLeaderEpochRequest, SyncGroupRequest,
+    AlterConfigsRequest, ApiKey, ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteGroupsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
@@ -137,6 +137,7 @@ fn operation(api: ApiKey) -> Option<Operation> {
         ApiKey::ListGroups => Operation::ListGroups,
         ApiKey::OffsetForLeaderEpoch => Operation::ListOffsets,
         ApiKey::DeleteGroups => Operation::DeleteGroups,
+        ApiKey::ConsumerGroupHeartbeat => Operation::Heartbeat,
         ApiKey::DescribeGroups => Operation::DescribeGroup,
         _ => return None,
     })
@@ -269,6 +270,9 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
         }
         ApiKey::DescribeGroups => serve!(DescribeGroupsRequest, |kafka, ctx, request| {
             groups::describe(kafka, ctx, version, request).await
+        }),
+        ApiKey::ConsumerGroupHeartbeat => serve!(ConsumerGroupHeartbeatRequest, |kafka, ctx, request| {
+            groups::consumer_heartbeat(kafka, ctx, version, request).await
         }),
         ApiKey::DeleteGroups => {
             serve!(DeleteGroupsRequest, |kafka, ctx, request| { groups::delete(kafka, ctx, request).await })

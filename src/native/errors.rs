@@ -42,7 +42,7 @@ pub fn code(error: &Error) -> ErrorCode {
         // Kafka's classic groups only; a native client meets the first when it joins a
         // group id a Kafka classic group holds.
         Error::InconsistentGroupProtocol(_) => ErrorCode::InvalidConfig,
-        Error::RebalanceInProgress => ErrorCode::StaleGeneration,
+        Error::RebalanceInProgress | Error::StaleMemberEpoch => ErrorCode::StaleGeneration,
         Error::MemberIdRequired => ErrorCode::UnknownMember,
         // The native client does not stamp producer ids yet; a batch that carries one
         // and breaks its sequence is an invalid batch to it.

@@ -44,6 +44,7 @@ impl Convert<api::JoinGroupRequest> for wire::JoinGroupRequest {
             topics: self.topics.convert(),
             session_timeout_ms: self.session_timeout_ms.convert(),
             strategy: self.strategy.convert(),
+            chosen_id: false,
         }
     }
 }
@@ -53,7 +54,7 @@ impl Convert<api::HeartbeatRequest> for wire::HeartbeatRequest {
         api::HeartbeatRequest {
             group: self.group.convert(),
             member_id: self.member_id.convert(),
-            owned: self.owned.convert(),
+            owned: Some(self.owned.convert()),
         }
     }
 }

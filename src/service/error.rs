@@ -71,6 +71,9 @@ pub enum Error {
     StaleGeneration,
     #[error("the member does not own the partition")]
     NotAssigned,
+    /// A KIP-848 member committed with an epoch older than its group's.
+    #[error("the member epoch is stale")]
+    StaleMemberEpoch,
     /// A classic group is rebalancing: the member is to join again.
     #[error("the group is rebalancing")]
     RebalanceInProgress,

@@ -302,21 +302,25 @@ pub fn free_ports_with_kafka() -> (u16, String) {
 }
 
 /// A main port whose next `shards` ports are free too (a broker's shard ports follow
-/// its main port), found by binding them; racy only against other processes choosing
-/// ports at the same moment.
+/// its main port), found by binding them. The run is taken below the kernel's
+/// ephemeral range (`ip_local_port_range`), where no port the kernel gives out (a
+/// client connection's, another broker's `port = 0`) can take it while a test's
+/// broker is down between a stop and a restart; racy only against another test
+/// choosing the same run at the same moment.
 pub fn free_ports(shards: u16) -> u16 {
-    for _ in 0..100 {
-        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = first.local_addr().unwrap().port();
-        if port > u16::MAX - shards {
-            continue;
-        }
-        let rest: Vec<_> = (1..=shards).map(|i| std::net::TcpListener::bind(("127.0.0.1", port + i))).collect();
-        if rest.iter().all(Result::is_ok) {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (first, last) = (10_000u16, low.saturating_sub(shards + 1).max(10_001));
+    for _ in 0..1000 {
+        let port = rand::Rng::gen_range(&mut rand::thread_rng(), first..last);
+        let run: Vec<_> = (0..=shards).map(|i| std::net::TcpListener::bind(("127.0.0.1", port + i))).collect();
+        if run.iter().all(Result::is_ok) {
             return port;
         }
     }
-    panic!("no run of free ports found");
+    panic!("no run of free ports found below {low}");
 }
 
 /// A `strand` client command left running (a following consumer), its stdout lines

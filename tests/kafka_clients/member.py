@@ -1,5 +1,6 @@
 """One member of a consumer group (confluent-kafka, librdkafka inside), driven by
-tests/kafka_clients.rs: consumes, commits each record synchronously, and reports on
+tests/kafka_clients.rs: `member.py BOOTSTRAP GROUP TOPIC STRATEGY`, STRATEGY an
+assignor of the classic protocol or `consumer-protocol` for KIP-848. Consumes, commits each record synchronously, and reports on
 stdout, one JSON object per line: {"assigned": [partitions]} whenever its assignment
 changes, {"record": [partition, offset, key, value]} per record, before its commit,
 {"error": text} for a refused commit, {"closed": true} once it has left the group."""
@@ -26,24 +27,30 @@ def say(**what):
     print(json.dumps(what), flush=True)
 
 
-consumer = Consumer(
-    {
-        "bootstrap.servers": bootstrap,
-        "group.id": group,
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-        "session.timeout.ms": 6000,
-        "heartbeat.interval.ms": 500,
-        "partition.assignment.strategy": strategy,
-        "topic.metadata.refresh.interval.ms": 1000,
-    }
-)
+config = {
+    "bootstrap.servers": bootstrap,
+    "group.id": group,
+    "auto.offset.reset": "earliest",
+    "enable.auto.commit": False,
+    "topic.metadata.refresh.interval.ms": 1000,
+}
+if strategy == "consumer-protocol":
+    # KIP-848: the broker assigns; the session and heartbeat are the broker's.
+    config["group.protocol"] = "consumer"
+else:
+    config.update({"session.timeout.ms": 6000, "heartbeat.interval.ms": 500, "partition.assignment.strategy": strategy})
+consumer = Consumer(config)
 
 
 consumer.subscribe([topic])
 reported = None
 while not stopping:
     message = consumer.poll(0.2)
+    if message is not None and message.error():
+        say(error=str(message.error()))
+        if message.error().fatal():
+            break
+        continue
     assigned = sorted(tp.partition for tp in consumer.assignment())
     if assigned != reported:
         say(assigned=assigned)
