@@ -321,18 +321,26 @@ impl FrameReader {
                 .ok()
                 .flatten()
                 .map_or(0, |header| header.frame_bytes().saturating_sub(self.buf.len()));
-            self.buf.reserve(rest.clamp(READ_BYTES / 4, READ_BYTES));
-            let want = self.buf.capacity() - self.buf.len();
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if !self.read_more(rest, deadline).await? {
                 return Ok(None);
             }
-            match self.stream.read_into(&mut self.buf, want, left).await {
-                Ok(0) => return Err("the broker closed the connection".into()),
-                Ok(_) => {}
-                Err(error) if error.kind() == std::io::ErrorKind::TimedOut => return Ok(None),
-                Err(error) => return Err(format!("receive failed: {error}")),
-            }
+        }
+    }
+
+    /// Receives more, room made for the `rest` of the frame being read; `false` once
+    /// `deadline` passed with nothing received.
+    async fn read_more(&mut self, rest: usize, deadline: Instant) -> Result<bool, String> {
+        self.buf.reserve(rest.clamp(READ_BYTES / 4, READ_BYTES));
+        let want = self.buf.capacity() - self.buf.len();
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        match self.stream.read_into(&mut self.buf, want, left).await {
+            Ok(0) => Err("the broker closed the connection".into()),
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => Ok(false),
+            Err(error) => Err(format!("receive failed: {error}")),
         }
     }
 }
@@ -346,18 +354,8 @@ impl FrameReader {
             if let Some(frame) = crate::kafka_wire::split_response(&mut self.buf, frame_bytes_max)? {
                 return Ok(Some(frame));
             }
-            let rest = crate::kafka_wire::frame_rest(&self.buf);
-            self.buf.reserve(rest.clamp(READ_BYTES / 4, READ_BYTES));
-            let want = self.buf.capacity() - self.buf.len();
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if !self.read_more(crate::kafka_wire::frame_rest(&self.buf), deadline).await? {
                 return Ok(None);
-            }
-            match self.stream.read_into(&mut self.buf, want, left).await {
-                Ok(0) => return Err("the broker closed the connection".into()),
-                Ok(_) => {}
-                Err(error) if error.kind() == std::io::ErrorKind::TimedOut => return Ok(None),
-                Err(error) => return Err(format!("receive failed: {error}")),
             }
         }
     }
@@ -558,6 +556,39 @@ fn acknowledge(context: &Context, intended: &[u64], value_bytes: u64, done: u64)
     context.shared.acked_bytes.fetch_add(value_bytes, Ordering::Relaxed);
 }
 
+/// How long an ack reader waits for a frame before it looks at its state again.
+const ACK_TICK: Duration = Duration::from_millis(100);
+
+/// How long produce requests have waited for any response.
+struct Silence {
+    waited: Duration,
+    timeout: Duration,
+}
+
+impl Silence {
+    fn new(timeout: Duration) -> Silence {
+        Silence { waited: Duration::ZERO, timeout }
+    }
+
+    /// An `ACK_TICK` passed with no response: an error once requests have waited
+    /// `timeout` (silence with none pending does not count).
+    fn passed(&mut self, nothing_pending: bool) -> Result<(), String> {
+        if nothing_pending {
+            self.waited = Duration::ZERO;
+            return Ok(());
+        }
+        self.waited += ACK_TICK;
+        if self.waited >= self.timeout {
+            return Err(format!("no produce response in {:?}", self.timeout));
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.waited = Duration::ZERO;
+    }
+}
+
 /// Matches produce responses to their requests until the producer closes.
 async fn read_acks(
     reader: &mut FrameReader,
@@ -568,25 +599,16 @@ async fn read_acks(
     if context.settings.protocol == Wire::Kafka {
         return read_kafka_acks(reader, pending, closing, context).await;
     }
-    let timeout = context.settings.request_timeout;
-    let mut waited = Duration::ZERO;
+    let mut silence = Silence::new(context.settings.request_timeout);
     loop {
         if pending.borrow().is_empty() && closing.get() {
             return Ok(());
         }
-        let tick = Duration::from_millis(100);
-        let Some((header, payload)) = reader.next(tick, &context.limits).await? else {
-            if pending.borrow().is_empty() {
-                waited = Duration::ZERO;
-            } else {
-                waited += tick;
-                if waited >= timeout {
-                    return Err(format!("no produce response in {timeout:?}"));
-                }
-            }
+        let Some((header, payload)) = reader.next(ACK_TICK, &context.limits).await? else {
+            silence.passed(pending.borrow().is_empty())?;
             continue;
         };
-        waited = Duration::ZERO;
+        silence.reset();
         let done = context.timing.now_ns();
         let response = decode_response(&header, &payload, &context.limits)?;
         let Response::Produce(response) = response else {
@@ -621,25 +643,16 @@ async fn read_kafka_acks(
     closing: &Cell<bool>,
     context: &Context,
 ) -> Result<(), String> {
-    let timeout = context.settings.request_timeout;
-    let mut waited = Duration::ZERO;
+    let mut silence = Silence::new(context.settings.request_timeout);
     loop {
         if pending.borrow().is_empty() && closing.get() {
             return Ok(());
         }
-        let tick = Duration::from_millis(100);
-        let Some((correlation, frame)) = reader.next_kafka(tick, context.limits.frame_bytes_max).await? else {
-            if pending.borrow().is_empty() {
-                waited = Duration::ZERO;
-            } else {
-                waited += tick;
-                if waited >= timeout {
-                    return Err(format!("no produce response in {timeout:?}"));
-                }
-            }
+        let Some((correlation, frame)) = reader.next_kafka(ACK_TICK, context.limits.frame_bytes_max).await? else {
+            silence.passed(pending.borrow().is_empty())?;
             continue;
         };
-        waited = Duration::ZERO;
+        silence.reset();
         let done = context.timing.now_ns();
         let entry = pending.borrow_mut().pop_front();
         let Some(entry) = entry.filter(|entry| entry.correlation_id as i32 == correlation) else {

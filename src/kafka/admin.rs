@@ -413,6 +413,27 @@ fn topic_resource(resource_type: i8, name: &StrBytes) -> Result<String, Failure>
     }
 }
 
+/// Each resource's answer as `$result`: AlterConfigs and IncrementalAlterConfigs answer
+/// with the same fields in two types.
+macro_rules! resource_results {
+    ($result:ty, $resources:expr, $outcomes:expr) => {
+        $resources
+            .iter()
+            .zip($outcomes)
+            .map(|(resource, outcome)| {
+                let mut result = <$result>::default();
+                result.resource_type = resource.resource_type;
+                result.resource_name = resource.resource_name.clone();
+                if let Err((error, message)) = outcome {
+                    result.error_code = error.code();
+                    result.error_message = message.map(|m| text(&m));
+                }
+                result
+            })
+            .collect()
+    };
+}
+
 /// AlterConfigs: the topic's configs become exactly those given (the rest back at
 /// their defaults), as Kafka's AlterConfigs replaces them.
 pub async fn alter_configs(kafka: &Kafka, ctx: &RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse {
@@ -433,21 +454,8 @@ pub async fn alter_configs(kafka: &Kafka, ctx: &RequestContext, request: AlterCo
         .collect();
     let outcomes = alter(kafka, ctx, alterations, request.validate_only).await;
     let mut response = AlterConfigsResponse::default();
-    response.responses = request
-        .resources
-        .iter()
-        .zip(outcomes)
-        .map(|(resource, outcome)| {
-            let mut result = alter_configs_response::AlterConfigsResourceResponse::default();
-            result.resource_type = resource.resource_type;
-            result.resource_name = resource.resource_name.clone();
-            if let Err((error, message)) = outcome {
-                result.error_code = error.code();
-                result.error_message = message.map(|m| text(&m));
-            }
-            result
-        })
-        .collect();
+    response.responses =
+        resource_results!(alter_configs_response::AlterConfigsResourceResponse, request.resources, outcomes);
     response
 }
 
@@ -489,21 +497,7 @@ pub async fn incremental_alter_configs(
         .collect();
     let outcomes = alter(kafka, ctx, alterations, request.validate_only).await;
     let mut response = IncrementalAlterConfigsResponse::default();
-    response.responses = request
-        .resources
-        .iter()
-        .zip(outcomes)
-        .map(|(resource, outcome)| {
-            let mut result = IncrementalResult::default();
-            result.resource_type = resource.resource_type;
-            result.resource_name = resource.resource_name.clone();
-            if let Err((error, message)) = outcome {
-                result.error_code = error.code();
-                result.error_message = message.map(|m| text(&m));
-            }
-            result
-        })
-        .collect();
+    response.responses = resource_results!(IncrementalResult, request.resources, outcomes);
     response
 }
 

@@ -3,10 +3,10 @@ tests/kafka_clients.rs: `produce.py BOOTSTRAP TOPIC FIRST COUNT CODEC`, records
 key-(i % 97) = value-i for i in FIRST..FIRST+COUNT, with Kafka's partitioner
 (murmur2). Prints one JSON object: how many were delivered and the errors."""
 
-import json
 import sys
 
 from confluent_kafka import Producer
+from delivery import Deliveries
 
 bootstrap, topic, first, count, codec = sys.argv[1:6]
 first, count = int(first), int(count)
@@ -19,25 +19,14 @@ producer = Producer(
         "acks": "all",
     }
 )
-delivered = 0
-errors = []
-
-
-def done(error, message):
-    global delivered
-    if error is not None:
-        errors.append(str(error))
-    else:
-        delivered += 1
-
+deliveries = Deliveries()
 
 for i in range(first, first + count):
     while True:
         try:
-            producer.produce(topic, key=f"key-{i % 97}", value=f"value-{i}", on_delivery=done)
+            producer.produce(topic, key=f"key-{i % 97}", value=f"value-{i}", on_delivery=deliveries.done)
             break
         except BufferError:
             producer.poll(0.1)
     producer.poll(0)
-left = producer.flush(60)
-print(json.dumps({"delivered": delivered, "errors": errors[:10], "undelivered": left}), flush=True)
+deliveries.report(producer, 60)
