@@ -49,7 +49,19 @@ impl Broker {
             // Not Kafka's default 9092: tests run side by side.
             args.extend(["--kafka-port", "0"]);
         }
-        Broker::launch(&std::env::temp_dir(), data_dir, &args, &[], None)
+        // A broker just killed on these ports may hold them a moment longer: its
+        // io_uring rings are torn down after the process is reaped, and the sockets
+        // with them. Try again for a while, as a service manager restarting it would.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match Broker::try_launch(&std::env::temp_dir(), data_dir, &args, &[], None) {
+                Ok(broker) => return broker,
+                Err(message) if message.contains("Address already in use") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(message) => panic!("{message}"),
+            }
+        }
     }
 
     /// Starts a broker (kernel-chosen ports) whose descriptor limit, soft and hard, is
@@ -66,6 +78,17 @@ impl Broker {
     }
 
     fn launch(cwd: &Path, data_dir: &Path, extra: &[&str], env: &[(&str, &str)], nofile: Option<u64>) -> Broker {
+        Broker::try_launch(cwd, data_dir, extra, env, nofile).unwrap_or_else(|message| panic!("{message}"))
+    }
+
+    /// Starts the broker; `Err` says why it did not report ready (its stderr).
+    fn try_launch(
+        cwd: &Path,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Result<Broker, String> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_strand"));
         if let Some(nofile) = nofile {
             use std::os::unix::process::CommandExt;
@@ -138,7 +161,12 @@ impl Broker {
             Ok(line) => line,
             Err(_) => {
                 broker.kill();
-                panic!("the broker did not report ready within {READY_TIMEOUT:?}; stderr:\n{}", broker.stderr());
+                // Its last words reach the stderr reader after it exits.
+                std::thread::sleep(Duration::from_millis(100));
+                return Err(format!(
+                    "the broker did not report ready within {READY_TIMEOUT:?}; stderr:\n{}",
+                    broker.stderr()
+                ));
             }
         };
         // "strand: serving on 127.0.0.1:PORT (shard ports A, B), N partitions, kafka
@@ -152,7 +180,7 @@ impl Broker {
             .split(", kafka ")
             .nth(1)
             .map(|rest| rest.split(',').next().unwrap().trim().rsplit(':').next().unwrap().parse().unwrap());
-        broker
+        Ok(broker)
     }
 
     /// `127.0.0.1:PORT` of the Kafka listener.
