@@ -7,14 +7,9 @@
 mod common;
 
 use bytes::Bytes;
-use common::kafka::KafkaConnection;
+use common::kafka::{batch, fetch_request, latest_offset, metadata, name, produce, produce_request, KafkaConnection};
 use common::{rss_bytes, run_tool, Broker};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::time::Duration;
@@ -27,86 +22,6 @@ fn kcat(args: &[&str], stdin: &str) -> String {
     let (ok, stdout, stderr) = run_tool("kcat", args, stdin);
     assert!(ok, "kcat {args:?} failed: {stderr}");
     stdout
-}
-
-fn name(text: &str) -> TopicName {
-    TopicName(StrBytes::from_string(text.to_string()))
-}
-
-fn batch(records: &[(&str, &str)]) -> Bytes {
-    let mut builder = BatchBuilder::new();
-    for (key, value) in records {
-        builder.push(Some(key.as_bytes()), Some(value.as_bytes()), &[], 1_700_000_000_000);
-    }
-    Bytes::from(builder.finish())
-}
-
-fn produce_request(topic: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {
-    let mut data = PartitionProduceData::default();
-    data.index = partition;
-    data.records = Some(records);
-    let mut topic_data = TopicProduceData::default();
-    topic_data.name = name(topic);
-    topic_data.partition_data = vec![data];
-    let mut request = ProduceRequest::default();
-    request.acks = acks;
-    request.timeout_ms = 10_000;
-    request.topic_data = vec![topic_data];
-    request
-}
-
-fn produce(conn: &mut KafkaConnection, topic: &str, records: Bytes) -> (i16, i64, Option<String>) {
-    let response: ProduceResponse = conn.call(ApiKey::Produce, 9, &produce_request(topic, 0, -1, records));
-    let part = &response.responses[0].partition_responses[0];
-    (part.error_code, part.base_offset, part.error_message.as_ref().map(|m| m.to_string()))
-}
-
-fn latest_offset(conn: &mut KafkaConnection, topic: &str) -> i64 {
-    let mut partition = ListOffsetsPartition::default();
-    partition.partition_index = 0;
-    partition.timestamp = -1;
-    let mut asked = ListOffsetsTopic::default();
-    asked.name = name(topic);
-    asked.partitions = vec![partition];
-    let mut request = ListOffsetsRequest::default();
-    request.topics = vec![asked];
-    let response: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, 6, &request);
-    let part = &response.topics[0].partitions[0];
-    assert_eq!(part.error_code, 0);
-    part.offset
-}
-
-fn metadata(conn: &mut KafkaConnection, version: i16, topics: &[&str], auto_create: bool) -> MetadataResponse {
-    let mut request = MetadataRequest::default();
-    request.topics = Some(
-        topics
-            .iter()
-            .map(|topic| {
-                let mut asked = MetadataRequestTopic::default();
-                asked.name = Some(name(topic));
-                asked
-            })
-            .collect(),
-    );
-    request.allow_auto_topic_creation = auto_create;
-    conn.call(ApiKey::Metadata, version, &request)
-}
-
-fn fetch_request(topic: &str, topic_id: uuid::Uuid, offset: i64, max_wait_ms: i32) -> FetchRequest {
-    let mut partition = FetchPartition::default();
-    partition.partition = 0;
-    partition.fetch_offset = offset;
-    partition.partition_max_bytes = 1 << 20;
-    let mut asked = FetchTopic::default();
-    asked.topic = name(topic);
-    asked.topic_id = topic_id;
-    asked.partitions = vec![partition];
-    let mut request = FetchRequest::default();
-    request.max_wait_ms = max_wait_ms;
-    request.min_bytes = 1;
-    request.max_bytes = 50 << 20;
-    request.topics = vec![asked];
-    request
 }
 
 /// What kcat (librdkafka) produces it reads back: 10,000 keyed records, 2,000 with

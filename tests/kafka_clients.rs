@@ -7,188 +7,12 @@
 
 mod common;
 
-use common::kafka::KafkaConnection;
+use common::clients::*;
 use common::{wait_for, Broker};
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-use kafka_protocol::messages::{ApiKey, GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use strand_client::{block_on, partition_for_key, Client};
-
-fn python() -> PathBuf {
-    let venv = std::env::var_os("STRAND_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/py-venv"));
-    let python = venv.join("bin/python");
-    assert!(python.exists(), "{} is missing: scripts/test creates it with the Kafka clients", python.display());
-    python
-}
-
-fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_clients").join(name)
-}
-
-/// Produces `count` keyed records from `first` with `codec` through confluent-kafka.
-fn produce(bootstrap: &str, topic: &str, first: u64, count: u64, codec: &str) {
-    let (first, count) = (first.to_string(), count.to_string());
-    let path = script("produce.py");
-    let args = [path.to_str().unwrap(), bootstrap, topic, &first, &count, codec];
-    let (ok, stdout, stderr) = common::run_tool(python().to_str().unwrap(), &args, "");
-    assert!(ok, "produce.py failed: {stderr}");
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(summary["delivered"], count.parse::<u64>().unwrap(), "{codec}: every record delivered: {summary}");
-}
-
-/// A record a member consumed and committed.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Consumed {
-    partition: u32,
-    offset: i64,
-    key: String,
-    value: String,
-}
-
-/// One group member: a confluent-kafka consumer in its own process.
-struct Member {
-    child: Option<Child>,
-    assigned: Arc<Mutex<Option<Vec<u32>>>>,
-    records: Arc<Mutex<Vec<Consumed>>>,
-    errors: Arc<Mutex<Vec<String>>>,
-    closed: Arc<Mutex<bool>>,
-}
-
-impl Member {
-    fn start(bootstrap: &str, group: &str, topic: &str, strategy: &str) -> Member {
-        let mut child = Command::new(python())
-            .arg(script("member.py"))
-            .args([bootstrap, group, topic, strategy])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let member = Member {
-            child: Some(child),
-            assigned: Arc::default(),
-            records: Arc::default(),
-            errors: Arc::default(),
-            closed: Arc::default(),
-        };
-        let (assigned, records, closed) = (member.assigned.clone(), member.records.clone(), member.closed.clone());
-        let errors = member.errors.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let event: serde_json::Value = serde_json::from_str(&line).unwrap();
-                if let Some(partitions) = event.get("assigned") {
-                    let partitions = partitions.as_array().unwrap().iter().map(|p| p.as_u64().unwrap() as u32);
-                    *assigned.lock().unwrap() = Some(partitions.collect());
-                } else if let Some(record) = event.get("record") {
-                    records.lock().unwrap().push(Consumed {
-                        partition: record[0].as_u64().unwrap() as u32,
-                        offset: record[1].as_i64().unwrap(),
-                        key: record[2].as_str().unwrap().to_string(),
-                        value: record[3].as_str().unwrap().to_string(),
-                    });
-                } else if let Some(error) = event.get("error") {
-                    errors.lock().unwrap().push(error.as_str().unwrap_or_default().to_string());
-                } else if event.get("closed").is_some() {
-                    *closed.lock().unwrap() = true;
-                }
-            }
-        });
-        member
-    }
-
-    fn assigned(&self) -> Vec<u32> {
-        self.assigned.lock().unwrap().clone().unwrap_or_default()
-    }
-
-    fn errors(&self) -> Vec<String> {
-        self.errors.lock().unwrap().clone()
-    }
-
-    fn records(&self) -> Vec<Consumed> {
-        self.records.lock().unwrap().clone()
-    }
-
-    fn signal(&mut self, signal: i32) -> Option<Child> {
-        let child = self.child.take()?;
-        // SAFETY: a signal to a child this test started and has not reaped.
-        unsafe { libc::kill(child.id() as i32, signal) };
-        Some(child)
-    }
-
-    /// Kills the member as a crash would: no LeaveGroup, no last commit.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.signal(libc::SIGKILL) {
-            let _ = child.wait();
-        }
-    }
-
-    /// Stops the member cleanly: it leaves the group.
-    fn stop(&mut self) {
-        let Some(mut child) = self.signal(libc::SIGTERM) else { return };
-        wait_for("the member to leave its group", Duration::from_secs(30), || child.try_wait().unwrap().is_some());
-        assert!(*self.closed.lock().unwrap(), "the member closed its consumer");
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn union(members: &[&Member]) -> BTreeSet<u32> {
-    members.iter().flat_map(|m| m.assigned()).collect()
-}
-
-/// Every record consumed, once per (partition, offset).
-fn distinct(members: &[&Member]) -> BTreeMap<(u32, i64), Consumed> {
-    members.iter().flat_map(|m| m.records()).map(|r| ((r.partition, r.offset), r)).collect()
-}
-
-/// Waits until `members` consumed `count` distinct records; on timeout, says where
-/// each partition stands and what each member holds.
-fn wait_for_every_record(members: &[&Member], count: usize, context: impl Fn() -> String) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while distinct(members).len() < count {
-        if std::time::Instant::now() > deadline {
-            let mut partitions: BTreeMap<u32, (usize, i64)> = BTreeMap::new();
-            for (partition, offset) in distinct(members).keys() {
-                let seen = partitions.entry(*partition).or_default();
-                seen.0 += 1;
-                seen.1 = seen.1.max(*offset);
-            }
-            let held: Vec<(Vec<u32>, usize)> = members.iter().map(|m| (m.assigned(), m.records().len())).collect();
-            panic!(
-                "{count} records not consumed in time: (records, highest offset) by partition {partitions:?}; (assigned, records) by member {held:?}; {}",
-                context()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The group's committed offsets, through the Kafka wire.
-fn committed(kafka_port: u16, group: &str, topic: &str, partitions: u32) -> BTreeMap<u32, i64> {
-    let mut conn = KafkaConnection::connect(kafka_port);
-    let mut asked = OffsetFetchRequestTopic::default();
-    asked.name = TopicName(StrBytes::from_string(topic.to_string()));
-    asked.partition_indexes = (0..partitions as i32).collect();
-    let mut request = OffsetFetchRequest::default();
-    request.group_id = GroupId(StrBytes::from_string(group.to_string()));
-    request.topics = Some(vec![asked]);
-    let response: OffsetFetchResponse = conn.call(ApiKey::OffsetFetch, 7, &request);
-    assert_eq!(response.error_code, 0);
-    response.topics[0].partitions.iter().map(|p| (p.partition_index as u32, p.committed_offset)).collect()
-}
 
 /// confluent-kafka's producer with every codec it has, and a group member reading
 /// all 10,000 records back: each once, in order per key, each key in the partition
@@ -292,18 +116,6 @@ fn a_group_of_three_survives_a_killed_member_and_resumes_from_its_commits_after_
     broker.kill();
     let broker = Broker::start_on_port(&data, port, &["--kafka-port", &kafka_port]);
     assert_eq!(committed(broker.kafka_port.unwrap(), "workers", "work", 12), forgotten, "after a restart too");
-}
-
-fn admin(bootstrap: &str, step: &str, topic: &str) -> serde_json::Value {
-    let path = script("admin.py");
-    let (ok, stdout, stderr) =
-        common::run_tool(python().to_str().unwrap(), &[path.to_str().unwrap(), bootstrap, step, topic], "");
-    assert!(ok, "admin.py {step} failed: {stderr}");
-    serde_json::from_str(stdout.trim()).unwrap()
-}
-
-fn value_seq(record: &Consumed) -> u64 {
-    record.value.trim_start_matches("value-").parse().unwrap()
 }
 
 /// confluent-kafka's AdminClient creates, describes, alters, grows and deletes a
@@ -439,14 +251,6 @@ fn kafka_python_and_aiokafka_produce_with_every_codec_and_consume_in_a_group() {
             .collect();
         assert_eq!(committed, ends, "{name}: committed at each partition's end");
     }
-}
-
-fn node_modules() -> PathBuf {
-    let dir = std::env::var_os("STRAND_TEST_NODE_MODULES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/kafka-node/node_modules"));
-    assert!(dir.join("kafkajs").exists(), "{} has no kafkajs: scripts/test installs it", dir.display());
-    dir
 }
 
 /// kafkajs (Node.js), idempotent, uncompressed and gzip: every record read back once

@@ -178,6 +178,8 @@ pub struct GroupSummary {
     pub protocol_type: String,
     pub protocol: String,
     pub members: Vec<MemberSummary>,
+    /// A Kafka classic group (its leader member assigns), not one the broker assigns.
+    pub classic: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -238,6 +240,12 @@ pub enum GroupRequest {
     /// Kafka's DeleteGroups of one group: its committed offsets forgotten, only while
     /// it has no members.
     Delete(String),
+    /// Kafka's OffsetDelete: the group's committed offsets of these partitions
+    /// forgotten, except for topics its members subscribe to.
+    DeleteOffsets {
+        group: String,
+        topics: Vec<TopicPartitions>,
+    },
 }
 
 /// A coordinator's answer, of the request's kind.
@@ -257,6 +265,8 @@ pub enum GroupResponse {
     /// `None`: the broker knows no such group (Kafka's `Dead`).
     Summary(Option<GroupSummary>),
     Deleted(Option<Error>),
+    /// Per partition, or `error` for the whole group.
+    OffsetsDeleted(OffsetCommitResponse),
 }
 
 /// Kafka's classic group protocol, where the group's leader member assigns: a member

@@ -417,6 +417,9 @@ impl GroupCoordinator {
             GroupRequest::ClassicCommit(request) => GroupResponse::Commit(self.classic_commit(host, request).await),
             GroupRequest::Summarize(name) => GroupResponse::Summary(self.summarize(&name)),
             GroupRequest::Delete(name) => GroupResponse::Deleted(self.delete_group(host, &name).await.err()),
+            GroupRequest::DeleteOffsets { group, topics } => {
+                GroupResponse::OffsetsDeleted(self.delete_offsets(host, &group, topics).await)
+            }
         }
     }
 
@@ -941,26 +944,108 @@ impl GroupCoordinator {
             return Err(Error::UnknownGroup);
         }
         if !committed.is_empty() {
-            let Ok(_writer) = self.writer.acquire_permit(1).await else { return Err(Error::NotReady) };
-            let partitions = host.metadata().topics.get(OFFSETS_TOPIC).map_or(0, |t| t.partitions());
-            let log = host
-                .partition(OFFSETS_TOPIC, offsets_partition(name, partitions))
-                .ok_or_else(|| Error::StorageFailed(format!("{OFFSETS_TOPIC} is not open on this shard")))?;
-            let mut builder = BatchBuilder::new();
-            let now_ms =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-            for (topic, partition) in &committed {
-                builder.push(Some(&record_key(name, topic, *partition)), None, &[], now_ms);
-            }
-            let appended = log.append(BytesMut::from(&builder.finish()[..])).await.map_err(Error::from)?;
-            log.wait_acked(&appended, Acks::Durable).await.map_err(Error::from)?;
-            self.offsets.borrow_mut().remove(name);
+            self.write_tombstones(host, name, &committed).await?;
         }
         self.ended.borrow_mut().remove(name);
         self.groups.borrow_mut().remove(name);
         self.classic.borrow_mut().remove(name);
         tracing::info!(group = %name, offsets = committed.len(), "group deleted");
         Ok(())
+    }
+
+    /// Forgets `committed` offsets of group `name`: a tombstone for each in
+    /// `__consumer_offsets`, fdatasynced before they leave memory.
+    async fn write_tombstones<H: GroupHost>(&self, host: &H, name: &str, committed: &[Tp]) -> Result<(), Error> {
+        let Ok(_writer) = self.writer.acquire_permit(1).await else { return Err(Error::NotReady) };
+        let partitions = host.metadata().topics.get(OFFSETS_TOPIC).map_or(0, |t| t.partitions());
+        let log = host
+            .partition(OFFSETS_TOPIC, offsets_partition(name, partitions))
+            .ok_or_else(|| Error::StorageFailed(format!("{OFFSETS_TOPIC} is not open on this shard")))?;
+        let mut builder = BatchBuilder::new();
+        let now_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        for (topic, partition) in committed {
+            builder.push(Some(&record_key(name, topic, *partition)), None, &[], now_ms);
+        }
+        let appended = log.append(BytesMut::from(&builder.finish()[..])).await.map_err(Error::from)?;
+        log.wait_acked(&appended, Acks::Durable).await.map_err(Error::from)?;
+        let mut offsets = self.offsets.borrow_mut();
+        if let Some(stored) = offsets.get_mut(name) {
+            for tp in committed {
+                stored.remove(tp);
+            }
+            if stored.is_empty() {
+                offsets.remove(name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Kafka's OffsetDelete: forgets the group's committed offsets of `topics`' partitions,
+    /// except those of topics its members subscribe to (GROUP_SUBSCRIBED_TO_TOPIC). A
+    /// classic group of another protocol type than `consumer` must be empty, as its
+    /// subscriptions cannot be read. A partition with no committed offset succeeds.
+    async fn delete_offsets<H: GroupHost>(
+        &self,
+        host: &H,
+        name: &str,
+        topics: Vec<TopicPartitions>,
+    ) -> OffsetCommitResponse {
+        let refused = |error: Error| OffsetCommitResponse { error: Some(error), topics: Vec::new() };
+        let subscribed: BTreeSet<String> = {
+            let classic = self.classic.borrow();
+            let groups = self.groups.borrow();
+            let live_classic = classic.get(name).filter(|g| !g.members.is_empty());
+            let known = live_classic.is_some() || groups.contains_key(name) || self.offsets.borrow().contains_key(name);
+            if !known {
+                return refused(Error::UnknownGroup);
+            }
+            match live_classic {
+                Some(group) if group.protocol_type.as_deref() != Some("consumer") => {
+                    return refused(Error::GroupNotEmpty)
+                }
+                Some(group) => {
+                    let protocol = group.protocol.clone().unwrap_or_default();
+                    group.members.values().flat_map(|member| subscription_topics(&member.metadata(&protocol))).collect()
+                }
+                None => groups.get(name).map(subscribed_topics).unwrap_or_default(),
+            }
+        };
+        let mut doomed = Vec::new();
+        let results: Vec<CommitTopicResult> = {
+            let offsets = self.offsets.borrow();
+            let stored = offsets.get(name);
+            topics
+                .into_iter()
+                .map(|topic| {
+                    let is_subscribed = subscribed.contains(&topic.topic);
+                    let partitions = topic
+                        .partitions
+                        .iter()
+                        .map(|&partition| {
+                            let key = (topic.topic.clone(), partition);
+                            let error = if is_subscribed {
+                                Some(Error::GroupSubscribedToTopic)
+                            } else {
+                                if stored.is_some_and(|s| s.contains_key(&key)) {
+                                    doomed.push(key);
+                                }
+                                None
+                            };
+                            CommitPartitionResult { partition, error }
+                        })
+                        .collect();
+                    CommitTopicResult { topic: topic.topic, partitions }
+                })
+                .collect()
+        };
+        if !doomed.is_empty() {
+            if let Err(error) = self.write_tombstones(host, name, &doomed).await {
+                return refused(error);
+            }
+            tracing::info!(group = %name, offsets = doomed.len(), "committed offsets deleted");
+        }
+        OffsetCommitResponse { error: None, topics: results }
     }
 
     /// Kafka's DescribeGroups of `name`: `None` when the broker knows nothing of it.
@@ -985,6 +1070,7 @@ impl GroupCoordinator {
                 protocol_type: group.protocol_type.clone().unwrap_or_default(),
                 protocol,
                 members,
+                classic: true,
             });
         }
         let groups = self.groups.borrow();
@@ -1015,6 +1101,7 @@ impl GroupCoordinator {
                 .map(|g| g.strategy.name().to_string())
                 .unwrap_or_default(),
             members,
+            classic: false,
         })
     }
 
@@ -1052,6 +1139,28 @@ impl GroupCoordinator {
             members,
         }
     }
+}
+
+/// The topics of a Kafka consumer protocol subscription (ConsumerProtocolSubscription,
+/// any version: they all start with the version and the topic names); nothing if the
+/// bytes are not one.
+fn subscription_topics(metadata: &[u8]) -> Vec<String> {
+    let mut at = 2usize; // the version
+    let read_i32 = |at: &mut usize| -> Option<i32> {
+        let bytes = metadata.get(*at..*at + 4)?;
+        *at += 4;
+        Some(i32::from_be_bytes(bytes.try_into().ok()?))
+    };
+    let Some(count) = read_i32(&mut at).filter(|&n| n >= 0) else { return Vec::new() };
+    let mut topics = Vec::new();
+    for _ in 0..count {
+        let Some(len) = metadata.get(at..at + 2).map(|b| i16::from_be_bytes([b[0], b[1]])) else { break };
+        at += 2;
+        let Some(name) = usize::try_from(len).ok().and_then(|len| metadata.get(at..at + len)) else { break };
+        at += name.len();
+        topics.push(String::from_utf8_lossy(name).into_owned());
+    }
+    topics
 }
 
 /// Each committed partition's end (high watermark), or why it has none, from the

@@ -41,6 +41,7 @@ pub fn kafka_error(error: &Error) -> ResponseError {
         Error::UnknownGroup => ResponseError::GroupIdNotFound,
         Error::UnknownMember => ResponseError::UnknownMemberId,
         Error::GroupNotEmpty => ResponseError::NonEmptyGroup,
+        Error::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
         Error::StaleGeneration | Error::NotAssigned => ResponseError::IllegalGeneration,
         Error::RebalanceInProgress => ResponseError::RebalanceInProgress,
         Error::StaleMemberEpoch => ResponseError::StaleMemberEpoch,

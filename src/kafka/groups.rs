@@ -12,12 +12,9 @@ use crate::group::api::{
     GroupRequest, GroupResponse, TopicPartitions,
 };
 use crate::service::{groups, Error, RequestContext};
-use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
-use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
-use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
@@ -27,11 +24,11 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-fn code(error: &Option<Error>) -> i16 {
+pub(super) fn code(error: &Option<Error>) -> i16 {
     error.as_ref().map_or(0, |error| kafka_error(error).code())
 }
 
-fn text(value: &str) -> StrBytes {
+pub(super) fn text(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_string())
 }
 
@@ -75,7 +72,7 @@ pub fn find_coordinator(kafka: &Kafka, version: i16, request: FindCoordinatorReq
     response
 }
 
-async fn ask(kafka: &Kafka, ctx: &RequestContext, request: GroupRequest) -> GroupResponse {
+pub(super) async fn ask(kafka: &Kafka, ctx: &RequestContext, request: GroupRequest) -> GroupResponse {
     let operation = groups::operation_of(&request);
     let response = groups::handle(&kafka.shard, ctx, request).await;
     if groups::error_of(&response).is_some() {
@@ -397,106 +394,6 @@ pub async fn fetch_offsets(
     response
 }
 
-/// ListGroups: every group any shard knows, with Kafka's state and type names (a
-/// broker-assigned group is of type `consumer`, as a KIP-848 group is; a classic one
-/// `classic`), filtered as asked.
-pub async fn list(kafka: &Kafka, ctx: &RequestContext, request: ListGroupsRequest) -> ListGroupsResponse {
-    let listed = match ask(kafka, ctx, GroupRequest::List).await {
-        GroupResponse::List(listed) => listed.groups,
-        _ => Vec::new(),
-    };
-    let states: Vec<String> = request.states_filter.iter().map(|s| s.to_string().to_ascii_lowercase()).collect();
-    let types: Vec<String> = request.types_filter.iter().map(|t| t.to_string().to_ascii_lowercase()).collect();
-    let mut response = ListGroupsResponse::default();
-    response.groups = listed
-        .into_iter()
-        .filter(|group| states.is_empty() || states.contains(&group.state.to_ascii_lowercase()))
-        .map(|group| {
-            let kind = if group.classic { "classic" } else { "consumer" };
-            (group, kind)
-        })
-        .filter(|(_, kind)| types.is_empty() || types.iter().any(|t| t == kind))
-        .map(|(group, kind)| {
-            let mut out = ListedGroup::default();
-            out.group_id = GroupId(text(&group.group));
-            out.protocol_type = text(&group.protocol_type);
-            out.group_state = text(&group.state);
-            out.group_type = text(kind);
-            out
-        })
-        .collect();
-    response
-}
-
-/// DescribeGroups: each group's state, protocol and members; a group the broker knows
-/// nothing of is `Dead`, as Kafka answers.
-pub async fn describe(
-    kafka: &Kafka,
-    ctx: &RequestContext,
-    version: i16,
-    request: DescribeGroupsRequest,
-) -> DescribeGroupsResponse {
-    let mut response = DescribeGroupsResponse::default();
-    for group_id in request.groups {
-        let name = group_id.0.to_string();
-        let mut out = DescribedGroup::default();
-        out.group_id = group_id;
-        out.authorized_operations = super::metadata::OPERATIONS_OMITTED;
-        if let Err(error) = crate::group::check_group_id(&name) {
-            out.error_code = kafka_error(&error).code();
-            response.groups.push(out);
-            continue;
-        }
-        match ask(kafka, ctx, GroupRequest::Summarize(name)).await {
-            GroupResponse::Summary(Some(summary)) => {
-                out.group_state = text(&summary.state);
-                out.protocol_type = text(&summary.protocol_type);
-                out.protocol_data = text(&summary.protocol);
-                out.members = summary
-                    .members
-                    .into_iter()
-                    .map(|member| {
-                        let mut m = DescribedGroupMember::default();
-                        m.member_id = text(&member.member_id);
-                        if version >= 4 {
-                            m.group_instance_id = member.group_instance_id.map(|id| text(&id));
-                        }
-                        m.client_id = text(&member.client_id);
-                        m.client_host = text(&member.client_host);
-                        m.member_metadata = member.metadata;
-                        m.member_assignment = member.assignment;
-                        m
-                    })
-                    .collect();
-            }
-            GroupResponse::Summary(None) => out.group_state = text("Dead"),
-            other => {
-                let error = groups::error_of(&other).cloned().unwrap_or(Error::NotReady);
-                out.error_code = kafka_error(&error).code();
-            }
-        }
-        response.groups.push(out);
-    }
-    response
-}
-
-/// DeleteGroups: each group's committed offsets forgotten, while it has no members
-/// (NON_EMPTY_GROUP otherwise; GROUP_ID_NOT_FOUND for a group the broker does not know).
-pub async fn delete(kafka: &Kafka, ctx: &RequestContext, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
-    let mut response = DeleteGroupsResponse::default();
-    for group_id in request.groups_names {
-        let mut result = DeletableGroupResult::default();
-        let error = match ask(kafka, ctx, GroupRequest::Delete(group_id.0.to_string())).await {
-            GroupResponse::Deleted(error) => error,
-            other => Some(groups::error_of(&other).cloned().unwrap_or(Error::NotReady)),
-        };
-        result.group_id = group_id;
-        result.error_code = code(&error);
-        response.results.push(result);
-    }
-    response
-}
-
 /// The session of a KIP-848 member: the broker's, not the client's (Kafka's
 /// `group.consumer.session.timeout.ms`).
 const CONSUMER_SESSION_TIMEOUT_MS: u32 = 45_000;
@@ -592,7 +489,10 @@ pub async fn consumer_heartbeat(
         }
     };
     let (generation, assigned) = answer;
-    response.member_epoch = generation as i32;
+    // KIP-848 keeps epoch 0 for joining: while a new group forms (its first
+    // assignment waits out the initial delay) its members are told epoch 1, the
+    // epoch of that first assignment, with nothing assigned yet.
+    response.member_epoch = (generation as i32).max(1);
     let mut assignment = consumer_group_heartbeat_response::Assignment::default();
     assignment.topic_partitions = assigned
         .into_iter()

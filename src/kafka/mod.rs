@@ -29,11 +29,13 @@ pub mod codec;
 pub mod configs;
 pub mod errors;
 mod fetch;
+mod group_admin;
 mod groups;
 mod metadata;
 mod offsets;
 pub mod produce;
 mod producer_ids;
+mod records;
 pub mod versions;
 pub mod wire;
 
@@ -44,10 +46,11 @@ use crate::shard::Shard;
 use bytes::{Buf, BytesMut};
 use codec::{CodecError, Header};
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiKey, ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteGroupsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
-    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
-    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    AlterConfigsRequest, ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, CreatePartitionsRequest,
+    CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, DescribeProducersRequest, FetchRequest, FindCoordinatorRequest,
+    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
     OffsetFetchRequest, OffsetForLeaderEpochRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -138,7 +141,10 @@ fn operation(api: ApiKey) -> Option<Operation> {
         ApiKey::OffsetForLeaderEpoch => Operation::ListOffsets,
         ApiKey::DeleteGroups => Operation::DeleteGroups,
         ApiKey::ConsumerGroupHeartbeat => Operation::Heartbeat,
-        ApiKey::DescribeGroups => Operation::DescribeGroup,
+        ApiKey::DescribeGroups | ApiKey::ConsumerGroupDescribe => Operation::DescribeGroup,
+        ApiKey::OffsetDelete => Operation::OffsetDelete,
+        ApiKey::DeleteRecords => Operation::DeleteRecords,
+        ApiKey::DescribeProducers => Operation::DescribeProducers,
         _ => return None,
     })
 }
@@ -266,16 +272,28 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
             groups::fetch_offsets(kafka, ctx, version, request).await
         }),
         ApiKey::ListGroups => {
-            serve!(ListGroupsRequest, |kafka, ctx, request| { groups::list(kafka, ctx, request).await })
+            serve!(ListGroupsRequest, |kafka, ctx, request| { group_admin::list(kafka, ctx, request).await })
         }
         ApiKey::DescribeGroups => serve!(DescribeGroupsRequest, |kafka, ctx, request| {
-            groups::describe(kafka, ctx, version, request).await
+            group_admin::describe(kafka, ctx, version, request).await
+        }),
+        ApiKey::ConsumerGroupDescribe => serve!(ConsumerGroupDescribeRequest, |kafka, ctx, request| {
+            group_admin::consumer_group_describe(kafka, ctx, request).await
+        }),
+        ApiKey::OffsetDelete => serve!(OffsetDeleteRequest, |kafka, ctx, request| {
+            group_admin::delete_offsets(kafka, ctx, request).await
+        }),
+        ApiKey::DeleteRecords => {
+            serve!(DeleteRecordsRequest, |kafka, ctx, request| { records::delete_records(kafka, ctx, request).await })
+        }
+        ApiKey::DescribeProducers => serve!(DescribeProducersRequest, |kafka, ctx, request| {
+            records::describe_producers(kafka, ctx, request).await
         }),
         ApiKey::ConsumerGroupHeartbeat => serve!(ConsumerGroupHeartbeatRequest, |kafka, ctx, request| {
             groups::consumer_heartbeat(kafka, ctx, version, request).await
         }),
         ApiKey::DeleteGroups => {
-            serve!(DeleteGroupsRequest, |kafka, ctx, request| { groups::delete(kafka, ctx, request).await })
+            serve!(DeleteGroupsRequest, |kafka, ctx, request| { group_admin::delete(kafka, ctx, request).await })
         }
         ApiKey::OffsetForLeaderEpoch => serve!(OffsetForLeaderEpochRequest, |kafka, ctx, request| {
             offsets::leader_epochs(&kafka.shard, ctx, request).await

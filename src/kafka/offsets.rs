@@ -1,6 +1,9 @@
-//! ListOffsets (v1 to v6) and OffsetForLeaderEpoch (v2 to v4): earliest (-2), latest (-1, the high watermark) and the
-//! first offset at or after a timestamp, each answered by the partition's owning
-//! shard. The leader epoch is the partition's (0 on one broker).
+//! ListOffsets (v1 to v10) and OffsetForLeaderEpoch (v2 to v4): earliest (-2), latest
+//! (-1, the high watermark), the first record at or after a timestamp, the record with
+//! the newest timestamp (-3, KIP-734), the earliest local offset (-4, KIP-1005: the
+//! earliest, as every record is local) and the latest tiered offset (-5: none, as
+//! nothing is tiered), each answered by the partition's owning shard. The leader
+//! epoch is the partition's (0 on one broker).
 
 use super::errors::kafka_error;
 use crate::partition::TopicPartition;
@@ -16,15 +19,29 @@ use kafka_protocol::ResponseError;
 use std::rc::Rc;
 
 /// Kafka's special timestamps.
-const EARLIEST: i64 = -2;
 const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
 
-fn spec(timestamp: i64) -> Result<OffsetSpec, Error> {
+/// What a partition is asked for: a lookup, or the answer known without one.
+enum Asked {
+    Lookup(OffsetSpec),
+    /// The latest tiered offset: nothing is tiered.
+    NoTiered,
+}
+
+fn spec(timestamp: i64) -> Result<Asked, Error> {
     match timestamp {
-        EARLIEST => Ok(OffsetSpec::Earliest),
-        LATEST => Ok(OffsetSpec::Latest),
-        t if t >= 0 => Ok(OffsetSpec::Timestamp(t)),
-        other => Err(Error::InvalidRequest(format!("timestamp {other} is not a time, -1 (latest) or -2 (earliest)"))),
+        EARLIEST | EARLIEST_LOCAL => Ok(Asked::Lookup(OffsetSpec::Earliest)),
+        LATEST => Ok(Asked::Lookup(OffsetSpec::Latest)),
+        MAX_TIMESTAMP => Ok(Asked::Lookup(OffsetSpec::MaxTimestamp)),
+        LATEST_TIERED => Ok(Asked::NoTiered),
+        t if t >= 0 => Ok(Asked::Lookup(OffsetSpec::Timestamp(t))),
+        other => Err(Error::InvalidRequest(format!(
+            "timestamp {other} is not a time, nor -1 (latest), -2 (earliest), -3 (max timestamp), -4 (earliest local) or -5 (latest tiered)"
+        ))),
     }
 }
 
@@ -34,15 +51,16 @@ pub async fn handle(
     version: i16,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
-    let mut asked: Vec<(usize, usize, Result<(), Error>)> = Vec::new();
+    let mut asked: Vec<(usize, usize, Result<bool, Error>)> = Vec::new();
     let mut items = Vec::new();
     for (t, topic) in request.topics.iter().enumerate() {
         for (p, part) in topic.partitions.iter().enumerate() {
             let found = match (u32::try_from(part.partition_index), spec(part.timestamp)) {
-                (Ok(index), Ok(spec)) => {
+                (Ok(index), Ok(Asked::Lookup(spec))) => {
                     items.push((TopicPartition::new(topic.name.0.to_string(), index), spec));
-                    Ok(())
+                    Ok(true)
                 }
+                (Ok(_), Ok(Asked::NoTiered)) => Ok(false),
                 (Err(_), _) => Err(Error::UnknownPartition),
                 (_, Err(error)) => Err(error),
             };
@@ -62,8 +80,10 @@ pub async fn handle(
         .collect();
     for (t, p, found) in asked {
         let part = &request.topics[t].partitions[p];
-        let outcome: Result<ListedOffset, Error> =
-            found.and_then(|()| answers.next().expect("one answer per partition listed"));
+        let outcome: Result<ListedOffset, Error> = found.and_then(|looked_up| match looked_up {
+            true => answers.next().expect("one answer per partition listed"),
+            false => Ok(ListedOffset { offset: -1, timestamp: -1 }),
+        });
         let mut answer = ListOffsetsPartitionResponse::default();
         answer.partition_index = part.partition_index;
         match outcome {

@@ -36,7 +36,7 @@ pub fn code(error: &Error) -> ErrorCode {
         Error::GroupFull => ErrorCode::GroupFull,
         Error::UnknownGroup => ErrorCode::UnknownGroup,
         Error::UnknownMember => ErrorCode::UnknownMember,
-        Error::GroupNotEmpty => ErrorCode::GroupNotEmpty,
+        Error::GroupNotEmpty | Error::GroupSubscribedToTopic => ErrorCode::GroupNotEmpty,
         Error::StaleGeneration => ErrorCode::StaleGeneration,
         Error::NotAssigned => ErrorCode::NotAssigned,
         // Kafka's classic groups only; a native client meets the first when it joins a

@@ -28,7 +28,8 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: GroupReque
         | GroupResponse::ClassicHeartbeat(_)
         | GroupResponse::ClassicLeave(_)
         | GroupResponse::Summary(_)
-        | GroupResponse::Deleted(_)) => {
+        | GroupResponse::Deleted(_)
+        | GroupResponse::OffsetsDeleted(_)) => {
             tracing::error!(?other, "a classic-protocol answer reached the native listener");
             return (Response::Heartbeat(HeartbeatResponse { error: ErrorCode::Internal, ..Default::default() }), true);
         }

@@ -133,6 +133,7 @@ impl Partition {
                     last_sequence: last,
                     base_offset: appended.base_offset,
                     last_offset: appended.last_offset,
+                    max_timestamp: appended.log_append_time_ms.unwrap_or(header.max_timestamp),
                 };
                 self.producers.borrow_mut().record(id, epoch, stored);
                 Ok(appended)
@@ -164,6 +165,7 @@ impl Partition {
                             last_sequence: last_sequence(first, header.last_offset_delta.saturating_add(1)),
                             base_offset: header.base_offset as u64,
                             last_offset: header.last_offset().max(0) as u64,
+                            max_timestamp: header.max_timestamp,
                         };
                         producers.record(header.producer_id, header.producer_epoch, stored);
                     }
@@ -214,6 +216,21 @@ impl Partition {
     /// batch's max timestamp.
     pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>> {
         self.log.offset_for_timestamp(timestamp).await
+    }
+
+    /// The record with the newest timestamp: its offset and timestamp.
+    pub async fn offset_of_max_timestamp(&self) -> Result<Option<(u64, i64)>> {
+        self.log.offset_of_max_timestamp().await
+    }
+
+    /// Moves the partition's start to `offset` (DeleteRecords); answers the start.
+    pub async fn delete_records_before(&self, offset: u64) -> Result<u64> {
+        self.log.delete_records_before(offset).await
+    }
+
+    /// The idempotent producers this partition remembers.
+    pub fn producers(&self) -> Vec<producers::ProducerState> {
+        self.producers.borrow().describe()
     }
 
     /// Deletes sealed segments that end at or before `offset`.

@@ -34,6 +34,17 @@ pub struct StoredBatch {
     pub last_sequence: i32,
     pub base_offset: u64,
     pub last_offset: u64,
+    /// The batch's max timestamp (its producer's clock, or the broker's).
+    pub max_timestamp: i64,
+}
+
+/// One producer as DescribeProducers reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerState {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
 }
 
 #[derive(Debug, Default)]
@@ -135,6 +146,25 @@ impl Producers {
         self.producers.len()
     }
 
+    /// Every producer remembered, by id, with its last batch.
+    pub fn describe(&self) -> Vec<ProducerState> {
+        let mut out: Vec<ProducerState> = self
+            .producers
+            .iter()
+            .filter_map(|(&producer_id, producer)| {
+                let last = producer.batches.back()?;
+                Some(ProducerState {
+                    producer_id,
+                    epoch: producer.epoch,
+                    last_sequence: last.last_sequence,
+                    last_timestamp: last.max_timestamp,
+                })
+            })
+            .collect();
+        out.sort_by_key(|state| state.producer_id);
+        out
+    }
+
     pub fn is_empty(&self) -> bool {
         self.producers.is_empty()
     }
@@ -150,6 +180,7 @@ mod tests {
             last_sequence: last,
             base_offset: base,
             last_offset: base + (last - first) as u64,
+            max_timestamp: 1_000 + base as i64,
         }
     }
 
@@ -179,6 +210,14 @@ mod tests {
         assert_eq!(producers.check(7, 1, 2, 2), Ok(Verdict::Duplicate(stored(2, 2, 122))));
         // An unknown producer is accepted at any sequence.
         assert_eq!(producers.check(8, 3, 40, 41), Ok(Verdict::Append));
+        producers.record(3, 2, stored(0, 4, 200));
+        assert_eq!(
+            producers.describe(),
+            vec![
+                ProducerState { producer_id: 3, epoch: 2, last_sequence: 4, last_timestamp: 1_200 },
+                ProducerState { producer_id: 7, epoch: 1, last_sequence: 6, last_timestamp: 1_126 },
+            ]
+        );
     }
 
     #[test]

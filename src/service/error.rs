@@ -67,6 +67,9 @@ pub enum Error {
     UnknownMember,
     #[error("the group has live members")]
     GroupNotEmpty,
+    /// OffsetDelete of a partition of a topic the group's members subscribe to.
+    #[error("the group's members subscribe to the topic")]
+    GroupSubscribedToTopic,
     #[error("stale generation")]
     StaleGeneration,
     #[error("the member does not own the partition")]

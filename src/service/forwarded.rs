@@ -3,7 +3,7 @@
 //! a time, which keeps each sender's appends in order); anything that waits runs as a
 //! task of its own and answers through the message's reply channel.
 
-use super::{admin, fetch, offsets, produce};
+use super::{admin, fetch, offsets, produce, records};
 use crate::shard::{Shard, ShardMessage};
 use std::future::Future;
 use std::rc::Rc;
@@ -29,6 +29,10 @@ pub async fn handle(shard: &Rc<Shard>, message: ShardMessage) {
         ShardMessage::ListOffsets { items, reply } => {
             let shard = shard.clone();
             spawn_reply(reply, async move { offsets::list_local(&shard, items).await });
+        }
+        ShardMessage::Partitions { items, reply } => {
+            let shard = shard.clone();
+            spawn_reply(reply, async move { records::run_local(&shard, items).await });
         }
         ShardMessage::Admin { request, reply } => {
             let shard = shard.clone();

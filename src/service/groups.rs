@@ -46,6 +46,7 @@ pub fn error_of(response: &GroupResponse) -> Option<&Error> {
         GroupResponse::ClassicLeave(r) => r.error.as_ref(),
         GroupResponse::Summary(_) => None,
         GroupResponse::Deleted(error) => error.as_ref(),
+        GroupResponse::OffsetsDeleted(r) => r.error.as_ref(),
     }
 }
 
@@ -63,6 +64,7 @@ pub fn operation_of(request: &GroupRequest) -> super::Operation {
         GroupRequest::ClassicSync(_) => Operation::SyncGroup,
         GroupRequest::Summarize(_) => Operation::DescribeGroup,
         GroupRequest::Delete(_) => Operation::DeleteGroups,
+        GroupRequest::DeleteOffsets { .. } => Operation::OffsetDelete,
     }
 }
 
@@ -87,6 +89,7 @@ fn group_of(request: &GroupRequest) -> &str {
         GroupRequest::ClassicLeave(r) => &r.group,
         GroupRequest::ClassicCommit(r) => &r.group,
         GroupRequest::Summarize(group) | GroupRequest::Delete(group) => group,
+        GroupRequest::DeleteOffsets { group, .. } => group,
     }
 }
 
@@ -118,6 +121,9 @@ fn refusal(request: &GroupRequest, error: Error) -> GroupResponse {
         GroupRequest::ClassicCommit(_) => GroupResponse::Commit(OffsetCommitResponse { error, topics: Vec::new() }),
         GroupRequest::Summarize(_) => GroupResponse::Summary(None),
         GroupRequest::Delete(_) => GroupResponse::Deleted(error),
+        GroupRequest::DeleteOffsets { .. } => {
+            GroupResponse::OffsetsDeleted(OffsetCommitResponse { error, topics: Vec::new() })
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! ListOffsets: earliest, latest (the high watermark: what a consumer can read up to)
-//! and by timestamp, each answered by the partition's owning shard.
+//! ListOffsets: earliest, latest (the high watermark: what a consumer can read up to),
+//! by timestamp and the newest timestamp, each answered by the partition's owning shard.
 
 use super::scatter::{route, Slotted};
 pub use super::types::{ListedOffset, OffsetSpec};
@@ -61,6 +61,11 @@ pub async fn list_local(shard: &Shard, items: Vec<Slotted<OffsetSpec>>) -> Vec<(
                 Ok(Some((offset, max_timestamp))) => {
                     Ok(ListedOffset { offset: offset as i64, timestamp: max_timestamp })
                 }
+                Ok(None) => Ok(ListedOffset { offset: -1, timestamp: -1 }),
+                Err(error) => Err(Error::from(error)),
+            },
+            OffsetSpec::MaxTimestamp => match partition.offset_of_max_timestamp().await {
+                Ok(Some((offset, timestamp))) => Ok(ListedOffset { offset: offset as i64, timestamp }),
                 Ok(None) => Ok(ListedOffset { offset: -1, timestamp: -1 }),
                 Err(error) => Err(Error::from(error)),
             },

@@ -57,10 +57,13 @@ pub enum Operation {
     SyncGroup,
     FindCoordinator,
     DeleteGroups,
+    OffsetDelete,
+    DeleteRecords,
+    DescribeProducers,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 20] = [
+    pub const ALL: [Operation; 23] = [
         Operation::Produce,
         Operation::Fetch,
         Operation::ListOffsets,
@@ -81,6 +84,9 @@ impl Operation {
         Operation::SyncGroup,
         Operation::FindCoordinator,
         Operation::DeleteGroups,
+        Operation::OffsetDelete,
+        Operation::DeleteRecords,
+        Operation::DescribeProducers,
     ];
 
     /// Its index in `ALL`, for per-operation counters.
@@ -110,6 +116,9 @@ impl Operation {
             Operation::SyncGroup => "SyncGroup",
             Operation::FindCoordinator => "FindCoordinator",
             Operation::DeleteGroups => "DeleteGroups",
+            Operation::OffsetDelete => "OffsetDelete",
+            Operation::DeleteRecords => "DeleteRecords",
+            Operation::DescribeProducers => "DescribeProducers",
         }
     }
 }

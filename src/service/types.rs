@@ -62,9 +62,32 @@ pub enum OffsetSpec {
     Earliest,
     /// The high watermark: the offset after the last readable record.
     Latest,
-    /// The first offset whose batch has a timestamp at or after this one (ms).
+    /// The first record with a timestamp at or after this one (ms).
     Timestamp(i64),
+    /// The record with the newest timestamp (KIP-734).
+    MaxTimestamp,
 }
+
+/// Work on one partition's records and state, beyond reading and writing them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionOp {
+    /// Move the partition's start to this offset (DeleteRecords); `None` is the high
+    /// watermark (Kafka's -1).
+    DeleteBefore(Option<u64>),
+    /// The idempotent producers the partition remembers.
+    DescribeProducers,
+}
+
+/// What a `PartitionOp` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionAnswer {
+    /// The partition's start after the deletion (Kafka's low watermark).
+    Start(u64),
+    Producers(Vec<crate::partition::producers::ProducerState>),
+}
+
+/// What a forwarded `PartitionOp` answers, by slot.
+pub type PartitionAnswers = Vec<(usize, Result<PartitionAnswer, Error>)>;
 
 /// An offset found, and the timestamp it was found by (-1 when not by timestamp).
 /// `offset` is -1 when no batch is that recent.

@@ -8,7 +8,8 @@ use crate::metadata::MetadataState;
 use crate::partition::{Acks, OpenFailure};
 use crate::service::error::Error;
 use crate::service::types::{
-    AdminRequest, FetchAnswers, FetchFrom, FetchWait, ListedOffset, OffsetSpec, ProduceAnswers, Slotted, TopicOutcomes,
+    AdminRequest, FetchAnswers, FetchFrom, FetchWait, ListedOffset, OffsetSpec, PartitionAnswers, PartitionOp,
+    ProduceAnswers, Slotted, TopicOutcomes,
 };
 use bytes::BytesMut;
 use futures_channel::oneshot;
@@ -35,6 +36,8 @@ pub enum ShardMessage {
     },
     /// Look up offsets in partitions the receiver owns.
     ListOffsets { items: Vec<Slotted<OffsetSpec>>, reply: oneshot::Sender<Vec<(usize, Result<ListedOffset, Error>)>> },
+    /// Delete records from, or describe, partitions the receiver owns.
+    Partitions { items: Vec<Slotted<PartitionOp>>, reply: oneshot::Sender<PartitionAnswers> },
     /// Admin requests go to shard 0, which owns the metadata store.
     Admin { request: AdminRequest, reply: oneshot::Sender<TopicOutcomes> },
     /// A consumer-group request for a group this shard coordinates.

@@ -101,9 +101,27 @@ impl Log {
         }
         let appender = active_appender.expect("the last segment is opened as active");
         let active = segments.values().next_back().expect("one segment at least");
+        let next_offset = active.next_offset.get();
+        let first_base = *segments.keys().next().expect("one segment at least");
+        // DeleteRecords may have moved the start inside the first segment. A start past
+        // the recovered end (the tail a crash took back under a relaxed fsync policy)
+        // leaves the log empty at its end.
+        let start_offset = match super::log::read_start_offset(dir)? {
+            Some(moved) if moved > next_offset => {
+                tracing::warn!(
+                    log = name,
+                    start = moved,
+                    end = next_offset,
+                    "the log start DeleteRecords left is past the recovered end; the log is empty from its end"
+                );
+                next_offset
+            }
+            Some(moved) => moved.max(first_base),
+            None => first_base,
+        };
         let state = LogState {
-            next_offset: active.next_offset.get(),
-            start_offset: *segments.keys().next().expect("one segment at least"),
+            next_offset,
+            start_offset,
             size_bytes: segments.values().map(|segment| segment.size.get()).sum(),
             segments,
             appender,

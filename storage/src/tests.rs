@@ -346,6 +346,82 @@ fn timestamp_lookup_finds_the_first_batch_at_or_after() {
     });
 }
 
+/// A batch of `records` records whose timestamps are `timestamps[i]`, compressed
+/// with `codec`.
+fn timed_batch(timestamps: &[i64], codec: wire::Compression) -> BytesMut {
+    let mut builder = BatchBuilder::with_compression(codec);
+    for (i, &timestamp) in timestamps.iter().enumerate() {
+        builder.push(Some(format!("k{i}").as_bytes()), Some(&[7u8; 64]), &[], timestamp);
+    }
+    BytesMut::from(&builder.build()[..])
+}
+
+#[test]
+fn timestamp_lookups_answer_the_exact_record_in_a_batch() {
+    run_local("test", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = open(dir.path(), config(), 1 << 20).await;
+        // Offsets 0-3 (uncompressed), 4-7 (lz4), 8-11 (zstd); the newest record, 9_000,
+        // sits inside the second batch, and 9_000 comes again in the third.
+        log.append(timed_batch(&[1_000, 1_100, 1_200, 1_300], wire::Compression::None)).await.unwrap();
+        log.append(timed_batch(&[2_000, 9_000, 2_200, 2_300], wire::Compression::Lz4)).await.unwrap();
+        log.append(timed_batch(&[3_000, 3_100, 9_000, 3_300], wire::Compression::Zstd)).await.unwrap();
+        for (timestamp, expected) in
+            [(0, Some((0, 1_300))), (1_150, Some((2, 1_300))), (1_301, Some((4, 9_000))), (2_150, Some((5, 9_000)))]
+        {
+            assert_eq!(log.offset_for_timestamp(timestamp).await.unwrap(), expected, "timestamp {timestamp}");
+        }
+        assert_eq!(log.offset_for_timestamp(9_001).await.unwrap(), None);
+        assert_eq!(log.offset_of_max_timestamp().await.unwrap(), Some((5, 9_000)), "the first of the newest");
+        log.close().await.unwrap();
+        let (log, _) = open(dir.path(), config(), 0).await;
+        assert_eq!(log.offset_of_max_timestamp().await.unwrap(), Some((5, 9_000)), "from disk after reopening");
+        assert_eq!(log.offset_for_timestamp(3_050).await.unwrap(), Some((5, 9_000)));
+        log.close().await.unwrap();
+        let empty = tempfile::tempdir().unwrap();
+        let (log, _) = open(empty.path(), config(), 0).await;
+        assert_eq!(log.offset_of_max_timestamp().await.unwrap(), None);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn deleted_records_stay_deleted_across_a_restart() {
+    run_local("test", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = open(dir.path(), config(), 1 << 20).await;
+        for i in 0..400 {
+            log.append(batch(2, 500, now_ms(), i)).await.unwrap();
+        }
+        let segments = log.segment_count();
+        assert!(segments > 4);
+        assert!(matches!(log.delete_records_before(801).await, Err(StorageError::OffsetOutOfRange { .. })));
+        assert_eq!(log.delete_records_before(0).await.unwrap(), 0, "nothing to delete");
+        // Inside a batch, inside a sealed segment past the first.
+        assert_eq!(log.delete_records_before(301).await.unwrap(), 301);
+        assert_eq!(log.offsets().start, 301);
+        assert!(log.segment_count() < segments, "segments wholly below the start are deleted");
+        assert!(matches!(log.read(300, 1 << 20).await, Err(StorageError::OffsetOutOfRange { .. })));
+        let from = log.read(301, 1 << 20).await.unwrap();
+        assert_eq!(from.start_offset, 301);
+        assert!(!from.chunks.is_empty(), "the batch holding 301 is served whole");
+        assert_eq!(log.delete_records_before(100).await.unwrap(), 301, "a start never moves back");
+        assert_eq!(log.offset_for_timestamp(0).await.unwrap().map(|(offset, _)| offset), Some(301));
+        log.close().await.unwrap();
+        let (log, _) = open(dir.path(), config(), 0).await;
+        assert_eq!(log.offsets().start, 301, "the start survives a restart");
+        assert!(matches!(log.read(300, 1 << 20).await, Err(StorageError::OffsetOutOfRange { .. })));
+        // Up to the end: the log is empty and appends go on from there.
+        assert_eq!(log.delete_records_before(800).await.unwrap(), 800);
+        let appended = log.append(batch(1, 100, now_ms(), 9)).await.unwrap();
+        assert_eq!(appended.base_offset, 800);
+        log.close().await.unwrap();
+        std::fs::write(dir.path().join("log-start-offset"), b"garbage").unwrap();
+        let reopened = Log::open(dir.path(), "test-0", config(), io(), Rc::new(BatchCache::new(0))).await;
+        assert!(matches!(reopened, Err(StorageError::Corrupt { .. })), "a garbled start is reported, not guessed");
+    });
+}
+
 #[test]
 fn retention_by_bytes_deletes_oldest_sealed_segments() {
     run_local("test", || async {

@@ -3,11 +3,16 @@
 //! read on a plain socket, and raw frames for hostile input.
 
 use bytes::{Buf, Bytes};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
+use strand_protocol::BatchBuilder;
 
 /// How long a test waits for one answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -85,4 +90,86 @@ impl KafkaConnection {
             Err(error) => error.kind() == std::io::ErrorKind::ConnectionReset,
         }
     }
+}
+
+// Requests the tests send often.
+
+pub fn name(text: &str) -> TopicName {
+    TopicName(StrBytes::from_string(text.to_string()))
+}
+
+pub fn batch(records: &[(&str, &str)]) -> Bytes {
+    let mut builder = BatchBuilder::new();
+    for (key, value) in records {
+        builder.push(Some(key.as_bytes()), Some(value.as_bytes()), &[], 1_700_000_000_000);
+    }
+    Bytes::from(builder.finish())
+}
+
+pub fn produce_request(topic: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {
+    let mut data = PartitionProduceData::default();
+    data.index = partition;
+    data.records = Some(records);
+    let mut topic_data = TopicProduceData::default();
+    topic_data.name = name(topic);
+    topic_data.partition_data = vec![data];
+    let mut request = ProduceRequest::default();
+    request.acks = acks;
+    request.timeout_ms = 10_000;
+    request.topic_data = vec![topic_data];
+    request
+}
+
+pub fn produce(conn: &mut KafkaConnection, topic: &str, records: Bytes) -> (i16, i64, Option<String>) {
+    let response: ProduceResponse = conn.call(ApiKey::Produce, 9, &produce_request(topic, 0, -1, records));
+    let part = &response.responses[0].partition_responses[0];
+    (part.error_code, part.base_offset, part.error_message.as_ref().map(|m| m.to_string()))
+}
+
+pub fn latest_offset(conn: &mut KafkaConnection, topic: &str) -> i64 {
+    let mut partition = ListOffsetsPartition::default();
+    partition.partition_index = 0;
+    partition.timestamp = -1;
+    let mut asked = ListOffsetsTopic::default();
+    asked.name = name(topic);
+    asked.partitions = vec![partition];
+    let mut request = ListOffsetsRequest::default();
+    request.topics = vec![asked];
+    let response: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, 6, &request);
+    let part = &response.topics[0].partitions[0];
+    assert_eq!(part.error_code, 0);
+    part.offset
+}
+
+pub fn metadata(conn: &mut KafkaConnection, version: i16, topics: &[&str], auto_create: bool) -> MetadataResponse {
+    let mut request = MetadataRequest::default();
+    request.topics = Some(
+        topics
+            .iter()
+            .map(|topic| {
+                let mut asked = MetadataRequestTopic::default();
+                asked.name = Some(name(topic));
+                asked
+            })
+            .collect(),
+    );
+    request.allow_auto_topic_creation = auto_create;
+    conn.call(ApiKey::Metadata, version, &request)
+}
+
+pub fn fetch_request(topic: &str, topic_id: uuid::Uuid, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    let mut partition = FetchPartition::default();
+    partition.partition = 0;
+    partition.fetch_offset = offset;
+    partition.partition_max_bytes = 1 << 20;
+    let mut asked = FetchTopic::default();
+    asked.topic = name(topic);
+    asked.topic_id = topic_id;
+    asked.partitions = vec![partition];
+    let mut request = FetchRequest::default();
+    request.max_wait_ms = max_wait_ms;
+    request.min_bytes = 1;
+    request.max_bytes = 50 << 20;
+    request.topics = vec![asked];
+    request
 }

@@ -43,6 +43,7 @@ mod read;
 mod retention;
 mod roll;
 
+pub(crate) use retention::read_start_offset;
 pub(crate) use roll::{create_segment, index_sizing, log_sizing, remove_standby_files};
 use roll::{discard_standby, flush_index};
 

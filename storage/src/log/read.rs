@@ -240,35 +240,110 @@ impl Log {
         wait_written(&tracker, end, &self.dir).await
     }
 
-    /// The first batch whose max timestamp is at least `timestamp`: its base offset
-    /// and max timestamp. `None` if every visible batch is older.
+    /// The first record whose timestamp is at least `timestamp`: its offset and the
+    /// max timestamp of its batch (what Kafka's ListOffsets answers). `None` if every
+    /// visible record is older.
     pub async fn offset_for_timestamp(self: &Rc<Self>, timestamp: i64) -> Result<Option<(u64, i64)>> {
         let segments: Vec<Rc<Segment>> = self.state.borrow().segments.values().cloned().collect();
-        let high_watermark = self.offsets().high_watermark;
+        let (start_offset, high_watermark) = (self.offsets().start, self.offsets().high_watermark);
         for segment in segments {
-            if segment.max_timestamp() < timestamp {
+            if segment.max_timestamp() < timestamp || segment.next_offset.get() <= start_offset {
                 continue;
             }
             let end = segment.size.get();
             self.ensure_written(&segment, end).await?;
-            let start = u64::from(segment.index.borrow().position_for_timestamp(timestamp));
+            let from = u64::from(segment.index.borrow().position_for_timestamp(timestamp));
             let mut found = None;
             segment
-                .scan(start, end, self.io.read_bytes, false, |_, header| {
-                    if header.max_timestamp >= timestamp {
-                        found = Some((header.base_offset as u64, header.max_timestamp));
+                .scan(from, end, self.io.read_bytes, false, |position, header| {
+                    if header.max_timestamp >= timestamp && header.last_offset() as u64 >= start_offset {
+                        found = Some((position, *header));
                         return false;
                     }
                     true
                 })
                 .await?;
-            if let Some((offset, max_timestamp)) = found {
-                return Ok((offset < high_watermark).then_some((offset, max_timestamp)));
+            if let Some((position, header)) = found {
+                let offset = self
+                    .record_offset(&segment, position, &header, |record| {
+                        record.offset as u64 >= start_offset && record.timestamp >= timestamp
+                    })
+                    .await?
+                    .unwrap_or((header.base_offset as u64).max(start_offset));
+                return Ok((offset < high_watermark).then_some((offset, header.max_timestamp)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The record with the largest timestamp among the visible ones (the first such
+    /// record where several share it): its offset and timestamp, as Kafka's
+    /// ListOffsets answers for MAX_TIMESTAMP (KIP-734). `None` for an empty log.
+    pub async fn offset_of_max_timestamp(self: &Rc<Self>) -> Result<Option<(u64, i64)>> {
+        let segments: Vec<Rc<Segment>> = self.state.borrow().segments.values().cloned().collect();
+        let (start_offset, high_watermark) = (self.offsets().start, self.offsets().high_watermark);
+        let mut newest: Option<Rc<Segment>> = None;
+        for segment in segments {
+            if segment.size.get() == 0 || segment.next_offset.get() <= start_offset {
+                continue;
+            }
+            if newest.as_ref().is_none_or(|best| segment.max_timestamp() > best.max_timestamp()) {
+                newest = Some(segment);
+            }
+        }
+        let Some(segment) = newest else { return Ok(None) };
+        let max_timestamp = segment.max_timestamp();
+        let end = segment.size.get();
+        self.ensure_written(&segment, end).await?;
+        let mut found = None;
+        segment
+            .scan(0, end, self.io.read_bytes, false, |position, header| {
+                if header.max_timestamp == max_timestamp && header.last_offset() as u64 >= start_offset {
+                    found = Some((position, *header));
+                    return false;
+                }
+                true
+            })
+            .await?;
+        let Some((position, header)) = found else { return Ok(None) };
+        let offset = self
+            .record_offset(&segment, position, &header, |record| {
+                record.offset as u64 >= start_offset && record.timestamp == max_timestamp
+            })
+            .await?
+            .unwrap_or((header.base_offset as u64).max(start_offset));
+        Ok((offset < high_watermark).then_some((offset, max_timestamp)))
+    }
+
+    /// The offset of the first record of the batch at `position` that `wanted`
+    /// accepts, decompressing the batch if it is compressed. `None` when none does or
+    /// the records cannot be read (the caller falls back to the batch).
+    async fn record_offset(
+        &self,
+        segment: &Segment,
+        position: u64,
+        header: &BatchHeader,
+        wanted: impl Fn(&strand_format::record::Record<'_>) -> bool,
+    ) -> Result<Option<u64>> {
+        let bytes = segment.read_at(position, header.total_bytes()).await?;
+        let mut scratch = Vec::new();
+        let Ok(records) = strand_format::record::RecordIter::read(&bytes, &mut scratch, RECORD_LOOKUP_BYTES_MAX) else {
+            return Ok(None);
+        };
+        for record in records {
+            match record {
+                Ok(record) if wanted(&record) => return Ok(Some(record.offset as u64)),
+                Ok(_) => {}
+                Err(_) => return Ok(None),
             }
         }
         Ok(None)
     }
 }
+
+/// A lookup by timestamp decompresses at most this much of a batch to find the exact
+/// record; past it the answer is the batch's first offset.
+const RECORD_LOOKUP_BYTES_MAX: usize = 64 << 20;
 
 /// Bytes to read from `start` so that the aligned request the device sees is exactly
 /// `want` bytes (a request of `want` plus one block can be split in two), and never

@@ -28,6 +28,32 @@ impl Log {
         self.delete_oldest_while(|_, _, next_base| next_base <= offset).await
     }
 
+    /// Moves the log's start to `offset` (Kafka's DeleteRecords): offsets below it are
+    /// no longer readable, and the sealed segments wholly below it are deleted. The new
+    /// start is made durable (the `log-start-offset` file) before it takes effect, so a
+    /// restart never brings deleted records back. `offset` may be at most the high
+    /// watermark; a start already past it is left alone. Answers the log's start.
+    pub async fn delete_records_before(self: &Rc<Self>, offset: u64) -> Result<u64> {
+        let (start, end) = {
+            let state = self.state.borrow();
+            (state.start_offset, state.next_offset)
+        };
+        let high_watermark = self.visible_end(end);
+        if offset > high_watermark {
+            return Err(StorageError::OffsetOutOfRange { offset, start, end: high_watermark });
+        }
+        if offset <= start {
+            return Ok(start);
+        }
+        write_start_offset(&self.dir, offset)?;
+        {
+            let mut state = self.state.borrow_mut();
+            state.start_offset = state.start_offset.max(offset);
+        }
+        self.delete_oldest_while(|_, _, next_base| next_base <= offset).await?;
+        Ok(self.state.borrow().start_offset)
+    }
+
     /// Deletes sealed segments from the oldest while `delete(oldest, log bytes, the
     /// next segment's base offset)` says so; the active segment always stays.
     pub(super) async fn delete_oldest_while(
@@ -52,7 +78,8 @@ impl Log {
                 }
                 state.segments.remove(&oldest.base_offset);
                 state.size_bytes -= oldest.size.get();
-                state.start_offset = *state.segments.keys().next().expect("the active segment remains");
+                let first = *state.segments.keys().next().expect("the active segment remains");
+                state.start_offset = state.start_offset.max(first);
                 victims.push(oldest);
             }
         }
@@ -88,5 +115,39 @@ impl Log {
             }
         })
         .detach();
+    }
+}
+
+/// The file that keeps a log start moved by DeleteRecords past its first segment's
+/// base offset (Kafka's `log-start-offset-checkpoint`, one per log).
+pub(crate) const START_OFFSET_FILE: &str = "log-start-offset";
+
+/// Writes `offset` as the log's start, durably: a new file, fdatasync, rename over
+/// the old one, fsync of the directory. One small synchronous write on the shard, as
+/// DeleteRecords is an administrator's request, not a data path.
+fn write_start_offset(dir: &Path, offset: u64) -> Result<()> {
+    use std::io::Write;
+    let path = dir.join(START_OFFSET_FILE);
+    let tmp = dir.join(format!("{START_OFFSET_FILE}.tmp"));
+    let io = |op, path: &Path, e| StorageError::io(op, path, e);
+    let mut file = std::fs::File::create(&tmp).map_err(|e| io("creating", &tmp, e))?;
+    file.write_all(format!("{offset}\n").as_bytes()).map_err(|e| io("writing", &tmp, e))?;
+    file.sync_data().map_err(|e| io("syncing", &tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| io("renaming", &tmp, e))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("syncing", dir, e))?;
+    Ok(())
+}
+
+/// The start DeleteRecords left, if it ever ran on this log. A file that does not
+/// hold a number is corruption, reported as such rather than guessed around.
+pub(crate) fn read_start_offset(dir: &Path) -> Result<Option<u64>> {
+    let path = dir.join(START_OFFSET_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse::<u64>().map(Some).map_err(|_| StorageError::Corrupt {
+            path: path.clone(),
+            reason: format!("expected an offset, found {:?}", text.chars().take(40).collect::<String>()),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StorageError::io("reading", &path, e)),
     }
 }
