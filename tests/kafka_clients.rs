@@ -148,6 +148,11 @@ fn confluent_kafka_admin_creates_alters_and_deletes_topics_the_native_side_sees(
         described.contains("retention_ms = 7200000") && described.contains("batch_bytes_max = 2097152"),
         "{described}"
     );
+    let records = admin(&bootstrap, "records", "ledger");
+    assert_eq!(records["max_timestamp"], serde_json::json!([7, 1009]), "ListOffsets v7+: {records}");
+    assert_eq!(records["at_1008"], serde_json::json!([4, 1008]), "the record, inside its batch: {records}");
+    assert_eq!((records["low_watermark"].as_i64(), records["earliest"].as_i64()), (Some(4), Some(4)), "{records}");
+    assert_eq!(records["beyond"], "OFFSET_OUT_OF_RANGE");
     let deleted = admin(&bootstrap, "delete", "ledger");
     assert_eq!((deleted["deleted"].as_str(), deleted["again"].as_str()), (Some("ok"), Some("UNKNOWN_TOPIC_OR_PART")));
     assert_eq!(deleted["listed"], false);
@@ -303,6 +308,17 @@ fn kip848_and_native_members_share_one_group_which_a_classic_member_cannot_join(
     let native_args = ["consume", "shared", "--group", "mixed", "--follow", "--bootstrap", &broker.bootstrap()];
     let mut native = common::Running::start(&native_args);
     wait_for("the partitions split between the protocols", Duration::from_secs(30), || kip848.assigned().len() == 3);
+    // ConsumerGroupDescribe, as the AdminClient asks it of a KIP-848 group.
+    let described = admin(&bootstrap, "groups", "mixed");
+    assert_eq!(described["state"], "STABLE", "{described}");
+    let shares: Vec<Vec<u64>> = described["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_array().unwrap().iter().map(|p| p.as_u64().unwrap()).collect())
+        .collect();
+    assert_eq!(shares.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 3], "{described}");
+    assert_eq!(shares.concat().into_iter().collect::<BTreeSet<_>>(), (0..6).collect(), "{described}");
     let mut classic = Member::start(&bootstrap, "mixed", "shared", "range");
     wait_for("the classic member refused", Duration::from_secs(30), || {
         classic.errors().iter().any(|e| e.contains("Inconsistent group protocol"))

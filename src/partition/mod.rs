@@ -212,8 +212,8 @@ impl Partition {
         self.log.wait_visible(offset).await
     }
 
-    /// The first offset whose batch has a timestamp at or after `timestamp`, with that
-    /// batch's max timestamp.
+    /// The first record with a timestamp at or after `timestamp`: its offset and
+    /// timestamp.
     pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>> {
         self.log.offset_for_timestamp(timestamp).await
     }

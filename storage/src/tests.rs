@@ -367,7 +367,7 @@ fn timestamp_lookups_answer_the_exact_record_in_a_batch() {
         log.append(timed_batch(&[2_000, 9_000, 2_200, 2_300], wire::Compression::Lz4)).await.unwrap();
         log.append(timed_batch(&[3_000, 3_100, 9_000, 3_300], wire::Compression::Zstd)).await.unwrap();
         for (timestamp, expected) in
-            [(0, Some((0, 1_300))), (1_150, Some((2, 1_300))), (1_301, Some((4, 9_000))), (2_150, Some((5, 9_000)))]
+            [(0, Some((0, 1_000))), (1_150, Some((2, 1_200))), (1_301, Some((4, 2_000))), (2_150, Some((5, 9_000)))]
         {
             assert_eq!(log.offset_for_timestamp(timestamp).await.unwrap(), expected, "timestamp {timestamp}");
         }
@@ -377,6 +377,7 @@ fn timestamp_lookups_answer_the_exact_record_in_a_batch() {
         let (log, _) = open(dir.path(), config(), 0).await;
         assert_eq!(log.offset_of_max_timestamp().await.unwrap(), Some((5, 9_000)), "from disk after reopening");
         assert_eq!(log.offset_for_timestamp(3_050).await.unwrap(), Some((5, 9_000)));
+        assert_eq!(log.offset_for_timestamp(3_001).await.unwrap(), Some((5, 9_000)), "9,000 comes before 3,100");
         log.close().await.unwrap();
         let empty = tempfile::tempdir().unwrap();
         let (log, _) = open(empty.path(), config(), 0).await;

@@ -5,9 +5,9 @@ what the broker answered; errors are reported, not raised."""
 import json
 import sys
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions,
-                                   NewTopic)
+                                   NewTopic, OffsetSpec)
 
 bootstrap, step, topic = sys.argv[1:4]
 admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -65,6 +65,24 @@ elif step == "groups":
 elif step == "delete-group":
     # TOPIC names a group here.
     result["deleted"] = outcome(admin.delete_consumer_groups([topic])[topic])
+elif step == "records":
+    # Ten records at known times on partition 0, then the first four deleted.
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for i in range(10):
+        producer.produce(topic, value=f"r{i}", partition=0, timestamp=1_000 + (i * 7) % 10)
+    producer.flush(30)
+    tp = TopicPartition(topic, 0)
+
+    def listed(spec):
+        found = admin.list_offsets({tp: spec})[tp].result(timeout=30)
+        return [found.offset, found.timestamp]
+
+    result["max_timestamp"] = listed(OffsetSpec.max_timestamp())
+    result["at_1008"] = listed(OffsetSpec.for_timestamp(1_008))
+    deleted = admin.delete_records([TopicPartition(topic, 0, 4)])
+    result["low_watermark"] = list(deleted.values())[0].result(timeout=30).low_watermark
+    result["earliest"] = listed(OffsetSpec.earliest())[0]
+    result["beyond"] = outcome(list(admin.delete_records([TopicPartition(topic, 0, 100)]).values())[0])
 elif step == "delete":
     result["deleted"] = outcome(admin.delete_topics([topic])[topic])
     result["again"] = outcome(admin.delete_topics([topic])[topic])

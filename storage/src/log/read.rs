@@ -240,9 +240,9 @@ impl Log {
         wait_written(&tracker, end, &self.dir).await
     }
 
-    /// The first record whose timestamp is at least `timestamp`: its offset and the
-    /// max timestamp of its batch (what Kafka's ListOffsets answers). `None` if every
-    /// visible record is older.
+    /// The first record whose timestamp is at least `timestamp`: its offset and
+    /// timestamp (what Kafka's ListOffsets answers). `None` if every visible record is
+    /// older.
     pub async fn offset_for_timestamp(self: &Rc<Self>, timestamp: i64) -> Result<Option<(u64, i64)>> {
         let segments: Vec<Rc<Segment>> = self.state.borrow().segments.values().cloned().collect();
         let (start_offset, high_watermark) = (self.offsets().start, self.offsets().high_watermark);
@@ -264,13 +264,13 @@ impl Log {
                 })
                 .await?;
             if let Some((position, header)) = found {
-                let offset = self
+                let (offset, found) = self
                     .record_offset(&segment, position, &header, |record| {
                         record.offset as u64 >= start_offset && record.timestamp >= timestamp
                     })
                     .await?
-                    .unwrap_or((header.base_offset as u64).max(start_offset));
-                return Ok((offset < high_watermark).then_some((offset, header.max_timestamp)));
+                    .unwrap_or(((header.base_offset as u64).max(start_offset), header.max_timestamp));
+                return Ok((offset < high_watermark).then_some((offset, found)));
             }
         }
         Ok(None)
@@ -306,25 +306,25 @@ impl Log {
             })
             .await?;
         let Some((position, header)) = found else { return Ok(None) };
-        let offset = self
+        let (offset, _) = self
             .record_offset(&segment, position, &header, |record| {
                 record.offset as u64 >= start_offset && record.timestamp == max_timestamp
             })
             .await?
-            .unwrap_or((header.base_offset as u64).max(start_offset));
+            .unwrap_or(((header.base_offset as u64).max(start_offset), max_timestamp));
         Ok((offset < high_watermark).then_some((offset, max_timestamp)))
     }
 
-    /// The offset of the first record of the batch at `position` that `wanted`
-    /// accepts, decompressing the batch if it is compressed. `None` when none does or
-    /// the records cannot be read (the caller falls back to the batch).
+    /// The offset and timestamp of the first record of the batch at `position` that
+    /// `wanted` accepts, decompressing the batch if it is compressed. `None` when none
+    /// does or the records cannot be read (the caller falls back to the batch).
     async fn record_offset(
         &self,
         segment: &Segment,
         position: u64,
         header: &BatchHeader,
         wanted: impl Fn(&strand_format::record::Record<'_>) -> bool,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Option<(u64, i64)>> {
         let bytes = segment.read_at(position, header.total_bytes()).await?;
         let mut scratch = Vec::new();
         let Ok(records) = strand_format::record::RecordIter::read(&bytes, &mut scratch, RECORD_LOOKUP_BYTES_MAX) else {
@@ -332,7 +332,7 @@ impl Log {
         };
         for record in records {
             match record {
-                Ok(record) if wanted(&record) => return Ok(Some(record.offset as u64)),
+                Ok(record) if wanted(&record) => return Ok(Some((record.offset as u64, record.timestamp))),
                 Ok(_) => {}
                 Err(_) => return Ok(None),
             }
