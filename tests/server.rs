@@ -361,3 +361,82 @@ fn a_client_that_never_reads_its_fetches_cannot_grow_the_broker() {
     assert!(block_on(client.list_offset("cold", 0, OffsetSpec::Latest)).unwrap() >= 2048);
     drop(stream);
 }
+
+/// The native producer is idempotent: it sends 20,000 records to one partition while
+/// the broker is killed (SIGKILL) and started again on its ports, retrying what the
+/// kill cut off. Every record is delivered, and the partition holds each once, in the
+/// order sent: the retries of batches the broker had stored before it died are
+/// answered with their offsets, not stored again.
+#[test]
+fn the_native_producer_stores_each_record_once_and_in_order_across_a_broker_kill() {
+    const COUNT: u64 = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (port, kafka_port) = common::free_ports_with_kafka();
+    let mut broker = Broker::start_on_port(&data, port, &["--kafka-port", &kafka_port]);
+    let bootstrap = broker.bootstrap();
+    block_on(Client::connect(&bootstrap).unwrap().create_topic("ledger", 1, &[])).unwrap();
+    let config = ProducerConfig { retries: 200, retry_backoff_ms: 100, ..ProducerConfig::default() };
+    let sender_bootstrap = bootstrap.clone();
+    let sender = std::thread::spawn(move || {
+        let producer = Producer::new(Client::connect(&sender_bootstrap).unwrap(), config);
+        let mut deliveries = Vec::new();
+        for i in 0..COUNT {
+            let value = format!("value-{i}");
+            deliveries.push(producer.send(ProducerRecord::new("ledger", value.as_bytes()).partition(0)).unwrap());
+            if i % 100 == 99 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        producer.flush();
+        deliveries.into_iter().filter_map(|d| d.wait().err()).map(|e| e.to_string()).collect::<Vec<_>>()
+    });
+    let client = Client::connect(&bootstrap).unwrap();
+    common::wait_for("the first records", Duration::from_secs(60), || {
+        block_on(client.list_offset("ledger", 0, OffsetSpec::Latest)).unwrap_or(0) > 3000
+    });
+    drop(client);
+    broker.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    let broker = Broker::start_on_port(&data, port, &["--kafka-port", &kafka_port]);
+    let failed = sender.join().unwrap();
+    assert!(failed.is_empty(), "every record delivered; {} failed, the first: {:?}", failed.len(), failed.first());
+    let values: Vec<String> = read_all(&broker.bootstrap(), "ledger")
+        .iter()
+        .map(|r| String::from_utf8(r.value.as_deref().unwrap().to_vec()).unwrap())
+        .collect();
+    let expected: Vec<String> = (0..COUNT).map(|i| format!("value-{i}")).collect();
+    assert!(
+        values == expected,
+        "{} records stored for {COUNT} sent; the first out of place: {:?}",
+        values.len(),
+        values.iter().zip(&expected).find(|(v, e)| v != e)
+    );
+}
+
+/// A batch refused for good (larger than the topic allows) leaves a gap in the
+/// idempotent producer's sequence on its partition; the producer moves to its next
+/// epoch and numbers what follows from 0 again, so later records are stored, in order.
+#[test]
+fn a_refused_batch_does_not_stop_the_idempotent_producers_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    let client = Client::connect(&broker.bootstrap()).unwrap();
+    block_on(client.create_topic("small", 1, &[("batch_bytes_max", "4096")])).unwrap();
+    let config = ProducerConfig { linger: Duration::from_millis(20), retries: 3, ..ProducerConfig::default() };
+    let producer = Producer::new(client, config);
+    let first = producer.send(ProducerRecord::new("small", b"before").partition(0)).unwrap();
+    producer.flush();
+    assert_eq!(first.wait().unwrap().offset, 0);
+    let big = vec![7u8; 8192];
+    let refused = producer.send(ProducerRecord::new("small", &big).partition(0)).unwrap();
+    producer.flush();
+    let error = refused.wait().unwrap_err();
+    assert!(error.to_string().contains("large") || error.to_string().contains("Large"), "{error}");
+    let after: Vec<_> = (0..50)
+        .map(|i| producer.send(ProducerRecord::new("small", format!("after-{i}").as_bytes()).partition(0)).unwrap())
+        .collect();
+    producer.flush();
+    let offsets: Vec<i64> = after.into_iter().map(|d| d.wait().unwrap().offset).collect();
+    assert_eq!(offsets, (1..=50).collect::<Vec<i64>>(), "stored after the refused batch, in order");
+}

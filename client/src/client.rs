@@ -234,6 +234,18 @@ impl Client {
         self.refresh_metadata().await
     }
 
+    /// An id and epoch for an idempotent producer (InitProducerId): a new one, or for
+    /// `existing`, the same id at the next epoch.
+    pub async fn init_producer_id(&self, existing: Option<(i64, i16)>) -> Result<(i64, i16)> {
+        let (producer_id, epoch) = existing.map_or((-1, -1), |(id, epoch)| (id, i32::from(epoch)));
+        let response = self.request(Request::InitProducerId(InitProducerIdRequest { producer_id, epoch })).await?;
+        let Response::InitProducerId(given) = response else { return Err(unexpected(&response)) };
+        match given.error {
+            ErrorCode::None => Ok((given.producer_id, given.epoch as i16)),
+            code => Err(ClientError::broker(code)),
+        }
+    }
+
     /// Deletes a topic and its data.
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
         let response =

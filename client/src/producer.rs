@@ -8,8 +8,16 @@
 //! connection's reader thread, which completes every record's `DeliveryFuture`.
 //!
 //! Ordering: batches of one partition are sent in order on one connection and the
-//! broker appends a connection's requests in order. A retried batch may land after a
-//! later one (as with Kafka's non-idempotent producer).
+//! broker appends a connection's requests in order.
+//!
+//! Idempotence (on by default, as in Kafka's clients since 3.0): the producer takes an
+//! id from InitProducerId at its first record and numbers each partition's batches as
+//! it seals them. A retry (after a lost connection, say) that the broker already stored
+//! is answered with its original offsets and not stored twice; a batch sent while one
+//! before it is still being retried is refused as out of sequence and goes back into
+//! the queue behind it, so each partition's records land once each and in order, also
+//! across a broker restart. Without idempotence a retried batch may land after a later
+//! one (as with Kafka's non-idempotent producer).
 
 use crate::client::{unexpected, Client};
 use crate::error::{ClientError, Result};
@@ -76,6 +84,9 @@ pub struct ProducerConfig {
     /// Codec each batch is compressed with (Kafka's `compression.type`). `batch_bytes`
     /// counts records before compression.
     pub compression: Compression,
+    /// Numbers batches so that retries are stored once and in order (Kafka's
+    /// `enable.idempotence`). A broker without InitProducerId turns it off.
+    pub idempotent: bool,
 }
 
 impl Default for ProducerConfig {
@@ -92,6 +103,7 @@ impl Default for ProducerConfig {
             request_bytes_max: 4 << 20,
             metadata_max_age: Duration::from_secs(300),
             compression: Compression::None,
+            idempotent: true,
         }
     }
 }
@@ -220,6 +232,8 @@ struct ReadyBatch {
     buffered_bytes: usize,
     attempts: u32,
     not_before: Instant,
+    /// Its first sequence, for an idempotent producer.
+    sequence: Option<i32>,
 }
 
 struct TopicState {
@@ -227,6 +241,22 @@ struct TopicState {
     partitions: u32,
     sticky: StickyPartitioner,
     open: Vec<Option<OpenBatch>>,
+    /// Each partition's next sequence, for an idempotent producer.
+    sequences: Vec<i32>,
+}
+
+/// The idempotent producer's id and epoch, once known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Identity {
+    /// Not asked for yet.
+    #[default]
+    Unknown,
+    Known {
+        producer_id: i64,
+        epoch: i16,
+    },
+    /// Not idempotent (configured so, or the broker has no InitProducerId).
+    None,
 }
 
 /// A fast hash for the producer's own map of topic names, looked up once per record
@@ -266,6 +296,11 @@ struct State {
     closed: bool,
     /// When the sender asked for metadata last.
     metadata_at: Option<Instant>,
+    identity: Identity,
+    /// An idempotent batch failed for good, leaving a gap in its partition's sequence:
+    /// the next epoch is to be asked for once nothing is in flight (KIP-360), and the
+    /// queued batches numbered again from 0.
+    bump_needed: bool,
 }
 
 impl State {
@@ -280,6 +315,7 @@ impl State {
             if let Some(count) = client.known_partitions(&topic.name).filter(|&count| count > topic.partitions) {
                 topic.partitions = count;
                 topic.open.resize_with(count as usize, || None);
+                topic.sequences.resize(count as usize, 0);
             }
         }
     }
@@ -333,6 +369,14 @@ impl Producer {
         if state.closed {
             return Err(ClientError::Closed);
         }
+        if state.identity == Identity::Unknown {
+            drop(state);
+            let identity = identify(&shared.client, config.idempotent);
+            state = lock(&shared.state);
+            if state.identity == Identity::Unknown {
+                state.identity = identity;
+            }
+        }
         if !state.topics.contains_key(record.topic) {
             drop(state);
             let partitions = futures_executor::block_on(shared.client.partition_count(record.topic))?;
@@ -343,6 +387,7 @@ impl Producer {
                 partitions,
                 sticky: StickyPartitioner::new(config.batch_bytes),
                 open: (0..partitions).map(|_| None).collect(),
+                sequences: vec![0; partitions as usize],
             });
         }
         if let Some(partition) = record.partition.filter(|&p| p >= state.topics[record.topic].partitions) {
@@ -363,6 +408,7 @@ impl Producer {
             state = shared.space.wait_timeout(state, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
         }
         let state = &mut *state;
+        let identity = state.identity;
         let topic = state.topics.get_mut(record.topic).expect("inserted above");
         let topic_name = &topic.name;
         let partition = match (record.partition, record.key) {
@@ -374,9 +420,10 @@ impl Producer {
             (None, None) => topic.sticky.partition(topic.partitions, size),
         };
         let slot = &mut topic.open[partition as usize];
+        let sequence = &mut topic.sequences[partition as usize];
         if slot.as_ref().is_some_and(|b| !b.builder.is_empty() && b.builder.size_bytes() + size > config.batch_bytes) {
             let full = slot.take().expect("checked");
-            state.ready.push_back(seal(topic_name.clone(), partition, full));
+            state.ready.push_back(seal(topic_name.clone(), partition, full, identity, sequence));
             shared.work.notify_one();
         }
         // The sender learns of a new batch at once, to send it when its linger is up
@@ -397,7 +444,7 @@ impl Producer {
         let future = DeliveryFuture { delivery: batch.delivery.clone(), partition, index };
         if batch.builder.size_bytes() >= config.batch_bytes {
             let full = slot.take().expect("just filled");
-            state.ready.push_back(seal(topic_name.clone(), partition, full));
+            state.ready.push_back(seal(topic_name.clone(), partition, full, identity, sequence));
             shared.work.notify_one();
         } else if opened {
             shared.work.notify_one();
@@ -438,15 +485,40 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-fn seal(topic: Arc<str>, partition: u32, batch: OpenBatch) -> ReadyBatch {
+/// The producer's identity: an id from the broker when `idempotent`, else none (also
+/// when the broker has no InitProducerId, or cannot be asked now: the producer then
+/// sends as a non-idempotent one would).
+fn identify(client: &Client, idempotent: bool) -> Identity {
+    if !idempotent {
+        return Identity::None;
+    }
+    match futures_executor::block_on(client.init_producer_id(None)) {
+        Ok((producer_id, epoch)) => Identity::Known { producer_id, epoch },
+        Err(_) => Identity::None,
+    }
+}
+
+/// Seals `batch` of `partition`: an idempotent producer's batch takes the partition's
+/// next sequence, and `sequence` moves past its records.
+fn seal(topic: Arc<str>, partition: u32, batch: OpenBatch, identity: Identity, sequence: &mut i32) -> ReadyBatch {
+    let (builder, first) = match identity {
+        Identity::Known { producer_id, epoch } => {
+            let first = *sequence;
+            let records = batch.builder.len() as i64;
+            *sequence = ((i64::from(first) + records) % (i64::from(i32::MAX) + 1)) as i32;
+            (batch.builder.idempotent(producer_id, epoch, first), Some(first))
+        }
+        Identity::Unknown | Identity::None => (batch.builder, None),
+    };
     ReadyBatch {
         topic,
         partition,
-        records: Bytes::from(batch.builder.finish()),
+        records: Bytes::from(builder.finish()),
         delivery: batch.delivery,
         buffered_bytes: batch.buffered_bytes,
         attempts: 0,
         not_before: Instant::now(),
+        sequence: first,
     }
 }
 
@@ -456,12 +528,14 @@ fn seal_all(state: &mut State, linger: Option<Duration>) -> Option<Instant> {
     let now = Instant::now();
     let mut next_due: Option<Instant> = None;
     let mut sealed = Vec::new();
+    let identity = state.identity;
     for (name, topic) in state.topics.iter_mut() {
         for (partition, slot) in topic.open.iter_mut().enumerate() {
             let Some(batch) = slot else { continue };
             let due = linger.map_or(now, |linger| batch.opened + linger);
             if due <= now {
-                sealed.push(seal(name.clone(), partition as u32, slot.take().expect("checked")));
+                let sequence = &mut topic.sequences[partition];
+                sealed.push(seal(name.clone(), partition as u32, slot.take().expect("checked"), identity, sequence));
             } else {
                 next_due = Some(next_due.map_or(due, |next| next.min(due)));
             }
@@ -488,6 +562,10 @@ fn send_loop(shared: &Arc<Shared>) {
                     state.grow(&shared.client);
                 }
             }
+        }
+        if state.bump_needed {
+            state = bump_epoch(shared, state);
+            continue;
         }
         // Without lingering, batches keep filling while earlier ones wait to be sent.
         let backed_up = shared.config.linger.is_zero() && !state.ready.is_empty();
@@ -613,7 +691,7 @@ fn on_response(shared: &Arc<Shared>, address: SocketAddr, batches: Vec<ReadyBatc
     let mut retry = Vec::new();
     for (mut batch, outcome) in batches.into_iter().zip(outcomes) {
         match outcome {
-            Err(error) if error.is_retriable() && batch.attempts < shared.config.retries && !state.closed => {
+            Err(error) if retriable(&error, &batch) && batch.attempts < shared.config.retries && !state.closed => {
                 batch.attempts += 1;
                 batch.not_before = Instant::now() + Duration::from_millis(shared.config.retry_backoff_ms);
                 retry.push(batch);
@@ -622,14 +700,79 @@ fn on_response(shared: &Arc<Shared>, address: SocketAddr, batches: Vec<ReadyBatc
         }
     }
     for batch in retry.into_iter().rev() {
-        state.ready.push_front(batch);
+        requeue(&mut state.ready, batch);
     }
     drop(state);
     shared.work.notify_one();
     shared.space.notify_all();
 }
 
+/// Whether `batch` is to be sent again after `error`: what the broker calls
+/// retriable, and for an idempotent batch also a gap in its sequence (a batch before
+/// it is being retried).
+fn retriable(error: &ClientError, batch: &ReadyBatch) -> bool {
+    let out_of_order = matches!(error, ClientError::Broker { code: ErrorCode::OutOfOrderSequence, .. });
+    error.is_retriable() || (out_of_order && batch.sequence.is_some())
+}
+
+/// Puts a batch to retry back at the front of the queue, behind any batch of its
+/// partition with an earlier sequence and before the later ones, so that a partition's
+/// retries go out in order.
+fn requeue(ready: &mut VecDeque<ReadyBatch>, batch: ReadyBatch) {
+    let Some(sequence) = batch.sequence else { return ready.push_front(batch) };
+    let same = |other: &ReadyBatch| other.partition == batch.partition && other.topic == batch.topic;
+    let earlier = ready
+        .iter()
+        .rposition(|other| same(other) && other.sequence.is_some_and(|s| s < sequence))
+        .map_or(0, |at| at + 1);
+    ready.insert(earlier, batch);
+}
+
+/// Moves the producer to its next epoch once its requests in flight are answered (each
+/// answered, retried or failed), then numbers the queued batches again from sequence
+/// 0 in queue order, so the partition whose batch failed accepts the rest. Until then
+/// nothing is sent.
+fn bump_epoch<'a>(shared: &'a Shared, state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    if state.requests_in_flight > 0 {
+        return shared.work.wait_timeout(state, Duration::from_millis(100)).unwrap_or_else(|p| p.into_inner()).0;
+    }
+    let Identity::Known { producer_id, epoch } = state.identity else {
+        let mut state = state;
+        state.bump_needed = false;
+        return state;
+    };
+    drop(state);
+    let bumped = futures_executor::block_on(shared.client.init_producer_id(Some((producer_id, epoch))));
+    let mut state = lock(&shared.state);
+    let Ok((producer_id, epoch)) = bumped else {
+        // The broker cannot be asked now: again after a backoff.
+        let backoff = Duration::from_millis(shared.config.retry_backoff_ms);
+        return shared.work.wait_timeout(state, backoff).unwrap_or_else(|p| p.into_inner()).0;
+    };
+    state.identity = Identity::Known { producer_id, epoch };
+    let State { topics, ready, .. } = &mut *state;
+    for topic in topics.values_mut() {
+        topic.sequences.iter_mut().for_each(|s| *s = 0);
+    }
+    for batch in ready.iter_mut().filter(|b| b.sequence.is_some()) {
+        let Some(topic) = topics.get_mut(&batch.topic) else { continue };
+        let sequence = &mut topic.sequences[batch.partition as usize];
+        let mut bytes = batch.records.to_vec();
+        let records =
+            strand_protocol::batch::BatchHeader::parse(&bytes).map_or(1, |h| i64::from(h.last_offset_delta) + 1);
+        strand_protocol::batch::stamp_producer(&mut bytes, producer_id, epoch, *sequence);
+        batch.sequence = Some(*sequence);
+        batch.records = Bytes::from(bytes);
+        *sequence = ((i64::from(*sequence) + records) % (i64::from(i32::MAX) + 1)) as i32;
+    }
+    state.bump_needed = false;
+    state
+}
+
 fn finish(state: &mut State, shared: &Shared, batch: ReadyBatch, outcome: Result<i64>) {
+    if outcome.is_err() && batch.sequence.is_some() {
+        state.bump_needed = true;
+    }
     state.buffered_bytes = state.buffered_bytes.saturating_sub(batch.buffered_bytes);
     batch.delivery.complete(outcome);
     shared.space.notify_all();

@@ -330,6 +330,18 @@ pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
     batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Writes an idempotent producer's id, epoch and first sequence into the batch header
+/// and recomputes the CRC, which covers them (a producer numbering a batch again after
+/// its epoch was bumped).
+pub fn stamp_producer(batch: &mut [u8], producer_id: i64, producer_epoch: i16, base_sequence: i32) {
+    batch[OFFSET_PRODUCER_ID..OFFSET_PRODUCER_ID + 8].copy_from_slice(&producer_id.to_be_bytes());
+    batch[OFFSET_PRODUCER_EPOCH..OFFSET_PRODUCER_EPOCH + 2].copy_from_slice(&producer_epoch.to_be_bytes());
+    batch[OFFSET_BASE_SEQUENCE..OFFSET_BASE_SEQUENCE + 4].copy_from_slice(&base_sequence.to_be_bytes());
+    let total = LOG_OVERHEAD + be_u32(batch, OFFSET_BATCH_LENGTH) as usize;
+    let crc = crc32c::crc32c(&batch[OFFSET_ATTRIBUTES..total]);
+    batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Writes a complete header in front of `records` (already encoded). Used by the
 /// builder; exposed so tests can forge batches with chosen fields.
 pub(crate) fn write_header(out: &mut [u8], header: &BatchHeader) {

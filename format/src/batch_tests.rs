@@ -52,6 +52,14 @@ fn log_append_time_rewrites_crc() {
 }
 
 #[test]
+fn a_producer_stamp_rewrites_crc() {
+    let mut batch = sample(3);
+    stamp_producer(&mut batch, 77, 4, 1_000);
+    let header = validate(&batch, BatchLimits::default()).unwrap();
+    assert_eq!((header.producer_id, header.producer_epoch, header.base_sequence), (77, 4, 1_000));
+}
+
+#[test]
 fn refuses_each_kind_of_damage() {
     let good = sample(4);
     let limits = BatchLimits::default();

@@ -70,7 +70,6 @@ pub struct Kafka {
 pub struct Shared {
     shard: Rc<Shard>,
     frame_bytes_max: u64,
-    producer_ids: producer_ids::ProducerIds,
     /// Topic ids to names, for the metadata state it was built from (rebuilt when
     /// the shard's state changes).
     topic_ids: RefCell<Option<TopicIds>>,
@@ -89,8 +88,7 @@ impl std::ops::Deref for Kafka {
 impl Kafka {
     pub fn new(shard: Rc<Shard>) -> Kafka {
         let frame_bytes_max = u64::from(shard.config.limits.frame_bytes_max);
-        let producer_ids = producer_ids::ProducerIds::new(shard.id);
-        Kafka { shared: Rc::new(Shared { shard, frame_bytes_max, producer_ids, topic_ids: RefCell::new(None) }) }
+        Kafka { shared: Rc::new(Shared { shard, frame_bytes_max, topic_ids: RefCell::new(None) }) }
     }
 }
 
@@ -299,7 +297,7 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
             offsets::leader_epochs(&kafka.shard, ctx, request).await
         }),
         ApiKey::InitProducerId => serve!(InitProducerIdRequest, |kafka, _ctx, request| {
-            producer_ids::init_producer_id(&kafka.producer_ids, &request)
+            producer_ids::init_producer_id(&kafka.shard.producer_ids, &request)
         }),
         ApiKey::CreateTopics => serve!(CreateTopicsRequest, |kafka, ctx, request| {
             admin::create_topics(kafka, ctx, version, request).await

@@ -1,48 +1,11 @@
-//! InitProducerId for the idempotent producer (no transactional id): a producer id
-//! no earlier start of this broker has given, and epoch 0; a producer that asks with
-//! its id and epoch (KIP-360, after an error that lost its sequence) gets the same id
-//! at the next epoch, which fences its older batches.
-//!
-//! An id is the wall clock in milliseconds shifted left 16 bits, then the shard (8
-//! bits) and a counter (8 bits): unique across the shards of a start, and across
-//! starts while the clock does not go back by more than the broker's down time.
+//! InitProducerId on the Kafka listener, for the idempotent producer: the service's
+//! producer ids (`service::producer_ids`, shared with the native protocol).
 //! Transactional ids are refused (COORDINATOR_NOT_AVAILABLE) until transactions are
 //! served.
 
+use crate::service::producer_ids::{self, ProducerIds};
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
-use std::cell::Cell;
-
-/// Gives out this shard's producer ids.
-pub struct ProducerIds {
-    shard: u32,
-    /// The millisecond and counter of the last id given.
-    last: Cell<(u64, u16)>,
-}
-
-impl ProducerIds {
-    pub fn new(shard: u32) -> ProducerIds {
-        ProducerIds { shard, last: Cell::new((0, 0)) }
-    }
-
-    /// A fresh id at `now_ms`, after every id this shard gave before.
-    pub fn next(&self, now_ms: u64) -> i64 {
-        let (last_ms, counter) = self.last.get();
-        let (ms, counter) = if now_ms > last_ms {
-            (now_ms, 0)
-        } else if counter == 255 {
-            (last_ms + 1, 0)
-        } else {
-            (last_ms, counter + 1)
-        };
-        self.last.set((ms, counter));
-        ((ms << 16) | (u64::from(self.shard & 0xff) << 8) | u64::from(counter)) as i64
-    }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
 
 pub fn init_producer_id(ids: &ProducerIds, request: &InitProducerIdRequest) -> InitProducerIdResponse {
     let mut response = InitProducerIdResponse::default();
@@ -52,39 +15,9 @@ pub fn init_producer_id(ids: &ProducerIds, request: &InitProducerIdRequest) -> I
         response.producer_epoch = -1;
         return response;
     }
-    let (id, epoch) = match (request.producer_id.0, request.producer_epoch) {
-        (id, epoch) if id >= 0 && (0..i16::MAX - 1).contains(&epoch) => (id, epoch + 1),
-        _ => (ids.next(now_ms()), 0),
-    };
+    let existing = (request.producer_id.0 >= 0).then_some((request.producer_id.0, request.producer_epoch));
+    let (id, epoch) = producer_ids::init_producer_id(ids, existing);
     response.producer_id = ProducerId(id);
     response.producer_epoch = epoch;
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Ids rise on each shard, even when many are asked for within one millisecond
-    /// (the counter spills into the next), and two shards never give the same one.
-    #[test]
-    fn ids_are_unique_across_shards_and_rise() {
-        let (a, b) = (ProducerIds::new(0), ProducerIds::new(1));
-        let mut seen = std::collections::HashSet::new();
-        let (mut last_a, mut last_b) = (i64::MIN, i64::MIN);
-        for _ in 0..1000 {
-            let (x, y) = (a.next(5), b.next(5));
-            assert!(x > last_a && y > last_b);
-            (last_a, last_b) = (x, y);
-            assert!(seen.insert(x) && seen.insert(y));
-        }
-        assert!(a.next(1_000_000) > last_a);
-        // KIP-360: the same id, the next epoch.
-        let mut request = InitProducerIdRequest::default();
-        request.transactional_id = None;
-        request.producer_id = ProducerId(77);
-        request.producer_epoch = 3;
-        let bumped = init_producer_id(&a, &request);
-        assert_eq!((bumped.producer_id.0, bumped.producer_epoch), (77, 4));
-    }
 }

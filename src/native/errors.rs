@@ -44,9 +44,8 @@ pub fn code(error: &Error) -> ErrorCode {
         Error::InconsistentGroupProtocol(_) => ErrorCode::InvalidConfig,
         Error::RebalanceInProgress | Error::StaleMemberEpoch => ErrorCode::StaleGeneration,
         Error::MemberIdRequired => ErrorCode::UnknownMember,
-        // The native client does not stamp producer ids yet; a batch that carries one
-        // and breaks its sequence is an invalid batch to it.
-        Error::Producer(_) => ErrorCode::InvalidBatch,
+        Error::Producer(crate::partition::producers::ProducerError::OutOfOrder { .. }) => ErrorCode::OutOfOrderSequence,
+        Error::Producer(crate::partition::producers::ProducerError::Fenced { .. }) => ErrorCode::ProducerFenced,
     }
 }
 

@@ -36,6 +36,7 @@ pub fn operation(api: ApiKey) -> Operation {
         ApiKey::AlterTopicConfigs => Operation::AlterTopicConfigs,
         ApiKey::DescribeTopicConfigs => Operation::DescribeTopicConfigs,
         ApiKey::CreatePartitions => Operation::CreatePartitions,
+        ApiKey::InitProducerId => Operation::Produce,
     }
 }
 
@@ -94,6 +95,17 @@ fn route(
     let (shard, state) = (shard.clone(), state.clone());
     match request {
         Request::ApiVersions(_) => respond(&state, correlation, slot, info::api_versions()),
+        Request::InitProducerId(request) => {
+            let existing = (request.producer_id >= 0)
+                .then(|| (request.producer_id, request.epoch.clamp(-1, i16::MAX as i32) as i16));
+            let (producer_id, epoch) = crate::service::producer_ids::init_producer_id(&shard.producer_ids, existing);
+            let response = strand_protocol::native::messages::InitProducerIdResponse {
+                error: ErrorCode::None,
+                producer_id,
+                epoch: i32::from(epoch),
+            };
+            respond(&state, correlation, slot, Response::InitProducerId(response))
+        }
         Request::Metadata(request) => respond(&state, correlation, slot, info::metadata(&shard, &ctx, request)),
         Request::DescribeTopicConfigs(request) => {
             respond(&state, correlation, slot, admin::describe_topic_configs(&shard, &ctx, request))

@@ -13,7 +13,7 @@
 //!
 //! Code map: `error` (what can go wrong), `operation` (what requests are counted by),
 //! `scatter` (group by owner, gather by slot), `produce`, `fetch`, `offsets` (list
-//! offsets, end offsets), `records` (deleting records, describing producers), `admin` (topic changes through shard 0), `metadata` (topics
+//! offsets, end offsets), `records` (deleting records, describing producers), `producer_ids` (InitProducerId for both protocols), `admin` (topic changes through shard 0), `metadata` (topics
 //! and their settings, from the shard's copy), `groups` (routing to a group's
 //! coordinator), `forwarded` (the mesh receiver), `types` (what crosses the mesh).
 
@@ -26,6 +26,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod operation;
 pub mod produce;
+pub mod producer_ids;
 pub mod records;
 pub mod scatter;
 pub mod types;

@@ -58,6 +58,8 @@ pub struct Shard {
     /// What this shard's connections have received and not yet answered, bounded by
     /// `limits.receive_bytes_max`.
     pub receive: Rc<crate::net::budget::ReceiveBudget>,
+    /// The idempotent producers' ids this shard gives out, on either protocol.
+    pub producer_ids: crate::service::producer_ids::ProducerIds,
 }
 
 impl Shard {

@@ -71,11 +71,12 @@ pub enum ApiKey {
     AlterTopicConfigs = 14,
     DescribeTopicConfigs = 15,
     CreatePartitions = 16,
+    InitProducerId = 17,
 }
 
 impl ApiKey {
     /// Every api, in key order.
-    pub const ALL: [ApiKey; 17] = [
+    pub const ALL: [ApiKey; 18] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopics,
@@ -93,6 +94,7 @@ impl ApiKey {
         ApiKey::AlterTopicConfigs,
         ApiKey::DescribeTopicConfigs,
         ApiKey::CreatePartitions,
+        ApiKey::InitProducerId,
     ];
 
     /// The api with this key.

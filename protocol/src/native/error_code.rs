@@ -64,6 +64,13 @@ pub enum ErrorCode {
     /// 28: the broker lacks a resource the request needs (file descriptors); the
     /// message names it. Retriable once the resource frees up.
     ResourceLimit,
+    /// 29: a batch of an idempotent producer does not follow the producer's last batch
+    /// on the partition (one before it is missing); nothing was appended. A producer
+    /// sends it again once the batches before it are stored.
+    OutOfOrderSequence,
+    /// 30: a batch of an idempotent producer is of an older epoch than the producer's
+    /// (fenced by a newer InitProducerId); nothing was appended.
+    ProducerFenced,
     /// A code this version of the crate does not know.
     Other(u16),
 }
@@ -101,13 +108,15 @@ impl ErrorCode {
             ErrorCode::InvalidGroupId => 26,
             ErrorCode::InvalidAcks => 27,
             ErrorCode::ResourceLimit => 28,
+            ErrorCode::OutOfOrderSequence => 29,
+            ErrorCode::ProducerFenced => 30,
             ErrorCode::Other(code) => code,
         }
     }
 
     /// The error with this code.
     pub fn from_code(code: u16) -> ErrorCode {
-        const KNOWN: [ErrorCode; 29] = [
+        const KNOWN: [ErrorCode; 31] = [
             ErrorCode::None,
             ErrorCode::MalformedRequest,
             ErrorCode::UnknownApi,
@@ -137,6 +146,8 @@ impl ErrorCode {
             ErrorCode::InvalidGroupId,
             ErrorCode::InvalidAcks,
             ErrorCode::ResourceLimit,
+            ErrorCode::OutOfOrderSequence,
+            ErrorCode::ProducerFenced,
         ];
         KNOWN.get(code as usize).copied().unwrap_or(ErrorCode::Other(code))
     }

@@ -400,3 +400,15 @@ wire_struct! {
         pub members: Vec<GroupMemberDescription>,
     }
 }
+
+wire_struct! {
+    /// InitProducerId: an id and epoch for an idempotent producer. A new producer
+    /// sends -1 and -1; one that lost its sequence (KIP-360) sends its id and epoch and
+    /// gets the same id at the next epoch, which fences its older batches.
+    pub struct InitProducerIdRequest { pub producer_id: i64, pub epoch: i32 }
+}
+
+wire_struct! {
+    /// InitProducerId response: the id and epoch to stamp into the producer's batches.
+    pub struct InitProducerIdResponse { pub error: ErrorCode, pub producer_id: i64, pub epoch: i32 }
+}

@@ -75,6 +75,7 @@ messages! {
     AlterTopicConfigs => AlterTopicConfigsRequest, AlterTopicConfigsResponse;
     DescribeTopicConfigs => DescribeTopicConfigsRequest, DescribeTopicConfigsResponse;
     CreatePartitions => CreatePartitionsRequest, CreatePartitionsResponse;
+    InitProducerId => InitProducerIdRequest, InitProducerIdResponse;
 }
 
 /// Encodes a whole frame (header and payload) into `out`.
