@@ -301,6 +301,9 @@ struct State {
     /// the next epoch is to be asked for once nothing is in flight (KIP-360), and the
     /// queued batches numbered again from 0.
     bump_needed: bool,
+    /// When a bump the broker could not answer is tried again; sending goes on
+    /// meanwhile, so that queued batches still complete (or fail) and `flush` returns.
+    bump_retry_at: Option<Instant>,
 }
 
 impl State {
@@ -563,9 +566,11 @@ fn send_loop(shared: &Arc<Shared>) {
                 }
             }
         }
-        if state.bump_needed {
+        if state.bump_needed && state.bump_retry_at.is_none_or(|at| at <= Instant::now()) {
             state = bump_epoch(shared, state);
-            continue;
+            if !state.bump_needed || state.requests_in_flight > 0 {
+                continue;
+            }
         }
         // Without lingering, batches keep filling while earlier ones wait to be sent.
         let backed_up = shared.config.linger.is_zero() && !state.ready.is_empty();
@@ -730,8 +735,10 @@ fn requeue(ready: &mut VecDeque<ReadyBatch>, batch: ReadyBatch) {
 
 /// Moves the producer to its next epoch once its requests in flight are answered (each
 /// answered, retried or failed), then numbers the queued batches again from sequence
-/// 0 in queue order, so the partition whose batch failed accepts the rest. Until then
-/// nothing is sent.
+/// 0 in queue order, so the partition whose batch failed accepts the rest. Nothing is
+/// sent while requests are in flight; if the broker cannot answer the bump, it is tried
+/// again after the retry backoff and sending goes on meanwhile. A broker without
+/// InitProducerId leaves the producer without idempotence.
 fn bump_epoch<'a>(shared: &'a Shared, state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
     if state.requests_in_flight > 0 {
         return shared.work.wait_timeout(state, Duration::from_millis(100)).unwrap_or_else(|p| p.into_inner()).0;
@@ -744,12 +751,20 @@ fn bump_epoch<'a>(shared: &'a Shared, state: MutexGuard<'a, State>) -> MutexGuar
     drop(state);
     let bumped = futures_executor::block_on(shared.client.init_producer_id(Some((producer_id, epoch))));
     let mut state = lock(&shared.state);
-    let Ok((producer_id, epoch)) = bumped else {
-        // The broker cannot be asked now: again after a backoff.
-        let backoff = Duration::from_millis(shared.config.retry_backoff_ms);
-        return shared.work.wait_timeout(state, backoff).unwrap_or_else(|p| p.into_inner()).0;
+    let (producer_id, epoch) = match bumped {
+        Ok(bumped) => bumped,
+        Err(ClientError::Broker { code: ErrorCode::UnknownApi, .. }) => {
+            state.identity = Identity::None;
+            state.bump_needed = false;
+            return state;
+        }
+        Err(_) => {
+            state.bump_retry_at = Some(Instant::now() + Duration::from_millis(shared.config.retry_backoff_ms));
+            return state;
+        }
     };
     state.identity = Identity::Known { producer_id, epoch };
+    state.bump_retry_at = None;
     let State { topics, ready, .. } = &mut *state;
     for topic in topics.values_mut() {
         topic.sequences.iter_mut().for_each(|s| *s = 0);
