@@ -68,27 +68,14 @@ fn a_group_of_three_survives_a_killed_member_and_resumes_from_its_commits_after_
     let shares: Vec<usize> =
         groups["members"].as_array().unwrap().iter().map(|m| m.as_array().unwrap().len()).collect();
     assert_eq!(shares, vec![4, 4, 4], "{groups}");
-    let victim = members[0].assigned();
-    members[0].kill();
-    let survivors = [&members[1], &members[2]];
-    wait_for("the survivors to take every partition", Duration::from_secs(60), || union(&survivors).len() == 12);
-    for partition in &victim {
-        assert!(survivors.iter().any(|m| m.assigned().contains(partition)), "partition {partition} taken over");
-    }
+    kill_first_and_take_over(&mut members, 12);
     wait_for_every_record(&members.iter().collect::<Vec<_>>(), 6000, || {
         format!("committed {:?}", committed(broker.kafka_port.unwrap(), "workers", "work", 12))
     });
     members[1].stop();
     members[2].stop();
     let before = committed(broker.kafka_port.unwrap(), "workers", "work", 12);
-    let ends: BTreeMap<u32, i64> = {
-        let mut ends = BTreeMap::new();
-        for record in distinct(&members.iter().collect::<Vec<_>>()).values() {
-            let end = ends.entry(record.partition).or_insert(0);
-            *end = (*end).max(record.offset + 1);
-        }
-        ends
-    };
+    let ends = consumed_ends(&members.iter().collect::<Vec<_>>());
     assert_eq!(before, ends, "every partition committed up to its end");
 
     assert!(broker.stop(), "the broker stops cleanly");

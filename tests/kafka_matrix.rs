@@ -21,7 +21,6 @@ mod common;
 
 use common::clients::*;
 use common::{wait_for, Broker};
-use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use strand_client::{block_on, Client, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, Seek};
@@ -89,24 +88,11 @@ fn group_of_three(kind: Kind) {
         members.iter().all(|m| m.assigned().len() == 4) && union(&members.iter().collect::<Vec<_>>()).len() == 12
     });
     wait_for("each member to consume", Duration::from_secs(60), || members.iter().all(|m| !m.records().is_empty()));
-    let victim = members[0].assigned();
-    members[0].kill();
-    let survivors = [&members[1], &members[2]];
-    wait_for("the survivors to take every partition", Duration::from_secs(60), || union(&survivors).len() == 12);
-    for partition in &victim {
-        assert!(survivors.iter().any(|m| m.assigned().contains(partition)), "partition {partition} taken over");
-    }
+    kill_first_and_take_over(&mut members, 12);
     wait_for_every_record(&members.iter().collect::<Vec<_>>(), 3000, || {
         format!("committed {:?}", committed(broker.kafka_port.unwrap(), "workers", "work", 12))
     });
-    let ends: BTreeMap<u32, i64> = {
-        let mut ends = BTreeMap::new();
-        for record in distinct(&members.iter().collect::<Vec<_>>()).values() {
-            let end = ends.entry(record.partition).or_insert(0);
-            *end = (*end).max(record.offset + 1);
-        }
-        ends
-    };
+    let ends = consumed_ends(&members.iter().collect::<Vec<_>>());
     // The last commits may trail the last records by a moment.
     wait_for("every partition committed to its end", Duration::from_secs(30), || {
         committed(broker.kafka_port.unwrap(), "workers", "work", 12) == ends

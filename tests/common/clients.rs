@@ -206,3 +206,27 @@ pub fn node_modules() -> PathBuf {
     assert!(dir.join("kafkajs").exists(), "{} has no kafkajs: scripts/test installs it", dir.display());
     dir
 }
+
+/// Kills `members[0]` as a crash would and waits for the others to take every one of
+/// `partitions`, each of the killed member's among them.
+pub fn kill_first_and_take_over(members: &mut [Member], partitions: usize) {
+    let victim = members[0].assigned();
+    members[0].kill();
+    let survivors: Vec<&Member> = members[1..].iter().collect();
+    wait_for("the survivors to take every partition", Duration::from_secs(60), || {
+        union(&survivors).len() == partitions
+    });
+    for partition in &victim {
+        assert!(survivors.iter().any(|m| m.assigned().contains(partition)), "partition {partition} taken over");
+    }
+}
+
+/// Each partition's end as `members` consumed it: the offset after its last record.
+pub fn consumed_ends(members: &[&Member]) -> BTreeMap<u32, i64> {
+    let mut ends = BTreeMap::new();
+    for record in distinct(members).values() {
+        let end = ends.entry(record.partition).or_insert(0);
+        *end = (*end).max(record.offset + 1);
+    }
+    ends
+}
