@@ -18,28 +18,6 @@ pub async fn run(
     _ctx: &RequestContext,
     items: Vec<(TopicPartition, PartitionOp)>,
 ) -> Vec<Result<PartitionAnswer, Error>> {
-    // The group coordinator's own log keeps the groups' offsets: deleting its
-    // records would lose them.
-    let (internal, items): (Vec<_>, Vec<_>) = items
-        .into_iter()
-        .enumerate()
-        .partition(|(_, (tp, op))| tp.topic == OFFSETS_TOPIC && matches!(op, PartitionOp::DeleteBefore(_)));
-    let slots: Vec<usize> = items.iter().map(|(slot, _)| *slot).collect();
-    let mut answers: Vec<Option<Result<PartitionAnswer, Error>>> = vec![None; slots.len() + internal.len()];
-    for (slot, _) in internal {
-        answers[slot] = Some(Err(Error::InvalidTopicName(format!("the records of {OFFSETS_TOPIC} cannot be deleted"))));
-    }
-    let routed_answers = run_routed(shard, items.into_iter().map(|(_, item)| item).collect()).await;
-    for (slot, answer) in slots.into_iter().zip(routed_answers) {
-        answers[slot] = Some(answer);
-    }
-    answers.into_iter().map(|answer| answer.expect("every slot answered")).collect()
-}
-
-async fn run_routed(
-    shard: &Rc<Shard>,
-    items: Vec<(TopicPartition, PartitionOp)>,
-) -> Vec<Result<PartitionAnswer, Error>> {
     let mut routed = route(shard, items);
     for (owner, items) in routed.by_shard {
         if owner == shard.id {
@@ -71,6 +49,11 @@ pub async fn run_local(
             continue;
         };
         let answer = match item {
+            // The group coordinator's own log keeps the groups' offsets: deleting its
+            // records would lose them.
+            PartitionOp::DeleteBefore(_) if tp.topic == OFFSETS_TOPIC => {
+                Err(Error::InvalidTopicName(format!("the records of {OFFSETS_TOPIC} cannot be deleted")))
+            }
             PartitionOp::DeleteBefore(offset) => {
                 let offset = offset.unwrap_or_else(|| partition.high_watermark());
                 match partition.delete_records_before(offset).await {
