@@ -501,6 +501,11 @@ fn identify(client: &Client, idempotent: bool) -> Identity {
     }
 }
 
+/// The sequence after `records` records from `first` (Kafka's wrap from `i32::MAX` to 0).
+fn sequence_after(first: i32, records: i64) -> i32 {
+    ((i64::from(first) + records) % (i64::from(i32::MAX) + 1)) as i32
+}
+
 /// Seals `batch` of `partition`: an idempotent producer's batch takes the partition's
 /// next sequence, and `sequence` moves past its records.
 fn seal(topic: Arc<str>, partition: u32, batch: OpenBatch, identity: Identity, sequence: &mut i32) -> ReadyBatch {
@@ -508,7 +513,7 @@ fn seal(topic: Arc<str>, partition: u32, batch: OpenBatch, identity: Identity, s
         Identity::Known { producer_id, epoch } => {
             let first = *sequence;
             let records = batch.builder.len() as i64;
-            *sequence = ((i64::from(first) + records) % (i64::from(i32::MAX) + 1)) as i32;
+            *sequence = sequence_after(first, records);
             (batch.builder.idempotent(producer_id, epoch, first), Some(first))
         }
         Identity::Unknown | Identity::None => (batch.builder, None),
@@ -778,7 +783,7 @@ fn bump_epoch<'a>(shared: &'a Shared, state: MutexGuard<'a, State>) -> MutexGuar
         strand_protocol::batch::stamp_producer(&mut bytes, producer_id, epoch, *sequence);
         batch.sequence = Some(*sequence);
         batch.records = Bytes::from(bytes);
-        *sequence = ((i64::from(*sequence) + records) % (i64::from(i32::MAX) + 1)) as i32;
+        *sequence = sequence_after(*sequence, records);
     }
     state.bump_needed = false;
     state
