@@ -360,13 +360,18 @@ fn retried_batches_of_an_idempotent_producer_are_stored_once_across_a_restart() 
     assert_eq!((error, offset), (0, 2), "after a restart, a retry is still known");
     assert_eq!(latest_offset(&mut conn, "once"), 3);
     assert_eq!(produce(&mut conn, "once", idempotent_batch(id, 0, 3, &["d"])).1, 3, "the sequence goes on");
-    // KIP-360: the same id at the next epoch fences the old one.
+    // Naming an id (KIP-360) gets a fresh one, as from Kafka: no client fences
+    // another's id, and the named id goes on at its own epoch.
     init.producer_id = ProducerId(id);
     init.producer_epoch = 0;
-    let bumped: InitProducerIdResponse = conn.call(ApiKey::InitProducerId, 4, &init);
-    assert_eq!((bumped.producer_id.0, bumped.producer_epoch), (id, 1));
-    assert_eq!(produce(&mut conn, "once", idempotent_batch(id, 1, 0, &["e"])).1, 4);
-    let (error, _, _) = produce(&mut conn, "once", idempotent_batch(id, 0, 4, &["stale"]));
+    let renamed: InitProducerIdResponse = conn.call(ApiKey::InitProducerId, 4, &init);
+    assert_eq!(renamed.producer_epoch, 0);
+    assert!(renamed.producer_id.0 != id && renamed.producer_id.0 != again.producer_id.0, "a fresh id");
+    assert_eq!(produce(&mut conn, "once", idempotent_batch(id, 0, 4, &["e"])).1, 4, "the named id is not fenced");
+    // A producer that bumps its own epoch (the Java client does) starts it at 0, and
+    // its older epoch is fenced from then on.
+    assert_eq!(produce(&mut conn, "once", idempotent_batch(id, 1, 0, &["f"])).1, 5);
+    let (error, _, _) = produce(&mut conn, "once", idempotent_batch(id, 0, 5, &["stale"]));
     assert_eq!(error, 47, "INVALID_PRODUCER_EPOCH");
-    assert_eq!(latest_offset(&mut conn, "once"), 5);
+    assert_eq!(latest_offset(&mut conn, "once"), 6);
 }

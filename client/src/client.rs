@@ -234,8 +234,8 @@ impl Client {
         self.refresh_metadata().await
     }
 
-    /// An id and epoch for an idempotent producer (InitProducerId): a new one, or for
-    /// `existing`, the same id at the next epoch.
+    /// An id and epoch for an idempotent producer (InitProducerId). The broker gives a
+    /// fresh id at epoch 0; `existing` names the id a producer gives up (KIP-360).
     pub async fn init_producer_id(&self, existing: Option<(i64, i16)>) -> Result<(i64, i16)> {
         let (producer_id, epoch) = existing.map_or((-1, -1), |(id, epoch)| (id, i32::from(epoch)));
         let response = self.request(Request::InitProducerId(InitProducerIdRequest { producer_id, epoch })).await?;

@@ -298,8 +298,8 @@ struct State {
     metadata_at: Option<Instant>,
     identity: Identity,
     /// An idempotent batch failed for good, leaving a gap in its partition's sequence:
-    /// the next epoch is to be asked for once nothing is in flight (KIP-360), and the
-    /// queued batches numbered again from 0.
+    /// a new producer id (the broker gives a fresh one, epoch 0) is to be asked for once
+    /// nothing is in flight (KIP-360), and the queued batches numbered again from 0.
     bump_needed: bool,
     /// When a bump the broker could not answer is tried again; sending goes on
     /// meanwhile, so that queued batches still complete (or fail) and `flush` returns.
@@ -738,7 +738,8 @@ fn requeue(ready: &mut VecDeque<ReadyBatch>, batch: ReadyBatch) {
     ready.insert(earlier, batch);
 }
 
-/// Moves the producer to its next epoch once its requests in flight are answered (each
+/// Moves the producer to a new id (InitProducerId naming the old one, KIP-360; the
+/// broker answers with a fresh id at epoch 0) once its requests in flight are answered (each
 /// answered, retried or failed), then numbers the queued batches again from sequence
 /// 0 in queue order, so the partition whose batch failed accepts the rest. Nothing is
 /// sent while requests are in flight; if the broker cannot answer the bump, it is tried

@@ -15,8 +15,9 @@ pub fn init_producer_id(ids: &ProducerIds, request: &InitProducerIdRequest) -> I
         response.producer_epoch = -1;
         return response;
     }
-    let existing = (request.producer_id.0 >= 0).then_some((request.producer_id.0, request.producer_epoch));
-    let (id, epoch) = producer_ids::init_producer_id(ids, existing);
+    // The id and epoch a producer names (KIP-360) do not matter without a
+    // transactional id: it gets a fresh id, as from Kafka.
+    let (id, epoch) = producer_ids::init_producer_id(ids);
     response.producer_id = ProducerId(id);
     response.producer_epoch = epoch;
     response

@@ -95,10 +95,9 @@ fn route(
     let (shard, state) = (shard.clone(), state.clone());
     match request {
         Request::ApiVersions(_) => respond(&state, correlation, slot, info::api_versions()),
-        Request::InitProducerId(request) => {
-            let existing = (request.producer_id >= 0)
-                .then(|| (request.producer_id, request.epoch.clamp(-1, i16::MAX as i32) as i16));
-            let (producer_id, epoch) = crate::service::producer_ids::init_producer_id(&shard.producer_ids, existing);
+        Request::InitProducerId(_) => {
+            // A fresh id whatever id and epoch the request names (SPEC.md).
+            let (producer_id, epoch) = crate::service::producer_ids::init_producer_id(&shard.producer_ids);
             let response = strand_protocol::native::messages::InitProducerIdResponse {
                 error: ErrorCode::None,
                 producer_id,

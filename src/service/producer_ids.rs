@@ -1,7 +1,10 @@
-//! Producer ids for the idempotent producer, the same for both protocols: a producer
-//! id no earlier start of this broker has given, at epoch 0; a producer that asks
-//! with its id and epoch (KIP-360, after an error that lost its sequence) gets the
-//! same id at the next epoch, which fences its older batches.
+//! Producer ids for the idempotent producer, the same for both protocols: every
+//! InitProducerId without a transactional id gets an id no earlier request to this
+//! broker was given, at epoch 0, whatever id and epoch it names. That is Kafka's rule
+//! for producers that are not transactional: a producer that lost its sequence (KIP-360)
+//! starts again under a new id, and no client can fence another by naming its id. (A
+//! client may still bump its own epoch itself, as Kafka's Java client does; the
+//! partitions accept a higher epoch that starts at sequence 0.)
 //!
 //! An id is the wall clock in milliseconds shifted left 16 bits, then the shard (8
 //! bits) and a counter (8 bits): unique across the shards of a start, and across
@@ -40,14 +43,10 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The id and epoch a producer is to use: a fresh id at epoch 0, or, for a producer
-/// that names its id and epoch, the same id at the next epoch. `None` once the epoch
-/// is spent (a producer then asks for a fresh id).
-pub fn init_producer_id(ids: &ProducerIds, existing: Option<(i64, i16)>) -> (i64, i16) {
-    match existing {
-        Some((id, epoch)) if id >= 0 && (0..i16::MAX - 1).contains(&epoch) => (id, epoch + 1),
-        _ => (ids.next(now_ms()), 0),
-    }
+/// The id and epoch a producer that is not transactional is to use: a fresh id, at
+/// epoch 0.
+pub fn init_producer_id(ids: &ProducerIds) -> (i64, i16) {
+    (ids.next(now_ms()), 0)
 }
 
 #[cfg(test)]
@@ -68,8 +67,7 @@ mod tests {
             assert!(seen.insert(x) && seen.insert(y));
         }
         assert!(a.next(1_000_000) > last_a);
-        // KIP-360: the same id, the next epoch.
-        assert_eq!(init_producer_id(&a, Some((77, 3))), (77, 4));
-        assert_eq!(init_producer_id(&a, Some((77, i16::MAX - 1))).1, 0, "a spent epoch: a fresh id");
+        let (id, epoch) = init_producer_id(&a);
+        assert!(id > last_a && epoch == 0, "InitProducerId: a fresh id at epoch 0");
     }
 }
