@@ -108,10 +108,13 @@ fn records_cross_between_the_native_and_the_kafka_protocol_byte_for_byte() {
 
 /// The version firewall: ApiVersions lists exactly what is served; an ApiVersions
 /// version the broker does not know is answered in v0 with UNSUPPORTED_VERSION and
-/// the ranges (KIP-511); any other request outside the ranges, or of an unknown api,
-/// closes its connection, and no other.
+/// the ranges (KIP-511); a request the codec can read, of an API or a version not
+/// served, is answered with UNSUPPORTED_VERSION (35) in its response's error fields on
+/// a connection that stays open; an unknown api key, a version the codec does not know,
+/// a malformed body, or a response with no field for the error closes its connection,
+/// and no other.
 #[test]
-fn api_versions_states_the_firewall_and_requests_outside_it_close_only_their_connection() {
+fn api_versions_states_the_firewall_and_requests_outside_it_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(&dir.path().join("data"), &[]);
     let port = broker.kafka_port.unwrap();
@@ -132,15 +135,69 @@ fn api_versions_states_the_firewall_and_requests_outside_it_close_only_their_con
     assert_eq!((correlation, answer.error_code), (7, 35));
     assert_eq!(answer.api_keys.len(), ranges.len());
 
-    // Metadata v13 (known to Kafka, not served), Produce v13, an unknown api key.
-    for (key, version) in [(3i16, 13i16), (0, 13), (999, 0), (12, 4)] {
-        let mut conn = KafkaConnection::connect(port);
+    // Versions the codec knows and the broker does not serve, and APIs it does not
+    // serve: each answered with 35, one after another on one connection.
+    let mut probe = KafkaConnection::connect(port);
+    let mut request = MetadataRequest::default();
+    request.topics = None;
+    let answer: MetadataResponse = probe.call(ApiKey::Metadata, 13, &request);
+    assert_eq!((answer.error_code, answer.topics.len()), (35, 0), "Metadata v13");
+    let mut request = produce_request("firewalled", 0, -1, batch(&[("k", "v")]));
+    request.topic_data[0].topic_id = uuid::Uuid::from_u128(99);
+    let answer: ProduceResponse = probe.call(ApiKey::Produce, 13, &request);
+    let partitions: Vec<(i32, i16)> =
+        answer.responses[0].partition_responses.iter().map(|p| (p.index, p.error_code)).collect();
+    assert_eq!((answer.responses[0].topic_id, partitions), (uuid::Uuid::from_u128(99), vec![(0, 35)]));
+    let mut request = FindCoordinatorRequest::default();
+    request.coordinator_keys = vec!["g1".into(), "g2".into()];
+    let answer: FindCoordinatorResponse = probe.call(ApiKey::FindCoordinator, 6, &request);
+    let keys: Vec<(String, i16)> = answer.coordinators.iter().map(|c| (c.key.to_string(), c.error_code)).collect();
+    assert_eq!(keys, vec![("g1".to_owned(), 35), ("g2".to_owned(), 35)], "FindCoordinator v6");
+    let mut request = SaslHandshakeRequest::default();
+    request.mechanism = "SCRAM-SHA-512".into();
+    let answer: SaslHandshakeResponse = probe.call(ApiKey::SaslHandshake, 1, &request);
+    assert_eq!(answer.error_code, 35, "SaslHandshake (not served)");
+    let answer: EndTxnResponse = probe.call(ApiKey::EndTxn, 4, &EndTxnRequest::default());
+    assert_eq!(answer.error_code, 35, "EndTxn (not served)");
+    let mut request = AddPartitionsToTxnRequest::default();
+    let mut topic = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
+    topic.name = name("t");
+    topic.partitions = vec![3, 5];
+    request.v3_and_below_topics = vec![topic];
+    let answer: AddPartitionsToTxnResponse = probe.call(ApiKey::AddPartitionsToTxn, 3, &request);
+    let results: Vec<(i32, i16)> = answer.results_by_topic_v3_and_below[0]
+        .results_by_partition
+        .iter()
+        .map(|p| (p.partition_index, p.partition_error_code))
+        .collect();
+    assert_eq!(results, vec![(3, 35), (5, 35)], "AddPartitionsToTxn v3 (not served)");
+    let still: ApiVersionsResponse = probe.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert_eq!(still.error_code, 0, "the connection is served after its refusals");
+
+    // What cannot be answered closes its connection: an unknown api key, versions the
+    // codec does not know (Produce v2, ListOffsets v0), a truncated body (Heartbeat
+    // v4), an acks=0 produce (no answer is expected), a response with no error code
+    // (DescribeLogDirs v2, DescribeTransactions).
+    let mut closing: Vec<(&str, Vec<u8>)> = Vec::new();
+    for (key, version) in [(999i16, 0i16), (0, 2), (2, 0), (12, 4)] {
         let mut frame = vec![0, 0, 0, 10];
         frame.extend_from_slice(&key.to_be_bytes());
         frame.extend_from_slice(&version.to_be_bytes());
         frame.extend_from_slice(&[0, 0, 0, 1, 0xff, 0xff]);
+        closing.push(("raw", frame));
+    }
+    let mut conn = KafkaConnection::connect(port);
+    closing.push((
+        "acks=0 Produce v13",
+        conn.frame(ApiKey::Produce, 13, &produce_request("t", 0, 0, batch(&[("k", "v")]))).1,
+    ));
+    closing.push(("DescribeLogDirs v2", conn.frame(ApiKey::DescribeLogDirs, 2, &DescribeLogDirsRequest::default()).1));
+    let describe = DescribeTransactionsRequest::default();
+    closing.push(("DescribeTransactions", conn.frame(ApiKey::DescribeTransactions, 0, &describe).1));
+    for (what, frame) in closing {
+        let mut conn = KafkaConnection::connect(port);
         conn.stream.write_all(&frame).unwrap();
-        assert!(conn.is_closed_by_broker(), "api {key} v{version} closes its connection");
+        assert!(conn.is_closed_by_broker(), "{what} {:?} closes its connection", &frame[4..8]);
     }
     let response = metadata(&mut healthy, 12, &[], false);
     assert_eq!(response.brokers.len(), 1, "the other connection is served as before");

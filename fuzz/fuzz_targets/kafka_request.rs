@@ -1,6 +1,8 @@
 //! Kafka request frames: the header read by `strand::kafka::codec`, then the body
 //! decoded as the request its api key names, with the patched `kafka-protocol`
-//! (`vendor/kafka-protocol`). Nothing may panic, and no input may allocate from a
+//! (`vendor/kafka-protocol`), and the UNSUPPORTED_VERSION answer the listener makes of
+//! it for an API or version it does not serve (`strand::kafka::unsupported`), whose
+//! decoding reaches every API the codec knows. Nothing may panic, and no input may allocate from a
 //! count the frame cannot hold (libFuzzer's `-rss_limit_mb` and `-malloc_limit_mb`
 //! catch one that does).
 #![no_main]
@@ -36,4 +38,5 @@ fuzz_target!(|data: &[u8]| {
         ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest,
         ConsumerGroupDescribe => ConsumerGroupDescribeRequest,
     );
+    let _ = strand::kafka::unsupported::answer(frame.api_key, frame.version, frame.body.clone());
 });

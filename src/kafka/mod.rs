@@ -36,6 +36,7 @@ mod offsets;
 pub mod produce;
 mod producer_ids;
 mod records;
+pub mod unsupported;
 pub mod versions;
 pub mod wire;
 
@@ -43,7 +44,7 @@ use crate::metadata::{MetadataState, TopicMeta};
 use crate::net::{ConnectionState, Outgoing, Piece, Protocol, RequestSlot, ResponseOrder};
 use crate::service::{Listener, Operation, Principal, RequestContext};
 use crate::shard::Shard;
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use codec::{CodecError, Header};
 use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, CreatePartitionsRequest,
@@ -194,11 +195,7 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
         if api == ApiKey::ApiVersions {
             return answer_unsupported_api_versions(kafka, state, &frame, request_bytes).await;
         }
-        let reason = match versions::supported(api) {
-            Some((min, max)) => format!("{api:?} v{version} is not served (versions {min} to {max} are)"),
-            None => format!("{api:?} is not served"),
-        };
-        return Err(refuse(kafka, Some(api as i16), &reason));
+        return answer_unsupported(kafka, state, &header, frame.freeze(), request_bytes).await;
     }
     let ctx = RequestContext {
         listener: Listener::Kafka,
@@ -370,6 +367,37 @@ async fn answer_unsupported_api_versions(
     Ok(())
 }
 
+/// A request the codec can read, of an API or version outside the firewall: answered
+/// with UNSUPPORTED_VERSION in its response's error fields (`unsupported`), or, where
+/// no response can carry it, its connection closed with the reason.
+async fn answer_unsupported(
+    kafka: &Kafka,
+    state: &Rc<ConnectionState>,
+    header: &Header,
+    frame: Bytes,
+    request_bytes: usize,
+) -> Result<(), String> {
+    let (api, version) = (header.api_key, header.version);
+    let served = match versions::supported(api) {
+        Some((min, max)) => format!("versions {min} to {max} are served"),
+        None => "the api is not served".to_owned(),
+    };
+    let body = match unsupported::answer(api, version, frame.slice(header.bytes..)) {
+        Ok(body) => body,
+        Err(reason) => return Err(refuse(kafka, Some(api as i16), &format!("{reason} ({served})"))),
+    };
+    if let Some(operation) = operation(api) {
+        kafka.shard.metrics.error(Listener::Kafka, operation);
+    }
+    tracing::debug!(?api, version, served, "answering a request outside the version firewall with UNSUPPORTED_VERSION");
+    state.wait_for_request_slot().await;
+    let slot = state.start_request(request_bytes);
+    let mut out = response_header(api, version, header.correlation_id);
+    out.extend_from_slice(&body);
+    send_framed(state, slot, out);
+    Ok(())
+}
+
 /// Logs and counts a request that closes its connection; returns the reason.
 fn refuse(kafka: &Kafka, api: Option<i16>, reason: &str) -> String {
     let shard = &kafka.shard;
@@ -397,18 +425,30 @@ pub(crate) fn respond<M: Encodable>(
     correlation: i32,
     message: &M,
 ) {
-    let mut out: Vec<u8> = Vec::with_capacity(128);
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&correlation.to_be_bytes());
-    if api.response_header_version(version) >= 1 {
-        out.push(0); // no tagged fields
-    }
+    let mut out = response_header(api, version, correlation);
     if let Err(error) = message.encode(&mut out, version) {
         // A response the crate cannot encode at the version asked for is a bug here.
         tracing::error!(?api, version, %error, "cannot encode a Kafka response");
         state.finish_request(slot);
         return;
     }
+    send_framed(state, slot, out);
+}
+
+/// The start of an answer: room for its size, then the response header (v0, or v1
+/// with tagged fields for flexible versions; always v0 for ApiVersions).
+fn response_header(api: ApiKey, version: i16, correlation: i32) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::with_capacity(128);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&correlation.to_be_bytes());
+    if api.response_header_version(version) >= 1 {
+        out.push(0); // no tagged fields
+    }
+    out
+}
+
+/// Writes the size of `out` (a `response_header` and a body) at its front and queues it.
+fn send_framed(state: &ConnectionState, slot: RequestSlot, mut out: Vec<u8>) {
     let size = (out.len() - 4) as i32;
     out[..4].copy_from_slice(&size.to_be_bytes());
     state.send(Outgoing { pieces: vec![Piece::Owned(out)], slot, budget: None });

@@ -1,5 +1,6 @@
 //! The version firewall: the APIs and versions this listener serves, exactly what
-//! ApiVersions advertises. A request outside them is never decoded past its header.
+//! ApiVersions advertises. A request outside them is not served: it is answered
+//! UNSUPPORTED_VERSION (`super::unsupported`) or its connection closed.
 //!
 //! An ApiVersions request of a version this broker does not know is answered in v0
 //! with the supported ranges and UNSUPPORTED_VERSION (KIP-511), so a newer client
