@@ -1,6 +1,8 @@
 //! The same checks for every Kafka client the suite drives besides confluent-kafka
 //! (tests/kafka_clients.rs): kafka-python, aiokafka and kafkajs, each unchanged, from
-//! the scripts `tests/kafka_clients/with_*`. For each client:
+//! the scripts `tests/kafka_clients/with_*`, and the `rdkafka` crate, from
+//! `tests/kafka_clients/rdkafka_client.rs` run in a process of its own (this test
+//! binary run again). For each client:
 //!
 //! - a group of three members splitting 12 partitions, one killed and its partitions
 //!   taken over, the commits surviving a broker restart and new members resuming from
@@ -12,12 +14,14 @@
 //! - records crossing from the native protocol to the client and back, byte for byte
 //!   (keys, values, headers, timestamps).
 //!
-//! kcat's share of the matrix (codecs, partitioner, cross-protocol) is in
-//! tests/kafka.rs. Its producer exits by design once every broker is down, so its
+//! kcat runs the group check here (its balanced consumer); the rest of its share
+//! (codecs, partitioner, cross-protocol) is in tests/kafka.rs. It has no admin API. Its producer exits by design once every broker is down, so its
 //! library's idempotent producer across a restart is shown through confluent-kafka
-//! (tests/kafka_clients.rs) and the rdkafka crate (tests/kafka_rdkafka.rs).
+//! (tests/kafka_clients.rs) and the rdkafka crate (here).
 
 mod common;
+#[path = "kafka_clients/rdkafka_client.rs"]
+mod rdkafka_client;
 
 use common::clients::*;
 use common::{wait_for, Broker};
@@ -31,6 +35,10 @@ enum Kind {
     KafkaPython,
     Aiokafka,
     Kafkajs,
+    Rdkafka,
+    /// Its group member only: kcat has no admin API, and its producer exits by design
+    /// once every broker is down.
+    Kcat,
 }
 
 impl Kind {
@@ -47,27 +55,37 @@ impl Kind {
                 command.arg(script("with_kafkajs.js")).env("NODE_PATH", node_modules());
                 command
             }
+            Kind::Rdkafka => return rdkafka_client::command(mode, args),
+            Kind::Kcat => unreachable!("kcat runs no script: {mode}"),
         };
         command.arg(mode).args(args);
         command
     }
 
-    /// A group member; kafkajs has its own round-robin assignor, the Python clients
-    /// are asked for theirs.
+    /// A group member; kafkajs and the rdkafka client use round robin of their own
+    /// accord, the Python clients are asked for it.
     fn member(self, bootstrap: &str, group: &str, topic: &str) -> Member {
         match self {
-            Kind::Kafkajs => Member::spawn(self.command("member", &[bootstrap, group, topic])),
+            Kind::Kafkajs | Kind::Rdkafka => Member::spawn(self.command("member", &[bootstrap, group, topic])),
+            Kind::Kcat => Member::kcat(bootstrap, group, topic),
             _ => Member::spawn(self.command("member", &[bootstrap, group, topic, "roundrobin"])),
         }
     }
 
-    /// Runs `mode` to its end; its last line of output, as JSON.
+    /// Runs `mode` to its end; its last JSON line of output.
     fn run(self, mode: &str, args: &[&str]) -> serde_json::Value {
         let output = self.command(mode, args).stdin(Stdio::null()).output().unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{self:?} {mode}: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
+        last_json(&stdout)
     }
+}
+
+/// The last line of `stdout` that is a JSON object (the rdkafka client's test harness
+/// prints lines of its own around the client's).
+fn last_json(stdout: &str) -> serde_json::Value {
+    let line = stdout.lines().rev().find(|line| line.starts_with('{'));
+    serde_json::from_str(line.unwrap_or_else(|| panic!("no JSON line in {stdout}"))).unwrap()
 }
 
 /// Three members of `kind` share 12 partitions; one is killed (no LeaveGroup) and the
@@ -145,6 +163,11 @@ fn admin(kind: Kind) {
         }
         Kind::Kafkajs => {
             assert_eq!(out["at_1008"], 4, "{out}");
+            assert_eq!((out["committed"].as_i64(), out["group_deleted"].as_i64()), (Some(6), Some(0)), "{out}");
+        }
+        Kind::Kcat => unreachable!("kcat has no admin API"),
+        Kind::Rdkafka => {
+            assert_eq!((out["low_watermark"].as_i64(), out["at_1008"].as_i64()), (Some(4), Some(4)), "{out}");
             assert_eq!((out["committed"].as_i64(), out["group_deleted"].as_i64()), (Some(6), Some(0)), "{out}");
         }
     }
@@ -275,7 +298,7 @@ fn idempotent_across_a_restart(kind: Kind) {
     let mut summary = String::new();
     std::io::Read::read_to_string(producer.stdout.as_mut().unwrap(), &mut summary).unwrap();
     assert!(producer.wait().unwrap().success(), "{kind:?}: {summary}");
-    let summary: serde_json::Value = serde_json::from_str(summary.lines().last().unwrap_or_default()).unwrap();
+    let summary = last_json(&summary);
     assert_eq!(summary["delivered"], COUNT, "{kind:?}: every record delivered: {summary}");
     assert_exactly_once(&stored_values(&broker.kafka_bootstrap(), "payments"), COUNT, &format!("{kind:?}"));
 }
@@ -314,4 +337,12 @@ for_each_client! {
     kafka_python: Kind::KafkaPython,
     aiokafka: Kind::Aiokafka,
     kafkajs: Kind::Kafkajs,
+    rdkafka: Kind::Rdkafka,
+}
+
+/// kcat's share: its balanced consumer (`kcat -G`) in the same group check; its codecs,
+/// partitioner and cross-protocol records are in tests/kafka.rs.
+#[test]
+fn kcat_group_of_three_survives_a_killed_member_and_resumes_after_a_restart() {
+    group_of_three(Kind::Kcat);
 }

@@ -81,6 +81,11 @@ impl Member {
         let errors = member.errors.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // A line that is not a JSON object is a test harness's of its own (the
+                // rdkafka client is a test binary run again).
+                if !line.starts_with('{') {
+                    continue;
+                }
                 let event: serde_json::Value = serde_json::from_str(&line).unwrap();
                 if let Some(partitions) = event.get("assigned") {
                     let partitions = partitions.as_array().unwrap().iter().map(|p| p.as_u64().unwrap() as u32);
@@ -98,6 +103,71 @@ impl Member {
                     *closed.lock().unwrap() = true;
                 }
             }
+        });
+        member
+    }
+
+    /// A kcat balanced consumer (`kcat -G`), itself the child: its records arrive on
+    /// stdout (`-f`), its assignments as librdkafka's rebalance lines on stderr, and it
+    /// commits as librdkafka's auto commit does (every 200 ms here, and when it
+    /// leaves). It closes (leaves the group) on SIGTERM.
+    pub fn kcat(bootstrap: &str, group: &str, topic: &str) -> Member {
+        let mut child = Command::new("kcat")
+            // -u: unbuffered, so each record is seen as kcat prints it.
+            .args(["-u", "-b", bootstrap, "-G", group, topic, "-f", "%p\t%o\t%k\t%s\n"])
+            .args(["-X", "auto.offset.reset=earliest", "-X", "auto.commit.interval.ms=200"])
+            .args(["-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500"])
+            .args(["-X", "partition.assignment.strategy=roundrobin"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let member = Member {
+            child: Some(child),
+            assigned: Arc::default(),
+            records: Arc::default(),
+            errors: Arc::default(),
+            closed: Arc::default(),
+        };
+        let records = member.records.clone();
+        std::thread::spawn(move || {
+            let mut stdout = BufReader::new(stdout);
+            let mut line = String::new();
+            // A line without its end is the last, cut short by a kill: not a record.
+            while stdout.read_line(&mut line).is_ok_and(|_| line.ends_with('\n')) {
+                let fields: Vec<&str> = line.trim_end_matches('\n').splitn(4, '\t').collect();
+                let [partition, offset, key, value] = fields[..] else { panic!("kcat printed {line:?}") };
+                records.lock().unwrap().push(Consumed {
+                    partition: partition.parse().unwrap(),
+                    offset: offset.parse().unwrap(),
+                    key: key.to_string(),
+                    value: value.to_string(),
+                });
+                line.clear();
+            }
+        });
+        let (assigned, errors, closed) = (member.assigned.clone(), member.errors.clone(), member.closed.clone());
+        std::thread::spawn(move || {
+            // "% Group G rebalanced (memberid M): assigned: T [0], T [3]" or "…: revoked: …".
+            let mut revoked_last = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some((_, partitions)) = line.split_once("): assigned: ") {
+                    let partitions = partitions.split(", ").filter_map(|p| {
+                        p.rsplit_once('[').and_then(|(_, n)| n.trim_end_matches(']').parse::<u32>().ok())
+                    });
+                    *assigned.lock().unwrap() = Some(partitions.collect());
+                    revoked_last = false;
+                } else if line.contains("): revoked: ") {
+                    *assigned.lock().unwrap() = Some(Vec::new());
+                    revoked_last = true;
+                } else if line.contains("ERROR") {
+                    errors.lock().unwrap().push(line);
+                }
+            }
+            // It ended having given its partitions back: it left the group.
+            *closed.lock().unwrap() = revoked_last;
         });
         member
     }
