@@ -68,6 +68,9 @@ fn a_group_of_three_survives_a_killed_member_and_resumes_from_its_commits_after_
     let shares: Vec<usize> =
         groups["members"].as_array().unwrap().iter().map(|m| m.as_array().unwrap().len()).collect();
     assert_eq!(shares, vec![4, 4, 4], "{groups}");
+    // Each member's client id and host, as Kafka shows them.
+    assert_eq!(groups["hosts"], serde_json::json!(["/127.0.0.1", "/127.0.0.1", "/127.0.0.1"]), "{groups}");
+    assert_eq!(groups["client_ids"], serde_json::json!(["rdkafka", "rdkafka", "rdkafka"]), "{groups}");
     kill_first_and_take_over(&mut members, 12);
     wait_for_every_record(&members.iter().collect::<Vec<_>>(), 6000, || {
         format!("committed {:?}", committed(broker.kafka_port.unwrap(), "workers", "work", 12))
@@ -306,6 +309,10 @@ fn kip848_and_native_members_share_one_group_which_a_classic_member_cannot_join(
         .collect();
     assert_eq!(shares.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 3], "{described}");
     assert_eq!(shares.concat().into_iter().collect::<BTreeSet<_>>(), (0..6).collect(), "{described}");
+    // The KIP-848 member's client id (librdkafka's default) and both hosts; the
+    // native protocol carries no client id.
+    assert_eq!(described["hosts"], serde_json::json!(["/127.0.0.1", "/127.0.0.1"]), "{described}");
+    assert_eq!(described["client_ids"], serde_json::json!(["", "rdkafka"]), "{described}");
     let mut classic = Member::start(&bootstrap, "mixed", "shared", "range");
     wait_for("the classic member refused", Duration::from_secs(30), || {
         classic.errors().iter().any(|e| e.contains("Inconsistent group protocol"))

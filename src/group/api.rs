@@ -24,6 +24,10 @@ pub struct JoinGroupRequest {
     /// A new member that chose its own id (KIP-848 v1: a UUID the client makes), to be
     /// admitted under it rather than refused as unknown.
     pub chosen_id: bool,
+    /// What describing the group shows of the member: the client's own name for
+    /// itself, and its host as Kafka shows it (`/127.0.0.1`); empty when unknown.
+    pub client_id: String,
+    pub client_host: String,
 }
 
 /// Heartbeat: the member is alive and consumes `owned`, which tells the
@@ -203,6 +207,8 @@ pub struct ListGroupsResponse {
 #[derive(Debug, Clone, Default)]
 pub struct GroupMemberDescription {
     pub member_id: String,
+    pub client_id: String,
+    pub client_host: String,
     pub topics: Vec<String>,
     pub session_timeout_ms: u32,
     pub owned: Vec<TopicPartitions>,

@@ -37,6 +37,8 @@ use strand_protocol::{BatchBuilder, RecordIter};
 pub const COMMIT_METADATA_BYTES_MAX: usize = 4096;
 
 struct Member {
+    client_id: String,
+    client_host: String,
     topics: BTreeSet<String>,
     session_timeout: Duration,
     last_seen: Instant,
@@ -590,7 +592,13 @@ impl GroupCoordinator {
         let changed = group.members.get(&member_id).is_none_or(|m| m.topics != topics);
         group.members.insert(
             member_id.clone(),
-            Member { topics, session_timeout: Duration::from_millis(u64::from(timeout)), last_seen: Instant::now() },
+            Member {
+                client_id: request.client_id.clone(),
+                client_host: request.client_host.clone(),
+                topics,
+                session_timeout: Duration::from_millis(u64::from(timeout)),
+                last_seen: Instant::now(),
+            },
         );
         if group.members.len() == 1 {
             group.strategy = strategy;
@@ -1125,6 +1133,8 @@ impl GroupCoordinator {
             .iter()
             .map(|(id, member)| GroupMemberDescription {
                 member_id: id.clone(),
+                client_id: member.client_id.clone(),
+                client_host: member.client_host.clone(),
                 topics: member.topics.iter().cloned().collect(),
                 session_timeout_ms: member.session_timeout.as_millis() as u32,
                 owned: group.owned_by(id),
@@ -1215,6 +1225,8 @@ mod tests {
         let counts: BTreeMap<String, u32> = [("t".to_string(), 4)].into_iter().collect();
         let mut group = Group::new(Strategy::Sticky, 0, Duration::ZERO, Instant::now());
         let member = |topics: &[&str]| Member {
+            client_id: String::new(),
+            client_host: String::new(),
             topics: topics.iter().map(|t| t.to_string()).collect(),
             session_timeout: Duration::from_secs(10),
             last_seen: Instant::now(),

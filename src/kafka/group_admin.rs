@@ -247,6 +247,8 @@ pub async fn consumer_group_describe(
             .map(|member| {
                 let mut m = cgd::Member::default();
                 m.member_id = text(&member.member_id);
+                m.client_id = text(&member.client_id);
+                m.client_host = text(&member.client_host);
                 m.member_epoch = described.generation as i32;
                 m.subscribed_topic_names = member.topics.iter().map(|t| text(t).into()).collect();
                 m.assignment = assignment(&member.owned);

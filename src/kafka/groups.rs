@@ -88,7 +88,7 @@ pub async fn join(kafka: &Kafka, ctx: &RequestContext, version: i16, request: Jo
         member_id: request.member_id.to_string(),
         group_instance_id: request.group_instance_id.map(|id| id.to_string()),
         client_id: ctx.client_id.clone().unwrap_or_default(),
-        client_host: String::new(),
+        client_host: ctx.client_host(),
         session_timeout_ms: session,
         // v0 has no rebalance timeout: the session timeout serves.
         rebalance_timeout_ms: if version >= 1 { request.rebalance_timeout_ms.max(0) as u32 } else { session },
@@ -462,6 +462,8 @@ pub async fn consumer_heartbeat(
                 _ => "sticky".into(),
             },
             chosen_id: version >= 1 && !member_id.is_empty(),
+            client_id: ctx.client_id.clone().unwrap_or_default(),
+            client_host: ctx.client_host(),
         };
         match ask(kafka, ctx, GroupRequest::Join(join)).await {
             GroupResponse::Join(joined) => {

@@ -202,6 +202,7 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
         principal: Principal::Anonymous,
         client_id: header.client_id.clone(),
         deadline: None,
+        host: state.peer,
     };
     if api == ApiKey::Produce {
         // The batches stay slices of this frame: the layout is read in place.

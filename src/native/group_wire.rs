@@ -45,6 +45,9 @@ impl Convert<api::JoinGroupRequest> for wire::JoinGroupRequest {
             session_timeout_ms: self.session_timeout_ms.convert(),
             strategy: self.strategy.convert(),
             chosen_id: false,
+            // Filled in from the connection by the router.
+            client_id: String::new(),
+            client_host: String::new(),
         }
     }
 }

@@ -58,7 +58,7 @@ pub async fn dispatch(
         // means it is not speaking this protocol (or is confused about direction).
         return Err(refuse(shard, state, &header, DecodeError::RequestFlags { flags: header.flags }));
     }
-    let ctx = RequestContext::anonymous(Listener::Native);
+    let ctx = RequestContext { host: state.peer, ..RequestContext::anonymous(Listener::Native) };
     let request_bytes = header.frame_bytes();
     // Produce keeps its payload owned: the batches are split off it, not copied.
     if api == Some(ApiKey::Produce) && version_supported(header.api_version.get()) {
@@ -132,7 +132,8 @@ fn route(
             )
         }
         Request::JoinGroup(r) => {
-            spawn(serve_group(shard, ctx, state, correlation, slot, GroupRequest::Join(r.convert())))
+            let join = crate::group::api::JoinGroupRequest { client_host: ctx.client_host(), ..r.convert() };
+            spawn(serve_group(shard, ctx, state, correlation, slot, GroupRequest::Join(join)))
         }
         Request::Heartbeat(r) => {
             spawn(serve_group(shard, ctx, state, correlation, slot, GroupRequest::Heartbeat(r.convert())))

@@ -34,6 +34,9 @@ pub trait Transport {
     type Write: TransportWrite;
     /// The peer's address, for logs.
     fn peer(&self) -> String;
+    /// The peer's IP address, for what the protocols report of a client (Kafka's
+    /// client host) and, later, for access rules by host.
+    fn peer_ip(&self) -> Option<std::net::IpAddr>;
     fn split(self) -> std::io::Result<(Self::Read, Self::Write)>;
 }
 
@@ -46,6 +49,10 @@ impl Transport for Tcp {
 
     fn peer(&self) -> String {
         self.0.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into())
+    }
+
+    fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        self.0.peer_addr().ok().map(|a| a.ip().to_canonical())
     }
 
     /// The writer gets its own descriptor for the same socket, so reads and writes

@@ -93,12 +93,19 @@ pub struct ConnectionState {
     closed: Cell<bool>,
     /// The shard's receive budget, which in-flight request bytes count against.
     budget: Rc<ReceiveBudget>,
+    /// The client's IP address, when the transport knows it.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl ConnectionState {
-    /// The state of a new connection with `response_budget_bytes` for fetch responses,
-    /// answering in `order`.
-    pub fn new(response_budget_bytes: usize, budget: Rc<ReceiveBudget>, order: ResponseOrder) -> ConnectionState {
+    /// The state of a new connection from `peer` with `response_budget_bytes` for
+    /// fetch responses, answering in `order`.
+    pub fn new(
+        response_budget_bytes: usize,
+        budget: Rc<ReceiveBudget>,
+        order: ResponseOrder,
+        peer: Option<std::net::IpAddr>,
+    ) -> ConnectionState {
         ConnectionState {
             response_budget: Rc::new(glommio::sync::Semaphore::new(response_budget_bytes as u64)),
             response_budget_bytes,
@@ -113,6 +120,7 @@ impl ConnectionState {
             space: Signal::default(),
             closed: Cell::new(false),
             budget,
+            peer,
         }
     }
 
@@ -280,7 +288,7 @@ mod tests {
     }
 
     fn connection(order: ResponseOrder) -> ConnectionState {
-        ConnectionState::new(1 << 20, Rc::new(ReceiveBudget::new(1 << 30)), order)
+        ConnectionState::new(1 << 20, Rc::new(ReceiveBudget::new(1 << 30)), order, None)
     }
 
     /// Kafka's rule: an answer that completes early waits for those before it, and a

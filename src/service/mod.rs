@@ -55,16 +55,29 @@ pub struct RequestContext {
     pub client_id: Option<String>,
     /// When the client stops waiting for an answer, if it said.
     pub deadline: Option<Instant>,
+    /// The client's IP address, when its transport knows it.
+    pub host: Option<std::net::IpAddr>,
 }
 
 impl RequestContext {
+    /// The client's host as Kafka shows it (`/127.0.0.1`), or empty when unknown.
+    pub fn client_host(&self) -> String {
+        self.host.map(|host| format!("/{host}")).unwrap_or_default()
+    }
+
     /// A request from a client on `listener` that has not authenticated.
     pub fn anonymous(listener: Listener) -> RequestContext {
-        RequestContext { listener, principal: Principal::Anonymous, client_id: None, deadline: None }
+        RequestContext { listener, principal: Principal::Anonymous, client_id: None, deadline: None, host: None }
     }
 
     /// A request the broker makes of itself.
     pub fn broker() -> RequestContext {
-        RequestContext { listener: Listener::Internal, principal: Principal::Broker, client_id: None, deadline: None }
+        RequestContext {
+            listener: Listener::Internal,
+            principal: Principal::Broker,
+            client_id: None,
+            deadline: None,
+            host: None,
+        }
     }
 }

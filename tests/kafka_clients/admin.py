@@ -62,6 +62,8 @@ elif step == "groups":
     result["members"] = sorted(
         sorted(tp.partition for tp in m.assignment.topic_partitions) for m in described.members
     )
+    result["hosts"] = sorted(m.host for m in described.members)
+    result["client_ids"] = sorted(m.client_id for m in described.members)
 elif step == "delete-group":
     # TOPIC names a group here.
     result["deleted"] = outcome(admin.delete_consumer_groups([topic])[topic])
