@@ -293,6 +293,10 @@ struct State {
     buffered_bytes: usize,
     in_flight: HashMap<SocketAddr, usize>,
     requests_in_flight: usize,
+    /// An idempotent producer's batches sent and not yet answered, per partition: at
+    /// most `UNANSWERED_MAX`, so that a retry of a batch the broker stored reaches it
+    /// while the broker still remembers that batch.
+    unanswered: HashMap<(Arc<str>, u32), usize>,
     closed: bool,
     /// When the sender asked for metadata last.
     metadata_at: Option<Instant>,
@@ -484,6 +488,12 @@ impl Drop for Producer {
     }
 }
 
+/// The batches per partition an idempotent producer may have unanswered: the broker
+/// remembers each producer's last 5 batches per partition (Kafka's bound on
+/// `max.in.flight.requests.per.connection` with idempotence), and a retry of a stored
+/// batch must reach it before 5 later ones are stored, or it reads as a gap.
+const UNANSWERED_MAX: usize = 5;
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
@@ -586,15 +596,30 @@ fn send_loop(shared: &Arc<Shared>) {
         let mut sizes: HashMap<SocketAddr, usize> = HashMap::new();
         let mut held = VecDeque::new();
         let mut retry_due: Option<Instant> = None;
+        // Partitions one of whose batches waits: their later batches wait behind it,
+        // so that each partition's batches go out in order, retries included.
+        let mut waiting: std::collections::HashSet<(Arc<str>, u32)> = std::collections::HashSet::new();
         while let Some(batch) = state.ready.pop_front() {
+            let key = (batch.topic.clone(), batch.partition);
+            if waiting.contains(&key) {
+                held.push_back(batch);
+                continue;
+            }
+            let capped = batch.sequence.is_some() && state.unanswered.get(&key).copied().unwrap_or(0) >= UNANSWERED_MAX;
             let address = shared.client.address_for(&batch.topic, batch.partition);
             match address {
+                Ok(_) if capped => {
+                    // Sent when an answer comes back (the response wakes the sender).
+                    waiting.insert(key);
+                    held.push_back(batch);
+                }
                 Ok(address) if batch.not_before <= now => {
                     let busy = state.in_flight.get(&address).copied().unwrap_or(0);
                     let requests = groups.entry(address).or_default();
                     let size = sizes.entry(address).or_default();
                     let fits =
                         requests.last().is_some_and(|_| *size + batch.records.len() <= shared.config.request_bytes_max);
+                    let unanswered = batch.sequence.is_some();
                     if fits {
                         *size += batch.records.len();
                         requests.last_mut().expect("checked").push(batch);
@@ -602,11 +627,17 @@ fn send_loop(shared: &Arc<Shared>) {
                         *size = batch.records.len();
                         requests.push(vec![batch]);
                     } else {
+                        waiting.insert(key);
                         held.push_back(batch);
+                        continue;
+                    }
+                    if unanswered {
+                        *state.unanswered.entry(key).or_default() += 1;
                     }
                 }
                 Ok(_) => {
                     retry_due = Some(retry_due.map_or(batch.not_before, |d| d.min(batch.not_before)));
+                    waiting.insert(key);
                     held.push_back(batch);
                 }
                 Err(error) => finish(&mut state, shared, batch, Err(error)),
@@ -673,6 +704,11 @@ fn on_response(shared: &Arc<Shared>, address: SocketAddr, batches: Vec<ReadyBatc
         *count = count.saturating_sub(1);
     }
     state.requests_in_flight = state.requests_in_flight.saturating_sub(1);
+    for batch in batches.iter().filter(|b| b.sequence.is_some()) {
+        if let Some(count) = state.unanswered.get_mut(&(batch.topic.clone(), batch.partition)) {
+            *count = count.saturating_sub(1);
+        }
+    }
     let outcomes: Vec<Result<i64>> =
         match &result {
             Ok(Response::Produce(_)) if shared.config.acks == Acks::None => batches.iter().map(|_| Ok(-1)).collect(),
