@@ -295,7 +295,7 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
             offsets::leader_epochs(&kafka.shard, ctx, request).await
         }),
         ApiKey::InitProducerId => serve!(InitProducerIdRequest, |kafka, _ctx, request| {
-            producer_ids::init_producer_id(&kafka.shard.producer_ids, &request)
+            producer_ids::init_producer_id(&kafka.shard, &request).await
         }),
         ApiKey::CreateTopics => serve!(CreateTopicsRequest, |kafka, ctx, request| {
             admin::create_topics(kafka, ctx, version, request).await

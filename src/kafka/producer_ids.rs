@@ -3,22 +3,29 @@
 //! Transactional ids are refused (COORDINATOR_NOT_AVAILABLE) until transactions are
 //! served.
 
-use crate::service::producer_ids::{self, ProducerIds};
+use super::errors::kafka_error;
+use crate::service::producer_ids;
+use crate::shard::Shard;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
+use std::rc::Rc;
 
-pub fn init_producer_id(ids: &ProducerIds, request: &InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn init_producer_id(shard: &Rc<Shard>, request: &InitProducerIdRequest) -> InitProducerIdResponse {
     let mut response = InitProducerIdResponse::default();
+    response.producer_id = ProducerId(-1);
+    response.producer_epoch = -1;
     if request.transactional_id.is_some() {
         response.error_code = ResponseError::CoordinatorNotAvailable.code();
-        response.producer_id = ProducerId(-1);
-        response.producer_epoch = -1;
         return response;
     }
     // The id and epoch a producer names (KIP-360) do not matter without a
     // transactional id: it gets a fresh id, as from Kafka.
-    let (id, epoch) = producer_ids::init_producer_id(ids);
-    response.producer_id = ProducerId(id);
-    response.producer_epoch = epoch;
+    match producer_ids::init_producer_id(shard).await {
+        Ok((id, epoch)) => {
+            response.producer_id = ProducerId(id);
+            response.producer_epoch = epoch;
+        }
+        Err(error) => response.error_code = kafka_error(&error).code(),
+    }
     response
 }

@@ -29,4 +29,7 @@ pub enum Command {
     /// Removes a topic's last `count` partitions: undoes an `AddPartitions` whose
     /// partitions could not all be opened (a topic never shrinks otherwise).
     RemovePartitions { name: String, count: u32 },
+    /// Producer ids below `end` may have been given out (`service::producer_ids`):
+    /// after a restart, ids start at `end`.
+    ReserveProducerIds { end: i64 },
 }

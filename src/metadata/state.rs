@@ -43,6 +43,9 @@ pub struct MetadataState {
     pub next_topic_id: u64,
     /// Index of the last command applied (commands are numbered from 1).
     pub applied_index: u64,
+    /// Producer ids below this may have been given out.
+    #[serde(default)]
+    pub producer_ids_end: i64,
 }
 
 impl MetadataState {
@@ -80,6 +83,15 @@ impl MetadataState {
                 let current = self.topic(name)?.partitions();
                 if *count == 0 || *count >= current {
                     return Err(MetadataError::InvalidPartitions { count: u64::from(current.saturating_sub(*count)) });
+                }
+                Ok(())
+            }
+            Command::ReserveProducerIds { end } => {
+                if *end <= self.producer_ids_end {
+                    return Err(MetadataError::InvalidConfig(format!(
+                        "producer ids up to {} are already reserved",
+                        self.producer_ids_end
+                    )));
                 }
                 Ok(())
             }
@@ -127,6 +139,9 @@ impl MetadataState {
                     let keep = topic.placement.len().saturating_sub(*count as usize);
                     topic.placement.truncate(keep);
                 }
+            }
+            Command::ReserveProducerIds { end } => {
+                self.producer_ids_end = self.producer_ids_end.max(*end);
             }
         }
     }

@@ -95,16 +95,22 @@ fn route(
     let (shard, state) = (shard.clone(), state.clone());
     match request {
         Request::ApiVersions(_) => respond(&state, correlation, slot, info::api_versions()),
-        Request::InitProducerId(_) => {
+        Request::InitProducerId(_) => spawn(async move {
             // A fresh id whatever id and epoch the request names (SPEC.md).
-            let (producer_id, epoch) = crate::service::producer_ids::init_producer_id(&shard.producer_ids);
-            let response = strand_protocol::native::messages::InitProducerIdResponse {
-                error: ErrorCode::None,
-                producer_id,
-                epoch: i32::from(epoch),
+            let response = match crate::service::producer_ids::init_producer_id(&shard).await {
+                Ok((producer_id, epoch)) => strand_protocol::native::messages::InitProducerIdResponse {
+                    error: ErrorCode::None,
+                    producer_id,
+                    epoch: i32::from(epoch),
+                },
+                Err(error) => strand_protocol::native::messages::InitProducerIdResponse {
+                    error: super::errors::code(&error),
+                    producer_id: -1,
+                    epoch: -1,
+                },
             };
             respond(&state, correlation, slot, Response::InitProducerId(response))
-        }
+        }),
         Request::Metadata(request) => respond(&state, correlation, slot, info::metadata(&shard, &ctx, request)),
         Request::DescribeTopicConfigs(request) => {
             respond(&state, correlation, slot, admin::describe_topic_configs(&shard, &ctx, request))

@@ -122,6 +122,24 @@ async fn broadcast(shard: &Rc<Shard>, state: Arc<MetadataState>) -> Vec<OpenFail
     failures
 }
 
+/// On shard 0: reserves the next block of producer ids in the store and makes it the
+/// one in use (`service::producer_ids`), unless another task did so while this one
+/// waited for the admin lock.
+pub async fn reserve_producer_ids(shard: &Rc<Shard>) -> Result<(), Error> {
+    let mut session = Session::begin(shard).await;
+    let ids = &shard.producer_ids;
+    if ids.has_room() {
+        return Ok(());
+    }
+    let start = ids.next_block_start(session.state().producer_ids_end);
+    let end = start + super::producer_ids::BLOCK;
+    session.submit(Command::ReserveProducerIds { end }).await?;
+    ids.adopt(start, end);
+    tracing::debug!(start, end, "producer ids reserved");
+    session.finish().await;
+    Ok(())
+}
+
 /// Refuses changes to `__consumer_offsets`, saying why.
 fn not_internal(name: &str, why: &str) -> Result<(), Error> {
     if name == crate::group::OFFSETS_TOPIC {

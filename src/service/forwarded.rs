@@ -3,7 +3,7 @@
 //! a time, which keeps each sender's appends in order); anything that waits runs as a
 //! task of its own and answers through the message's reply channel.
 
-use super::{admin, fetch, offsets, produce, records};
+use super::{admin, fetch, offsets, produce, producer_ids, records};
 use crate::shard::{Shard, ShardMessage};
 use std::future::Future;
 use std::rc::Rc;
@@ -37,6 +37,10 @@ pub async fn handle(shard: &Rc<Shard>, message: ShardMessage) {
         ShardMessage::Admin { request, reply } => {
             let shard = shard.clone();
             spawn_reply(reply, async move { admin::run_here(&shard, request).await });
+        }
+        ShardMessage::ProducerId { reply } => {
+            let shard = shard.clone();
+            spawn_reply(reply, async move { producer_ids::allocate_here(&shard).await });
         }
         ShardMessage::Group { request, reply } => {
             let shard = shard.clone();

@@ -1,4 +1,4 @@
-//! Producer ids for the idempotent producer, the same for both protocols: every
+//! Producer ids for the idempotent producer, the same for both protocols. Every
 //! InitProducerId without a transactional id gets an id no earlier request to this
 //! broker was given, at epoch 0, whatever id and epoch it names. That is Kafka's rule
 //! for producers that are not transactional: a producer that lost its sequence (KIP-360)
@@ -6,68 +6,89 @@
 //! client may still bump its own epoch itself, as Kafka's Java client does; the
 //! partitions accept a higher epoch that starts at sequence 0.)
 //!
-//! An id is the wall clock in milliseconds shifted left 16 bits, then the shard (8
-//! bits) and a counter (8 bits): unique across the shards of a start, and across
-//! starts while the clock does not go back by more than the broker's down time.
+//! Shard 0 gives the ids out, as Kafka's controller does: 0, 1, 2, … from blocks of
+//! `BLOCK` it reserves in the metadata store (`Command::ReserveProducerIds`) before it
+//! hands out the first id of a block. After a restart it starts after the last block
+//! reserved, so no id is given twice whatever the clock does; the rest of a block in
+//! use when the broker stopped is skipped. Other shards forward the request to shard 0
+//! (one message per producer start).
 
+use super::error::Error;
+use crate::shard::{Shard, ShardMessage};
+use futures_channel::oneshot;
 use std::cell::Cell;
+use std::rc::Rc;
 
-/// Gives out this shard's producer ids.
+/// How many ids one reservation in the metadata store covers.
+pub const BLOCK: i64 = 1000;
+
+/// Shard 0's block of producer ids: `next` up to (not including) `end`.
+#[derive(Default)]
 pub struct ProducerIds {
-    shard: u32,
-    /// The millisecond and counter of the last id given.
-    last: Cell<(u64, u16)>,
+    next: Cell<i64>,
+    end: Cell<i64>,
 }
 
 impl ProducerIds {
-    pub fn new(shard: u32) -> ProducerIds {
-        ProducerIds { shard, last: Cell::new((0, 0)) }
+    /// The next id of the block, if the block has one left.
+    pub fn take(&self) -> Option<i64> {
+        let next = self.next.get();
+        (next < self.end.get()).then(|| {
+            self.next.set(next + 1);
+            next
+        })
     }
 
-    /// A fresh id at `now_ms`, after every id this shard gave before.
-    pub fn next(&self, now_ms: u64) -> i64 {
-        let (last_ms, counter) = self.last.get();
-        let (ms, counter) = if now_ms > last_ms {
-            (now_ms, 0)
-        } else if counter == 255 {
-            (last_ms + 1, 0)
-        } else {
-            (last_ms, counter + 1)
-        };
-        self.last.set((ms, counter));
-        ((ms << 16) | (u64::from(self.shard & 0xff) << 8) | u64::from(counter)) as i64
+    pub fn has_room(&self) -> bool {
+        self.next.get() < self.end.get()
+    }
+
+    /// Where the next reservation starts: after this block, and after every block the
+    /// store has (`reserved_end`, its `producer_ids_end`).
+    pub fn next_block_start(&self, reserved_end: i64) -> i64 {
+        self.end.get().max(reserved_end)
+    }
+
+    /// Takes `start..end`, reserved in the store, as the block.
+    pub fn adopt(&self, start: i64, end: i64) {
+        self.next.set(start);
+        self.end.set(end);
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+/// The id and epoch a producer that is not transactional is to use: a fresh id at
+/// epoch 0, from shard 0.
+pub async fn init_producer_id(shard: &Rc<Shard>) -> Result<(i64, i16), Error> {
+    if shard.id != 0 {
+        let (reply, receiver) = oneshot::channel();
+        shard.forward(0, ShardMessage::ProducerId { reply }).await;
+        return receiver.await.unwrap_or(Err(Error::ShuttingDown)).map(|id| (id, 0));
+    }
+    allocate_here(shard).await.map(|id| (id, 0))
 }
 
-/// The id and epoch a producer that is not transactional is to use: a fresh id, at
-/// epoch 0.
-pub fn init_producer_id(ids: &ProducerIds) -> (i64, i16) {
-    (ids.next(now_ms()), 0)
+/// On shard 0: the next id, reserving a block first when the one in use is spent.
+pub async fn allocate_here(shard: &Rc<Shard>) -> Result<i64, Error> {
+    loop {
+        if let Some(id) = shard.producer_ids.take() {
+            return Ok(id);
+        }
+        super::admin::reserve_producer_ids(shard).await?;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Ids rise on each shard, even when many are asked for within one millisecond
-    /// (the counter spills into the next), and two shards never give the same one.
     #[test]
-    fn ids_are_unique_across_shards_and_rise() {
-        let (a, b) = (ProducerIds::new(0), ProducerIds::new(1));
-        let mut seen = std::collections::HashSet::new();
-        let (mut last_a, mut last_b) = (i64::MIN, i64::MIN);
-        for _ in 0..1000 {
-            let (x, y) = (a.next(5), b.next(5));
-            assert!(x > last_a && y > last_b);
-            (last_a, last_b) = (x, y);
-            assert!(seen.insert(x) && seen.insert(y));
-        }
-        assert!(a.next(1_000_000) > last_a);
-        let (id, epoch) = init_producer_id(&a);
-        assert!(id > last_a && epoch == 0, "InitProducerId: a fresh id at epoch 0");
+    fn a_block_gives_each_id_once_and_the_next_block_starts_after_every_reserved_one() {
+        let ids = ProducerIds::default();
+        assert_eq!(ids.take(), None, "nothing before the first reservation");
+        assert_eq!(ids.next_block_start(0), 0);
+        ids.adopt(0, 3);
+        assert_eq!((ids.take(), ids.take(), ids.take(), ids.take()), (Some(0), Some(1), Some(2), None));
+        assert_eq!(ids.next_block_start(0), 3, "after the block in use");
+        assert_eq!(ids.next_block_start(5000), 5000, "after a block the store has (an earlier start's)");
     }
 }

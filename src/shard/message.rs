@@ -40,6 +40,8 @@ pub enum ShardMessage {
     Partitions { items: Vec<Slotted<PartitionOp>>, reply: oneshot::Sender<PartitionAnswers> },
     /// Admin requests go to shard 0, which owns the metadata store.
     Admin { request: AdminRequest, reply: oneshot::Sender<TopicOutcomes> },
+    /// A fresh producer id, from shard 0 (`service::producer_ids`).
+    ProducerId { reply: oneshot::Sender<Result<i64, Error>> },
     /// A consumer-group request for a group this shard coordinates.
     Group { request: GroupRequest, reply: oneshot::Sender<GroupResponse> },
     /// From shard 0: adopt this metadata (open and close partitions), then reply.

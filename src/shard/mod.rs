@@ -58,7 +58,8 @@ pub struct Shard {
     /// What this shard's connections have received and not yet answered, bounded by
     /// `limits.receive_bytes_max`.
     pub receive: Rc<crate::net::budget::ReceiveBudget>,
-    /// The idempotent producers' ids this shard gives out, on either protocol.
+    /// The block of idempotent producers' ids being given out, on either protocol
+    /// (used on shard 0 only: other shards forward InitProducerId there).
     pub producer_ids: crate::service::producer_ids::ProducerIds,
 }
 
