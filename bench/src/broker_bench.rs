@@ -60,6 +60,7 @@ pub fn produce(bootstrap: &str, topic: &str, record_bytes: usize, bytes: u64, tu
         batch_bytes: tuning.batch_bytes,
         linger: Duration::from_millis(2),
         in_flight_max: tuning.in_flight_max,
+        idempotent: tuning.idempotent,
         buffer_bytes_max: 128 << 20,
         ..ProducerConfig::default()
     };
@@ -112,6 +113,7 @@ pub struct Tuning {
     pub acks: Acks,
     pub batch_bytes: usize,
     pub in_flight_max: usize,
+    pub idempotent: bool,
 }
 
 /// Settings of one `strand-bench broker` run.

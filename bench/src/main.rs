@@ -143,6 +143,10 @@ enum Command {
         /// Produce requests in flight per connection.
         #[arg(long, default_value_t = 16)]
         in_flight: usize,
+        /// The producer's idempotence (on by default, as in strand-client): batches
+        /// numbered per partition, at most 5 unanswered per partition.
+        #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+        idempotence: String,
         /// Batch cache of the broker serving the cached phases; at least `--bytes`.
         #[arg(long, default_value_t = 2 << 30)]
         cache_bytes: u64,
@@ -278,6 +282,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             acks,
             batch_bytes,
             in_flight,
+            idempotence,
             cache_bytes,
             no_warm_up,
             latency_rate,
@@ -291,7 +296,12 @@ fn run(command: Command) -> anyhow::Result<()> {
                 "durable" => strand_client::Acks::Durable,
                 _ => strand_client::Acks::Leader,
             };
-            let tuning = strand_bench::broker_bench::Tuning { acks, batch_bytes, in_flight_max: in_flight };
+            let tuning = strand_bench::broker_bench::Tuning {
+                acks,
+                batch_bytes,
+                in_flight_max: in_flight,
+                idempotent: idempotence == "on",
+            };
             let settings = strand_bench::broker_bench::Settings {
                 tuning,
                 dir: dir.join("broker"),

@@ -55,12 +55,19 @@ impl SpawnedBroker {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        // SAFETY: prctl in the forked child before exec, async-signal-safe: the broker
-        // gets SIGTERM if this process dies first, so a killed run never leaves it
-        // running.
+        // SAFETY: prctl and sched_setaffinity in the forked child before exec, both
+        // async-signal-safe system calls on plain data: the broker gets SIGTERM if this
+        // process dies first, so a killed run never leaves it running; and it may run
+        // on every core (it pins its own shards), whatever core the thread that
+        // spawned it is pinned to (`strand-bench broker` pins itself to its load core).
         unsafe {
             command.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                let mut every: libc::cpu_set_t = std::mem::zeroed();
+                for cpu in 0..libc::CPU_SETSIZE as usize {
+                    libc::CPU_SET(cpu, &mut every);
+                }
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &every);
                 Ok(())
             });
         }
