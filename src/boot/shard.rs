@@ -166,7 +166,7 @@ fn build_shard(
         descriptors_max,
         all_metrics,
         receive: Rc::new(crate::net::budget::ReceiveBudget::new(receive_bytes_max)),
-        producer_ids: crate::service::producer_ids::ProducerIds::default(),
+        producer_ids: crate::service::types::ProducerIds::default(),
     }
 }
 

@@ -132,7 +132,7 @@ pub async fn reserve_producer_ids(shard: &Rc<Shard>) -> Result<(), Error> {
         return Ok(());
     }
     let start = ids.next_block_start(session.state().producer_ids_end);
-    let end = start + super::producer_ids::BLOCK;
+    let end = start + super::types::PRODUCER_ID_BLOCK;
     session.submit(Command::ReserveProducerIds { end }).await?;
     ids.adopt(start, end);
     tracing::debug!(start, end, "producer ids reserved");

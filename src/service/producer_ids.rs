@@ -7,54 +7,17 @@
 //! partitions accept a higher epoch that starts at sequence 0.)
 //!
 //! Shard 0 gives the ids out, as Kafka's controller does: 0, 1, 2, … from blocks of
-//! `BLOCK` it reserves in the metadata store (`Command::ReserveProducerIds`) before it
+//! `PRODUCER_ID_BLOCK` it reserves in the metadata store (`Command::ReserveProducerIds`) before it
 //! hands out the first id of a block. After a restart it starts after the last block
 //! reserved, so no id is given twice whatever the clock does; the rest of a block in
 //! use when the broker stopped is skipped. Other shards forward the request to shard 0
 //! (one message per producer start).
 
 use super::error::Error;
+pub use super::types::{ProducerIds, PRODUCER_ID_BLOCK};
 use crate::shard::{Shard, ShardMessage};
 use futures_channel::oneshot;
-use std::cell::Cell;
 use std::rc::Rc;
-
-/// How many ids one reservation in the metadata store covers.
-pub const BLOCK: i64 = 1000;
-
-/// Shard 0's block of producer ids: `next` up to (not including) `end`.
-#[derive(Default)]
-pub struct ProducerIds {
-    next: Cell<i64>,
-    end: Cell<i64>,
-}
-
-impl ProducerIds {
-    /// The next id of the block, if the block has one left.
-    pub fn take(&self) -> Option<i64> {
-        let next = self.next.get();
-        (next < self.end.get()).then(|| {
-            self.next.set(next + 1);
-            next
-        })
-    }
-
-    pub fn has_room(&self) -> bool {
-        self.next.get() < self.end.get()
-    }
-
-    /// Where the next reservation starts: after this block, and after every block the
-    /// store has (`reserved_end`, its `producer_ids_end`).
-    pub fn next_block_start(&self, reserved_end: i64) -> i64 {
-        self.end.get().max(reserved_end)
-    }
-
-    /// Takes `start..end`, reserved in the store, as the block.
-    pub fn adopt(&self, start: i64, end: i64) {
-        self.next.set(start);
-        self.end.set(end);
-    }
-}
 
 /// The id and epoch a producer that is not transactional is to use: a fresh id at
 /// epoch 0, from shard 0.

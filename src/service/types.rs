@@ -7,6 +7,7 @@ use super::error::Error;
 use crate::partition::TopicPartition;
 use crate::storage::Setting;
 use bytes::Bytes;
+use std::cell::Cell;
 
 /// One partition's work, and its place in the answer.
 #[derive(Debug)]
@@ -143,3 +144,41 @@ impl AdminRequest {
 
 /// Each topic's name and how its change went, in request order.
 pub type TopicOutcomes = Vec<(String, Result<(), Error>)>;
+
+/// How many ids one reservation in the metadata store covers.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// Shard 0's block of producer ids (`service::producer_ids`): `next` up to (not
+/// including) `end`.
+#[derive(Default)]
+pub struct ProducerIds {
+    next: Cell<i64>,
+    end: Cell<i64>,
+}
+
+impl ProducerIds {
+    /// The next id of the block, if the block has one left.
+    pub fn take(&self) -> Option<i64> {
+        let next = self.next.get();
+        (next < self.end.get()).then(|| {
+            self.next.set(next + 1);
+            next
+        })
+    }
+
+    pub fn has_room(&self) -> bool {
+        self.next.get() < self.end.get()
+    }
+
+    /// Where the next reservation starts: after this block, and after every block the
+    /// store has (`reserved_end`, its `producer_ids_end`).
+    pub fn next_block_start(&self, reserved_end: i64) -> i64 {
+        self.end.get().max(reserved_end)
+    }
+
+    /// Takes `start..end`, reserved in the store, as the block.
+    pub fn adopt(&self, start: i64, end: i64) {
+        self.next.set(start);
+        self.end.set(end);
+    }
+}

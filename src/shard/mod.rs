@@ -60,7 +60,7 @@ pub struct Shard {
     pub receive: Rc<crate::net::budget::ReceiveBudget>,
     /// The block of idempotent producers' ids being given out, on either protocol
     /// (used on shard 0 only: other shards forward InitProducerId there).
-    pub producer_ids: crate::service::producer_ids::ProducerIds,
+    pub producer_ids: crate::service::types::ProducerIds,
 }
 
 impl Shard {
