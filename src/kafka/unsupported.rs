@@ -55,6 +55,31 @@ pub fn answer(api: ApiKey, version: i16, mut body: Bytes) -> Result<Vec<u8>, Str
             }
         };
     }
+    // Each topic of `$topics` answered as a `$topic` carrying the fields named, its
+    // partitions (`$from`) as `$partition`s in `$to`, each with its index and error 35.
+    macro_rules! per_partition {
+        ($topics:expr => $topic:ty { $($copied:ident),* }, $from:ident => $to:ident,
+         |$p:ident| $partition:ty { $index:ident: $index_of:expr, $error:ident }) => {
+            $topics
+                .into_iter()
+                .map(|topic| {
+                    let mut answer = <$topic>::default();
+                    $(answer.$copied = topic.$copied;)*
+                    answer.$to = topic
+                        .$from
+                        .into_iter()
+                        .map(|$p| {
+                            let mut answer = <$partition>::default();
+                            answer.$index = $index_of;
+                            answer.$error = UNSUPPORTED;
+                            answer
+                        })
+                        .collect();
+                    answer
+                })
+                .collect()
+        };
+    }
     match api {
         ApiKey::Produce => mirror!(ProduceRequest, ProduceResponse, |request| {
             if request.acks == 0 {
@@ -62,50 +87,23 @@ pub fn answer(api: ApiKey, version: i16, mut body: Bytes) -> Result<Vec<u8>, Str
                 return Err(format!("Produce v{version} is not served (acks=0: no answer is expected)"));
             }
             let mut response = ProduceResponse::default();
-            response.responses = request
-                .topic_data
-                .into_iter()
-                .map(|topic| {
-                    let mut answer = produce_response::TopicProduceResponse::default();
-                    answer.name = topic.name;
-                    answer.topic_id = topic.topic_id;
-                    answer.partition_responses = topic
-                        .partition_data
-                        .into_iter()
-                        .map(|partition| {
-                            let mut answer = produce_response::PartitionProduceResponse::default();
-                            answer.index = partition.index;
-                            answer.error_code = UNSUPPORTED;
-                            answer
-                        })
-                        .collect();
-                    answer
-                })
-                .collect();
+            response.responses = per_partition!(
+                request.topic_data => produce_response::TopicProduceResponse { name, topic_id },
+                partition_data => partition_responses,
+                |p| produce_response::PartitionProduceResponse { index: p.index, error_code }
+            );
             response
         }),
         ApiKey::OffsetCommit => mirror!(OffsetCommitRequest, OffsetCommitResponse, |request| {
             let mut response = OffsetCommitResponse::default();
-            response.topics = request
-                .topics
-                .into_iter()
-                .map(|topic| {
-                    let mut answer = offset_commit_response::OffsetCommitResponseTopic::default();
-                    answer.name = topic.name;
-                    answer.topic_id = topic.topic_id;
-                    answer.partitions = topic
-                        .partitions
-                        .into_iter()
-                        .map(|partition| {
-                            let mut answer = offset_commit_response::OffsetCommitResponsePartition::default();
-                            answer.partition_index = partition.partition_index;
-                            answer.error_code = UNSUPPORTED;
-                            answer
-                        })
-                        .collect();
-                    answer
-                })
-                .collect();
+            response.topics = per_partition!(
+                request.topics => offset_commit_response::OffsetCommitResponseTopic { name, topic_id },
+                partitions => partitions,
+                |p| offset_commit_response::OffsetCommitResponsePartition {
+                    partition_index: p.partition_index,
+                    error_code
+                }
+            );
             response
         }),
         ApiKey::OffsetFetch => mirror!(OffsetFetchRequest, OffsetFetchResponse, |request| {
@@ -168,50 +166,27 @@ pub fn answer(api: ApiKey, version: i16, mut body: Bytes) -> Result<Vec<u8>, Str
             if version >= 4 {
                 response.error_code = UNSUPPORTED;
             } else {
-                response.results_by_topic_v3_and_below = request
-                    .v3_and_below_topics
-                    .into_iter()
-                    .map(|topic| {
-                        let mut answer = add_partitions_to_txn_response::AddPartitionsToTxnTopicResult::default();
-                        answer.name = topic.name;
-                        answer.results_by_partition = topic
-                            .partitions
-                            .into_iter()
-                            .map(|partition| {
-                                let mut answer =
-                                    add_partitions_to_txn_response::AddPartitionsToTxnPartitionResult::default();
-                                answer.partition_index = partition;
-                                answer.partition_error_code = UNSUPPORTED;
-                                answer
-                            })
-                            .collect();
-                        answer
-                    })
-                    .collect();
+                response.results_by_topic_v3_and_below = per_partition!(
+                    request.v3_and_below_topics => add_partitions_to_txn_response::AddPartitionsToTxnTopicResult { name },
+                    partitions => results_by_partition,
+                    |p| add_partitions_to_txn_response::AddPartitionsToTxnPartitionResult {
+                        partition_index: p,
+                        partition_error_code
+                    }
+                );
             }
             response
         }),
         ApiKey::TxnOffsetCommit => mirror!(TxnOffsetCommitRequest, TxnOffsetCommitResponse, |request| {
             let mut response = TxnOffsetCommitResponse::default();
-            response.topics = request
-                .topics
-                .into_iter()
-                .map(|topic| {
-                    let mut answer = txn_offset_commit_response::TxnOffsetCommitResponseTopic::default();
-                    answer.name = topic.name;
-                    answer.partitions = topic
-                        .partitions
-                        .into_iter()
-                        .map(|partition| {
-                            let mut answer = txn_offset_commit_response::TxnOffsetCommitResponsePartition::default();
-                            answer.partition_index = partition.partition_index;
-                            answer.error_code = UNSUPPORTED;
-                            answer
-                        })
-                        .collect();
-                    answer
-                })
-                .collect();
+            response.topics = per_partition!(
+                request.topics => txn_offset_commit_response::TxnOffsetCommitResponseTopic { name },
+                partitions => partitions,
+                |p| txn_offset_commit_response::TxnOffsetCommitResponsePartition {
+                    partition_index: p.partition_index,
+                    error_code
+                }
+            );
             response
         }),
         ApiKey::CreateAcls => mirror!(CreateAclsRequest, CreateAclsResponse, |request| {

@@ -66,17 +66,22 @@ impl Member {
         Member::spawn(command)
     }
 
-    /// A member run by `command`, which prints the events of `member.py` on stdout.
-    pub fn spawn(mut command: Command) -> Member {
-        let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let member = Member {
+    /// The member `child` is, nothing heard from it yet.
+    fn of(child: Child) -> Member {
+        Member {
             child: Some(child),
             assigned: Arc::default(),
             records: Arc::default(),
             errors: Arc::default(),
             closed: Arc::default(),
-        };
+        }
+    }
+
+    /// A member run by `command`, which prints the events of `member.py` on stdout.
+    pub fn spawn(mut command: Command) -> Member {
+        let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let member = Member::of(child);
         let (assigned, records, closed) = (member.assigned.clone(), member.records.clone(), member.closed.clone());
         let errors = member.errors.clone();
         std::thread::spawn(move || {
@@ -124,13 +129,7 @@ impl Member {
             .spawn()
             .unwrap();
         let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-        let member = Member {
-            child: Some(child),
-            assigned: Arc::default(),
-            records: Arc::default(),
-            errors: Arc::default(),
-            closed: Arc::default(),
-        };
+        let member = Member::of(child);
         let records = member.records.clone();
         std::thread::spawn(move || {
             let mut stdout = BufReader::new(stdout);
