@@ -311,7 +311,8 @@ fn bad_group_requests_get_clear_errors() {
     assert_eq!(commit(&client, "g", "", 0, 0, 1).error, ErrorCode::GroupNotEmpty);
     // Joins: bad session timeouts, bad ids, unknown member ids, and the member bound.
     assert_eq!(join(&client, "g", "", 10).error, ErrorCode::InvalidSessionTimeout);
-    assert_eq!(join(&client, "bad id", "", 5000).error, ErrorCode::InvalidGroupId);
+    assert_eq!(join(&client, "bad\tid", "", 5000).error, ErrorCode::InvalidGroupId);
+    assert_eq!(join(&client, &"g".repeat(250), "", 5000).error, ErrorCode::InvalidGroupId);
     assert_eq!(join(&client, "g", "forged", 5000).error, ErrorCode::UnknownMember);
     assert_eq!(join(&client, "g", "", 5000).error, ErrorCode::None);
     assert_eq!(join(&client, "g", "", 5000).error, ErrorCode::GroupFull, "members_max = 3");

@@ -26,9 +26,13 @@ fn confluent_kafka_produces_with_every_codec_and_a_group_reads_every_record_in_o
     for (i, codec) in ["none", "gzip", "snappy", "lz4", "zstd"].into_iter().enumerate() {
         produce(&bootstrap, "orders", i as u64 * 2000, 2000, codec);
     }
-    let mut member = Member::start(&bootstrap, "readers", "orders", "range");
+    // A group id as Kafka users write them (a colon, a slash, a space).
+    let group = "orders:readers/eu v2";
+    let mut member = Member::start(&bootstrap, group, "orders", "range");
     wait_for("all 10,000 records", Duration::from_secs(120), || distinct(&[&member]).len() == 10_000);
     member.stop();
+    let ends = consumed_ends(&[&member]);
+    assert_eq!(committed(broker.kafka_port.unwrap(), group, "orders", 12), ends, "committed at every end");
     let records = distinct(&[&member]);
     let mut last: HashMap<String, u64> = HashMap::new();
     for record in records.values() {

@@ -51,7 +51,7 @@ fn refused(code: ErrorCode, group: &str) -> anyhow::Error {
     match code {
         ErrorCode::UnknownGroup => anyhow::anyhow!("unknown group {group:?}"),
         ErrorCode::InvalidGroupId => {
-            anyhow::anyhow!("invalid group id {group:?}: 1 to 249 of the characters a-z A-Z 0-9 . _ -")
+            anyhow::anyhow!("invalid group id {group:?}: 1 to 249 bytes of text without control characters")
         }
         ErrorCode::GroupNotEmpty => {
             anyhow::anyhow!("group {group:?} has live members: stop them before resetting its offsets")

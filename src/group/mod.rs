@@ -27,7 +27,11 @@ mod tests {
     fn group_ids_and_partitions() {
         assert!(check_group_id("billing-v2.eu_1").is_ok());
         assert!(matches!(check_group_id(""), Err(Error::InvalidGroupId)));
-        assert!(matches!(check_group_id("a b"), Err(Error::InvalidGroupId)));
+        assert!(matches!(check_group_id("a\tb"), Err(Error::InvalidGroupId)));
+        assert!(matches!(check_group_id("line\nbreak"), Err(Error::InvalidGroupId)));
+        for free in ["a b", "billing:eu", "team/app", "größe", "connect-orders.v2"] {
+            assert!(check_group_id(free).is_ok(), "{free:?}");
+        }
         assert!(matches!(check_group_id(&"g".repeat(250)), Err(Error::InvalidGroupId)));
         assert_eq!(offsets_partition("billing", 4), offsets_partition("billing", 4));
         let spread: std::collections::BTreeSet<u32> =

@@ -20,11 +20,12 @@ pub fn offsets_partition(group: &str, partitions: u32) -> u32 {
     hash % partitions.max(1)
 }
 
-/// Group ids follow the topic-name rule: 1 to 249 of `[a-zA-Z0-9._-]`.
+/// A group id is 1 to 249 bytes of UTF-8 text without control characters. Kafka
+/// takes any non-empty string, and its users name groups freely (`billing:eu`,
+/// `team/app`, `orders v2`); only control characters, which no client means and which
+/// would garble logs, are refused, and the length is the topic names' bound.
 pub fn check_group_id(group: &str) -> Result<(), Error> {
-    let valid = !group.is_empty()
-        && group.len() <= GROUP_ID_BYTES_MAX
-        && group.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let valid = !group.is_empty() && group.len() <= GROUP_ID_BYTES_MAX && !group.chars().any(char::is_control);
     if valid {
         Ok(())
     } else {
