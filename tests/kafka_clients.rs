@@ -154,6 +154,36 @@ fn confluent_kafka_admin_creates_alters_and_deletes_topics_the_native_side_sees(
     assert!(stderr.contains("unknown topic"), "{stderr}");
 }
 
+/// SCRAM credentials through confluent-kafka's AdminClient (KIP-554): two mechanisms
+/// for one user, described with their iterations; Kafka's errors for too few
+/// iterations, a credential that does not exist and an unknown user; the credentials
+/// surviving a broker restart; a deletion that leaves the other mechanism.
+#[test]
+fn scram_credentials_are_altered_described_and_kept_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (port, kafka_port) = common::free_ports_with_kafka();
+    let mut broker = Broker::start_on_port(&data, port, &["--kafka-port", &kafka_port]);
+    let bootstrap = broker.kafka_bootstrap();
+    let both = serde_json::json!([["SCRAM_SHA_256", 4096], ["SCRAM_SHA_512", 8192]]);
+    let users = admin(&bootstrap, "users", "alice");
+    assert_eq!(users["created"], serde_json::json!({"alice": "ok", "other": "ok"}), "{users}");
+    assert_eq!(users["too_few"]["weak"], "UNACCEPTABLE_CREDENTIAL", "{users}");
+    assert_eq!(users["missing"]["nobody"], "RESOURCE_NOT_FOUND", "{users}");
+    assert_eq!(users["unknown"]["nobody"], "RESOURCE_NOT_FOUND", "{users}");
+    assert_eq!(users["named"]["alice"], both, "{users}");
+    assert_eq!(users["all"]["other"], serde_json::json!([["SCRAM_SHA_256", 4096]]), "{users}");
+    assert!(users["all"].get("weak").is_none(), "a refused credential is not kept: {users}");
+
+    broker.kill();
+    let broker = Broker::start_on_port(&data, port, &["--kafka-port", &kafka_port]);
+    let again = admin(&broker.kafka_bootstrap(), "users-again", "alice");
+    assert_eq!(again["named"]["alice"], both, "credentials survive a restart: {again}");
+    let deleted = admin(&broker.kafka_bootstrap(), "users-delete", "alice");
+    assert_eq!(deleted["deleted"]["alice"], "ok", "{deleted}");
+    assert_eq!(deleted["named"]["alice"], serde_json::json!([["SCRAM_SHA_256", 4096]]), "{deleted}");
+}
+
 /// An idempotent producer (confluent-kafka, `enable.idempotence`) sending while the
 /// broker is killed (SIGKILL) and started again: it resumes its sequence against the
 /// state the broker rebuilt from the log, and the partition holds every record

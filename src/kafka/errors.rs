@@ -47,6 +47,10 @@ pub fn kafka_error(error: &Error) -> ResponseError {
         Error::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
         Error::MemberIdRequired => ResponseError::MemberIdRequired,
         Error::InconsistentGroupProtocol(_) => ResponseError::InconsistentGroupProtocol,
+        Error::UnsupportedSaslMechanism(_) => ResponseError::UnsupportedSaslMechanism,
+        Error::UnacceptableCredential(_) => ResponseError::UnacceptableCredential,
+        Error::ResourceNotFound(_) => ResponseError::ResourceNotFound,
+        Error::DuplicateResource(_) => ResponseError::DuplicateResource,
         Error::Producer(ProducerError::OutOfOrder { .. }) => ResponseError::OutOfOrderSequenceNumber,
         Error::Producer(ProducerError::Fenced { .. }) => ResponseError::InvalidProducerEpoch,
     }

@@ -37,6 +37,7 @@ pub mod produce;
 mod producer_ids;
 mod records;
 pub mod unsupported;
+mod users;
 pub mod versions;
 pub mod wire;
 
@@ -135,6 +136,8 @@ fn operation(api: ApiKey) -> Option<Operation> {
         ApiKey::DescribeConfigs => Operation::DescribeTopicConfigs,
         ApiKey::AlterConfigs | ApiKey::IncrementalAlterConfigs => Operation::AlterTopicConfigs,
         ApiKey::DescribeCluster => Operation::Metadata,
+        ApiKey::DescribeUserScramCredentials => Operation::DescribeUsers,
+        ApiKey::AlterUserScramCredentials => Operation::AlterUsers,
         ApiKey::InitProducerId => Operation::Produce,
         ApiKey::ListGroups => Operation::ListGroups,
         ApiKey::OffsetForLeaderEpoch => Operation::ListOffsets,
@@ -317,6 +320,16 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
         }),
         ApiKey::DescribeCluster => {
             serve!(DescribeClusterRequest, |kafka, _ctx, _request| { admin::describe_cluster(kafka) })
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            serve!(kafka_protocol::messages::DescribeUserScramCredentialsRequest, |kafka, _ctx, request| {
+                users::describe(kafka, request)
+            })
+        }
+        ApiKey::AlterUserScramCredentials => {
+            serve!(kafka_protocol::messages::AlterUserScramCredentialsRequest, |kafka, ctx, request| {
+                users::alter(kafka, ctx, request).await
+            })
         }
         ApiKey::Fetch => {
             let request = FetchRequest::decode(&mut body, version).map_err(malformed)?;

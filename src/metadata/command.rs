@@ -1,6 +1,7 @@
 //! The commands that change metadata. Each is self-contained (placement is decided
 //! before the command is written), so replaying the log gives the same state anywhere.
 
+use super::scram::{ScramCredential, ScramMechanism};
 use super::uuid::TopicUuid;
 use crate::storage::TopicConfig;
 use serde::{Deserialize, Serialize};
@@ -32,4 +33,8 @@ pub enum Command {
     /// Producer ids below `end` may have been given out (`service::producer_ids`):
     /// after a restart, ids start at `end`.
     ReserveProducerIds { end: i64 },
+    /// Sets `user`'s credential for `mechanism` (a user exists while it has one).
+    UpsertScramCredential { user: String, mechanism: ScramMechanism, credential: ScramCredential },
+    /// Removes `user`'s credential for `mechanism`.
+    DeleteScramCredential { user: String, mechanism: ScramMechanism },
 }

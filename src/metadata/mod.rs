@@ -1,4 +1,5 @@
-//! Metadata: topics, their configuration and the partition-to-shard placement, kept as
+//! Metadata: topics, their configuration and the partition-to-shard placement, users'
+//! SCRAM credentials and the producer id blocks given out, kept as
 //! a state machine changed only by commands applied in order (`command`, `state`) and
 //! persisted as a CRC-framed command log plus snapshot (`store`). Shard 0 owns the
 //! store and broadcasts the state; the same command log is what a Raft group will
@@ -11,6 +12,7 @@
 mod command;
 mod error;
 mod name;
+mod scram;
 mod state;
 mod store;
 mod uuid;
@@ -18,6 +20,7 @@ mod uuid;
 pub use command::Command;
 pub use error::{MetadataError, PARTITIONS_MAX};
 pub use name::{validate_topic_name, TOPIC_NAME_BYTES_MAX};
+pub use scram::{ScramCredential, ScramMechanism};
 pub use state::{place_partitions, MetadataState, TopicMeta};
 pub use store::{MetadataStore, StoreRecovery};
 pub use uuid::TopicUuid;

@@ -4,6 +4,7 @@
 use super::command::Command;
 use super::error::{MetadataError, PARTITIONS_MAX};
 use super::name::validate_topic_name;
+use super::scram::{ScramCredential, ScramMechanism};
 use super::uuid::TopicUuid;
 use crate::storage::TopicConfig;
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,9 @@ pub struct MetadataState {
     /// Producer ids below this may have been given out.
     #[serde(default)]
     pub producer_ids_end: i64,
+    /// Each user's SCRAM credentials, by mechanism.
+    #[serde(default)]
+    pub users: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
 }
 
 impl MetadataState {
@@ -95,6 +99,25 @@ impl MetadataState {
                 }
                 Ok(())
             }
+            Command::UpsertScramCredential { user, credential, .. } => {
+                if user.is_empty() {
+                    return Err(MetadataError::InvalidConfig("a user name is not empty".into()));
+                }
+                if !ScramMechanism::ITERATIONS.contains(&credential.iterations) {
+                    return Err(MetadataError::InvalidConfig(format!(
+                        "{} iterations: a credential takes 4096 to 16384",
+                        credential.iterations
+                    )));
+                }
+                Ok(())
+            }
+            Command::DeleteScramCredential { user, mechanism } => {
+                if self.users.get(user).is_some_and(|credentials| credentials.contains_key(mechanism)) {
+                    Ok(())
+                } else {
+                    Err(MetadataError::InvalidConfig(format!("user {user:?} has no {} credential", mechanism.name())))
+                }
+            }
             Command::AddPartitions { name, placement } => {
                 let current = self.topic(name)?.partitions();
                 if placement.is_empty() {
@@ -142,6 +165,17 @@ impl MetadataState {
             }
             Command::ReserveProducerIds { end } => {
                 self.producer_ids_end = self.producer_ids_end.max(*end);
+            }
+            Command::UpsertScramCredential { user, mechanism, credential } => {
+                self.users.entry(user.clone()).or_default().insert(*mechanism, credential.clone());
+            }
+            Command::DeleteScramCredential { user, mechanism } => {
+                if let Some(credentials) = self.users.get_mut(user) {
+                    credentials.remove(mechanism);
+                    if credentials.is_empty() {
+                        self.users.remove(user);
+                    }
+                }
             }
         }
     }

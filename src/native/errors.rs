@@ -44,6 +44,12 @@ pub fn code(error: &Error) -> ErrorCode {
         Error::InconsistentGroupProtocol(_) => ErrorCode::InvalidConfig,
         Error::RebalanceInProgress | Error::StaleMemberEpoch => ErrorCode::StaleGeneration,
         Error::MemberIdRequired => ErrorCode::UnknownMember,
+        // Credentials are managed through the Kafka listener (KIP-554) until the native
+        // protocol has requests for them.
+        Error::UnsupportedSaslMechanism(_) | Error::UnacceptableCredential(_) | Error::DuplicateResource(_) => {
+            ErrorCode::InvalidConfig
+        }
+        Error::ResourceNotFound(_) => ErrorCode::MalformedRequest,
         Error::Producer(crate::partition::producers::ProducerError::OutOfOrder { .. }) => ErrorCode::OutOfOrderSequence,
         Error::Producer(crate::partition::producers::ProducerError::Fenced { .. }) => ErrorCode::ProducerFenced,
     }

@@ -55,6 +55,19 @@ pub async fn run_here(shard: &Rc<Shard>, request: AdminRequest) -> TopicOutcomes
                 outcomes.push((name, create_partitions(&mut session, topic).await));
             }
         }
+        AdminRequest::AlterScramCredentials(alterations) => {
+            // Each user's changes apply together or not at all, as Kafka's do.
+            for (user, planned) in super::users::plan(&session.state(), alterations) {
+                let outcome = match planned {
+                    Ok(commands) => submit_all(&mut session, commands).await,
+                    Err(error) => Err(error),
+                };
+                if outcome.is_ok() {
+                    tracing::info!(%user, "SCRAM credentials altered");
+                }
+                outcomes.push((user, outcome));
+            }
+        }
     }
     session.finish().await;
     outcomes
@@ -120,6 +133,14 @@ async fn broadcast(shard: &Rc<Shard>, state: Arc<MetadataState>) -> Vec<OpenFail
         failures.extend(receiver.await.unwrap_or_default());
     }
     failures
+}
+
+/// Writes `commands` one after another.
+async fn submit_all(session: &mut Session<'_>, commands: Vec<Command>) -> Result<(), Error> {
+    for command in commands {
+        session.submit(command).await?;
+    }
+    Ok(())
 }
 
 /// On shard 0: reserves the next block of producer ids in the store and makes it the

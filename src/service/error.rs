@@ -88,6 +88,19 @@ pub enum Error {
     /// broker assigns cannot share an id), or with protocols the member shares none of.
     #[error("{0}")]
     InconsistentGroupProtocol(String),
+    /// A SCRAM mechanism this broker does not know.
+    #[error("{0}")]
+    UnsupportedSaslMechanism(String),
+    /// A SCRAM credential that cannot be kept: an empty user name, too few or too many
+    /// iterations, an empty salt or salted password.
+    #[error("{0}")]
+    UnacceptableCredential(String),
+    /// A user, or a user's credential, that does not exist.
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// The same resource named twice in one request.
+    #[error("{0}")]
+    DuplicateResource(String),
     /// An idempotent producer's batch that does not follow its last one, or of a
     /// fenced epoch.
     #[error(transparent)]

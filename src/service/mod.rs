@@ -30,6 +30,7 @@ pub mod producer_ids;
 pub mod records;
 pub mod scatter;
 pub mod types;
+pub mod users;
 
 pub use error::Error;
 pub use operation::{Listener, Operation};

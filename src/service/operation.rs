@@ -60,10 +60,12 @@ pub enum Operation {
     OffsetDelete,
     DeleteRecords,
     DescribeProducers,
+    DescribeUsers,
+    AlterUsers,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 23] = [
+    pub const ALL: [Operation; 25] = [
         Operation::Produce,
         Operation::Fetch,
         Operation::ListOffsets,
@@ -87,6 +89,8 @@ impl Operation {
         Operation::OffsetDelete,
         Operation::DeleteRecords,
         Operation::DescribeProducers,
+        Operation::DescribeUsers,
+        Operation::AlterUsers,
     ];
 
     /// Its index in `ALL`, for per-operation counters.
@@ -119,6 +123,8 @@ impl Operation {
             Operation::OffsetDelete => "OffsetDelete",
             Operation::DeleteRecords => "DeleteRecords",
             Operation::DescribeProducers => "DescribeProducers",
+            Operation::DescribeUsers => "DescribeUsers",
+            Operation::AlterUsers => "AlterUsers",
         }
     }
 }

@@ -129,6 +129,40 @@ pub enum AdminRequest {
     DeleteTopics(Vec<String>),
     AlterTopicConfigs(Vec<TopicAlteration>),
     CreatePartitions(Vec<NewPartitions>),
+    /// Outcomes by user, in the order users first appear.
+    AlterScramCredentials(Vec<ScramAlteration>),
+}
+
+/// A change to one user's SCRAM credential for one mechanism (Kafka's numbers: 1
+/// SCRAM-SHA-256, 2 SCRAM-SHA-512), as KIP-554's AlterUserScramCredentials carries it.
+#[derive(Debug, Clone)]
+pub enum ScramAlteration {
+    /// Set from the client's salted password; the broker keeps only the keys derived.
+    Upsert {
+        user: String,
+        mechanism: i8,
+        iterations: i32,
+        salt: Bytes,
+        salted_password: Bytes,
+    },
+    Delete {
+        user: String,
+        mechanism: i8,
+    },
+}
+
+impl ScramAlteration {
+    pub fn user(&self) -> &str {
+        match self {
+            ScramAlteration::Upsert { user, .. } | ScramAlteration::Delete { user, .. } => user,
+        }
+    }
+
+    pub fn mechanism(&self) -> i8 {
+        match self {
+            ScramAlteration::Upsert { mechanism, .. } | ScramAlteration::Delete { mechanism, .. } => *mechanism,
+        }
+    }
 }
 
 impl AdminRequest {
@@ -138,6 +172,15 @@ impl AdminRequest {
             AdminRequest::DeleteTopics(names) => names.clone(),
             AdminRequest::AlterTopicConfigs(topics) => topics.iter().map(|t| t.name.clone()).collect(),
             AdminRequest::CreatePartitions(topics) => topics.iter().map(|t| t.name.clone()).collect(),
+            AdminRequest::AlterScramCredentials(alterations) => {
+                let mut users: Vec<String> = Vec::new();
+                for alteration in alterations {
+                    if !users.iter().any(|user| user == alteration.user()) {
+                        users.push(alteration.user().to_string());
+                    }
+                }
+                users
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 """Topic administration through confluent-kafka's AdminClient, driven by
-tests/kafka_clients.rs: `admin.py BOOTSTRAP STEP TOPIC` (STEP `groups`: TOPIC is a group). Prints one JSON object with
+tests/kafka_clients.rs: `admin.py BOOTSTRAP STEP TOPIC` (STEP `groups`: TOPIC is a group; STEP `users`,
+`users-again`, `users-delete`: TOPIC is a user). Prints one JSON object with
 what the broker answered; errors are reported, not raised."""
 
 import json
@@ -7,7 +8,8 @@ import sys
 
 from confluent_kafka import KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions,
-                                   NewTopic, OffsetSpec)
+                                   NewTopic, OffsetSpec, ScramCredentialInfo, ScramMechanism,
+                                   UserScramCredentialDeletion, UserScramCredentialUpsertion)
 
 bootstrap, step, topic = sys.argv[1:4]
 admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -85,6 +87,45 @@ elif step == "records":
     result["low_watermark"] = list(deleted.values())[0].result(timeout=30).low_watermark
     result["earliest"] = listed(OffsetSpec.earliest())[0]
     result["beyond"] = outcome(list(admin.delete_records([TopicPartition(topic, 0, 100)]).values())[0])
+elif step in ("users", "users-again", "users-delete"):
+    # TOPIC names a user here.
+    user = topic
+
+    def described(users):
+        # Every user's: one future for them all; named users: a future each.
+        try:
+            if users is None:
+                found = admin.describe_user_scram_credentials().result(timeout=30)
+            else:
+                futures = admin.describe_user_scram_credentials(users)
+                found = {name: future.result(timeout=30) for name, future in futures.items()}
+        except KafkaException as error:
+            return error.args[0].name()
+        return {name: sorted([c.mechanism.name, c.iterations] for c in d.scram_credential_infos)
+                for name, d in found.items()}
+
+    def altered(alterations):
+        return {name: outcome(future) for name, future in admin.alter_user_scram_credentials(alterations).items()}
+
+    def each(users):
+        futures = admin.describe_user_scram_credentials(users)
+        return {name: outcome(future) for name, future in futures.items()}
+
+    if step == "users":
+        result["created"] = altered([
+            UserScramCredentialUpsertion(user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192), b"secret-512"),
+            UserScramCredentialUpsertion(user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"secret-256",
+                                         b"chosen-salt"),
+            UserScramCredentialUpsertion("other", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"x"),
+        ])
+        result["too_few"] = altered([
+            UserScramCredentialUpsertion("weak", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 100), b"x")])
+        result["missing"] = altered([UserScramCredentialDeletion("nobody", ScramMechanism.SCRAM_SHA_512)])
+        result["unknown"] = each(["nobody"])
+    elif step == "users-delete":
+        result["deleted"] = altered([UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_512)])
+    result["all"] = described(None)
+    result["named"] = described([user])
 elif step == "delete":
     result["deleted"] = outcome(admin.delete_topics([topic])[topic])
     result["again"] = outcome(admin.delete_topics([topic])[topic])
