@@ -38,7 +38,10 @@ impl TopicMeta {
 }
 
 /// Every topic, and how many commands built this state.
+/// A snapshot with fields this build does not know (a newer one's) is refused rather
+/// than read without them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MetadataState {
     pub topics: BTreeMap<String, TopicMeta>,
     pub next_topic_id: u64,

@@ -60,7 +60,15 @@ impl MetadataStore {
         while at < bytes.len() {
             let Ok((payload, len)) = parse_frame(&bytes[at..], true) else { break };
             let index = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
-            let Ok(command) = serde_json::from_slice::<Command>(&payload[8..]) else { break };
+            // A whole frame (its CRC checks) that does not read as a command is no torn
+            // write: it is a command this build does not know (a newer one wrote it).
+            // Cutting it would drop it and every command after it, so opening fails.
+            let command = serde_json::from_slice::<Command>(&payload[8..]).map_err(|e| {
+                corrupt(
+                    &log_path,
+                    format!("command {index} cannot be read ({e}); was it written by a newer version of Strand?"),
+                )
+            })?;
             if index > state.applied_index {
                 if index != state.applied_index + 1 {
                     return Err(corrupt(&log_path, format!("command {index} follows command {}", state.applied_index)));
@@ -260,6 +268,26 @@ mod tests {
         assert_eq!(orders.placement, vec![0, 1, 0, 1, 0]);
         assert!(store.state().topic("audit").is_err());
         assert_eq!(store.state().next_topic_id, 3);
+    }
+
+    /// A command this build cannot read (a newer build's) fails the open and is left
+    /// on disk with everything after it, rather than cut as a torn write.
+    #[test]
+    fn an_unknown_command_fails_the_open_and_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut store, _) = MetadataStore::open(dir.path()).unwrap();
+            create(&mut store, "a", 1).unwrap();
+        }
+        let log_path = dir.path().join("commands.log");
+        let mut bytes = std::fs::read(&log_path).unwrap();
+        let mut payload = 2u64.to_le_bytes().to_vec();
+        payload.extend_from_slice(br#"{"type":"from_the_future","x":1}"#);
+        bytes.extend(frame(&payload));
+        std::fs::write(&log_path, &bytes).unwrap();
+        let error = MetadataStore::open(dir.path()).err().expect("the open fails");
+        assert!(error.to_string().contains("command 2 cannot be read"), "{error}");
+        assert_eq!(std::fs::read(&log_path).unwrap(), bytes, "nothing cut");
     }
 
     #[test]
