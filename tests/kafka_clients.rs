@@ -332,16 +332,24 @@ fn kip848_and_native_members_share_one_group_which_a_classic_member_cannot_join(
     let native_args = ["consume", "shared", "--group", "mixed", "--follow", "--bootstrap", &broker.bootstrap()];
     let mut native = common::Running::start(&native_args);
     wait_for("the partitions split between the protocols", Duration::from_secs(30), || kip848.assigned().len() == 3);
-    // ConsumerGroupDescribe, as the AdminClient asks it of a KIP-848 group.
-    let described = admin(&bootstrap, "groups", "mixed");
+    // ConsumerGroupDescribe, as the AdminClient asks it of a KIP-848 group. A member's
+    // assignment there is what it owns, so the native member shows its three once its
+    // next heartbeat (within a second) has taken them.
+    let shares_of = |described: &serde_json::Value| -> Vec<Vec<u64>> {
+        described["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_array().unwrap().iter().map(|p| p.as_u64().unwrap()).collect())
+            .collect()
+    };
+    let mut described = serde_json::Value::Null;
+    wait_for("the AdminClient to describe three partitions owned by each", Duration::from_secs(30), || {
+        described = admin(&bootstrap, "groups", "mixed");
+        shares_of(&described).iter().map(Vec::len).collect::<Vec<_>>() == vec![3, 3]
+    });
     assert_eq!(described["state"], "STABLE", "{described}");
-    let shares: Vec<Vec<u64>> = described["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m.as_array().unwrap().iter().map(|p| p.as_u64().unwrap()).collect())
-        .collect();
-    assert_eq!(shares.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 3], "{described}");
+    let shares = shares_of(&described);
     assert_eq!(shares.concat().into_iter().collect::<BTreeSet<_>>(), (0..6).collect(), "{described}");
     // The KIP-848 member's client id (librdkafka's default) and both hosts; the
     // native protocol carries no client id.
