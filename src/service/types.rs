@@ -173,13 +173,12 @@ impl AdminRequest {
             AdminRequest::AlterTopicConfigs(topics) => topics.iter().map(|t| t.name.clone()).collect(),
             AdminRequest::CreatePartitions(topics) => topics.iter().map(|t| t.name.clone()).collect(),
             AdminRequest::AlterScramCredentials(alterations) => {
-                let mut users: Vec<String> = Vec::new();
-                for alteration in alterations {
-                    if !users.iter().any(|user| user == alteration.user()) {
-                        users.push(alteration.user().to_string());
-                    }
-                }
-                users
+                let mut seen = std::collections::HashSet::new();
+                alterations
+                    .iter()
+                    .filter(|alteration| seen.insert(alteration.user()))
+                    .map(|alteration| alteration.user().to_string())
+                    .collect()
             }
         }
     }

@@ -9,6 +9,10 @@ use super::types::ScramAlteration;
 use crate::metadata::{Command, MetadataState, ScramCredential, ScramMechanism};
 use std::collections::HashSet;
 
+/// Alterations one request may carry: each is a command written and fdatasynced on
+/// shard 0 under the admin lock, so a request cannot hold it for long.
+pub const ALTERATIONS_MAX: usize = 1000;
+
 /// A user's credentials as described: mechanism and iterations, never the keys.
 pub type Described = Vec<(ScramMechanism, u32)>;
 
@@ -53,11 +57,22 @@ pub fn describe(state: &MetadataState, users: Option<Vec<String>>) -> Vec<(Strin
 /// the hash's size, a deletion of a credential that exists, and each (user, mechanism)
 /// at most once in the request).
 pub fn plan(state: &MetadataState, alterations: Vec<ScramAlteration>) -> Vec<(String, Result<Vec<Command>, Error>)> {
+    if alterations.len() > ALTERATIONS_MAX {
+        let refusal = format!("{} alterations: a request carries at most {ALTERATIONS_MAX}", alterations.len());
+        let mut seen = HashSet::new();
+        return alterations
+            .iter()
+            .filter(|alteration| seen.insert(alteration.user().to_string()))
+            .map(|alteration| (alteration.user().to_string(), Err(Error::InvalidRequest(refusal.clone()))))
+            .collect();
+    }
     let mut counts: std::collections::HashMap<(String, i8), usize> = std::collections::HashMap::new();
     for alteration in &alterations {
         *counts.entry((alteration.user().to_string(), alteration.mechanism())).or_default() += 1;
     }
     let mut users: Vec<(String, Result<Vec<Command>, Error>)> = Vec::new();
+    // Each user's place in `users`: a request may carry many alterations.
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for alteration in alterations {
         let user = alteration.user().to_string();
         let planned = if counts[&(user.clone(), alteration.mechanism())] > 1 {
@@ -68,9 +83,9 @@ pub fn plan(state: &MetadataState, alterations: Vec<ScramAlteration>) -> Vec<(St
         } else {
             command(state, alteration)
         };
-        match users.iter_mut().find(|(name, _)| *name == user) {
+        match at.get(&user).map(|&i| &mut users[i].1) {
             // The user's first refusal stands; one refusal refuses all of its changes.
-            Some((_, outcome)) => match planned {
+            Some(outcome) => match planned {
                 Ok(command) => {
                     if let Ok(commands) = outcome {
                         commands.push(command);
@@ -82,7 +97,10 @@ pub fn plan(state: &MetadataState, alterations: Vec<ScramAlteration>) -> Vec<(St
                     }
                 }
             },
-            None => users.push((user, planned.map(|command| vec![command]))),
+            None => {
+                at.insert(user.clone(), users.len());
+                users.push((user, planned.map(|command| vec![command])));
+            }
         }
     }
     users
@@ -179,6 +197,11 @@ mod tests {
             described[0].1.as_ref().unwrap(),
             &vec![(ScramMechanism::Sha256, 4096), (ScramMechanism::Sha512, 8192)]
         );
+        let many: Vec<ScramAlteration> =
+            (0..=ALTERATIONS_MAX).map(|i| upsert(&format!("u{}", i % 3), 1, 4096)).collect();
+        let refused = plan(&state, many);
+        assert_eq!(refused.len(), 3);
+        assert!(refused.iter().all(|(_, outcome)| matches!(outcome, Err(Error::InvalidRequest(_)))));
         let asked = describe(&state, Some(vec!["alice".into(), "zed".into(), "alice".into()]));
         assert!(matches!(asked[0].1, Err(Error::DuplicateResource(_))), "{asked:?}");
         assert!(matches!(asked[1].1, Err(Error::ResourceNotFound(_))), "{asked:?}");
