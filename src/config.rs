@@ -5,6 +5,13 @@
 //! value and what is allowed. `config/strand.toml` lists every key with its default
 //! and is tested to parse to exactly `BrokerConfig::default()`.
 
+mod listeners;
+
+pub use listeners::{
+    default_listeners, security_name, ClientAuth, ListenerConfig, ListenerProtocol, SaslConfig, Security, TlsConfig,
+    SASL_MECHANISMS,
+};
+
 use crate::storage::{IoOptions, TopicConfig};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -66,39 +73,10 @@ impl<'de> Deserialize<'de> for Cores {
     }
 }
 
-/// Where the native protocol listens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ListenConfig {
-    /// Address to bind; the default serves this host only.
-    pub address: String,
-    /// The main port, shared by every shard (SO_REUSEPORT). Shard `s` also listens on
-    /// `port + 1 + s`. 0: the kernel chooses every port (the ready line names them).
-    pub port: u16,
-}
-
-impl Default for ListenConfig {
-    fn default() -> Self {
-        ListenConfig { address: "127.0.0.1".into(), port: 9400 }
-    }
-}
-
-/// Where the Kafka protocol listens, and what it tells clients.
+/// How the Kafka listeners behave (where they listen is `[[listeners]]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
-    /// Serve the Kafka protocol.
-    pub enabled: bool,
-    /// Address to bind; the default serves this host only.
-    pub address: String,
-    /// The port every shard accepts on (SO_REUSEPORT). 0: the kernel chooses (the
-    /// ready line names it).
-    pub port: u16,
-    /// The host clients are told to connect to (Kafka's `advertised.listeners`);
-    /// empty: `address`.
-    pub advertised_host: String,
-    /// The port clients are told to connect to; 0: the port bound.
-    pub advertised_port: u16,
     /// Create a topic when a Kafka client asks for it by name in Metadata or
     /// produces to it (Kafka's `auto.create.topics.enable`, on by default there too).
     pub auto_create_topics: bool,
@@ -108,15 +86,7 @@ pub struct KafkaConfig {
 
 impl Default for KafkaConfig {
     fn default() -> Self {
-        KafkaConfig {
-            enabled: true,
-            address: "127.0.0.1".into(),
-            port: 9092,
-            advertised_host: String::new(),
-            advertised_port: 0,
-            auto_create_topics: true,
-            auto_create_partitions: 1,
-        }
+        KafkaConfig { auto_create_topics: true, auto_create_partitions: 1 }
     }
 }
 
@@ -277,8 +247,12 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     /// Cores to run shards on.
     pub cores: Cores,
-    pub listen: ListenConfig,
+    /// Every socket clients connect to; the default is the native protocol on
+    /// 127.0.0.1:9400 and Kafka on 127.0.0.1:9092, both plaintext.
+    pub listeners: Vec<ListenerConfig>,
     pub kafka: KafkaConfig,
+    pub tls: TlsConfig,
+    pub sasl: SaslConfig,
     pub limits: LimitsConfig,
     pub storage: StorageConfig,
     pub groups: GroupsConfig,
@@ -293,8 +267,10 @@ impl Default for BrokerConfig {
         BrokerConfig {
             data_dir: PathBuf::from("strand-data"),
             cores: Cores::All,
-            listen: ListenConfig::default(),
+            listeners: default_listeners(),
             kafka: KafkaConfig::default(),
+            tls: TlsConfig::default(),
+            sasl: SaslConfig::default(),
             limits: LimitsConfig::default(),
             storage: StorageConfig::default(),
             groups: GroupsConfig::default(),
@@ -341,6 +317,9 @@ impl BrokerConfig {
 
     /// Parses and checks `text`, naming `path` in errors.
     pub fn parse(text: &str, path: &Path) -> Result<BrokerConfig, ConfigError> {
+        if let Some(message) = moved_keys(text) {
+            return Err(ConfigError::Invalid { path: path.to_path_buf(), message });
+        }
         let config: BrokerConfig = toml::from_str(text)
             .map_err(|error| ConfigError::Parse { path: path.to_path_buf(), message: toml_error_line(text, &error) })?;
         config.validate().map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })?;
@@ -360,25 +339,7 @@ impl BrokerConfig {
                 return Err(format!("cores = {cores:?}: a core is listed twice"));
             }
         }
-        if u32::from(self.listen.port) + 1 + self.shard_count_hint() > 65_535 {
-            return Err(format!(
-                "listen.port = {}: must be at most {} so that every shard's port (port + 1 + shard) fits",
-                self.listen.port,
-                65_534 - self.shard_count_hint()
-            ));
-        }
-        if self.listen.address.parse::<std::net::IpAddr>().is_err() {
-            return Err(format!(
-                "listen.address = {:?}: must be an IP address such as \"127.0.0.1\"",
-                self.listen.address
-            ));
-        }
-        if self.kafka.address.parse::<std::net::IpAddr>().is_err() {
-            return Err(format!(
-                "kafka.address = {:?}: must be an IP address such as \"127.0.0.1\"",
-                self.kafka.address
-            ));
-        }
+        listeners::validate(&self.listeners, &self.tls, &self.sasl, self.shard_count_hint())?;
         if self.kafka.auto_create_partitions == 0 {
             return Err("kafka.auto_create_partitions = 0: must be at least 1".into());
         }
@@ -444,7 +405,18 @@ impl BrokerConfig {
     }
 }
 
-/// The full name (`table.key`) of the `key = value` line holding byte `offset`.
+/// Keys of earlier versions that `[[listeners]]` replaced: what to write instead.
+fn moved_keys(text: &str) -> Option<String> {
+    let table: toml::Table = toml::from_str(text).ok()?;
+    if table.contains_key("listen") {
+        return Some("[listen]: replaced by [[listeners]] (name, protocol, address, port, security); the default is [[listeners]] name = \"native\", protocol = \"native\", address = \"127.0.0.1\", port = 9400 (docs/CONFIGURATION.md)".into());
+    }
+    let kafka = table.get("kafka").and_then(toml::Value::as_table)?;
+    let moved = ["enabled", "address", "port", "advertised_host", "advertised_port"];
+    let key = moved.iter().find(|key| kafka.contains_key(**key))?;
+    Some(format!("kafka.{key}: moved to [[listeners]] (a listener with protocol = \"kafka\" has address, port, advertised_host and advertised_port; leaving it out turns the Kafka protocol off) (docs/CONFIGURATION.md)"))
+}
+
 /// A TOML error as one line, `line:column: key: message`, rather than toml's
 /// multi-line snippet.
 pub fn toml_error_line(text: &str, error: &toml::de::Error) -> String {
@@ -458,6 +430,7 @@ pub fn toml_error_line(text: &str, error: &toml::de::Error) -> String {
     format!("{at}{}", error.message().replace('\n', " "))
 }
 
+/// The full name (`table.key`) of the `key = value` line holding byte `offset`.
 fn key_at(text: &str, offset: usize) -> Option<String> {
     let offset = offset.min(text.len());
     let line_start = text[..offset].rfind('\n').map_or(0, |newline| newline + 1);
@@ -488,10 +461,15 @@ mod tests {
             if let toml::Value::Table(table) = value {
                 for (key, value) in table {
                     let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
-                    if value.is_table() {
-                        keys(&name, value, out);
-                    } else {
-                        out.push(name);
+                    match value {
+                        toml::Value::Table(_) => keys(&name, value, out),
+                        // An array of tables ([[listeners]]): the keys of its entries.
+                        toml::Value::Array(entries)
+                            if entries.iter().all(toml::Value::is_table) && !entries.is_empty() =>
+                        {
+                            entries.iter().for_each(|entry| keys(&name, entry, out))
+                        }
+                        _ => out.push(name),
                     }
                 }
             }
@@ -501,6 +479,8 @@ mod tests {
         keys("", &toml::Value::try_from(BrokerConfig::default()).unwrap(), &mut all);
         // Keys whose default is unset do not serialize; they are listed here.
         all.push("topic_defaults.retention_bytes".into());
+        all.push("listeners.advertised_host".into());
+        all.push("listeners.advertised_port".into());
         assert!(all.len() > 30, "{all:?}");
         for key in all {
             assert!(docs.contains(&format!("| `{key}` |")), "docs/CONFIGURATION.md does not document {key}");
@@ -516,33 +496,57 @@ mod tests {
 
     #[test]
     fn a_file_names_only_what_it_changes() {
-        let config = parse("data_dir = \"/var/lib/strand\"\ncores = [2, 3]\n[listen]\nport = 19400\n[topic_defaults]\nfsync = \"never\"\n").unwrap();
+        let config = parse("data_dir = \"/var/lib/strand\"\ncores = [2, 3]\n[[listeners]]\nname = \"local\"\nprotocol = \"native\"\nport = 19400\n[topic_defaults]\nfsync = \"never\"\n").unwrap();
         assert_eq!(config.data_dir, Path::new("/var/lib/strand"));
         assert_eq!(config.cores, Cores::List(vec![2, 3]));
-        assert_eq!(config.listen.port, 19400);
-        assert_eq!(config.listen.address, "127.0.0.1");
+        assert_eq!(config.listeners, vec![ListenerConfig::loopback("local", ListenerProtocol::Native, 19400)]);
         assert_eq!(config.topic_defaults.fsync, crate::storage::FsyncPolicy::Never);
         assert_eq!(config.storage, StorageConfig::default());
     }
 
+    /// One listener: name "a", protocol "native", port 1, with `line` in place of the
+    /// field it sets (or added).
+    fn listener(line: &str) -> String {
+        let key = line.split(" = ").next().unwrap_or_default();
+        let mut fields: Vec<&str> = ["name = \"a\"", "protocol = \"native\"", "port = 1"]
+            .into_iter()
+            .filter(|field| key.is_empty() || !field.starts_with(&format!("{key} =")))
+            .collect();
+        if !line.is_empty() {
+            fields.push(line);
+        }
+        format!("[[listeners]]\n{}\n", fields.join("\n"))
+    }
+
     #[test]
     fn bad_files_are_refused_with_the_key_named() {
-        let cases = [
-            ("data_dri = \"x\"", "data_dri"),
-            ("[listen]\nprot = 1", "prot"),
-            ("[storage]\nwrite_buffer_bytes = 1000", "storage.write_buffer_bytes"),
-            ("[topic_defaults]\nfsync = \"sometimes\"", "sometimes"),
-            ("[topic_defaults]\nsegment_bytes = 10", "topic_defaults.segment_bytes"),
-            ("cores = \"some\"", "cores"),
-            ("cores = []", "cores"),
-            ("cores = [1, 1]", "cores"),
-            ("[listen]\naddress = \"localhost\"", "listen.address"),
-            ("[listen]\nport = 65535", "listen.port"),
-            ("[limits]\nframe_bytes_max = 10", "limits.frame_bytes_max"),
-            ("[limits]\nframe_bytes_max = -1", "frame_bytes_max"),
+        let cases: Vec<(String, &str)> = vec![
+            ("data_dri = \"x\"".into(), "data_dri"),
+            (listener("prot = 1"), "prot"),
+            ("[listen]\nport = 1".into(), "[[listeners]]"),
+            ("[kafka]\nport = 1".into(), "kafka.port"),
+            (listener("protocol = \"nats\""), "nats"),
+            (listener("address = \"localhost\""), "listeners[0].address"),
+            (listener("port = 65535"), "listeners[0].port"),
+            (listener("security = \"tls\""), "tls.cert_file"),
+            (listener("security = \"sasl_tls\""), "listeners[0].security"),
+            (listener("name = \"a b\""), "listeners[0].name"),
+            (format!("{}{}", listener(""), listener("")), "listeners[1].name"),
+            (listener("protocol = \"kafka\""), "protocol = \"native\""),
+            ("[tls]\nclient_auth = \"required\"".into(), "tls.client_ca_file"),
+            ("[tls]\nprincipal_mapping_rules = [\"RULE:x\"]".into(), "tls.principal_mapping_rules"),
+            ("[sasl]\nmechanisms = [\"GSSAPI\"]".into(), "GSSAPI"),
+            ("[storage]\nwrite_buffer_bytes = 1000".into(), "storage.write_buffer_bytes"),
+            ("[topic_defaults]\nfsync = \"sometimes\"".into(), "sometimes"),
+            ("[topic_defaults]\nsegment_bytes = 10".into(), "topic_defaults.segment_bytes"),
+            ("cores = \"some\"".into(), "cores"),
+            ("cores = []".into(), "cores"),
+            ("cores = [1, 1]".into(), "cores"),
+            ("[limits]\nframe_bytes_max = 10".into(), "limits.frame_bytes_max"),
+            ("[limits]\nframe_bytes_max = -1".into(), "frame_bytes_max"),
         ];
         for (text, key) in cases {
-            let error = parse(text).expect_err(text);
+            let error = parse(&text).expect_err(&text);
             assert!(error.contains(key), "{text:?} gave {error:?}, which does not name {key}");
             assert!(error.starts_with("strand.toml"), "{error}");
             assert_eq!(error.lines().count(), 1, "one line: {error}");

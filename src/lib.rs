@@ -3,6 +3,7 @@
 //! See `docs/ARCHITECTURE.md` for the map of this crate.
 
 pub mod admin;
+pub mod auth;
 pub mod boot;
 pub mod config;
 pub mod group;

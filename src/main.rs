@@ -24,15 +24,15 @@ enum Command {
         /// Data directory (overrides `data_dir`).
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Main port (overrides `listen.port`; 0 lets the kernel choose every port).
+        /// Port of the first native listener (0 lets the kernel choose every
+        /// listener's port, and the admin endpoint's).
         #[arg(long)]
         port: Option<u16>,
         /// Port of the admin endpoint: metrics and health (overrides `admin.port`;
         /// 0 lets the kernel choose).
         #[arg(long)]
         admin_port: Option<u16>,
-        /// Port of the Kafka listener (overrides `kafka.port`; 0 lets the kernel
-        /// choose).
+        /// Port of the first Kafka listener (0 lets the kernel choose).
         #[arg(long)]
         kafka_port: Option<u16>,
         /// Cores to run shards on, e.g. `0,1` (overrides `cores`).

@@ -58,6 +58,9 @@ pub struct ShardMetrics {
     pub forwards_in: AtomicU64,
     pub connections: AtomicU64,
     pub connections_refused: AtomicU64,
+    pub tls_handshake_failures: AtomicU64,
+    pub authentications: AtomicU64,
+    pub authentication_failures: AtomicU64,
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     pub cache_bytes: AtomicU64,
@@ -114,7 +117,7 @@ pub struct Registry {
 type Field = fn(&ShardMetrics) -> &AtomicU64;
 
 /// The per-shard counters and gauges: (type, name, help, field).
-const PER_SHARD: [(&str, &str, &str, Field); 15] = [
+const PER_SHARD: [(&str, &str, &str, Field); 18] = [
     ("counter", "strand_bytes_in_total", "Record batch bytes appended to partitions this shard owns.", |m| &m.bytes_in),
     ("counter", "strand_records_in_total", "Records appended to partitions this shard owns.", |m| &m.records_in),
     ("counter", "strand_bytes_out_total", "Record batch bytes fetched from partitions this shard owns.", |m| {
@@ -132,6 +135,19 @@ const PER_SHARD: [(&str, &str, &str, Field); 15] = [
         |m| &m.connections_refused,
     ),
     ("gauge", "strand_connections", "Open client connections.", |m| &m.connections),
+    (
+        "counter",
+        "strand_tls_handshake_failures_total",
+        "Connections closed because their TLS handshake failed or did not finish in time.",
+        |m| &m.tls_handshake_failures,
+    ),
+    ("counter", "strand_authentications_total", "SASL authentications that succeeded.", |m| &m.authentications),
+    (
+        "counter",
+        "strand_authentication_failures_total",
+        "SASL authentications that failed (a wrong password, an unknown user, a malformed exchange).",
+        |m| &m.authentication_failures,
+    ),
     ("counter", "strand_cache_hits_total", "Reads served from the batch cache.", |m| &m.cache_hits),
     ("counter", "strand_cache_misses_total", "Reads that went to disk.", |m| &m.cache_misses),
     ("gauge", "strand_cache_bytes", "Bytes held by the batch cache.", |m| &m.cache_bytes),

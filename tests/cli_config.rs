@@ -11,7 +11,7 @@ fn strand() -> Command {
 fn config_check_names_the_bad_key_and_exits_non_zero() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, "[listen]\nport = 19400\n").unwrap();
+    std::fs::write(&good, "[[listeners]]\nname = \"native\"\nprotocol = \"native\"\nport = 19400\n").unwrap();
     let output = strand().args(["config", "check"]).arg(&good).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 
@@ -24,12 +24,20 @@ fn config_check_names_the_bad_key_and_exits_non_zero() {
     assert!(stderr.contains("storage.write_buffer_bytes = 1000"), "{stderr}");
 
     let typo = dir.path().join("typo.toml");
-    std::fs::write(&typo, "[listen]\nport = 19400\nadress = \"0.0.0.0\"\n").unwrap();
+    std::fs::write(&typo, "[kafka]\nauto_create_topics = true\nauto_create = 1\n").unwrap();
     let output = strand().args(["config", "check"]).arg(&typo).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
-    assert!(stderr.contains("typo.toml:3:1: listen.adress: unknown field `adress`"), "{stderr}");
+    assert!(stderr.contains("typo.toml:3:1: kafka.auto_create: unknown field `auto_create`"), "{stderr}");
+
+    // A file of an earlier version says what replaced its keys.
+    let old = dir.path().join("old.toml");
+    std::fs::write(&old, "[listen]\naddress = \"0.0.0.0\"\nport = 9400\n").unwrap();
+    let output = strand().args(["config", "check"]).arg(&old).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("[listen]: replaced by [[listeners]]"), "{stderr}");
 
     let output = strand().args(["config", "check"]).arg(dir.path().join("missing.toml")).output().unwrap();
     assert!(!output.status.success());

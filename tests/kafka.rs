@@ -156,7 +156,7 @@ fn api_versions_states_the_firewall_and_requests_outside_it_are_refused() {
     let mut request = SaslHandshakeRequest::default();
     request.mechanism = "SCRAM-SHA-512".into();
     let answer: SaslHandshakeResponse = probe.call(ApiKey::SaslHandshake, 1, &request);
-    assert_eq!(answer.error_code, 35, "SaslHandshake (not served)");
+    assert_eq!(answer.error_code, 34, "SaslHandshake on a plaintext listener: ILLEGAL_SASL_STATE, as Kafka");
     let answer: EndTxnResponse = probe.call(ApiKey::EndTxn, 4, &EndTxnRequest::default());
     assert_eq!(answer.error_code, 35, "EndTxn (not served)");
     let mut request = AddPartitionsToTxnRequest::default();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{strand, Broker};
+use common::{get, http, strand, Broker};
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -149,23 +149,6 @@ fn sigterm_during_durable_produce_loses_no_acknowledged_record() {
     assert!(missing.is_empty(), "acknowledged but lost: {missing:?} of {}", acked.len());
     let (ok, _, _) = strand(&["topic", "describe", "payments", "--bootstrap", &broker.bootstrap()], "");
     assert!(ok);
-}
-
-/// One HTTP/1.1 exchange; returns the status code and the body.
-fn http(address: &str, request: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
-}
-
-fn get(address: &str, path: &str) -> (u16, String) {
-    http(address, &format!("GET {path} HTTP/1.1\r\nHost: strand\r\nConnection: close\r\n\r\n"))
 }
 
 /// Parses Prometheus text: every sample line is `name{labels} value`, after a TYPE

@@ -10,16 +10,15 @@ mod listeners;
 mod shard;
 mod signals;
 
-use crate::config::{BrokerConfig, Cores};
+use crate::config::{BrokerConfig, Cores, ListenerProtocol};
 use crate::metadata::{MetadataState, MetadataStore};
 use crate::runtime;
 use anyhow::{bail, Context};
 use futures_channel::oneshot;
 use glommio::channels::channel_mesh::MeshBuilder;
-use listeners::ShardSockets;
+use listeners::ShardListener;
 use shard::{now_ms, run_shard, ShardInit};
 use std::net::IpAddr;
-use std::os::fd::IntoRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex};
 
@@ -29,14 +28,34 @@ const MESH_QUEUE_MESSAGES: usize = 1024;
 /// What `serve` reports once every shard has recovered its logs and listens.
 #[derive(Debug, Clone)]
 pub struct Ready {
+    /// The first native listener: its address, port and each shard's own port.
     pub address: IpAddr,
     pub port: u16,
     pub shard_ports: Vec<u16>,
     pub partitions: usize,
     /// Where the admin endpoint listens, when enabled.
     pub admin: Option<std::net::SocketAddr>,
-    /// Where the Kafka listener listens, when enabled.
+    /// Where the first Kafka listener listens, when there is one.
     pub kafka: Option<std::net::SocketAddr>,
+    /// Every listener: its name, where it listens, and its security.
+    pub listeners: Vec<(String, std::net::SocketAddr, crate::config::Security)>,
+}
+
+impl Ready {
+    fn new(bound: &[listeners::BoundListener], partitions: usize, admin: Option<std::net::SocketAddr>) -> Ready {
+        let native =
+            bound.iter().find(|l| l.config.protocol == ListenerProtocol::Native).expect("validated: a native listener");
+        let kafka = bound.iter().find(|l| l.config.protocol == ListenerProtocol::Kafka).map(|l| l.address);
+        Ready {
+            address: native.address.ip(),
+            port: native.address.port(),
+            shard_ports: native.shard_ports.clone(),
+            partitions,
+            admin,
+            kafka,
+            listeners: bound.iter().map(|l| (l.config.name.clone(), l.address, l.config.security)).collect(),
+        }
+    }
 }
 
 /// Runs the broker until SIGINT or SIGTERM. `on_ready` is called once every shard
@@ -51,11 +70,9 @@ pub fn serve(
 ) -> anyhow::Result<()> {
     let opened = open_data(config)?;
     let (config, count) = (opened.config.clone(), opened.cores.len());
-    let address: IpAddr = config.listen.address.parse().context("listen.address")?;
-    let (main_sockets, port) = listeners::bind_main(address, config.listen.port, count)?;
-    let shard_sockets = listeners::bind_shard_ports(address, config.listen.port, count)?;
-    let shard_ports: Vec<u16> = shard_sockets.iter().map(listeners::local_port).collect();
-    let kafka = bind_kafka(&config, count)?;
+    let (sockets, bound) = listeners::bind_all(&config.listeners, &config.tls, count)?;
+    let tls = tls_acceptor(&config)?;
+    let sasl = Arc::new(crate::auth::sasl::SaslShared::new(&config.sasl));
     signals::block_shutdown_signals();
     let alive: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(now_ms())).collect());
     let live = Arc::new(std::sync::RwLock::new(config.clone()));
@@ -76,29 +93,22 @@ pub fn serve(
     }
     // Bound before the shards start, so a port in use stops the start at once.
     let admin = start_admin(&config, &registry)?;
-    let kafka_bound = kafka.as_ref().map(|k| k.bound);
-    let advertised = kafka.as_ref().map(|k| k.advertised.clone());
-    let mut kafka_sockets = kafka.map(|k| k.sockets.into_iter());
-    let sockets: Vec<ShardSockets> = main_sockets
-        .into_iter()
-        .zip(shard_sockets)
-        .map(|(main, own)| ShardSockets {
-            native: vec![main.into_raw_fd(), own.into_raw_fd()],
-            kafka: kafka_sockets.as_mut().and_then(Iterator::next).map(IntoRawFd::into_raw_fd),
-            kafka_advertised: advertised.clone(),
-        })
-        .collect();
+    let security = SharedSecurity { tls: tls.clone(), sasl };
     let (ready_tx, ready_rx) = mpsc::channel();
-    let started = start_shards(&opened, sockets, shard_ports.clone(), &registry, &alive, &live, ready_tx)?;
+    let started = start_shards(&opened, sockets, &security, &registry, &alive, &live, ready_tx)?;
     let partitions = wait_ready(&ready_rx, count)?;
     registry.ready.store(true, Ordering::Relaxed);
-    on_ready(&Ready { address, port, shard_ports, partitions, admin, kafka: kafka_bound });
-    crate::systemd::notify(&format!("READY=1\nSTATUS=Serving {partitions} partitions on port {port}"));
+    let ready = Ready::new(&bound, partitions, admin);
+    on_ready(&ready);
+    crate::systemd::notify(&format!("READY=1\nSTATUS=Serving {partitions} partitions on port {}", ready.port));
     let stopping = Arc::new(AtomicBool::new(false));
     start_watchdog(&alive, &stopping)?;
     let signal = loop {
         match signals::wait_for_signal() {
-            libc::SIGHUP => signals::reload(reload_from.as_mut(), &live),
+            libc::SIGHUP => {
+                signals::reload(reload_from.as_mut(), &live);
+                signals::reload_tls(tls.as_deref());
+            }
             libc::SIGINT => break "SIGINT",
             _ => break "SIGTERM",
         }
@@ -112,34 +122,22 @@ pub fn serve(
     Ok(())
 }
 
-/// The Kafka listener's sockets (one per shard, SO_REUSEPORT), where they are bound
-/// and what clients are told.
-struct KafkaSockets {
-    sockets: Vec<socket2::Socket>,
-    bound: std::net::SocketAddr,
-    advertised: (String, u16),
+/// What every shard's secured listeners share: the TLS settings (reloaded on SIGHUP)
+/// and SASL's.
+#[derive(Clone)]
+struct SharedSecurity {
+    tls: Option<Arc<crate::net::tls::TlsAcceptor>>,
+    sasl: Arc<crate::auth::sasl::SaslShared>,
 }
 
-fn bind_kafka(config: &BrokerConfig, count: usize) -> anyhow::Result<Option<KafkaSockets>> {
-    let kafka = &config.kafka;
-    if !kafka.enabled {
+/// The TLS settings, when a listener uses TLS: the files read now, so that a missing
+/// or bad certificate stops the start with the file named.
+fn tls_acceptor(config: &BrokerConfig) -> anyhow::Result<Option<Arc<crate::net::tls::TlsAcceptor>>> {
+    if !config.listeners.iter().any(|l| l.security.is_tls()) {
         return Ok(None);
     }
-    let address: IpAddr = kafka.address.parse().context("kafka.address")?;
-    let (sockets, port) =
-        listeners::bind_main(address, kafka.port, count).context("the Kafka listener (kafka.port, --kafka-port)")?;
-    let host = if kafka.advertised_host.is_empty() { kafka.address.clone() } else { kafka.advertised_host.clone() };
-    let advertised_port = if kafka.advertised_port == 0 { port } else { kafka.advertised_port };
-    if address.is_unspecified() && kafka.advertised_host.is_empty() {
-        tracing::warn!(
-            "kafka.address is {address} and kafka.advertised_host is empty: clients are told to connect to {address}, which only works on this host; set kafka.advertised_host"
-        );
-    }
-    Ok(Some(KafkaSockets {
-        sockets,
-        bound: std::net::SocketAddr::new(address, port),
-        advertised: (host, advertised_port),
-    }))
+    let acceptor = crate::net::tls::TlsAcceptor::new(&config.tls).map_err(|message| anyhow::anyhow!(message))?;
+    Ok(Some(Arc::new(acceptor)))
 }
 
 /// The data directory opened: locked, its metadata loaded and `__consumer_offsets`
@@ -223,8 +221,8 @@ impl Started {
 /// Starts one pinned executor per core, each running its shard on its `sockets`.
 fn start_shards(
     opened: &Opened,
-    sockets: Vec<ShardSockets>,
-    ports: Vec<u16>,
+    sockets: Vec<Vec<ShardListener>>,
+    security: &SharedSecurity,
     registry: &crate::metrics::Registry,
     alive: &Arc<Vec<AtomicU64>>,
     live: &Arc<std::sync::RwLock<Arc<BrokerConfig>>>,
@@ -244,7 +242,8 @@ fn start_shards(
         let init = ShardInit {
             id: id as u32,
             config: opened.config.clone(),
-            ports: ports.clone(),
+            tls: security.tls.clone(),
+            sasl: security.sasl.clone(),
             state: opened.state.clone(),
             store: (id == 0).then(|| opened.store.clone()),
             cache_bytes,

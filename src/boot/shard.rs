@@ -19,11 +19,12 @@ use std::sync::{mpsc, Arc, Barrier, Mutex};
 pub(super) struct ShardInit {
     pub(super) id: u32,
     pub(super) config: Arc<BrokerConfig>,
-    pub(super) ports: Vec<u16>,
+    pub(super) tls: Option<Arc<crate::net::tls::TlsAcceptor>>,
+    pub(super) sasl: Arc<crate::auth::sasl::SaslShared>,
     pub(super) state: Arc<MetadataState>,
     pub(super) store: Option<Arc<Mutex<MetadataStore>>>,
     pub(super) cache_bytes: usize,
-    pub(super) listeners: super::listeners::ShardSockets,
+    pub(super) listeners: Vec<super::listeners::ShardListener>,
     pub(super) mesh: MeshBuilder<ShardMessage, glommio::channels::channel_mesh::Full>,
     pub(super) peer_of: Arc<Vec<AtomicUsize>>,
     pub(super) joined: Arc<Barrier>,
@@ -53,8 +54,7 @@ pub(super) async fn run_shard(init: ShardInit) {
     let rest = ShardParts {
         id,
         config: init.config,
-        ports: init.ports,
-        kafka_advertised: listeners.kafka_advertised.clone(),
+        sasl: init.sasl,
         store: init.store,
         cache_bytes: init.cache_bytes,
         metrics: init.metrics,
@@ -91,32 +91,53 @@ pub(super) async fn run_shard(init: ShardInit) {
         })
         .detach();
     }
-    let native = Rc::new(crate::native::Native::new(shard.clone()));
-    let mut accepting = Vec::new();
-    for fd in listeners.native {
-        // SAFETY: the fd is a listening TCP socket this process bound and handed to
-        // this shard alone; the glommio listener takes ownership of it.
-        let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
-        accepting.push(glommio::spawn_local(crate::net::accept_loop(shard.clone(), listener, native.clone())));
-    }
-    if let Some(fd) = listeners.kafka {
-        // SAFETY: as above.
-        let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
-        let kafka = Rc::new(crate::kafka::Kafka::new(shard.clone()));
-        accepting.push(glommio::spawn_local(crate::net::accept_loop(shard.clone(), listener, kafka)));
-    }
+    let accepting = listen(&shard, listeners, init.tls);
     let _ = ready.send(Ok(shard.logs.count()));
     let _ = shutdown.await;
     drop(accepting);
     shard.logs.close_all().await;
 }
 
+/// Starts accepting on every listener's sockets: the accept loops, dropped to stop.
+fn listen(
+    shard: &Rc<Shard>,
+    listeners: Vec<super::listeners::ShardListener>,
+    tls: Option<Arc<crate::net::tls::TlsAcceptor>>,
+) -> Vec<glommio::Task<()>> {
+    use crate::config::ListenerProtocol;
+    let mut accepting = Vec::new();
+    for listener in listeners {
+        let security = listener.config.security;
+        let info = Rc::new(crate::net::ListenerInfo {
+            name: listener.config.name.clone(),
+            security,
+            tls: if security.is_tls() { tls.clone() } else { None },
+        });
+        let native = Rc::new(crate::native::Native::new(shard.clone(), listener.shard_ports.clone()));
+        let kafka = Rc::new(crate::kafka::Kafka::new(shard.clone(), listener.advertised.clone(), security));
+        for fd in listener.fds {
+            // SAFETY: the fd is a listening TCP socket this process bound and handed to
+            // this shard alone; the glommio listener takes ownership of it.
+            let socket = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
+            let (shard, info) = (shard.clone(), info.clone());
+            accepting.push(match listener.config.protocol {
+                ListenerProtocol::Native => {
+                    glommio::spawn_local(crate::net::accept_loop(shard, socket, native.clone(), info))
+                }
+                ListenerProtocol::Kafka => {
+                    glommio::spawn_local(crate::net::accept_loop(shard, socket, kafka.clone(), info))
+                }
+            });
+        }
+    }
+    accepting
+}
+
 /// What a shard is built from once it has joined the mesh.
 struct ShardParts {
     id: u32,
     config: Arc<BrokerConfig>,
-    ports: Vec<u16>,
-    kafka_advertised: Option<(String, u16)>,
+    sasl: Arc<crate::auth::sasl::SaslShared>,
     store: Option<Arc<Mutex<MetadataStore>>>,
     cache_bytes: usize,
     metrics: Arc<crate::metrics::ShardMetrics>,
@@ -130,18 +151,7 @@ fn build_shard(
     mesh: glommio::channels::channel_mesh::Senders<ShardMessage>,
     peers: Vec<usize>,
 ) -> Shard {
-    let ShardParts {
-        id,
-        config,
-        ports,
-        kafka_advertised,
-        store,
-        cache_bytes,
-        metrics,
-        all_metrics,
-        descriptors_max,
-        live,
-    } = parts;
+    let ShardParts { id, config, sasl, store, cache_bytes, metrics, all_metrics, descriptors_max, live } = parts;
     let cache = BatchCache::new(cache_bytes);
     cache.set_read_ahead_bytes(usize::try_from(config.storage.read_ahead_bytes).unwrap_or(usize::MAX));
     let receive_bytes_max = config.limits.receive_bytes_max as usize;
@@ -151,8 +161,7 @@ fn build_shard(
         id,
         count: peers.len() as u32,
         config,
-        ports,
-        kafka_advertised,
+        sasl,
         metadata: RefCell::new(Arc::new(MetadataState::default())),
         logs,
         mesh,

@@ -78,3 +78,14 @@ pub(super) fn reload(
         "SIGHUP: configuration reloaded"
     );
 }
+
+/// SIGHUP: reads the TLS certificate and key again, when a listener uses TLS. New
+/// handshakes use them; connections already open keep what they agreed. Files that
+/// cannot be read keep the running ones.
+pub(super) fn reload_tls(tls: Option<&crate::net::tls::TlsAcceptor>) {
+    let Some(tls) = tls else { return };
+    match tls.reload() {
+        Ok(()) => tracing::info!("SIGHUP: TLS certificate and key read again; new connections use them"),
+        Err(error) => tracing::error!(%error, "SIGHUP: TLS files refused; the running certificate stays"),
+    }
+}

@@ -36,20 +36,26 @@ pub fn run(
     if let Some(dir) = data_dir {
         broker.data_dir = dir;
     }
+    use strand::config::ListenerProtocol;
     if let Some(port) = port {
-        broker.listen.port = port;
         if port == 0 {
-            // "0: the kernel chooses every port", the admin endpoint's and the
-            // Kafka listener's too.
+            // "0: the kernel chooses every port": every listener's and the admin
+            // endpoint's.
             broker.admin.port = 0;
-            broker.kafka.port = 0;
+            broker.listeners.iter_mut().for_each(|listener| listener.port = 0);
+        }
+        if let Some(native) = broker.listeners.iter_mut().find(|l| l.protocol == ListenerProtocol::Native) {
+            native.port = port;
         }
     }
     if let Some(admin_port) = admin_port {
         broker.admin.port = admin_port;
     }
     if let Some(kafka_port) = kafka_port {
-        broker.kafka.port = kafka_port;
+        match broker.listeners.iter_mut().find(|l| l.protocol == ListenerProtocol::Kafka) {
+            Some(kafka) => kafka.port = kafka_port,
+            None => anyhow::bail!("--kafka-port: the configuration has no listener with protocol = \"kafka\""),
+        }
     }
     if let Some(cores) = cores {
         broker.cores = Cores::List(cores);
@@ -68,8 +74,15 @@ pub fn run(
         // One line on stdout that scripts and tests wait for.
         let admin = ready.admin.map(|a| format!(", admin http://{a}")).unwrap_or_default();
         let kafka = ready.kafka.map(|a| format!(", kafka {a}")).unwrap_or_default();
+        let listeners: String = ready
+            .listeners
+            .iter()
+            .map(|(name, address, security)| {
+                format!(", listener {name} {address} {}", strand::config::security_name(*security))
+            })
+            .collect();
         println!(
-            "strand: serving on {}:{} (shard ports {}), {} partitions{kafka}{admin}",
+            "strand: serving on {}:{} (shard ports {}), {} partitions{kafka}{listeners}{admin}",
             ready.address,
             ready.port,
             shard_ports.join(", "),

@@ -36,6 +36,7 @@ mod offsets;
 pub mod produce;
 mod producer_ids;
 mod records;
+mod sasl;
 pub mod unsupported;
 mod users;
 pub mod versions;
@@ -43,7 +44,7 @@ pub mod wire;
 
 use crate::metadata::{MetadataState, TopicMeta};
 use crate::net::{ConnectionState, Outgoing, Piece, Protocol, RequestSlot, ResponseOrder};
-use crate::service::{Listener, Operation, Principal, RequestContext};
+use crate::service::{Listener, Operation, RequestContext};
 use crate::shard::Shard;
 use bytes::{Buf, Bytes, BytesMut};
 use codec::{CodecError, Header};
@@ -72,6 +73,10 @@ pub struct Kafka {
 pub struct Shared {
     shard: Rc<Shard>,
     frame_bytes_max: u64,
+    /// Where clients are told to connect: this listener's advertised host and port.
+    advertised: (String, u16),
+    /// Whether clients must authenticate with SASL first.
+    security: crate::config::Security,
     /// Topic ids to names, for the metadata state it was built from (rebuilt when
     /// the shard's state changes).
     topic_ids: RefCell<Option<TopicIds>>,
@@ -88,19 +93,19 @@ impl std::ops::Deref for Kafka {
 }
 
 impl Kafka {
-    pub fn new(shard: Rc<Shard>) -> Kafka {
+    /// The Kafka protocol on a listener that tells clients to connect to
+    /// `advertised`, with `security`.
+    pub fn new(shard: Rc<Shard>, advertised: (String, u16), security: crate::config::Security) -> Kafka {
         let frame_bytes_max = u64::from(shard.config.limits.frame_bytes_max);
-        Kafka { shared: Rc::new(Shared { shard, frame_bytes_max, topic_ids: RefCell::new(None) }) }
+        let shared = Shared { shard, frame_bytes_max, advertised, security, topic_ids: RefCell::new(None) };
+        Kafka { shared: Rc::new(shared) }
     }
 }
 
 impl Shared {
     /// Where clients are told to connect.
     fn advertised(&self) -> (String, u16) {
-        self.shard
-            .kafka_advertised
-            .clone()
-            .unwrap_or_else(|| (self.shard.config.kafka.address.clone(), self.shard.config.kafka.port))
+        self.advertised.clone()
     }
 
     /// The topic whose id is `id` in `state`.
@@ -147,6 +152,7 @@ fn operation(api: ApiKey) -> Option<Operation> {
         ApiKey::OffsetDelete => Operation::OffsetDelete,
         ApiKey::DeleteRecords => Operation::DeleteRecords,
         ApiKey::DescribeProducers => Operation::DescribeProducers,
+        ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => Operation::Authenticate,
         _ => return None,
     })
 }
@@ -183,6 +189,10 @@ impl Protocol for Kafka {
 /// with the reason.
 async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMut) -> Result<(), String> {
     let request_bytes = 4 + frame.len();
+    let raw_token = state.session.borrow().raw_tokens;
+    if raw_token {
+        return sasl::raw_token(kafka, state, frame).await;
+    }
     let header = match Header::parse(&frame) {
         Ok(header) => header,
         Err(CodecError::UnsupportedVersion { api: ApiKey::ApiVersions, .. }) => {
@@ -194,6 +204,9 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
     if let Some(operation) = operation(api) {
         kafka.shard.metrics.request(Listener::Kafka, operation);
     }
+    if let Err(reason) = sasl::admit(kafka, state, api) {
+        return Err(refuse(kafka, Some(api as i16), &reason));
+    }
     if !versions::is_supported(api, version) {
         if api == ApiKey::ApiVersions {
             return answer_unsupported_api_versions(kafka, state, &frame, request_bytes).await;
@@ -202,7 +215,7 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
     }
     let ctx = RequestContext {
         listener: Listener::Kafka,
-        principal: Principal::Anonymous,
+        principal: state.session.borrow().principal.clone(),
         client_id: header.client_id.clone(),
         deadline: None,
         host: state.peer,
@@ -236,6 +249,30 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
         }};
     }
     match api {
+        ApiKey::SaslHandshake => {
+            let request =
+                kafka_protocol::messages::SaslHandshakeRequest::decode(&mut body, version).map_err(malformed)?;
+            state.wait_for_request_slot().await;
+            let slot = state.start_request(request_bytes);
+            let (answer, close) = sasl::handshake(&kafka, &state, version, request);
+            respond(&state, slot, api, version, correlation, &answer);
+            if let Some(reason) = close {
+                return Err(refuse(&kafka, Some(api as i16), &reason));
+            }
+        }
+        ApiKey::SaslAuthenticate => {
+            // Answered before the next request is read: an exchange is one message at
+            // a time, and a failure's delay holds this connection only.
+            let request =
+                kafka_protocol::messages::SaslAuthenticateRequest::decode(&mut body, version).map_err(malformed)?;
+            state.wait_for_request_slot().await;
+            let slot = state.start_request(request_bytes);
+            let (answer, close) = sasl::authenticate(&kafka, &state, version, request).await;
+            respond(&state, slot, api, version, correlation, &answer);
+            if let Some(reason) = close {
+                return Err(reason);
+            }
+        }
         ApiKey::ApiVersions => {
             // Its fields (the client's software name and version) are checked, not used.
             kafka_protocol::messages::ApiVersionsRequest::decode(&mut body, version).map_err(malformed)?;

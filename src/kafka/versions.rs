@@ -43,6 +43,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    // v0 carries the tokens as raw frames; Kafka 4 keeps it (KIP-896: kafka-python
+    // uses it, and librdkafka looks for it before it will use SASL at all).
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// The versions of `api` served, if it is.
@@ -87,7 +91,7 @@ mod tests {
         }
         assert!(is_supported(ApiKey::Produce, 9));
         assert!(!is_supported(ApiKey::Produce, 13), "Produce 13 names topics by id");
-        assert!(!is_supported(ApiKey::SaslHandshake, 1));
+        assert!(!is_supported(ApiKey::SaslHandshake, 2));
     }
 
     #[test]

@@ -67,6 +67,19 @@ impl ScramMechanism {
         }
     }
 
+    /// SCRAM's SaltedPassword, `Hi(password, salt, iterations)`: PBKDF2 with this
+    /// mechanism's HMAC. Costs `iterations` HMACs: milliseconds, so off the shard's
+    /// event loop where a broker computes it.
+    pub fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+        let mut out = vec![0u8; self.digest_bytes()];
+        let derived = match self {
+            ScramMechanism::Sha256 => pbkdf2::pbkdf2::<Hmac<Sha256>>(password, salt, iterations, &mut out),
+            ScramMechanism::Sha512 => pbkdf2::pbkdf2::<Hmac<Sha512>>(password, salt, iterations, &mut out),
+        };
+        derived.expect("HMAC takes a key of any size");
+        out
+    }
+
     pub fn hash(self, bytes: &[u8]) -> Vec<u8> {
         match self {
             ScramMechanism::Sha256 => Sha256::digest(bytes).to_vec(),
@@ -110,8 +123,7 @@ mod tests {
     #[test]
     fn the_keys_derived_sign_rfc_7677s_exchange() {
         let salt = [0x5b, 0x6d, 0x99, 0x68, 0x9d, 0x12, 0x35, 0x8e, 0xec, 0xa0, 0x4b, 0x14, 0x12, 0x36, 0xfa, 0x81]; // "W22ZaJ0SNY7soEsUEjb6gQ=="
-        let mut salted = [0u8; 32];
-        pbkdf2::pbkdf2::<Hmac<Sha256>>(b"pencil", &salt, 4096, &mut salted).unwrap();
+        let salted = ScramMechanism::Sha256.salted_password(b"pencil", &salt, 4096);
         let credential = ScramCredential::derive(ScramMechanism::Sha256, &salted, &salt, 4096);
         let auth_message = "n=user,r=rOprNGfwEbeRWgbNEkqO,\
             r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,\

@@ -15,8 +15,9 @@ pub fn api_versions() -> Response {
     Response::ApiVersions(ApiVersionsResponse { error: ErrorCode::None, apis })
 }
 
-/// The shards' ports and the topics asked for (all of them when `all_topics` is 1).
-pub fn metadata(shard: &Shard, ctx: &RequestContext, request: MetadataRequest) -> Response {
+/// The shards' ports (on the listener asked) and the topics asked for (all of them
+/// when `all_topics` is 1).
+pub fn metadata(shard: &Shard, shard_ports: &[u16], ctx: &RequestContext, request: MetadataRequest) -> Response {
     let names = (request.all_topics != 1).then_some(request.topics);
     let topics = metadata::describe_topics(shard, ctx, names)
         .into_iter()
@@ -33,6 +34,6 @@ pub fn metadata(shard: &Shard, ctx: &RequestContext, request: MetadataRequest) -
             Err(error) => TopicMetadata { error: code(&error), name, partitions: Vec::new() },
         })
         .collect();
-    let shards = shard.ports.iter().enumerate().map(|(shard, &port)| ShardPort { shard: shard as u32, port }).collect();
+    let shards = shard_ports.iter().enumerate().map(|(shard, &port)| ShardPort { shard: shard as u32, port }).collect();
     Response::Metadata(MetadataResponse { shards, topics })
 }

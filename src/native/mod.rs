@@ -33,16 +33,19 @@ use strand_protocol::native::{split_frame_mut, FrameHeader, Limits};
 pub struct Native {
     shard: Rc<Shard>,
     limits: Limits,
+    /// This listener's port on each shard, which Metadata tells clients.
+    shard_ports: Rc<Vec<u16>>,
 }
 
 impl Native {
-    pub fn new(shard: Rc<Shard>) -> Native {
+    /// The native protocol on a listener whose shards' own ports are `shard_ports`.
+    pub fn new(shard: Rc<Shard>, shard_ports: Vec<u16>) -> Native {
         let config = &shard.config.limits;
         let limits = Limits {
             frame_bytes_max: config.frame_bytes_max as usize,
             array_count_max: config.array_count_max as usize,
         };
-        Native { shard, limits }
+        Native { shard, limits, shard_ports: Rc::new(shard_ports) }
     }
 }
 
@@ -62,6 +65,6 @@ impl Protocol for Native {
     }
 
     async fn dispatch(&self, connection: &Rc<ConnectionState>, (header, payload): Self::Frame) -> Result<(), String> {
-        route::dispatch(&self.shard, &self.limits, connection, header, payload).await
+        route::dispatch(&self.shard, &self.limits, &self.shard_ports, connection, header, payload).await
     }
 }

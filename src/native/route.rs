@@ -44,6 +44,7 @@ pub fn operation(api: ApiKey) -> Operation {
 pub async fn dispatch(
     shard: &Rc<Shard>,
     limits: &Limits,
+    shard_ports: &Rc<Vec<u16>>,
     state: &Rc<ConnectionState>,
     header: FrameHeader,
     payload: BytesMut,
@@ -58,7 +59,11 @@ pub async fn dispatch(
         // means it is not speaking this protocol (or is confused about direction).
         return Err(refuse(shard, state, &header, DecodeError::RequestFlags { flags: header.flags }));
     }
-    let ctx = RequestContext { host: state.peer, ..RequestContext::anonymous(Listener::Native) };
+    let ctx = RequestContext {
+        host: state.peer,
+        principal: state.session.borrow().principal.clone(),
+        ..RequestContext::anonymous(Listener::Native)
+    };
     let request_bytes = header.frame_bytes();
     // Produce keeps its payload owned: the batches are split off it, not copied.
     if api == Some(ApiKey::Produce) && version_supported(header.api_version.get()) {
@@ -79,13 +84,14 @@ pub async fn dispatch(
     drop(payload);
     state.wait_for_request_slot().await;
     let slot = state.start_request(request_bytes);
-    route(shard, ctx, state, correlation, slot, request)
+    route(shard, shard_ports, ctx, state, correlation, slot, request)
 }
 
 /// Hands one decoded request to its operation: answered at once when it only reads
 /// this shard's state, else in a task of its own. `Err` closes the connection.
 fn route(
     shard: &Rc<Shard>,
+    shard_ports: &[u16],
     ctx: RequestContext,
     state: &Rc<ConnectionState>,
     correlation: u32,
@@ -111,7 +117,9 @@ fn route(
             };
             respond(&state, correlation, slot, Response::InitProducerId(response))
         }),
-        Request::Metadata(request) => respond(&state, correlation, slot, info::metadata(&shard, &ctx, request)),
+        Request::Metadata(request) => {
+            respond(&state, correlation, slot, info::metadata(&shard, shard_ports, &ctx, request))
+        }
         Request::DescribeTopicConfigs(request) => {
             respond(&state, correlation, slot, admin::describe_topic_configs(&shard, &ctx, request))
         }

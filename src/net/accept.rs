@@ -2,7 +2,7 @@
 //! own, within `limits.connections_max` and the descriptors the logs keep in reserve.
 
 use super::transport::Tcp;
-use super::{connection, Protocol};
+use super::{connection, tls, ListenerInfo, Protocol};
 use crate::shard::Shard;
 use glommio::net::TcpListener;
 use std::rc::Rc;
@@ -14,9 +14,15 @@ const ACCEPT_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis
 const ACCEPT_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Accepts connections on `listener` until the shard stops, each served by its own
-/// task with `protocol`. Past `limits.connections_max` open connections, new ones are
-/// closed at once.
-pub async fn accept_loop<P: Protocol>(shard: Rc<Shard>, listener: TcpListener, protocol: Rc<P>) {
+/// task with `protocol` (after a TLS handshake, on a TLS listener). Past
+/// `limits.connections_max` open connections (handshakes under way included), new ones
+/// are closed at once.
+pub async fn accept_loop<P: Protocol>(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    protocol: Rc<P>,
+    info: Rc<ListenerInfo>,
+) {
     let open = Rc::new(std::cell::Cell::new(0u64));
     let max = u64::from(shard.config.limits.connections_max);
     let mut backoff = ACCEPT_BACKOFF_MIN;
@@ -41,9 +47,23 @@ pub async fn accept_loop<P: Protocol>(shard: Rc<Shard>, listener: TcpListener, p
         }
         open.set(open.get() + 1);
         crate::metrics::ShardMetrics::set(&shard.metrics.connections, open.get());
-        let (shard, open, protocol) = (shard.clone(), open.clone(), protocol.clone());
+        let (shard, open, protocol, info) = (shard.clone(), open.clone(), protocol.clone(), info.clone());
         glommio::spawn_local(async move {
-            connection::serve(shard.clone(), protocol, Tcp(stream)).await;
+            match &info.tls {
+                None => connection::serve(shard.clone(), protocol, Tcp(stream)).await,
+                Some(acceptor) => {
+                    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
+                    match tls::handshake(stream, acceptor).await {
+                        Ok(tls) => connection::serve(shard.clone(), protocol, tls).await,
+                        Err(reason) => {
+                            crate::metrics::ShardMetrics::count(&shard.metrics.tls_handshake_failures, 1);
+                            if shard.warnings.tls_failures.allow() {
+                                tracing::warn!(shard = shard.id, listener = %info.name, %peer, %reason, "closing a connection whose TLS handshake failed");
+                            }
+                        }
+                    }
+                }
+            }
             open.set(open.get() - 1);
             crate::metrics::ShardMetrics::set(&shard.metrics.connections, open.get());
         })

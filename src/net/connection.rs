@@ -37,6 +37,7 @@ const PARTIAL_FREE_BYTES: usize = 64 * 1024;
 pub async fn serve<P: Protocol, T: Transport + 'static>(shard: Rc<Shard>, protocol: Rc<P>, transport: T) {
     let peer = transport.peer();
     let peer_ip = transport.peer_ip();
+    let certificate = transport.certificate_principal();
     let (reader, writer) = match transport.split() {
         Ok(halves) => halves,
         Err(error) => {
@@ -48,6 +49,9 @@ pub async fn serve<P: Protocol, T: Transport + 'static>(shard: Rc<Shard>, protoc
     };
     let in_flight_max = shard.config.limits.in_flight_bytes_max as usize;
     let state = Rc::new(ConnectionState::new(in_flight_max, shard.receive.clone(), protocol.order(), peer_ip));
+    if let Some(name) = certificate {
+        state.session.borrow_mut().principal = crate::auth::Principal::User(name);
+    }
     let writing = glommio::spawn_local(write_loop(writer, state.clone()));
     let reason = read_loop(&shard, &*protocol, reader, &state).await;
     tracing::debug!(shard = shard.id, %peer, reason, "connection closed");

@@ -1,17 +1,19 @@
 //! The net layer: listeners, connections and their bounds, for any protocol. A
 //! protocol plugs in as a `Protocol` (its framing, its answer order and its request
-//! handler); the bytes move through a `Transport` (plain TCP now, TLS later); the
+//! handler); the bytes move through a `Transport` (plain TCP, or TLS); the
 //! bounds (frame size and arrival time, in-flight bytes and requests, the shard's
 //! receive budget, idle timeout, connection and descriptor limits) are the same for
 //! every protocol.
 //!
 //! Code map: `accept` (the accept loop and its refusals), `connection` (the read loop
 //! and its bounds), `writer` (answers as pieces, the writer task, the answer order),
-//! `budget` (`ReceiveBudget`, `Signal`), `transport` (`Transport`, `Tcp`).
+//! `budget` (`ReceiveBudget`, `Signal`), `transport` (`Transport`, `Tcp`), `tls` (the
+//! TLS handshake and `Tls`, its transport).
 
 mod accept;
 pub mod budget;
 mod connection;
+pub mod tls;
 pub mod transport;
 mod writer;
 
@@ -21,6 +23,15 @@ pub use writer::{ConnectionState, Outgoing, Piece, RequestSlot, ResponseOrder};
 
 use bytes::BytesMut;
 use std::rc::Rc;
+
+/// A listener as its connections see it.
+pub struct ListenerInfo {
+    /// Its name in the configuration, for logs.
+    pub name: String,
+    pub security: crate::config::Security,
+    /// The certificate and client checks, on a TLS listener.
+    pub tls: Option<std::sync::Arc<tls::TlsAcceptor>>,
+}
 
 /// A protocol a listener speaks: how its frames are cut from the byte stream, in
 /// what order it answers, and what it does with a frame. Runs on one shard's thread.

@@ -1,6 +1,6 @@
 //! Transports: how a connection's bytes move, behind two small traits, so that the
 //! connection loop (`connection`) and the writer (`writer`) never touch a socket.
-//! Plain TCP is `Tcp`; TLS will be a transport of its own over the same traits.
+//! Plain TCP is `Tcp`; TLS is `tls::Tls`, over the same traits.
 //!
 //! Everything here runs on one shard's thread (nothing is `Send`), so the traits use
 //! `async fn` without `Send` bounds.
@@ -37,6 +37,10 @@ pub trait Transport {
     /// The peer's IP address, for what the protocols report of a client (Kafka's
     /// client host) and, later, for access rules by host.
     fn peer_ip(&self) -> Option<std::net::IpAddr>;
+    /// The principal's name a client certificate proved, on a TLS connection.
+    fn certificate_principal(&self) -> Option<String> {
+        None
+    }
     fn split(self) -> std::io::Result<(Self::Read, Self::Write)>;
 }
 
@@ -92,14 +96,19 @@ impl TransportRead for TcpStream {
                 std::io::ErrorKind::Interrupted => continue,
                 _ => return Err(error),
             }
-            // Nothing yet: wait until the socket is readable (a byte or the peer's close).
-            let mut probe = [0u8; 1];
-            match glommio::timer::timeout(wait, self.peek(&mut probe)).await {
-                Ok(_) => {}
-                Err(glommio::GlommioError::TimedOut(_)) => return Err(std::io::ErrorKind::TimedOut.into()),
-                Err(error) => return Err(error.into()),
-            }
+            wait_readable(self, wait).await?;
         }
+    }
+}
+
+/// Waits until `stream` is readable (a byte or the peer's close), at most `wait`:
+/// `ErrorKind::TimedOut` then.
+pub(super) async fn wait_readable(stream: &TcpStream, wait: Duration) -> std::io::Result<()> {
+    let mut probe = [0u8; 1];
+    match glommio::timer::timeout(wait, stream.peek(&mut probe)).await {
+        Ok(_) => Ok(()),
+        Err(glommio::GlommioError::TimedOut(_)) => Err(std::io::ErrorKind::TimedOut.into()),
+        Err(error) => Err(error.into()),
     }
 }
 

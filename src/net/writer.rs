@@ -95,6 +95,8 @@ pub struct ConnectionState {
     budget: Rc<ReceiveBudget>,
     /// The client's IP address, when the transport knows it.
     pub peer: Option<std::net::IpAddr>,
+    /// Who the client has proven to be (a client certificate, SASL).
+    pub session: RefCell<crate::auth::Session>,
 }
 
 impl ConnectionState {
@@ -121,6 +123,7 @@ impl ConnectionState {
             closed: Cell::new(false),
             budget,
             peer,
+            session: RefCell::default(),
         }
     }
 

@@ -37,15 +37,7 @@ pub use operation::{Listener, Operation};
 
 use std::time::Instant;
 
-/// Who a request is from. Only `Anonymous` exists until listeners authenticate; an
-/// authenticated session will carry `User`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    /// A client on a listener without authentication.
-    Anonymous,
-    /// The broker itself (the group coordinator asking for end offsets).
-    Broker,
-}
+pub use crate::auth::Principal;
 
 /// What every operation is told about the request it serves.
 #[derive(Debug, Clone)]

@@ -62,10 +62,12 @@ pub enum Operation {
     DescribeProducers,
     DescribeUsers,
     AlterUsers,
+    /// A SASL handshake or one of its messages.
+    Authenticate,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 25] = [
+    pub const ALL: [Operation; 26] = [
         Operation::Produce,
         Operation::Fetch,
         Operation::ListOffsets,
@@ -91,6 +93,7 @@ impl Operation {
         Operation::DescribeProducers,
         Operation::DescribeUsers,
         Operation::AlterUsers,
+        Operation::Authenticate,
     ];
 
     /// Its index in `ALL`, for per-operation counters.
@@ -125,6 +128,7 @@ impl Operation {
             Operation::DescribeProducers => "DescribeProducers",
             Operation::DescribeUsers => "DescribeUsers",
             Operation::AlterUsers => "AlterUsers",
+            Operation::Authenticate => "Authenticate",
         }
     }
 }

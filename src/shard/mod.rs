@@ -26,11 +26,8 @@ pub struct Shard {
     pub id: u32,
     pub count: u32,
     pub config: Arc<BrokerConfig>,
-    /// Every shard's own port, for Metadata responses.
-    pub ports: Vec<u16>,
-    /// Where Kafka clients are told to connect (`kafka.advertised_*`), when the Kafka
-    /// listener is on.
-    pub kafka_advertised: Option<(String, u16)>,
+    /// SASL's settings and the failure delays, shared by every shard.
+    pub sasl: Arc<crate::auth::sasl::SaslShared>,
     /// Replaced only by `apply` (the boot sets the first, empty state).
     pub(crate) metadata: RefCell<Arc<MetadataState>>,
     /// The partitions placed on this shard.

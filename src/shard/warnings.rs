@@ -81,6 +81,8 @@ pub struct Warnings {
     pub connections_refused: Throttle,
     pub accept_failed: Throttle,
     pub bad_clients: Throttle,
+    pub tls_failures: Throttle,
+    pub auth_failures: Throttle,
 }
 
 impl Default for Warnings {
@@ -89,6 +91,8 @@ impl Default for Warnings {
             connections_refused: Throttle::new("connections refused"),
             accept_failed: Throttle::new("accept failures"),
             bad_clients: Throttle::new("connections closed for bad frames or requests"),
+            tls_failures: Throttle::new("failed TLS handshakes"),
+            auth_failures: Throttle::new("failed authentications"),
         }
     }
 }
@@ -96,7 +100,9 @@ impl Default for Warnings {
 impl Warnings {
     /// Ends every window that is over (see [`Throttle::tick`]).
     pub fn tick(&self) {
-        for throttle in [&self.connections_refused, &self.accept_failed, &self.bad_clients] {
+        for throttle in
+            [&self.connections_refused, &self.accept_failed, &self.bad_clients, &self.tls_failures, &self.auth_failures]
+        {
             throttle.tick();
         }
     }

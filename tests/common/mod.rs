@@ -22,8 +22,10 @@ pub struct Broker {
     pub shard_ports: Vec<u16>,
     /// `ADDR:PORT` of the admin HTTP endpoint.
     pub admin: Option<String>,
-    /// The Kafka listener's port, when it is on.
+    /// The first Kafka listener's port, when there is one.
     pub kafka_port: Option<u16>,
+    /// Every listener's port, by name.
+    pub listeners: std::collections::HashMap<String, u16>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
@@ -55,6 +57,21 @@ impl Broker {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             match Broker::try_launch(&std::env::temp_dir(), data_dir, &args, &[], None) {
+                Ok(broker) => return broker,
+                Err(message) if message.contains("Address already in use") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(message) => panic!("{message}"),
+            }
+        }
+    }
+
+    /// Starts a broker on the ports its `--config` file in `extra` names (no `--port`),
+    /// trying again for a while when a broker just killed still holds them.
+    pub fn start_as_configured(data_dir: &Path, extra: &[&str]) -> Broker {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match Broker::try_launch(&std::env::temp_dir(), data_dir, extra, &[], None) {
                 Ok(broker) => return broker,
                 Err(message) if message.contains("Address already in use") && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(200));
@@ -155,6 +172,7 @@ impl Broker {
             shard_ports: Vec::new(),
             admin: None,
             kafka_port: None,
+            listeners: std::collections::HashMap::new(),
             stderr,
         };
         let line = match rx.recv_timeout(READY_TIMEOUT) {
@@ -170,7 +188,7 @@ impl Broker {
             }
         };
         // "strand: serving on 127.0.0.1:PORT (shard ports A, B), N partitions, kafka
-        // ADDR:PORT, admin http://ADDR:PORT"
+        // ADDR:PORT, listener NAME ADDR:PORT SECURITY, …, admin http://ADDR:PORT"
         let address = line.split_whitespace().nth(3).expect("address in the ready line");
         broker.port = address.rsplit(':').next().unwrap().parse().unwrap();
         let ports = line.split("shard ports ").nth(1).unwrap().split(')').next().unwrap();
@@ -180,12 +198,22 @@ impl Broker {
             .split(", kafka ")
             .nth(1)
             .map(|rest| rest.split(',').next().unwrap().trim().rsplit(':').next().unwrap().parse().unwrap());
+        for entry in line.split(", listener ").skip(1) {
+            let mut words = entry.split_whitespace();
+            let (name, address) = (words.next().unwrap(), words.next().unwrap());
+            broker.listeners.insert(name.to_string(), address.rsplit(':').next().unwrap().parse().unwrap());
+        }
         Ok(broker)
     }
 
     /// `127.0.0.1:PORT` of the Kafka listener.
     pub fn kafka_bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.kafka_port.expect("the Kafka listener is on"))
+    }
+
+    /// The port of the listener named `name`.
+    pub fn listener_port(&self, name: &str) -> u16 {
+        *self.listeners.get(name).unwrap_or_else(|| panic!("no listener {name:?} in {:?}", self.listeners))
     }
 
     /// `127.0.0.1:PORT` of the main port.
@@ -427,3 +455,29 @@ pub fn rss_bytes(pid: u32) -> u64 {
 }
 pub mod clients;
 pub mod kafka;
+pub mod pki;
+
+/// One HTTP/1.1 exchange; returns the status code and the body.
+pub fn http(address: &str, request: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+pub fn get(address: &str, path: &str) -> (u16, String) {
+    http(address, &format!("GET {path} HTTP/1.1\r\nHost: strand\r\nConnection: close\r\n\r\n"))
+}
+
+/// The sum of a metric's samples (over shards and labels) on the admin endpoint.
+pub fn metric(admin: &str, name: &str) -> f64 {
+    let (_, body) = get(admin, "/metrics");
+    body.lines()
+        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}

@@ -1,0 +1,139 @@
+"""Kafka clients over TLS and SASL, driven by tests/security.rs:
+`secure.py STEP BOOTSTRAP SETTINGS_JSON [ARGS...]`. SETTINGS_JSON holds the client's
+security settings as librdkafka names them (security.protocol, sasl.mechanism,
+sasl.username, sasl.password, ssl.ca.location, ssl.certificate.location,
+ssl.key.location); each client maps them to its own names.
+
+Steps (each prints one JSON object):
+- `user NAME PASSWORD MECHANISM`: creates or replaces a SCRAM credential through
+  confluent-kafka's AdminClient (KIP-554), 4,096 iterations.
+- `roundtrip CLIENT TOPIC GROUP COUNT`: CLIENT `confluent-kafka` or `kafka-python`
+  produces COUNT keyed records, then consumes them in GROUP and commits.
+- `produce-fails TOPIC`: a confluent-kafka producer's first record; the error it ends in.
+"""
+
+import json
+import sys
+
+step, bootstrap, settings = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+args = sys.argv[4:]
+
+
+def confluent(extra=None):
+    config = {"bootstrap.servers": bootstrap}
+    config.update(settings)
+    config.update(extra or {})
+    return config
+
+
+def kafka_python_settings():
+    names = {
+        "security.protocol": "security_protocol",
+        "sasl.mechanism": "sasl_mechanism",
+        "sasl.username": "sasl_plain_username",
+        "sasl.password": "sasl_plain_password",
+        "ssl.ca.location": "ssl_cafile",
+        "ssl.certificate.location": "ssl_certfile",
+        "ssl.key.location": "ssl_keyfile",
+    }
+    out = {names[key]: value for key, value in settings.items()}
+    if "ssl_cafile" in out:
+        out["ssl_check_hostname"] = True
+    return out
+
+
+def user(name, password, mechanism):
+    from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialUpsertion)
+
+    admin = AdminClient(confluent())
+    info = ScramCredentialInfo(getattr(ScramMechanism, mechanism.replace("-", "_")), 4096)
+    futures = admin.alter_user_scram_credentials([UserScramCredentialUpsertion(name, info, password.encode())])
+    futures[name].result(30)
+    return {"user": name, "ok": True}
+
+
+def roundtrip_confluent(topic, group, count):
+    from confluent_kafka import Consumer, Producer
+
+    producer = Producer(confluent({"acks": "all", "linger.ms": 5}))
+    delivered = []
+
+    def report(error, message):
+        if error is None:
+            delivered.append(message.offset())
+        else:
+            raise RuntimeError(str(error))
+
+    for i in range(count):
+        producer.produce(topic, key=f"key-{i % 7}", value=f"value-{i}", on_delivery=report)
+        producer.poll(0)
+    producer.flush(60)
+    consumer = Consumer(confluent({"group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False}))
+    consumer.subscribe([topic])
+    values = []
+    import time
+    deadline = time.time() + 60
+    while len(values) < count and time.time() < deadline:
+        message = consumer.poll(1.0)
+        if message is None:
+            continue
+        if message.error():
+            raise RuntimeError(str(message.error()))
+        values.append(message.value().decode())
+    consumer.commit(asynchronous=False)
+    consumer.close()
+    return {"produced": len(delivered), "consumed": values}
+
+
+def roundtrip_kafka_python(topic, group, count):
+    from kafka import KafkaConsumer, KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **kafka_python_settings())
+    futures = [producer.send(topic, key=f"key-{i % 7}".encode(), value=f"value-{i}".encode()) for i in range(count)]
+    producer.flush(60)
+    produced = sum(1 for f in futures if f.get(timeout=60))
+    producer.close()
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+                             enable_auto_commit=False, consumer_timeout_ms=20000, **kafka_python_settings())
+    values = []
+    for message in consumer:
+        values.append(message.value.decode())
+        if len(values) == count:
+            break
+    consumer.commit()
+    consumer.close()
+    return {"produced": produced, "consumed": values}
+
+
+def produce_fails(topic):
+    from confluent_kafka import KafkaException, Producer
+
+    errors = []
+    producer = Producer(confluent({"message.timeout.ms": 10000, "error_cb": lambda e: errors.append(e)}))
+    outcome = {}
+
+    def report(error, message):
+        outcome["delivery"] = None if error is None else error.name()
+
+    producer.produce(topic, value=b"x", on_delivery=report)
+    producer.flush(15)
+    return {
+        "delivered": outcome.get("delivery", "none") is None,
+        "delivery": outcome.get("delivery"),
+        "errors": sorted({e.name() for e in errors}),
+        "messages": sorted({e.str() for e in errors})[:5],
+    }
+
+
+if step == "user":
+    result = user(*args)
+elif step == "roundtrip":
+    client, topic, group, count = args
+    run = roundtrip_confluent if client == "confluent-kafka" else roundtrip_kafka_python
+    result = run(topic, group, int(count))
+elif step == "produce-fails":
+    result = produce_fails(*args)
+else:
+    raise SystemExit(f"unknown step {step}")
+print(json.dumps(result))

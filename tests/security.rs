@@ -1,0 +1,372 @@
+//! TLS and SASL against the real binary, with a CA made in the test (rcgen): Kafka's
+//! clients unchanged (kcat, confluent-kafka, kafka-python) over SASL_SSL with
+//! SCRAM-SHA-512 and over SSL with a client certificate; wrong passwords, unknown
+//! users and plaintext clients on a TLS port refused while the broker serves the
+//! others; credentials kept across a restart; and the bad input of the issue (SASL
+//! messages out of order, malformed or forged, TLS garbage, half-open handshakes),
+//! each ending in an error or a closed connection.
+
+mod common;
+
+use common::clients::{python, script};
+use common::kafka::KafkaConnection;
+use common::pki::Pki;
+use common::{metric, run_tool, Broker};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A broker with a plaintext native listener, a plaintext Kafka listener (to make
+/// users), and Kafka over SASL_SSL, SSL (client certificates requested) and
+/// SASL_PLAINTEXT; the listener ports from `first` up, so a restart finds them again.
+fn config(dir: &Path, pki: &Pki, first: u16, extra: &str) -> std::path::PathBuf {
+    let shards = std::thread::available_parallelism().map_or(1, |n| n.get()) as u16;
+    let kafka = first + shards + 1;
+    let text = format!(
+        r#"
+[[listeners]]
+name = "native"
+protocol = "native"
+port = {first}
+
+[[listeners]]
+name = "kafka"
+protocol = "kafka"
+port = {kafka}
+
+[[listeners]]
+name = "sasl-tls"
+protocol = "kafka"
+port = {sasl_tls}
+security = "sasl_tls"
+
+[[listeners]]
+name = "tls"
+protocol = "kafka"
+port = {tls}
+security = "tls"
+
+[[listeners]]
+name = "sasl"
+protocol = "kafka"
+port = {sasl}
+security = "sasl_plaintext"
+
+[tls]
+cert_file = "{cert}"
+key_file = "{key}"
+client_ca_file = "{ca}"
+client_auth = "requested"
+principal_mapping_rules = ["RULE:^CN=([^,]+),.*$/$1/L", "DEFAULT"]
+handshake_timeout_ms = 1000
+
+[sasl]
+failure_delay_ms = 100
+failure_delay_max_ms = 800
+{extra}
+"#,
+        sasl_tls = kafka + 1,
+        tls = kafka + 2,
+        sasl = kafka + 3,
+        cert = pki.broker_cert.display(),
+        key = pki.broker_key.display(),
+        ca = pki.ca.display(),
+    );
+    let path = dir.join("strand.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A run of free ports for `config`'s listeners.
+fn ports() -> u16 {
+    let shards = std::thread::available_parallelism().map_or(1, |n| n.get()) as u16;
+    common::free_ports(shards + 5)
+}
+
+fn start(data: &Path, config: &Path) -> Broker {
+    Broker::start_as_configured(data, &["--config", config.to_str().unwrap(), "--admin-port", "0"])
+}
+
+/// `secure.py STEP BOOTSTRAP SETTINGS ARGS…`: its JSON, or its stderr.
+fn secure(
+    step: &str,
+    bootstrap: &str,
+    settings: &serde_json::Value,
+    args: &[&str],
+) -> Result<serde_json::Value, String> {
+    let path = script("secure.py");
+    let settings = settings.to_string();
+    let all = [&[path.to_str().unwrap(), step, bootstrap, settings.as_str()][..], args].concat();
+    let (ok, stdout, stderr) = run_tool(python().to_str().unwrap(), &all, "");
+    if !ok {
+        return Err(stderr);
+    }
+    Ok(serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{step}: {stdout}")))
+}
+
+fn scram(pki: &Pki, user: &str, password: &str) -> serde_json::Value {
+    serde_json::json!({
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": user,
+        "sasl.password": password,
+        "ssl.ca.location": pki.ca.to_str().unwrap(),
+    })
+}
+
+fn client_certificate(pki: &Pki, cert: &Path, key: &Path) -> serde_json::Value {
+    serde_json::json!({
+        "security.protocol": "SSL",
+        "ssl.ca.location": pki.ca.to_str().unwrap(),
+        "ssl.certificate.location": cert.to_str().unwrap(),
+        "ssl.key.location": key.to_str().unwrap(),
+    })
+}
+
+/// Produces `count` records and reads them back in a group: every value, once.
+fn roundtrip(client: &str, bootstrap: &str, settings: &serde_json::Value, topic: &str) {
+    let result = secure("roundtrip", bootstrap, settings, &[client, topic, &format!("{topic}-group"), "200"])
+        .unwrap_or_else(|stderr| panic!("{client} on {topic}: {stderr}"));
+    assert_eq!(result["produced"], 200, "{client} {topic}: {result}");
+    let mut values: Vec<String> =
+        result["consumed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    values.sort();
+    let mut expected: Vec<String> = (0..200).map(|i| format!("value-{i}")).collect();
+    expected.sort();
+    assert_eq!(values, expected, "{client} {topic}: every record read back once");
+}
+
+/// kcat's arguments for SASL_SSL with SCRAM-SHA-512.
+fn kcat_scram(pki: &Pki, port: u16, user: &str, password: &str) -> Vec<String> {
+    [
+        "-b".to_string(),
+        format!("127.0.0.1:{port}"),
+        "-X".into(),
+        "security.protocol=SASL_SSL".into(),
+        "-X".into(),
+        "sasl.mechanisms=SCRAM-SHA-512".into(),
+        "-X".into(),
+        format!("sasl.username={user}"),
+        "-X".into(),
+        format!("sasl.password={password}"),
+        "-X".into(),
+        format!("ssl.ca.location={}", pki.ca.display()),
+    ]
+    .into()
+}
+
+fn kcat(args: &[String], rest: &[&str], stdin: &str) -> (bool, String, String) {
+    let all: Vec<&str> = args.iter().map(String::as_str).chain(rest.iter().copied()).collect();
+    run_tool("kcat", &all, stdin)
+}
+
+#[test]
+fn kafka_clients_work_over_sasl_ssl_and_ssl_and_bad_credentials_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&dir.path().join("pki"), "strand");
+    let (writer_cert, writer_key) = pki.issue("writer", &[("O", "Strand"), ("CN", "Writer")], &[]);
+    let first = ports();
+    let path = config(dir.path(), &pki, first, "");
+    let data = dir.path().join("data");
+    let mut broker = start(&data, &path);
+    let plain = broker.kafka_bootstrap();
+    let user = secure("user", &plain, &serde_json::json!({}), &["alice", "alice-secret", "SCRAM-SHA-512"]).unwrap();
+    assert_eq!(user["ok"], true);
+    let sasl_tls = format!("localhost:{}", broker.listener_port("sasl-tls"));
+    let tls = format!("localhost:{}", broker.listener_port("tls"));
+
+    roundtrip("confluent-kafka", &sasl_tls, &scram(&pki, "alice", "alice-secret"), "confluent-sasl");
+    roundtrip("kafka-python", &sasl_tls, &scram(&pki, "alice", "alice-secret"), "python-sasl");
+    roundtrip("confluent-kafka", &tls, &client_certificate(&pki, &writer_cert, &writer_key), "confluent-cert");
+    roundtrip("kafka-python", &tls, &client_certificate(&pki, &writer_cert, &writer_key), "python-cert");
+
+    let kcat_alice = kcat_scram(&pki, broker.listener_port("sasl-tls"), "alice", "alice-secret");
+    let lines: String = (0..100).map(|i| format!("kcat-{i}\n")).collect();
+    let (ok, _, stderr) = kcat(&kcat_alice, &["-P", "-t", "kcat-sasl"], &lines);
+    assert!(ok, "kcat produces over SASL_SSL: {stderr}");
+    let (ok, stdout, stderr) = kcat(&kcat_alice, &["-C", "-t", "kcat-sasl", "-o", "beginning", "-e", "-q"], "");
+    assert!(ok, "kcat consumes over SASL_SSL: {stderr}");
+    assert_eq!(stdout, lines, "kcat reads back every line");
+
+    // Refusals: each fails, and the broker serves the next client.
+    let wrong = secure("produce-fails", &sasl_tls, &scram(&pki, "alice", "not-her-secret"), &["refused"]).unwrap();
+    assert_eq!(wrong["delivered"], false, "{wrong}");
+    assert!(wrong["errors"].to_string().contains("_AUTHENTICATION"), "a wrong password: {wrong}");
+    let unknown = secure("produce-fails", &sasl_tls, &scram(&pki, "mallory", "x"), &["refused"]).unwrap();
+    assert!(unknown["errors"].to_string().contains("_AUTHENTICATION"), "an unknown user: {unknown}");
+    let plaintext_on_tls = run_tool(
+        "kcat",
+        &["-b", &tls, "-L", "-m", "5", "-X", "socket.timeout.ms=3000", "-X", "metadata.request.timeout.ms=3000"],
+        "",
+    );
+    assert!(!plaintext_on_tls.0, "a plaintext client on a TLS port gets no metadata: {}", plaintext_on_tls.1);
+    let (ok, stdout, stderr) = kcat(&kcat_alice, &["-L", "-t", "kcat-sasl"], "");
+    assert!(ok && stdout.contains("kcat-sasl"), "still served after the refusals: {stderr}");
+    let admin = broker.admin.clone().unwrap();
+    assert!(metric(&admin, "strand_authentication_failures_total") >= 2.0, "failures counted");
+    assert!(metric(&admin, "strand_tls_handshake_failures_total") >= 1.0, "failed handshakes counted");
+    assert!(metric(&admin, "strand_authentications_total") >= 4.0, "successes counted");
+    let stderr = broker.stderr();
+    assert!(
+        stderr.contains("SASL authentication failed") && stderr.contains("User:mallory"),
+        "logged with the principal: {stderr}"
+    );
+    assert!(stderr.contains("TLS handshake failed"), "a plaintext client's handshake logged: {stderr}");
+
+    // The credentials are in the metadata log: after a restart, alice still gets in.
+    broker.kill();
+    let broker = start(&data, &path);
+    let (ok, stdout, stderr) = kcat(&kcat_alice, &["-C", "-t", "kcat-sasl", "-o", "beginning", "-e", "-q"], "");
+    assert!(ok, "alice authenticates after a restart: {stderr}");
+    assert_eq!(stdout, lines);
+    drop(broker);
+}
+
+/// A SASL_PLAINTEXT connection that completes SCRAM (the client side is
+/// `strand::auth::scram::ScramClient`): the session lifetime, when `lifetime` is set.
+fn authenticate(connection: &mut KafkaConnection, user: &str, password: &str) -> SaslAuthenticateResponse {
+    use strand::auth::scram::ScramClient;
+    use strand::metadata::ScramMechanism;
+    handshake(connection, "SCRAM-SHA-256");
+    let (client, first) = ScramClient::start(ScramMechanism::Sha256, user, password);
+    let answer = sasl_message(connection, first);
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    let (last, signature) = client.respond(&answer.auth_bytes).unwrap();
+    let answer = sasl_message(connection, last);
+    if answer.error_code == 0 {
+        ScramClient::verify(&answer.auth_bytes, &signature).expect("the broker proves it knows the credential");
+    }
+    answer
+}
+
+fn handshake(connection: &mut KafkaConnection, mechanism: &str) -> SaslHandshakeResponse {
+    let mut request = SaslHandshakeRequest::default();
+    request.mechanism = StrBytes::from_string(mechanism.into());
+    connection.call(ApiKey::SaslHandshake, 1, &request)
+}
+
+fn sasl_message(connection: &mut KafkaConnection, bytes: Vec<u8>) -> SaslAuthenticateResponse {
+    let mut request = SaslAuthenticateRequest::default();
+    request.auth_bytes = bytes.into();
+    connection.call(ApiKey::SaslAuthenticate, 2, &request)
+}
+
+fn metadata(connection: &mut KafkaConnection) -> i32 {
+    let mut request = MetadataRequest::default();
+    request.topics = None;
+    connection.send(ApiKey::Metadata, 12, &request)
+}
+
+/// Sends `bytes` to `port` and reads until the broker closes: at most a TLS alert.
+fn assert_closed_after_an_alert(port: u16, bytes: &[u8], what: &str) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut answer = Vec::new();
+    let read = stream.read_to_end(&mut answer);
+    assert!(read.is_ok() || answer.is_empty(), "{what}: closed, not left open ({read:?})");
+    assert!(
+        answer.len() <= 7 && answer.first().is_none_or(|&kind| kind == 0x15),
+        "{what}: an alert at most: {answer:?}"
+    );
+}
+
+#[test]
+fn sasl_and_tls_bad_input_ends_in_an_error_or_a_closed_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&dir.path().join("pki"), "strand");
+    let path = config(dir.path(), &pki, ports(), "session_lifetime_ms = 2000");
+    let broker = start(&dir.path().join("data"), &path);
+    let created =
+        secure("user", &broker.kafka_bootstrap(), &serde_json::json!({}), &["bob", "bob-secret", "SCRAM-SHA-256"]);
+    assert!(created.is_ok(), "{created:?}");
+    let sasl = broker.listener_port("sasl");
+
+    // Anything but ApiVersions and the handshake before authentication: closed.
+    let mut early = KafkaConnection::connect(sasl);
+    let versions: ApiVersionsResponse = early.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert!(versions.api_keys.iter().any(|k| k.api_key == ApiKey::SaslAuthenticate as i16 && k.max_version == 2));
+    metadata(&mut early);
+    assert!(early.is_closed_by_broker(), "Metadata before authentication closes the connection");
+    // SaslAuthenticate before SaslHandshake: ILLEGAL_SASL_STATE, then closed.
+    let mut out_of_order = KafkaConnection::connect(sasl);
+    let answer = sasl_message(&mut out_of_order, b"n,,n=bob,r=abc".to_vec());
+    assert_eq!(answer.error_code, 34, "{answer:?}");
+    assert!(out_of_order.is_closed_by_broker());
+    // A mechanism not offered: UNSUPPORTED_SASL_MECHANISM with the list, then closed.
+    let mut gssapi = KafkaConnection::connect(sasl);
+    let answer = handshake(&mut gssapi, "GSSAPI");
+    assert_eq!(answer.error_code, 33);
+    let offered: Vec<String> = answer.mechanisms.iter().map(|m| m.to_string()).collect();
+    assert_eq!(offered, ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]);
+    assert!(gssapi.is_closed_by_broker());
+
+    // Failures from one address: answered ever later, each connection closed.
+    let mut waits = Vec::new();
+    for token in [&b"\xff\xfe not scram"[..], b"n,,n=bob", b"p=tls-unique,,n=bob,r=x"] {
+        let mut malformed = KafkaConnection::connect(sasl);
+        assert_eq!(handshake(&mut malformed, "SCRAM-SHA-256").error_code, 0);
+        let started = Instant::now();
+        let answer = sasl_message(&mut malformed, token.to_vec());
+        waits.push(started.elapsed());
+        assert_eq!(answer.error_code, 58, "{token:?}: SASL_AUTHENTICATION_FAILED");
+        assert!(malformed.is_closed_by_broker());
+    }
+    assert!(
+        waits[0] >= Duration::from_millis(100) && waits[2] >= Duration::from_millis(400),
+        "the delay grows: {waits:?}"
+    );
+    // A final message whose nonce is not the exchange's.
+    let mut forged = KafkaConnection::connect(sasl);
+    handshake(&mut forged, "SCRAM-SHA-256");
+    let (client, first) =
+        strand::auth::scram::ScramClient::start(strand::metadata::ScramMechanism::Sha256, "bob", "bob-secret");
+    let answer = sasl_message(&mut forged, first);
+    let (last, _) = client.respond(&answer.auth_bytes).unwrap();
+    let last = String::from_utf8(last).unwrap().replacen(",p=", "forged,p=", 1);
+    assert_eq!(sasl_message(&mut forged, last.into_bytes()).error_code, 58);
+    assert!(forged.is_closed_by_broker());
+    // PLAIN with a wrong password, then the right one (the address's delay starts over).
+    let mut plain = KafkaConnection::connect(sasl);
+    handshake(&mut plain, "PLAIN");
+    assert_eq!(sasl_message(&mut plain, b"\0bob\0wrong".to_vec()).error_code, 58);
+    let mut plain = KafkaConnection::connect(sasl);
+    handshake(&mut plain, "PLAIN");
+    assert_eq!(sasl_message(&mut plain, b"\0bob\0bob-secret".to_vec()).error_code, 0);
+    let correlation = metadata(&mut plain);
+    let (answered, _): (i32, MetadataResponse) = plain.receive(ApiKey::Metadata, 12);
+    assert_eq!(answered, correlation, "served once authenticated");
+
+    // KIP-368: the session lasts 2 s; re-authenticating keeps it, letting it run out
+    // closes the connection at the next request.
+    let mut lapsing = KafkaConnection::connect(sasl);
+    let mut renewing = KafkaConnection::connect(sasl);
+    for connection in [&mut lapsing, &mut renewing] {
+        let answer = authenticate(connection, "bob", "bob-secret");
+        assert_eq!((answer.error_code, answer.session_lifetime_ms), (0, 2000), "{answer:?}");
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(authenticate(&mut renewing, "bob", "bob-secret").error_code, 0, "re-authentication");
+    std::thread::sleep(Duration::from_millis(1200));
+    let correlation = metadata(&mut renewing);
+    let (answered, _): (i32, MetadataResponse) = renewing.receive(ApiKey::Metadata, 12);
+    assert_eq!(answered, correlation, "a renewed session is served");
+    metadata(&mut lapsing);
+    assert!(lapsing.is_closed_by_broker(), "an expired session is closed");
+
+    // TLS: garbage, a plaintext Kafka request, and a handshake never begun.
+    let tls = broker.listener_port("tls");
+    let garbage = [0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4, 5, 6, 7];
+    assert_closed_after_an_alert(tls, &garbage, "TLS garbage");
+    let (_, request) = KafkaConnection::connect(tls).frame(ApiKey::Metadata, 12, &MetadataRequest::default());
+    assert_closed_after_an_alert(tls, &request, "a plaintext Kafka request on a TLS port");
+    let started = Instant::now();
+    let mut silent = KafkaConnection::connect(tls);
+    assert!(silent.is_closed_by_broker(), "a silent client is closed");
+    assert!(started.elapsed() >= Duration::from_millis(900), "by the handshake timeout, not before");
+    let stderr = broker.stderr();
+    assert!(stderr.contains("not finished within 1000 ms"), "{stderr}");
+    assert!(stderr.contains("before SASL authentication"), "{stderr}");
+}
