@@ -8,8 +8,8 @@
 mod listeners;
 
 pub use listeners::{
-    default_listeners, security_name, ClientAuth, ListenerConfig, ListenerProtocol, SaslConfig, Security, TlsConfig,
-    SASL_MECHANISMS,
+    default_listeners, security_name, AuthorizationConfig, ClientAuth, ListenerConfig, ListenerProtocol, SaslConfig,
+    Security, TlsConfig, SASL_MECHANISMS,
 };
 
 use crate::storage::{IoOptions, TopicConfig};
@@ -253,6 +253,7 @@ pub struct BrokerConfig {
     pub kafka: KafkaConfig,
     pub tls: TlsConfig,
     pub sasl: SaslConfig,
+    pub authorization: AuthorizationConfig,
     pub limits: LimitsConfig,
     pub storage: StorageConfig,
     pub groups: GroupsConfig,
@@ -271,6 +272,7 @@ impl Default for BrokerConfig {
             kafka: KafkaConfig::default(),
             tls: TlsConfig::default(),
             sasl: SaslConfig::default(),
+            authorization: AuthorizationConfig::default(),
             limits: LimitsConfig::default(),
             storage: StorageConfig::default(),
             groups: GroupsConfig::default(),
@@ -339,7 +341,7 @@ impl BrokerConfig {
                 return Err(format!("cores = {cores:?}: a core is listed twice"));
             }
         }
-        listeners::validate(&self.listeners, &self.tls, &self.sasl, self.shard_count_hint())?;
+        listeners::validate(&self.listeners, &self.tls, &self.sasl, &self.authorization, self.shard_count_hint())?;
         if self.kafka.auto_create_partitions == 0 {
             return Err("kafka.auto_create_partitions = 0: must be at least 1".into());
         }

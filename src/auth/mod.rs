@@ -6,10 +6,12 @@
 //! The listeners carry the exchanges (Kafka's SaslHandshake and SaslAuthenticate);
 //! what a principal may do is the service layer's to check.
 //!
-//! Code map: `sasl` (a mechanism's exchange, one message at a time), `scram` (SCRAM's
+//! Code map: `authorizer` (Kafka's ACL rules: who may do what on which resource),
+//! `sasl` (a mechanism's exchange, one message at a time), `scram` (SCRAM's
 //! server and client sides), `principal` (certificate subjects and Kafka's mapping
 //! rules), `failures` (the growing delay per address).
 
+pub mod authorizer;
 pub mod failures;
 pub mod principal;
 pub mod sasl;

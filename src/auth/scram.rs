@@ -122,7 +122,7 @@ impl ScramExchange {
             return Err(ScramError::Malformed("the channel binding is not the first message's header"));
         }
         let nonce = fields.next().and_then(|f| f.strip_prefix("r=")).ok_or(ScramError::Malformed("no nonce"))?;
-        // Kafka's check, which librdkafka before 1.x relies on: it sends its own nonce
+        // Kafka's check, which librdkafka 2.0 (Debian's kcat) relies on: it sends its nonce
         // again in front of the server's. The final message, nonce and all, is part of
         // the AuthMessage the proof signs, so nothing is gained by a prefix.
         if !nonce.ends_with(&self.nonce) {
@@ -305,7 +305,7 @@ mod tests {
         assert_eq!(first("mallory"), first("mallory"), "an unknown user's salt is stable, as a real one's");
     }
 
-    /// The client nonce twice, then the server's (what old librdkafka sends): the
+    /// The client nonce twice, then the server's (what librdkafka 2.0 sends): the
     /// nonce passes, as in Kafka, and the proof decides.
     #[test]
     fn a_nonce_with_the_client_part_repeated_passes_as_in_kafka() {

@@ -1,6 +1,7 @@
 //! `[[listeners]]`: every socket the broker accepts clients on, each with its protocol
 //! and its security, as Kafka's `listeners` and `listener.security.protocol.map` name
-//! them; and `[tls]` and `[sasl]`, the settings the secured listeners share.
+//! them; `[tls]` and `[sasl]`, the settings the secured listeners share; and
+//! `[authorization]`, whether ACLs are enforced.
 
 use serde::{Deserialize, Serialize};
 
@@ -198,12 +199,32 @@ impl Default for SaslConfig {
     }
 }
 
+/// ACLs (`strand acl`, Kafka's CreateAcls): enforced only when enabled, as Kafka
+/// enforces them only with an authorizer configured.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthorizationConfig {
+    /// Check every request against the ACLs (Kafka's `authorizer.class.name`).
+    pub enabled: bool,
+    /// Principals allowed everything (Kafka's `super.users`): `User:name`.
+    pub super_users: Vec<String>,
+    /// A resource without any ACL is open to everyone (Kafka's
+    /// `allow.everyone.if.no.acl.found`).
+    pub allow_everyone_if_no_acl_found: bool,
+}
+
 /// The SASL mechanisms the broker knows.
 pub const SASL_MECHANISMS: [&str; 3] = ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"];
 
 /// Checks the listeners against each other and the TLS and SASL settings; the message
 /// names the key in full.
-pub fn validate(listeners: &[ListenerConfig], tls: &TlsConfig, sasl: &SaslConfig, shards: u32) -> Result<(), String> {
+pub fn validate(
+    listeners: &[ListenerConfig],
+    tls: &TlsConfig,
+    sasl: &SaslConfig,
+    authorization: &AuthorizationConfig,
+    shards: u32,
+) -> Result<(), String> {
     if !listeners.iter().any(|l| l.protocol == ListenerProtocol::Native) {
         return Err("listeners: at least one listener must have protocol = \"native\" (the strand CLI administers the broker through it; bind it to 127.0.0.1 to keep it on this host)".into());
     }
@@ -265,6 +286,11 @@ pub fn validate(listeners: &[ListenerConfig], tls: &TlsConfig, sasl: &SaslConfig
     }
     if sasl.session_lifetime_ms != 0 && sasl.session_lifetime_ms < 1_000 {
         return Err(format!("sasl.session_lifetime_ms = {}: must be 0 or at least 1000", sasl.session_lifetime_ms));
+    }
+    if let Some(bad) =
+        authorization.super_users.iter().find(|user| user.strip_prefix("User:").is_none_or(str::is_empty))
+    {
+        return Err(format!("authorization.super_users: {bad:?} is not User:name"));
     }
     if sasl.failure_delay_max_ms < sasl.failure_delay_ms || sasl.failure_delay_max_ms > 60_000 {
         return Err(format!(

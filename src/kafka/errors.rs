@@ -15,6 +15,10 @@ use strand_protocol::BatchError;
 pub fn kafka_error(error: &Error) -> ResponseError {
     match error {
         Error::UnknownTopic | Error::UnknownPartition => ResponseError::UnknownTopicOrPartition,
+        Error::TopicAuthorizationFailed => ResponseError::TopicAuthorizationFailed,
+        Error::GroupAuthorizationFailed => ResponseError::GroupAuthorizationFailed,
+        Error::ClusterAuthorizationFailed => ResponseError::ClusterAuthorizationFailed,
+        Error::TransactionalIdAuthorizationFailed => ResponseError::TransactionalIdAuthorizationFailed,
         // Placed but not open (failed to open, or being deleted): the client refreshes
         // its metadata and retries.
         Error::NotReady => ResponseError::KafkaStorageError,

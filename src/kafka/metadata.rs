@@ -7,7 +7,7 @@ use super::errors::kafka_error;
 use super::Kafka;
 use crate::metadata::{MetadataState, TopicMeta};
 use crate::service::admin::{self, AdminRequest, NewTopic};
-use crate::service::{Error, RequestContext};
+use crate::service::{authorize, Error, RequestContext};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -53,7 +53,11 @@ pub async fn handle(kafka: &Kafka, ctx: &RequestContext, version: i16, request: 
         let missing: Vec<String> = wanted
             .iter()
             .filter_map(|want| match want {
-                Wanted::Name(name) if !state.topics.contains_key(name) => Some(name.clone()),
+                Wanted::Name(name)
+                    if !state.topics.contains_key(name) && authorize::may_create_topic(shard, ctx, name) =>
+                {
+                    Some(name.clone())
+                }
                 _ => None,
             })
             .collect();
@@ -62,11 +66,21 @@ pub async fn handle(kafka: &Kafka, ctx: &RequestContext, version: i16, request: 
         }
     }
     let state = shard.metadata();
+    let visible = |name: &str| authorize::may_describe_topic(shard, ctx, name);
     let topics = match wanted {
-        None => state.topics.values().map(|meta| describe(version, Ok(meta), meta.name.clone())).collect(),
+        // Every topic the principal may describe; the others are left out.
+        None => state
+            .topics
+            .values()
+            .filter(|meta| visible(&meta.name))
+            .map(|meta| describe(version, Ok(meta), meta.name.clone()))
+            .collect(),
         Some(wanted) => wanted
             .into_iter()
             .map(|want| match want {
+                Wanted::Name(name) if !visible(&name) => {
+                    describe(version, Err(ResponseError::TopicAuthorizationFailed), name)
+                }
                 Wanted::Name(name) => {
                     let found = state.topics.get(&name).ok_or_else(|| {
                         // A creation that failed says why; otherwise it is unknown.
@@ -79,7 +93,7 @@ pub async fn handle(kafka: &Kafka, ctx: &RequestContext, version: i16, request: 
                     describe(version, found, name)
                 }
                 Wanted::Id(id) => {
-                    let found = kafka.topic_by_id(&state, id);
+                    let found = kafka.topic_by_id(&state, id).filter(|meta| visible(&meta.name));
                     let name = found.map(|meta| meta.name.clone()).unwrap_or_default();
                     let mut topic = describe(version, found.ok_or(ResponseError::UnknownTopicId), name);
                     topic.topic_id = id;

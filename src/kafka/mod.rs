@@ -24,6 +24,7 @@
 //! `configs`, Kafka's config names mapped to Strand's), `producer_ids`
 //! (InitProducerId; the sequence checks are the partition layer's).
 
+mod acls;
 mod admin;
 pub mod codec;
 pub mod configs;
@@ -153,6 +154,8 @@ fn operation(api: ApiKey) -> Option<Operation> {
         ApiKey::DeleteRecords => Operation::DeleteRecords,
         ApiKey::DescribeProducers => Operation::DescribeProducers,
         ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => Operation::Authenticate,
+        ApiKey::DescribeAcls => Operation::DescribeAcls,
+        ApiKey::CreateAcls | ApiKey::DeleteAcls => Operation::AlterAcls,
         _ => return None,
     })
 }
@@ -359,8 +362,8 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
             serve!(DescribeClusterRequest, |kafka, _ctx, _request| { admin::describe_cluster(kafka) })
         }
         ApiKey::DescribeUserScramCredentials => {
-            serve!(kafka_protocol::messages::DescribeUserScramCredentialsRequest, |kafka, _ctx, request| {
-                users::describe(kafka, request)
+            serve!(kafka_protocol::messages::DescribeUserScramCredentialsRequest, |kafka, ctx, request| {
+                users::describe(kafka, ctx, request)
             })
         }
         ApiKey::AlterUserScramCredentials => {
@@ -368,6 +371,17 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
                 users::alter(kafka, ctx, request).await
             })
         }
+        ApiKey::CreateAcls => serve!(kafka_protocol::messages::CreateAclsRequest, |kafka, ctx, request| {
+            acls::create(kafka, ctx, request).await
+        }),
+        ApiKey::DescribeAcls => {
+            serve!(kafka_protocol::messages::DescribeAclsRequest, |kafka, ctx, request| {
+                acls::describe(kafka, ctx, request)
+            })
+        }
+        ApiKey::DeleteAcls => serve!(kafka_protocol::messages::DeleteAclsRequest, |kafka, ctx, request| {
+            acls::delete(kafka, ctx, request).await
+        }),
         ApiKey::Fetch => {
             let request = FetchRequest::decode(&mut body, version).map_err(malformed)?;
             state.wait_for_request_slot().await;

@@ -27,10 +27,21 @@ fn refusal(error: &Error) -> (i16, Option<StrBytes>) {
     (kafka_error(error).code(), client_message(error).map(|m| text(&m)))
 }
 
-pub fn describe(kafka: &Kafka, request: DescribeUserScramCredentialsRequest) -> DescribeUserScramCredentialsResponse {
+pub fn describe(
+    kafka: &Kafka,
+    ctx: &RequestContext,
+    request: DescribeUserScramCredentialsRequest,
+) -> DescribeUserScramCredentialsResponse {
     let asked = request.users.map(|users| users.into_iter().map(|user| user.name.to_string()).collect());
     let mut response = DescribeUserScramCredentialsResponse::default();
-    response.results = users::describe(&kafka.shard.metadata(), asked)
+    let described = match users::describe_for(&kafka.shard, ctx, asked) {
+        Ok(described) => described,
+        Err(error) => {
+            (response.error_code, response.error_message) = refusal(&error);
+            return response;
+        }
+    };
+    response.results = described
         .into_iter()
         .map(|(user, outcome)| {
             let mut result = DescribeUserScramCredentialsResult::default();

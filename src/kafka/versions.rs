@@ -47,6 +47,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     // uses it, and librdkafka looks for it before it will use SASL at all).
     (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
+    // v0 has no pattern type (literal only); Kafka 4 serves v1 and later (KIP-896).
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// The versions of `api` served, if it is.

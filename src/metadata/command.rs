@@ -1,6 +1,7 @@
 //! The commands that change metadata. Each is self-contained (placement is decided
 //! before the command is written), so replaying the log gives the same state anywhere.
 
+use super::acl::AclBinding;
 use super::scram::{ScramCredential, ScramMechanism};
 use super::uuid::TopicUuid;
 use crate::storage::TopicConfig;
@@ -37,4 +38,8 @@ pub enum Command {
     UpsertScramCredential { user: String, mechanism: ScramMechanism, credential: ScramCredential },
     /// Removes `user`'s credential for `mechanism`.
     DeleteScramCredential { user: String, mechanism: ScramMechanism },
+    /// Adds an access control entry (kept once however often it is added).
+    CreateAcl { binding: AclBinding },
+    /// Removes an access control entry.
+    DeleteAcl { binding: AclBinding },
 }

@@ -1,5 +1,6 @@
 //! Metadata: topics, their configuration and the partition-to-shard placement, users'
-//! SCRAM credentials and the producer id blocks given out, kept as
+//! SCRAM credentials, the access control entries (`acl`) and the producer id blocks
+//! given out, kept as
 //! a state machine changed only by commands applied in order (`command`, `state`) and
 //! persisted as a CRC-framed command log plus snapshot (`store`). Shard 0 owns the
 //! store and broadcasts the state; the same command log is what a Raft group will
@@ -9,6 +10,7 @@
 //! blocking file I/O with fdatasync per command; the server runs it off the shard's
 //! event loop.
 
+pub mod acl;
 mod command;
 mod error;
 mod name;

@@ -1,6 +1,7 @@
 //! `MetadataState`: what the command log describes, and the rules each command must
 //! pass before it is written.
 
+use super::acl::AclBinding;
 use super::command::Command;
 use super::error::{MetadataError, PARTITIONS_MAX};
 use super::name::validate_topic_name;
@@ -8,7 +9,7 @@ use super::scram::{ScramCredential, ScramMechanism};
 use super::uuid::TopicUuid;
 use crate::storage::TopicConfig;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One topic as metadata records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +54,9 @@ pub struct MetadataState {
     /// Each user's SCRAM credentials, by mechanism.
     #[serde(default)]
     pub users: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    /// The access control entries.
+    #[serde(default)]
+    pub acls: BTreeSet<AclBinding>,
 }
 
 impl MetadataState {
@@ -121,6 +125,14 @@ impl MetadataState {
                     Err(MetadataError::InvalidConfig(format!("user {user:?} has no {} credential", mechanism.name())))
                 }
             }
+            Command::CreateAcl { binding } => binding.validate().map_err(MetadataError::InvalidConfig),
+            Command::DeleteAcl { binding } => {
+                if self.acls.contains(binding) {
+                    Ok(())
+                } else {
+                    Err(MetadataError::InvalidConfig("no such access control entry".into()))
+                }
+            }
             Command::AddPartitions { name, placement } => {
                 let current = self.topic(name)?.partitions();
                 if placement.is_empty() {
@@ -171,6 +183,12 @@ impl MetadataState {
             }
             Command::UpsertScramCredential { user, mechanism, credential } => {
                 self.users.entry(user.clone()).or_default().insert(*mechanism, credential.clone());
+            }
+            Command::CreateAcl { binding } => {
+                self.acls.insert(binding.clone());
+            }
+            Command::DeleteAcl { binding } => {
+                self.acls.remove(binding);
             }
             Command::DeleteScramCredential { user, mechanism } => {
                 if let Some(credentials) = self.users.get_mut(user) {

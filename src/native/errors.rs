@@ -12,6 +12,11 @@ use strand_protocol::BatchError;
 pub fn code(error: &Error) -> ErrorCode {
     match error {
         Error::UnknownTopic => ErrorCode::UnknownTopic,
+        Error::TopicAuthorizationFailed => ErrorCode::TopicAuthorizationFailed,
+        Error::GroupAuthorizationFailed => ErrorCode::GroupAuthorizationFailed,
+        Error::ClusterAuthorizationFailed | Error::TransactionalIdAuthorizationFailed => {
+            ErrorCode::ClusterAuthorizationFailed
+        }
         Error::UnknownPartition => ErrorCode::UnknownPartition,
         Error::NotReady | Error::ShuttingDown => ErrorCode::NotReady,
         Error::Storage(error) => storage_code(error),

@@ -15,15 +15,81 @@ use futures_channel::oneshot;
 use std::rc::Rc;
 use std::sync::Arc;
 
-/// Runs `request` on shard 0: here when this is shard 0, else forwarded there.
-pub async fn run(shard: &Rc<Shard>, _ctx: &RequestContext, request: AdminRequest) -> TopicOutcomes {
-    if shard.id == 0 {
-        return run_here(shard, request).await;
-    }
+/// Runs `request` on shard 0: here when this is shard 0, else forwarded there. What
+/// the principal may not do is answered here, with the rest run as one request; the
+/// outcomes come back in request order.
+pub async fn run(shard: &Rc<Shard>, ctx: &RequestContext, request: AdminRequest) -> TopicOutcomes {
     let names = request.names();
-    let (reply, receiver) = oneshot::channel();
-    shard.forward(0, ShardMessage::Admin { request, reply }).await;
-    receiver.await.unwrap_or_else(|_| names.into_iter().map(|name| (name, Err(Error::ShuttingDown))).collect())
+    let (request, denied) = authorized(shard, ctx, request);
+    let mut outcomes = if request.names().is_empty() {
+        Vec::new()
+    } else if shard.id == 0 {
+        run_here(shard, request).await
+    } else {
+        let asked = request.names();
+        let (reply, receiver) = oneshot::channel();
+        shard.forward(0, ShardMessage::Admin { request, reply }).await;
+        receiver.await.unwrap_or_else(|_| asked.into_iter().map(|name| (name, Err(Error::ShuttingDown))).collect())
+    };
+    if denied.is_empty() {
+        return outcomes;
+    }
+    outcomes.extend(denied);
+    names
+        .into_iter()
+        .filter_map(|name| outcomes.iter().position(|(n, _)| *n == name).map(|at| outcomes.swap_remove(at)))
+        .collect()
+}
+
+/// Splits off what `ctx`'s principal may not do (Kafka's rules: create on the cluster
+/// or the topic; delete, alter-configs or alter on the topic; alter on the cluster for
+/// credentials), answered with the denial.
+fn authorized(shard: &Shard, ctx: &RequestContext, request: AdminRequest) -> (AdminRequest, TopicOutcomes) {
+    use super::authorize::{self, TopicGate};
+    use crate::metadata::acl::AclOperation;
+    let mut denied = Vec::new();
+    let mut keep = |name: &str, ok: bool| {
+        if !ok {
+            denied.push((name.to_string(), Err(Error::TopicAuthorizationFailed)));
+        }
+        ok
+    };
+    let request = match request {
+        AdminRequest::CreateTopics(mut topics) => {
+            topics.retain(|t| keep(&t.name, authorize::may_create_topic(shard, ctx, &t.name)));
+            AdminRequest::CreateTopics(topics)
+        }
+        AdminRequest::DeleteTopics(mut names) => {
+            let mut gate = TopicGate::new(shard, ctx, AclOperation::Delete);
+            names.retain(|name| keep(name, gate.check(name).is_ok()));
+            AdminRequest::DeleteTopics(names)
+        }
+        AdminRequest::AlterTopicConfigs(mut topics) => {
+            let mut gate = TopicGate::new(shard, ctx, AclOperation::AlterConfigs);
+            topics.retain(|t| keep(&t.name, gate.check(&t.name).is_ok()));
+            AdminRequest::AlterTopicConfigs(topics)
+        }
+        AdminRequest::CreatePartitions(mut topics) => {
+            let mut gate = TopicGate::new(shard, ctx, AclOperation::Alter);
+            topics.retain(|t| keep(&t.name, gate.check(&t.name).is_ok()));
+            AdminRequest::CreatePartitions(topics)
+        }
+        // Users and ACLs: alter on the cluster, for the whole request.
+        other
+        @ (AdminRequest::AlterScramCredentials(_) | AdminRequest::CreateAcls(_) | AdminRequest::DeleteAcls(_)) => {
+            if let Err(error) = authorize::check_cluster(shard, ctx, AclOperation::Alter) {
+                denied.extend(other.names().into_iter().map(|name| (name, Err(error.clone()))));
+                match other {
+                    AdminRequest::AlterScramCredentials(_) => AdminRequest::AlterScramCredentials(Vec::new()),
+                    AdminRequest::CreateAcls(_) => AdminRequest::CreateAcls(Vec::new()),
+                    _ => AdminRequest::DeleteAcls(Vec::new()),
+                }
+            } else {
+                other
+            }
+        }
+    };
+    (request, denied)
 }
 
 /// On shard 0: runs one admin request, one topic after another.
@@ -66,6 +132,18 @@ pub async fn run_here(shard: &Rc<Shard>, request: AdminRequest) -> TopicOutcomes
                     tracing::info!(%user, "SCRAM credentials altered");
                 }
                 outcomes.push((user, outcome));
+            }
+        }
+        AdminRequest::CreateAcls(entries) => {
+            for (i, binding) in entries.into_iter().enumerate() {
+                let outcome = session.submit(Command::CreateAcl { binding }).await.map(|_| ()).map_err(Error::from);
+                outcomes.push((i.to_string(), outcome));
+            }
+        }
+        AdminRequest::DeleteAcls(entries) => {
+            for (i, binding) in entries.into_iter().enumerate() {
+                let outcome = session.submit(Command::DeleteAcl { binding }).await.map(|_| ()).map_err(Error::from);
+                outcomes.push((i.to_string(), outcome));
             }
         }
     }

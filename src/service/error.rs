@@ -14,6 +14,15 @@ use std::sync::Arc;
 pub enum Error {
     #[error("unknown topic")]
     UnknownTopic,
+    /// The principal may not do this to the topic (it may not learn whether it exists).
+    #[error("not authorized for the topic")]
+    TopicAuthorizationFailed,
+    #[error("not authorized for the group")]
+    GroupAuthorizationFailed,
+    #[error("not authorized for the cluster")]
+    ClusterAuthorizationFailed,
+    #[error("not authorized for the transactional id")]
+    TransactionalIdAuthorizationFailed,
     #[error("unknown partition")]
     UnknownPartition,
     /// Placed on its shard but not open there: it failed to open, or is being deleted.

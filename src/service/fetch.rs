@@ -7,7 +7,7 @@
 //! the first shard to find data cancels the others' waits, so the answer goes out as
 //! soon as any data is there, as a fetch on one shard would.
 
-use super::scatter::{route, Slotted};
+use super::scatter::Slotted;
 pub use super::types::{FetchAnswers, FetchFrom, FetchWait, SentFetched};
 use super::{Error, RequestContext};
 use crate::partition::TopicPartition;
@@ -46,12 +46,13 @@ pub struct Fetched {
 /// order.
 pub async fn fetch(
     shard: &Rc<Shard>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     wait: FetchWait,
     items: Vec<(TopicPartition, FetchFrom)>,
 ) -> Vec<Result<Fetched, Error>> {
     let wait = FetchWait { max_bytes: wait.max_bytes.min(FETCH_BYTES_MAX), ..wait };
-    let mut routed = route(shard, items);
+    let mut gate = super::authorize::TopicGate::new(shard, ctx, crate::metadata::acl::AclOperation::Read);
+    let mut routed = super::scatter::route_checked(shard, items, |tp, _| gate.check(&tp.topic));
     let by_shard = std::mem::take(&mut routed.by_shard);
     for (slot, answer) in fetch_shards(shard, wait, by_shard).await {
         routed.answers.set(slot, answer);

@@ -10,12 +10,35 @@ use futures_channel::oneshot;
 use std::rc::Rc;
 
 /// Answers a group request from any shard.
-pub async fn handle(shard: &Rc<Shard>, _ctx: &RequestContext, request: GroupRequest) -> GroupResponse {
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: GroupRequest) -> GroupResponse {
+    use super::authorize;
+    use crate::metadata::acl::{AclOperation, ResourceType};
     if let GroupRequest::List = request {
-        return list_everywhere(shard).await;
+        // The groups the principal may describe.
+        return match list_everywhere(shard).await {
+            GroupResponse::List(mut listed) if shard.config.authorization.enabled => {
+                listed
+                    .groups
+                    .retain(|g| authorize::allowed(shard, ctx, ResourceType::Group, &g.group, AclOperation::Describe));
+                GroupResponse::List(listed)
+            }
+            other => other,
+        };
     }
     let group = group_of(&request).to_string();
     if let Err(error) = check_group_id(&group) {
+        return refusal(&request, error);
+    }
+    // Kafka's rules: a member reads its group; describing and fetching offsets
+    // describe it; deleting it or its offsets deletes.
+    let operation = match &request {
+        GroupRequest::FetchOffsets(_) | GroupRequest::Describe(_) | GroupRequest::Summarize(_) => {
+            AclOperation::Describe
+        }
+        GroupRequest::Delete(_) | GroupRequest::DeleteOffsets { .. } => AclOperation::Delete,
+        _ => AclOperation::Read,
+    };
+    if let Err(error) = authorize::check(shard, ctx, ResourceType::Group, &group, operation) {
         return refusal(&request, error);
     }
     let Some(coordinator) = coordinator(shard, &group) else {

@@ -17,7 +17,9 @@
 //! and their settings, from the shard's copy), `groups` (routing to a group's
 //! coordinator), `forwarded` (the mesh receiver), `types` (what crosses the mesh).
 
+pub mod acls;
 pub mod admin;
+pub mod authorize;
 pub mod error;
 pub mod fetch;
 pub mod forwarded;

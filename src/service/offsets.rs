@@ -1,7 +1,7 @@
 //! ListOffsets: earliest, latest (the high watermark: what a consumer can read up to),
 //! by timestamp and the newest timestamp, each answered by the partition's owning shard.
 
-use super::scatter::{route, Slotted};
+use super::scatter::Slotted;
 pub use super::types::{ListedOffset, OffsetSpec};
 use super::{Error, RequestContext};
 use crate::partition::TopicPartition;
@@ -12,10 +12,11 @@ use std::rc::Rc;
 /// Looks up each partition's offset on the shard that owns it.
 pub async fn list_offsets(
     shard: &Rc<Shard>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     items: Vec<(TopicPartition, OffsetSpec)>,
 ) -> Vec<Result<ListedOffset, Error>> {
-    let mut routed = route(shard, items);
+    let mut gate = super::authorize::TopicGate::new(shard, ctx, crate::metadata::acl::AclOperation::Describe);
+    let mut routed = super::scatter::route_checked(shard, items, |tp, _| gate.check(&tp.topic));
     for (owner, items) in routed.by_shard {
         if owner == shard.id {
             for (slot, answer) in list_local(shard, items).await {

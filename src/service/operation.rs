@@ -64,10 +64,12 @@ pub enum Operation {
     AlterUsers,
     /// A SASL handshake or one of its messages.
     Authenticate,
+    DescribeAcls,
+    AlterAcls,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 26] = [
+    pub const ALL: [Operation; 28] = [
         Operation::Produce,
         Operation::Fetch,
         Operation::ListOffsets,
@@ -94,6 +96,8 @@ impl Operation {
         Operation::DescribeUsers,
         Operation::AlterUsers,
         Operation::Authenticate,
+        Operation::DescribeAcls,
+        Operation::AlterAcls,
     ];
 
     /// Its index in `ALL`, for per-operation counters.
@@ -129,6 +133,8 @@ impl Operation {
             Operation::DescribeUsers => "DescribeUsers",
             Operation::AlterUsers => "AlterUsers",
             Operation::Authenticate => "Authenticate",
+            Operation::DescribeAcls => "DescribeAcls",
+            Operation::AlterAcls => "AlterAcls",
         }
     }
 }

@@ -8,7 +8,7 @@
 //! their order per partition without waiting for any fdatasync; `Pending::settle`
 //! then waits for `acks`.
 
-use super::scatter::{route, Gathered, Slotted};
+use super::scatter::{Gathered, Slotted};
 pub use super::types::{ProduceAnswers, Produced};
 use super::{Error, RequestContext};
 use crate::partition::{Acks, Partition, TopicPartition};
@@ -43,7 +43,8 @@ pub async fn produce(
     acks: Acks,
     items: Vec<(TopicPartition, BytesMut)>,
 ) -> Pending {
-    let mut routed = route(shard, items);
+    let mut gate = super::authorize::TopicGate::new(shard, ctx, crate::metadata::acl::AclOperation::Write);
+    let mut routed = super::scatter::route_checked(shard, items, |tp, _| gate.check(&tp.topic));
     let local_items = routed.by_shard.remove(&shard.id).unwrap_or_default();
     let mut remote = Vec::with_capacity(routed.by_shard.len());
     for (owner, items) in routed.by_shard {

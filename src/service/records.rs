@@ -3,7 +3,7 @@
 //! producers a partition remembers (DescribeProducers), each done by the shard that
 //! owns the partition.
 
-use super::scatter::{route, Slotted};
+use super::scatter::Slotted;
 pub use super::types::{PartitionAnswer, PartitionOp};
 use super::{Error, RequestContext};
 use crate::group::OFFSETS_TOPIC;
@@ -15,10 +15,19 @@ use std::rc::Rc;
 /// Runs each partition's operation on the shard that owns it; answers in request order.
 pub async fn run(
     shard: &Rc<Shard>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     items: Vec<(TopicPartition, PartitionOp)>,
 ) -> Vec<Result<PartitionAnswer, Error>> {
-    let mut routed = route(shard, items);
+    use crate::metadata::acl::AclOperation;
+    let (mut deletes, mut reads) = (
+        super::authorize::TopicGate::new(shard, ctx, AclOperation::Delete),
+        super::authorize::TopicGate::new(shard, ctx, AclOperation::Read),
+    );
+    // Kafka's rules: DeleteRecords needs delete on the topic, DescribeProducers read.
+    let mut routed = super::scatter::route_checked(shard, items, |tp, op| match op {
+        PartitionOp::DeleteBefore(_) => deletes.check(&tp.topic),
+        _ => reads.check(&tp.topic),
+    });
     for (owner, items) in routed.by_shard {
         if owner == shard.id {
             for (slot, answer) in run_local(shard, items).await {

@@ -48,9 +48,24 @@ impl<R> Gathered<R> {
 /// Gives each of `items` a slot, answers unknown topics and partitions, and groups the
 /// rest by owning shard.
 pub fn route<T, R>(shard: &Shard, items: Vec<(TopicPartition, T)>) -> Routed<T, R> {
+    route_checked(shard, items, |_, _| Ok(()))
+}
+
+/// `route`, with `check` asked first of each item (authorization): an item it refuses
+/// is answered with its error, before the topic's existence is looked at, so that a
+/// client cannot learn which topics exist.
+pub fn route_checked<T, R>(
+    shard: &Shard,
+    items: Vec<(TopicPartition, T)>,
+    mut check: impl FnMut(&TopicPartition, &T) -> Result<(), Error>,
+) -> Routed<T, R> {
     let mut answers = Gathered::new(items.len());
     let mut by_shard: BTreeMap<u32, Vec<Slotted<T>>> = BTreeMap::new();
     for (slot, (tp, item)) in items.into_iter().enumerate() {
+        if let Err(error) = check(&tp, &item) {
+            answers.set(slot, Err(error));
+            continue;
+        }
         match shard.owner(&tp.topic, tp.partition) {
             Ok(owner) => by_shard.entry(owner).or_default().push(Slotted { slot, tp, item }),
             Err(OwnerError::UnknownTopic) => answers.set(slot, Err(Error::UnknownTopic)),

@@ -131,6 +131,11 @@ pub enum AdminRequest {
     CreatePartitions(Vec<NewPartitions>),
     /// Outcomes by user, in the order users first appear.
     AlterScramCredentials(Vec<ScramAlteration>),
+    /// Outcomes by entry, named by their place in the request ("0", "1", …).
+    CreateAcls(Vec<crate::metadata::acl::AclBinding>),
+    /// Exact entries to remove (a filter's matches, found on the asking shard);
+    /// outcomes named as CreateAcls's.
+    DeleteAcls(Vec<crate::metadata::acl::AclBinding>),
 }
 
 /// A change to one user's SCRAM credential for one mechanism (Kafka's numbers: 1
@@ -172,6 +177,9 @@ impl AdminRequest {
             AdminRequest::DeleteTopics(names) => names.clone(),
             AdminRequest::AlterTopicConfigs(topics) => topics.iter().map(|t| t.name.clone()).collect(),
             AdminRequest::CreatePartitions(topics) => topics.iter().map(|t| t.name.clone()).collect(),
+            AdminRequest::CreateAcls(entries) | AdminRequest::DeleteAcls(entries) => {
+                (0..entries.len()).map(|i| i.to_string()).collect()
+            }
             AdminRequest::AlterScramCredentials(alterations) => {
                 let mut seen = std::collections::HashSet::new();
                 alterations

@@ -16,6 +16,19 @@ pub const ALTERATIONS_MAX: usize = 1000;
 /// A user's credentials as described: mechanism and iterations, never the keys.
 pub type Described = Vec<(ScramMechanism, u32)>;
 
+/// Each user asked for and its credentials, or why not.
+pub type DescribedUsers = Vec<(String, Result<Described, Error>)>;
+
+/// `describe` for `ctx`'s principal, which must be allowed to describe the cluster.
+pub fn describe_for(
+    shard: &crate::shard::Shard,
+    ctx: &super::RequestContext,
+    users: Option<Vec<String>>,
+) -> Result<DescribedUsers, Error> {
+    super::authorize::check_cluster(shard, ctx, crate::metadata::acl::AclOperation::Describe)?;
+    Ok(describe(&shard.metadata(), users))
+}
+
 /// `users`' credentials (every user's when `None` or empty), by user in request order.
 /// A user named twice is DUPLICATE_RESOURCE, one without credentials
 /// RESOURCE_NOT_FOUND, as Kafka answers.

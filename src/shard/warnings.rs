@@ -83,6 +83,7 @@ pub struct Warnings {
     pub bad_clients: Throttle,
     pub tls_failures: Throttle,
     pub auth_failures: Throttle,
+    pub authorization_denials: Throttle,
 }
 
 impl Default for Warnings {
@@ -93,6 +94,7 @@ impl Default for Warnings {
             bad_clients: Throttle::new("connections closed for bad frames or requests"),
             tls_failures: Throttle::new("failed TLS handshakes"),
             auth_failures: Throttle::new("failed authentications"),
+            authorization_denials: Throttle::new("authorization denials"),
         }
     }
 }
@@ -100,9 +102,14 @@ impl Default for Warnings {
 impl Warnings {
     /// Ends every window that is over (see [`Throttle::tick`]).
     pub fn tick(&self) {
-        for throttle in
-            [&self.connections_refused, &self.accept_failed, &self.bad_clients, &self.tls_failures, &self.auth_failures]
-        {
+        for throttle in [
+            &self.connections_refused,
+            &self.accept_failed,
+            &self.bad_clients,
+            &self.tls_failures,
+            &self.auth_failures,
+            &self.authorization_denials,
+        ] {
             throttle.tick();
         }
     }

@@ -10,6 +10,13 @@ Steps (each prints one JSON object):
 - `roundtrip CLIENT TOPIC GROUP COUNT`: CLIENT `confluent-kafka` or `kafka-python`
   produces COUNT keyed records, then consumes them in GROUP and commits.
 - `produce-fails TOPIC`: a confluent-kafka producer's first record; the error it ends in.
+- `acls-create JSON`: creates the ACL bindings in JSON, a list of [resource type, name,
+  pattern, principal, host, operation, permission] as confluent-kafka names them.
+- `acls-describe`: every ACL, as such lists (or the error).
+- `produce TOPIC`: one record; the delivery error's name, or null.
+- `consume TOPIC GROUP`: reads in GROUP from the start for a few seconds; the
+  consumer error's name, or null, and the values read.
+- `topics`: the topics Metadata lists.
 """
 
 import json
@@ -126,6 +133,79 @@ def produce_fails(topic):
     }
 
 
+def acl_binding(fields):
+    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, ResourcePatternType,
+                                       ResourceType)
+
+    kind, name, pattern, principal, host, operation, permission = fields
+    return AclBinding(ResourceType[kind], name, ResourcePatternType[pattern], principal, host,
+                      AclOperation[operation], AclPermissionType[permission])
+
+
+def acls_create(entries):
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(confluent())
+    futures = admin.create_acls([acl_binding(entry) for entry in json.loads(entries)])
+    for future in futures.values():
+        future.result(30)
+    return {"created": len(futures)}
+
+
+def acls_describe():
+    from confluent_kafka.admin import (AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
+                                       ResourcePatternType, ResourceType)
+    from confluent_kafka import KafkaException
+
+    admin = AdminClient(confluent())
+    query = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
+                             AclPermissionType.ANY)
+    try:
+        found = admin.describe_acls(query).result(30)
+    except KafkaException as e:
+        return {"error": e.args[0].name()}
+    return {"acls": sorted([[b.restype.name, b.name, b.resource_pattern_type.name, b.principal, b.host,
+                             b.operation.name, b.permission_type.name] for b in found])}
+
+
+def produce_one(topic):
+    from confluent_kafka import Producer
+
+    producer = Producer(confluent({"message.timeout.ms": 10000}))
+    outcome = {}
+    producer.produce(topic, value=b"x", on_delivery=lambda error, m: outcome.update(error=error))
+    producer.flush(15)
+    error = outcome.get("error", "none")
+    return {"error": None if error is None else (error if isinstance(error, str) else error.name())}
+
+
+def consume_group(topic, group):
+    import time
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(confluent({"group.id": group, "auto.offset.reset": "earliest"}))
+    consumer.subscribe([topic])
+    values, error = [], None
+    deadline = time.time() + 8
+    while time.time() < deadline and error is None:
+        message = consumer.poll(0.5)
+        if message is None:
+            continue
+        if message.error():
+            error = message.error().name()
+        else:
+            values.append(message.value().decode())
+    consumer.close()
+    return {"error": error, "values": values}
+
+
+def topics():
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(confluent())
+    return {"topics": sorted(t for t in admin.list_topics(timeout=15).topics if not t.startswith("__"))}
+
+
 if step == "user":
     result = user(*args)
 elif step == "roundtrip":
@@ -134,6 +214,16 @@ elif step == "roundtrip":
     result = run(topic, group, int(count))
 elif step == "produce-fails":
     result = produce_fails(*args)
+elif step == "acls-create":
+    result = acls_create(*args)
+elif step == "acls-describe":
+    result = acls_describe()
+elif step == "produce":
+    result = produce_one(*args)
+elif step == "consume":
+    result = consume_group(*args)
+elif step == "topics":
+    result = topics()
 else:
     raise SystemExit(f"unknown step {step}")
 print(json.dumps(result))

@@ -71,6 +71,13 @@ pub enum ErrorCode {
     /// 30: a batch of an idempotent producer is of an older epoch than the producer's
     /// (fenced by a newer InitProducerId); nothing was appended.
     ProducerFenced,
+    /// 31: the principal may not do this to the topic (an ACL denies it, or none allows
+    /// it, with authorization on).
+    TopicAuthorizationFailed,
+    /// 32: the principal may not do this to the group.
+    GroupAuthorizationFailed,
+    /// 33: the principal may not do this to the cluster (topic creation, users, ACLs).
+    ClusterAuthorizationFailed,
     /// A code this version of the crate does not know.
     Other(u16),
 }
@@ -110,13 +117,16 @@ impl ErrorCode {
             ErrorCode::ResourceLimit => 28,
             ErrorCode::OutOfOrderSequence => 29,
             ErrorCode::ProducerFenced => 30,
+            ErrorCode::TopicAuthorizationFailed => 31,
+            ErrorCode::GroupAuthorizationFailed => 32,
+            ErrorCode::ClusterAuthorizationFailed => 33,
             ErrorCode::Other(code) => code,
         }
     }
 
     /// The error with this code.
     pub fn from_code(code: u16) -> ErrorCode {
-        const KNOWN: [ErrorCode; 31] = [
+        const KNOWN: [ErrorCode; 34] = [
             ErrorCode::None,
             ErrorCode::MalformedRequest,
             ErrorCode::UnknownApi,
@@ -148,6 +158,9 @@ impl ErrorCode {
             ErrorCode::ResourceLimit,
             ErrorCode::OutOfOrderSequence,
             ErrorCode::ProducerFenced,
+            ErrorCode::TopicAuthorizationFailed,
+            ErrorCode::GroupAuthorizationFailed,
+            ErrorCode::ClusterAuthorizationFailed,
         ];
         KNOWN.get(code as usize).copied().unwrap_or(ErrorCode::Other(code))
     }
