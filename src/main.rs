@@ -54,6 +54,12 @@ enum Command {
     /// Inspect configuration files.
     #[command(subcommand)]
     Config(cli::config::ConfigCommand),
+    /// Create, delete and list users (SCRAM credentials), through a Kafka listener.
+    #[command(subcommand)]
+    User(cli::user::UserCommand),
+    /// Add, list and remove access control entries, through a Kafka listener.
+    #[command(subcommand)]
+    Acl(cli::acl::AclCommand),
 }
 
 /// Parses the command line. Help and version print as clap prints them; a bad
@@ -105,6 +111,8 @@ fn main() -> ExitCode {
         Command::Group(command) => cli::group::run(command),
         Command::Tune(args) => cli::tune::run(args),
         Command::Config(command) => cli::config::run(command),
+        Command::User(command) => cli::user::run(command),
+        Command::Acl(command) => cli::acl::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

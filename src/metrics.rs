@@ -62,6 +62,7 @@ pub struct ShardMetrics {
     pub authentications: AtomicU64,
     pub authentication_failures: AtomicU64,
     pub authorization_denials: AtomicU64,
+    pub throttled: AtomicU64,
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     pub cache_bytes: AtomicU64,
@@ -118,7 +119,7 @@ pub struct Registry {
 type Field = fn(&ShardMetrics) -> &AtomicU64;
 
 /// The per-shard counters and gauges: (type, name, help, field).
-const PER_SHARD: [(&str, &str, &str, Field); 19] = [
+const PER_SHARD: [(&str, &str, &str, Field); 20] = [
     ("counter", "strand_bytes_in_total", "Record batch bytes appended to partitions this shard owns.", |m| &m.bytes_in),
     ("counter", "strand_records_in_total", "Records appended to partitions this shard owns.", |m| &m.records_in),
     ("counter", "strand_bytes_out_total", "Record batch bytes fetched from partitions this shard owns.", |m| {
@@ -154,6 +155,12 @@ const PER_SHARD: [(&str, &str, &str, Field); 19] = [
         "strand_authorization_denials_total",
         "Operations an ACL denied (or none allowed), with authorization.enabled.",
         |m| &m.authorization_denials,
+    ),
+    (
+        "counter",
+        "strand_throttled_requests_total",
+        "Requests of clients over a quota, answered with a throttle time and their connection rested.",
+        |m| &m.throttled,
     ),
     ("counter", "strand_cache_hits_total", "Reads served from the batch cache.", |m| &m.cache_hits),
     ("counter", "strand_cache_misses_total", "Reads that went to disk.", |m| &m.cache_misses),

@@ -461,3 +461,132 @@ fn acls_allow_and_deny_per_topic_and_group_and_survive_a_restart() {
     let stderr = broker.stderr();
     assert!(stderr.contains("authorization denied") && stderr.contains("User:alice"), "{stderr}");
 }
+
+/// AlterClientQuotas for a client id, read back with DescribeClientQuotas, on the wire.
+fn set_quota(port: u16, client_id: &str, key: &str, value: f64) -> DescribeClientQuotasResponse {
+    use kafka_protocol::messages::{alter_client_quotas_request as alter, describe_client_quotas_request as describe};
+    let mut wire = KafkaConnection::connect(port);
+    let mut entity = alter::EntityData::default();
+    (entity.entity_type, entity.entity_name) = ("client-id".into(), Some(StrBytes::from_string(client_id.into())));
+    let mut op = alter::OpData::default();
+    (op.key, op.value) = (StrBytes::from_string(key.into()), value);
+    let mut entry = alter::EntryData::default();
+    (entry.entity, entry.ops) = (vec![entity], vec![op]);
+    let mut request = AlterClientQuotasRequest::default();
+    request.entries = vec![entry];
+    let altered: AlterClientQuotasResponse = wire.call(ApiKey::AlterClientQuotas, 1, &request);
+    assert_eq!(altered.entries[0].error_code, 0, "{altered:?}");
+    let mut component = describe::ComponentData::default();
+    (component.entity_type, component.match_type) = ("client-id".into(), 2);
+    let mut request = DescribeClientQuotasRequest::default();
+    request.components = vec![component];
+    wire.call(ApiKey::DescribeClientQuotas, 1, &request)
+}
+
+/// A producer whose client id has a `producer_byte_rate` of 1 MB/s is held within 10%
+/// of it over 10 s, told so in throttle times, and never disconnected; a producer with
+/// another client id, in the same run, is not held.
+#[test]
+fn a_producer_over_its_byte_rate_is_held_to_it_and_told_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    let port = broker.kafka_port.unwrap();
+    let described = set_quota(port, "loader", "producer_byte_rate", 1_000_000.0);
+    let entries = described.entries.expect("entries");
+    assert_eq!(entries.len(), 1);
+    assert_eq!((entries[0].values[0].key.as_str(), entries[0].values[0].value), ("producer_byte_rate", 1e6));
+    let bootstrap = broker.kafka_bootstrap();
+    let held = secure("rate", &bootstrap, &serde_json::json!({"client.id": "loader"}), &["quota", "12"]).unwrap();
+    let seconds: Vec<f64> = held["per_second"].as_array().unwrap().iter().map(|b| b.as_f64().unwrap()).collect();
+    // The first two seconds find the bucket's start; the next ten are the measure.
+    let measured: f64 = seconds[2..12].iter().sum::<f64>() / 10.0;
+    assert!((measured - 1e6).abs() <= 1e5, "held to 1 MB/s within 10%: {measured:.0} B/s ({seconds:?})");
+    assert!(held["throttles"].as_u64().unwrap() > 0, "told so in throttle_time_ms: {held}");
+    let free = secure("rate", &bootstrap, &serde_json::json!({"client.id": "other"}), &["quota", "3"]).unwrap();
+    let free_rate: f64 = free["per_second"].as_array().unwrap().iter().map(|b| b.as_f64().unwrap()).sum::<f64>() / 3.0;
+    assert!(free_rate > 2e6, "another client id is not held: {free_rate:.0} B/s");
+    eprintln!("held {measured:.0} B/s ({seconds:?}), free {free_rate:.0} B/s, throttles {}", held["throttles"]);
+    assert!(metric(broker.admin.as_ref().unwrap(), "strand_throttled_requests_total") > 0.0);
+}
+
+/// `strand user` and `strand acl` against the real binary: users made over the
+/// plaintext listener, then listed, ACLs added, listed and removed, and a user deleted,
+/// as `admin` authenticated with SCRAM over TLS; passwords come from files, never argv.
+#[test]
+fn strand_user_and_strand_acl_round_trip() {
+    use common::strand;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&dir.path().join("pki"), "strand");
+    let broker = start(&dir.path().join("data"), &config(dir.path(), &pki, ports(), ""));
+    let plain = broker.kafka_bootstrap();
+    let secret = |name: &str, password: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("{password}\n")).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let (admin_file, alice_file, wrong_file) =
+        (secret("admin.pw", "admin-secret"), secret("alice.pw", "alice-secret"), secret("wrong.pw", "nope"));
+    for (user, file) in [("admin", &admin_file), ("alice", &alice_file)] {
+        let (ok, stdout, stderr) =
+            strand(&["user", "create", user, "--new-password-file", file, "--bootstrap", &plain], "");
+        assert!(ok, "{stderr}");
+        assert!(stdout.contains(&format!("user {user}: SCRAM-SHA-512 credential set (8192 iterations)")), "{stdout}");
+    }
+    let (ok, _, stderr) = strand(&["user", "create", "carol", "--bootstrap", &plain], "");
+    assert!(!ok && stderr.contains("STRAND_NEW_PASSWORD"), "no password on argv: {stderr}");
+
+    let secure = format!("localhost:{}", broker.listener_port("sasl-tls"));
+    let ca = pki.ca.to_str().unwrap();
+    let as_admin = |args: &[&str]| {
+        let auth = ["--bootstrap", &secure, "--tls-ca", ca, "--user", "admin", "--password-file", &admin_file];
+        strand(&[args, &auth[..]].concat(), "")
+    };
+    let (ok, stdout, stderr) = as_admin(&["user", "list"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "admin\tSCRAM-SHA-512 (8192 iterations)\nalice\tSCRAM-SHA-512 (8192 iterations)\n");
+    let (ok, stdout, stderr) = as_admin(&[
+        "acl",
+        "add",
+        "--principal",
+        "User:alice",
+        "--operation",
+        "read,write",
+        "--topic",
+        "orders",
+        "--prefixed",
+    ]);
+    assert!(ok && stdout.contains("2 entries added"), "{stdout}{stderr}");
+    let (ok, stdout, stderr) =
+        as_admin(&["acl", "add", "--principal", "User:*", "--operation", "describe", "--group", "g", "--deny"]);
+    assert!(ok && stdout.contains("1 entry added"), "{stdout}{stderr}");
+    let (ok, stdout, _) = as_admin(&["acl", "list"]);
+    assert!(ok);
+    assert_eq!(
+        stdout,
+        "allow\tUser:alice\tread\ttopic:orders (prefixed)\tfrom *\n\
+         allow\tUser:alice\twrite\ttopic:orders (prefixed)\tfrom *\n\
+         deny\tUser:*\tdescribe\tgroup:g\tfrom *\n"
+    );
+    let (ok, stdout, _) = as_admin(&[
+        "acl",
+        "remove",
+        "--principal",
+        "User:alice",
+        "--operation",
+        "write",
+        "--topic",
+        "orders",
+        "--prefixed",
+    ]);
+    assert!(ok && stdout.contains("1 entry removed"), "{stdout}");
+    let (_, stdout, _) = as_admin(&["acl", "list", "--topic", "orders", "--prefixed"]);
+    assert_eq!(stdout, "allow\tUser:alice\tread\ttopic:orders (prefixed)\tfrom *\n");
+    let (ok, stdout, _) = as_admin(&["user", "delete", "alice"]);
+    assert!(ok && stdout.contains("user alice: deleted"), "{stdout}");
+    let (_, stdout, _) = as_admin(&["user", "list"]);
+    assert_eq!(stdout, "admin\tSCRAM-SHA-512 (8192 iterations)\n");
+    let wrong =
+        ["user", "list", "--bootstrap", &secure, "--tls-ca", ca, "--user", "admin", "--password-file", &wrong_file];
+    let (ok, _, stderr) = strand(&wrong, "");
+    assert!(!ok && stderr.contains("authentication failed"), "{stderr}");
+}

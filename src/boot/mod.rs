@@ -93,7 +93,8 @@ pub fn serve(
     }
     // Bound before the shards start, so a port in use stops the start at once.
     let admin = start_admin(&config, &registry)?;
-    let security = SharedSecurity { tls: tls.clone(), sasl };
+    let quotas = Arc::new(crate::service::quotas::QuotaMeter::default());
+    let security = SharedSecurity { tls: tls.clone(), sasl, quotas };
     let (ready_tx, ready_rx) = mpsc::channel();
     let started = start_shards(&opened, sockets, &security, &registry, &alive, &live, ready_tx)?;
     let partitions = wait_ready(&ready_rx, count)?;
@@ -122,12 +123,14 @@ pub fn serve(
     Ok(())
 }
 
-/// What every shard's secured listeners share: the TLS settings (reloaded on SIGHUP)
-/// and SASL's.
+/// What every shard's secured listeners share: the TLS settings (reloaded on SIGHUP),
+/// SASL's, and the quotas' buckets.
 #[derive(Clone)]
 struct SharedSecurity {
     tls: Option<Arc<crate::net::tls::TlsAcceptor>>,
     sasl: Arc<crate::auth::sasl::SaslShared>,
+    /// Client quotas' buckets (a client's connections land on any shard).
+    quotas: Arc<crate::service::quotas::QuotaMeter>,
 }
 
 /// The TLS settings, when a listener uses TLS: the files read now, so that a missing
@@ -244,6 +247,7 @@ fn start_shards(
             config: opened.config.clone(),
             tls: security.tls.clone(),
             sasl: security.sasl.clone(),
+            quotas: security.quotas.clone(),
             state: opened.state.clone(),
             store: (id == 0).then(|| opened.store.clone()),
             cache_bytes,

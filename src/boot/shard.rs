@@ -21,6 +21,7 @@ pub(super) struct ShardInit {
     pub(super) config: Arc<BrokerConfig>,
     pub(super) tls: Option<Arc<crate::net::tls::TlsAcceptor>>,
     pub(super) sasl: Arc<crate::auth::sasl::SaslShared>,
+    pub(super) quotas: Arc<crate::service::quotas::QuotaMeter>,
     pub(super) state: Arc<MetadataState>,
     pub(super) store: Option<Arc<Mutex<MetadataStore>>>,
     pub(super) cache_bytes: usize,
@@ -55,6 +56,7 @@ pub(super) async fn run_shard(init: ShardInit) {
         id,
         config: init.config,
         sasl: init.sasl,
+        quotas: init.quotas,
         store: init.store,
         cache_bytes: init.cache_bytes,
         metrics: init.metrics,
@@ -138,6 +140,7 @@ struct ShardParts {
     id: u32,
     config: Arc<BrokerConfig>,
     sasl: Arc<crate::auth::sasl::SaslShared>,
+    quotas: Arc<crate::service::quotas::QuotaMeter>,
     store: Option<Arc<Mutex<MetadataStore>>>,
     cache_bytes: usize,
     metrics: Arc<crate::metrics::ShardMetrics>,
@@ -151,7 +154,8 @@ fn build_shard(
     mesh: glommio::channels::channel_mesh::Senders<ShardMessage>,
     peers: Vec<usize>,
 ) -> Shard {
-    let ShardParts { id, config, sasl, store, cache_bytes, metrics, all_metrics, descriptors_max, live } = parts;
+    let ShardParts { id, config, sasl, quotas, store, cache_bytes, metrics, all_metrics, descriptors_max, live } =
+        parts;
     let cache = BatchCache::new(cache_bytes);
     cache.set_read_ahead_bytes(usize::try_from(config.storage.read_ahead_bytes).unwrap_or(usize::MAX));
     let receive_bytes_max = config.limits.receive_bytes_max as usize;
@@ -162,6 +166,7 @@ fn build_shard(
         count: peers.len() as u32,
         config,
         sasl,
+        quotas,
         metadata: RefCell::new(Arc::new(MetadataState::default())),
         logs,
         mesh,

@@ -1,12 +1,15 @@
 //! The subcommands of `strand`, one module each.
 
+pub mod acl;
 pub mod config;
 pub mod consume;
 pub mod group;
+pub mod kafka_admin;
 pub mod produce;
 pub mod serve;
 pub mod topic;
 pub mod tune;
+pub mod user;
 
 use strand_client::{Client, ClientError};
 

@@ -38,7 +38,7 @@ pub async fn handle(
     version: i16,
     correlation: i32,
     request: FetchRequest,
-) -> Vec<Piece> {
+) -> (Vec<Piece>, std::time::Duration) {
     let shard = &kafka.shard;
     let state = shard.metadata();
     let asked: Vec<Asked> = request
@@ -97,7 +97,11 @@ pub async fn handle(
             outcomes.push(outcome);
         }
     }
-    encode(version, correlation, &asked, outcomes)
+    // The consumer's quota: told in the answer, and the connection rests (KIP-219).
+    let bytes: u64 = outcomes.iter().filter_map(|o| o.as_ref().ok()).map(|f| f.bytes as u64).sum();
+    let throttle =
+        crate::service::quotas::record(shard, ctx, crate::metadata::quota::QuotaKey::ConsumerByteRate, bytes);
+    (encode(version, correlation, &asked, outcomes, throttle), throttle)
 }
 
 /// Writes the response: fields into owned pieces, stored batches as their own pieces
@@ -107,6 +111,7 @@ fn encode(
     correlation: i32,
     asked: &[Asked],
     outcomes: Vec<Result<Fetched, ResponseError>>,
+    throttle: std::time::Duration,
 ) -> Vec<Piece> {
     let flexible = version >= 12;
     let mut pieces = Vec::new();
@@ -117,7 +122,7 @@ fn encode(
     if ApiKey::Fetch.response_header_version(version) >= 1 {
         head.put_uvarint(0);
     }
-    head.put_i32(0); // throttle_time_ms
+    head.put_i32(throttle.as_millis().min(i32::MAX as u128) as i32); // throttle_time_ms
     if version >= 7 {
         head.put_i16(0); // error_code
         head.put_i32(0); // session_id: no session
@@ -209,7 +214,7 @@ mod tests {
                 vec![Chunk::Cached(Bytes::from_static(b"batch-one")), Chunk::Cached(Bytes::from_static(b"-two"))];
             let fetched = Fetched { high_watermark: 9, log_start_offset: 1, next_offset: 9, chunks, bytes: 13 };
             let outcomes = vec![Ok(fetched), Err(ResponseError::UnknownTopicId)];
-            let pieces = encode(version, 42, &asked, outcomes);
+            let pieces = encode(version, 42, &asked, outcomes, std::time::Duration::ZERO);
             let mut bytes: Vec<u8> = Vec::new();
             for piece in &pieces {
                 bytes.extend_from_slice(match piece {

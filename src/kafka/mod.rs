@@ -36,6 +36,7 @@ mod metadata;
 mod offsets;
 pub mod produce;
 mod producer_ids;
+mod quotas;
 mod records;
 mod sasl;
 pub mod unsupported;
@@ -156,6 +157,8 @@ fn operation(api: ApiKey) -> Option<Operation> {
         ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => Operation::Authenticate,
         ApiKey::DescribeAcls => Operation::DescribeAcls,
         ApiKey::CreateAcls | ApiKey::DeleteAcls => Operation::AlterAcls,
+        ApiKey::DescribeClientQuotas => Operation::DescribeQuotas,
+        ApiKey::AlterClientQuotas => Operation::AlterQuotas,
         _ => return None,
     })
 }
@@ -382,6 +385,16 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
         ApiKey::DeleteAcls => serve!(kafka_protocol::messages::DeleteAclsRequest, |kafka, ctx, request| {
             acls::delete(kafka, ctx, request).await
         }),
+        ApiKey::DescribeClientQuotas => {
+            serve!(kafka_protocol::messages::DescribeClientQuotasRequest, |kafka, ctx, request| {
+                quotas::describe(kafka, ctx, request)
+            })
+        }
+        ApiKey::AlterClientQuotas => {
+            serve!(kafka_protocol::messages::AlterClientQuotasRequest, |kafka, ctx, request| {
+                quotas::alter(kafka, ctx, request).await
+            })
+        }
         ApiKey::Fetch => {
             let request = FetchRequest::decode(&mut body, version).map_err(malformed)?;
             state.wait_for_request_slot().await;
@@ -393,7 +406,8 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
                     return;
                 };
                 let started = std::time::Instant::now();
-                let pieces = fetch::handle(&kafka, &ctx, version, correlation, request).await;
+                let (pieces, throttle) = fetch::handle(&kafka, &ctx, version, correlation, request).await;
+                state.mute_for(throttle);
                 kafka.shard.metrics.fetch_latency.observe(started.elapsed());
                 state.send(Outgoing { pieces, slot, budget: Some(budget) });
             });

@@ -159,6 +159,7 @@ pub async fn handle(
             .iter()
             .map(|(name, _)| name.clone())
             .filter(|name| !state.topics.contains_key(name))
+            .filter(|name| crate::service::authorize::may_create_topic(shard, &ctx, name))
             .collect();
         missing.dedup();
         if !missing.is_empty() {
@@ -187,6 +188,11 @@ pub async fn handle(
             outcomes.push(None);
         }
     }
+    // The producer's quota: told in the answer, and the connection rests (KIP-219).
+    let bytes: u64 = items.iter().map(|(_, batches)| batches.len() as u64).sum();
+    let throttle =
+        crate::service::quotas::record(shard, &ctx, crate::metadata::quota::QuotaKey::ProducerByteRate, bytes);
+    state.mute_for(throttle);
     let pending = produce(shard, &ctx, acks, items).await;
     if acks == Acks::None {
         shard.metrics.produce_latency.observe(started.elapsed());
@@ -203,7 +209,8 @@ pub async fn handle(
             }
             outcome
         });
-        let answer = response(version, shape, outcomes);
+        let mut answer = response(version, shape, outcomes);
+        answer.throttle_time_ms = throttle.as_millis().min(i32::MAX as u128) as i32;
         metrics.produce_latency.observe(started.elapsed());
         respond(&state, slot, ApiKey::Produce, version, correlation, &answer);
     })

@@ -2,6 +2,7 @@
 //! before the command is written), so replaying the log gives the same state anywhere.
 
 use super::acl::AclBinding;
+use super::quota::{QuotaEntity, QuotaKey, QuotaValue};
 use super::scram::{ScramCredential, ScramMechanism};
 use super::uuid::TopicUuid;
 use crate::storage::TopicConfig;
@@ -42,4 +43,6 @@ pub enum Command {
     CreateAcl { binding: AclBinding },
     /// Removes an access control entry.
     DeleteAcl { binding: AclBinding },
+    /// Sets (or, with no value, removes) one quota of one entity.
+    AlterClientQuota { entity: QuotaEntity, key: QuotaKey, value: Option<QuotaValue> },
 }

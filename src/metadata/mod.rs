@@ -1,6 +1,6 @@
 //! Metadata: topics, their configuration and the partition-to-shard placement, users'
-//! SCRAM credentials, the access control entries (`acl`) and the producer id blocks
-//! given out, kept as
+//! SCRAM credentials, the access control entries (`acl`), client quotas (`quota`) and
+//! the producer id blocks given out, kept as
 //! a state machine changed only by commands applied in order (`command`, `state`) and
 //! persisted as a CRC-framed command log plus snapshot (`store`). Shard 0 owns the
 //! store and broadcasts the state; the same command log is what a Raft group will
@@ -14,6 +14,7 @@ pub mod acl;
 mod command;
 mod error;
 mod name;
+pub mod quota;
 mod scram;
 mod state;
 mod store;

@@ -5,6 +5,7 @@ use super::acl::AclBinding;
 use super::command::Command;
 use super::error::{MetadataError, PARTITIONS_MAX};
 use super::name::validate_topic_name;
+use super::quota::{QuotaEntity, QuotaKey, QuotaValue};
 use super::scram::{ScramCredential, ScramMechanism};
 use super::uuid::TopicUuid;
 use crate::storage::TopicConfig;
@@ -57,6 +58,9 @@ pub struct MetadataState {
     /// The access control entries.
     #[serde(default)]
     pub acls: BTreeSet<AclBinding>,
+    /// Client quotas, by entity and key.
+    #[serde(default)]
+    pub quotas: BTreeMap<QuotaEntity, BTreeMap<QuotaKey, QuotaValue>>,
 }
 
 impl MetadataState {
@@ -126,6 +130,13 @@ impl MetadataState {
                 }
             }
             Command::CreateAcl { binding } => binding.validate().map_err(MetadataError::InvalidConfig),
+            Command::AlterClientQuota { entity, key, value } => {
+                entity.validate().map_err(MetadataError::InvalidConfig)?;
+                match value {
+                    Some(value) => QuotaValue::checked(*key, value.0).map(|_| ()).map_err(MetadataError::InvalidConfig),
+                    None => Ok(()),
+                }
+            }
             Command::DeleteAcl { binding } => {
                 if self.acls.contains(binding) {
                     Ok(())
@@ -187,6 +198,19 @@ impl MetadataState {
             Command::CreateAcl { binding } => {
                 self.acls.insert(binding.clone());
             }
+            Command::AlterClientQuota { entity, key, value } => match value {
+                Some(value) => {
+                    self.quotas.entry(entity.clone()).or_default().insert(*key, *value);
+                }
+                None => {
+                    if let Some(keys) = self.quotas.get_mut(entity) {
+                        keys.remove(key);
+                        if keys.is_empty() {
+                            self.quotas.remove(entity);
+                        }
+                    }
+                }
+            },
             Command::DeleteAcl { binding } => {
                 self.acls.remove(binding);
             }
@@ -199,6 +223,17 @@ impl MetadataState {
                 }
             }
         }
+    }
+
+    /// The quota of `key` for `user` and `client_id`, and the entity that set it
+    /// (Kafka's precedence: the most specific entity that has the key).
+    pub fn quota_for(&self, key: QuotaKey, user: &str, client_id: &str) -> Option<(QuotaEntity, f64)> {
+        if self.quotas.is_empty() {
+            return None;
+        }
+        QuotaEntity::precedence(user, client_id)
+            .into_iter()
+            .find_map(|entity| self.quotas.get(&entity).and_then(|keys| keys.get(&key)).map(|v| (entity, v.0)))
     }
 
     /// The topic named `name`, or `UnknownTopic`.

@@ -197,6 +197,11 @@ async fn serve_fetch(
     };
     let started = std::time::Instant::now();
     let pieces = fetch::handle(&shard, &ctx, correlation, request).await;
+    // The consumer's quota: the native protocol has no throttle field, so the
+    // connection rests before its next request is read.
+    let bytes: u64 = pieces.iter().map(|piece| piece.len() as u64).sum();
+    let quota = crate::metadata::quota::QuotaKey::ConsumerByteRate;
+    state.mute_for(crate::service::quotas::record(&shard, &ctx, quota, bytes));
     shard.metrics.fetch_latency.observe(started.elapsed());
     state.send(Outgoing { pieces, slot, budget: Some(budget) });
 }

@@ -157,6 +157,8 @@ async fn dispatch_whole_frames<P: Protocol>(
     buf: &mut BytesMut,
 ) -> Result<(), String> {
     loop {
+        // A client over its quota is not read until its throttle time has passed.
+        state.wait_unmuted().await;
         match protocol.split_frame(buf) {
             Ok(Some(frame)) => protocol.dispatch(state, frame).await?,
             Ok(None) => return Ok(()),

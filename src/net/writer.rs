@@ -50,6 +50,15 @@ pub enum Piece {
 }
 
 impl Piece {
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes().is_empty()
+    }
+
     fn bytes(&self) -> &[u8] {
         match self {
             Piece::Owned(bytes) => bytes,
@@ -97,6 +106,9 @@ pub struct ConnectionState {
     pub peer: Option<std::net::IpAddr>,
     /// Who the client has proven to be (a client certificate, SASL).
     pub session: RefCell<crate::auth::Session>,
+    /// Until when no request of the connection is read: a client over its quota
+    /// (`service::quotas`).
+    muted_until: Cell<Option<std::time::Instant>>,
 }
 
 impl ConnectionState {
@@ -124,6 +136,7 @@ impl ConnectionState {
             budget,
             peer,
             session: RefCell::default(),
+            muted_until: Cell::new(None),
         }
     }
 
@@ -182,6 +195,30 @@ impl ConnectionState {
             }
         }
         self.work.notify();
+    }
+
+    /// Reads no further request for `throttle` (a client over its quota); the
+    /// longer of this and an earlier mute holds.
+    pub fn mute_for(&self, throttle: std::time::Duration) {
+        if throttle.is_zero() {
+            return;
+        }
+        let until = std::time::Instant::now() + throttle;
+        if self.muted_until.get().is_none_or(|earlier| earlier < until) {
+            self.muted_until.set(Some(until));
+        }
+    }
+
+    /// Waits out a mute, if one holds.
+    pub async fn wait_unmuted(&self) {
+        while let Some(until) = self.muted_until.get() {
+            let now = std::time::Instant::now();
+            if until <= now || self.is_closed() {
+                self.muted_until.set(None);
+                return;
+            }
+            glommio::timer::sleep(until - now).await;
+        }
     }
 
     /// Request bytes read and not yet answered.

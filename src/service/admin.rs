@@ -74,6 +74,8 @@ fn authorized(shard: &Shard, ctx: &RequestContext, request: AdminRequest) -> (Ad
             topics.retain(|t| keep(&t.name, gate.check(&t.name).is_ok()));
             AdminRequest::CreatePartitions(topics)
         }
+        // Quotas: checked by `quotas::alter` (alter-configs on the cluster).
+        AdminRequest::AlterClientQuotas(entries) => AdminRequest::AlterClientQuotas(entries),
         // Users and ACLs: alter on the cluster, for the whole request.
         other
         @ (AdminRequest::AlterScramCredentials(_) | AdminRequest::CreateAcls(_) | AdminRequest::DeleteAcls(_)) => {
@@ -138,6 +140,16 @@ pub async fn run_here(shard: &Rc<Shard>, request: AdminRequest) -> TopicOutcomes
             for (i, binding) in entries.into_iter().enumerate() {
                 let outcome = session.submit(Command::CreateAcl { binding }).await.map(|_| ()).map_err(Error::from);
                 outcomes.push((i.to_string(), outcome));
+            }
+        }
+        AdminRequest::AlterClientQuotas(entries) => {
+            // Each entity's changes one command per key, applied in order.
+            for (i, (entity, changes)) in entries.into_iter().enumerate() {
+                let commands = changes
+                    .into_iter()
+                    .map(|(key, value)| Command::AlterClientQuota { entity: entity.clone(), key, value })
+                    .collect();
+                outcomes.push((i.to_string(), submit_all(&mut session, commands).await));
             }
         }
         AdminRequest::DeleteAcls(entries) => {

@@ -66,10 +66,12 @@ pub enum Operation {
     Authenticate,
     DescribeAcls,
     AlterAcls,
+    DescribeQuotas,
+    AlterQuotas,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 28] = [
+    pub const ALL: [Operation; 30] = [
         Operation::Produce,
         Operation::Fetch,
         Operation::ListOffsets,
@@ -98,6 +100,8 @@ impl Operation {
         Operation::Authenticate,
         Operation::DescribeAcls,
         Operation::AlterAcls,
+        Operation::DescribeQuotas,
+        Operation::AlterQuotas,
     ];
 
     /// Its index in `ALL`, for per-operation counters.
@@ -135,6 +139,8 @@ impl Operation {
             Operation::Authenticate => "Authenticate",
             Operation::DescribeAcls => "DescribeAcls",
             Operation::AlterAcls => "AlterAcls",
+            Operation::DescribeQuotas => "DescribeClientQuotas",
+            Operation::AlterQuotas => "AlterClientQuotas",
         }
     }
 }

@@ -136,6 +136,8 @@ pub enum AdminRequest {
     /// Exact entries to remove (a filter's matches, found on the asking shard);
     /// outcomes named as CreateAcls's.
     DeleteAcls(Vec<crate::metadata::acl::AclBinding>),
+    /// Outcomes by entry, named as CreateAcls's.
+    AlterClientQuotas(Vec<(crate::metadata::quota::QuotaEntity, super::quotas::QuotaChanges)>),
 }
 
 /// A change to one user's SCRAM credential for one mechanism (Kafka's numbers: 1
@@ -180,6 +182,7 @@ impl AdminRequest {
             AdminRequest::CreateAcls(entries) | AdminRequest::DeleteAcls(entries) => {
                 (0..entries.len()).map(|i| i.to_string()).collect()
             }
+            AdminRequest::AlterClientQuotas(entries) => (0..entries.len()).map(|i| i.to_string()).collect(),
             AdminRequest::AlterScramCredentials(alterations) => {
                 let mut seen = std::collections::HashSet::new();
                 alterations

@@ -17,6 +17,9 @@ Steps (each prints one JSON object):
 - `consume TOPIC GROUP`: reads in GROUP from the start for a few seconds; the
   consumer error's name, or null, and the values read.
 - `topics`: the topics Metadata lists.
+- `rate TOPIC SECONDS`: produces 10 KiB values as fast as the broker takes them for
+  SECONDS; the value bytes delivered in each second, and the throttle times the
+  broker reported.
 """
 
 import json
@@ -206,6 +209,37 @@ def topics():
     return {"topics": sorted(t for t in admin.list_topics(timeout=15).topics if not t.startswith("__"))}
 
 
+def rate(topic, seconds):
+    import time
+    from confluent_kafka import Producer
+
+    throttles = []
+    # A small queue: the producer blocks on the broker rather than buffering seconds.
+    producer = Producer(confluent({"linger.ms": 5, "batch.size": 65536, "acks": 1,
+                                   "queue.buffering.max.kbytes": 1024,
+                                   "throttle_cb": lambda event: throttles.append(event.throttle_time)}))
+    value = b"v" * 10240
+    start = time.time()
+    per_second = [0] * int(seconds)
+
+    def report(error, message):
+        if error is None:
+            at = int(time.time() - start)
+            if at < len(per_second):
+                per_second[at] += len(message.value())
+
+    while time.time() - start < seconds:
+        try:
+            producer.produce(topic, value=value, on_delivery=report)
+        except BufferError:
+            producer.poll(0.01)
+            continue
+        producer.poll(0)
+    producer.purge()
+    producer.flush(10)
+    return {"per_second": per_second, "throttles": len(throttles), "throttle_max_s": max(throttles or [0])}
+
+
 if step == "user":
     result = user(*args)
 elif step == "roundtrip":
@@ -224,6 +258,8 @@ elif step == "consume":
     result = consume_group(*args)
 elif step == "topics":
     result = topics()
+elif step == "rate":
+    result = rate(args[0], float(args[1]))
 else:
     raise SystemExit(f"unknown step {step}")
 print(json.dumps(result))
