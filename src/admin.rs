@@ -1,6 +1,11 @@
 //! The admin HTTP endpoint: `/metrics`, `/healthz` and `/readyz`, served by hyper on a
 //! one-thread tokio runtime of its own, off the shards' cores.
 //!
+//! With `admin.tls`, connections are HTTPS with the `[tls]` certificate (reloaded on
+//! SIGHUP; no client certificate is asked for, so load balancers can probe). With
+//! `admin.token_file`, `/metrics` needs `Authorization: Bearer <token>` (401
+//! otherwise); `/healthz` and `/readyz` stay open for load balancers and systemd.
+//!
 //! Every connection is served concurrently, so a slow or stuck client holds only its
 //! own connection: headers must arrive within `HEADER_TIMEOUT`, a connection lives at
 //! most `CONNECTION_LIFETIME_MAX`, at most `CONNECTIONS_MAX` are open at once (more are
@@ -25,15 +30,28 @@ pub const CONNECTIONS_MAX: usize = 1024;
 /// Largest request head (request line and headers) read.
 const HEADER_BYTES_MAX: usize = 16 * 1024;
 
+/// How the endpoint protects itself.
+#[derive(Clone, Default)]
+pub struct AdminSecurity {
+    /// HTTPS, with these settings (the current ones at each handshake).
+    pub tls: Option<Arc<crate::net::tls::TlsAcceptor>>,
+    /// The bearer token `/metrics` needs.
+    pub token: Option<Arc<str>>,
+}
+
 /// Serves the admin endpoint on `listener` until the process exits, on a thread of
 /// its own.
-pub fn serve_admin(listener: std::net::TcpListener, registry: Arc<Registry>) -> std::io::Result<()> {
+pub fn serve_admin(
+    listener: std::net::TcpListener,
+    registry: Arc<Registry>,
+    security: AdminSecurity,
+) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
     std::thread::Builder::new().name("admin-http".into()).spawn(move || {
         runtime.block_on(async move {
             match tokio::net::TcpListener::from_std(listener) {
-                Ok(listener) => accept_loop(listener, registry).await,
+                Ok(listener) => accept_loop(listener, registry, security).await,
                 Err(error) => tracing::error!(%error, "the admin endpoint cannot listen"),
             }
         })
@@ -41,7 +59,7 @@ pub fn serve_admin(listener: std::net::TcpListener, registry: Arc<Registry>) -> 
     Ok(())
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, registry: Arc<Registry>) {
+async fn accept_loop(listener: tokio::net::TcpListener, registry: Arc<Registry>, security: AdminSecurity) {
     let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
     loop {
         let stream = match listener.accept().await {
@@ -56,28 +74,63 @@ async fn accept_loop(listener: tokio::net::TcpListener, registry: Arc<Registry>)
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             continue; // dropped: closed at once
         };
-        let registry = registry.clone();
+        let (registry, security) = (registry.clone(), security.clone());
         tokio::spawn(async move {
             let _slot = slot;
+            let token = security.token.clone();
             let service = hyper::service::service_fn(move |request| {
-                let response = route(&registry, &request);
+                let response = route(&registry, token.as_deref(), &request);
                 async move { Ok::<_, Infallible>(response) }
             });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .max_buf_size(HEADER_BYTES_MAX)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME_MAX, connection).await;
+            let builder = {
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .max_buf_size(HEADER_BYTES_MAX);
+                builder
+            };
+            let served = async {
+                match &security.tls {
+                    None => {
+                        let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+                    }
+                    Some(tls) => {
+                        let acceptor = tokio_rustls::TlsAcceptor::from(tls.current_without_client_auth());
+                        let Ok(Ok(stream)) = tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await else {
+                            return;
+                        };
+                        let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME_MAX, served).await;
         });
     }
 }
 
-fn route<B>(registry: &Registry, request: &Request<B>) -> Response<Full<Bytes>> {
+/// Whether `request` carries `Authorization: Bearer <token>`, compared in constant time.
+fn authorized<B>(request: &Request<B>, token: &str) -> bool {
+    let Some(given) = request.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some(given) = given.strip_prefix("Bearer ") else { return false };
+    given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+fn route<B>(registry: &Registry, token: Option<&str>, request: &Request<B>) -> Response<Full<Bytes>> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
     }
     match request.uri().path() {
+        "/metrics" if token.is_some_and(|token| !authorized(request, token)) => {
+            let mut response =
+                text(StatusCode::UNAUTHORIZED, "/metrics needs Authorization: Bearer <admin.token_file>\n");
+            response
+                .headers_mut()
+                .insert(hyper::header::WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Bearer"));
+            response
+        }
         "/metrics" => {
             let mut response = Response::new(Full::new(Bytes::from(registry.render())));
             response.headers_mut().insert(

@@ -176,11 +176,15 @@ pub struct AdminConfig {
     /// Port of the admin endpoint (Redpanda's is 9644 too). 0: the kernel chooses
     /// (the ready line names it).
     pub port: u16,
+    /// HTTPS with the `[tls]` certificate.
+    pub tls: bool,
+    /// A file whose first line is the bearer token `/metrics` needs; empty: none.
+    pub token_file: String,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { enabled: true, address: "127.0.0.1".into(), port: 9644 }
+        AdminConfig { enabled: true, address: "127.0.0.1".into(), port: 9644, tls: false, token_file: String::new() }
     }
 }
 
@@ -392,6 +396,9 @@ impl BrokerConfig {
                 "groups.session_timeout_max_ms = {}: must be at least groups.session_timeout_min_ms ({})",
                 self.groups.session_timeout_max_ms, self.groups.session_timeout_min_ms
             ));
+        }
+        if self.admin.tls && (self.tls.cert_file.is_empty() || self.tls.key_file.is_empty()) {
+            return Err("admin.tls = true: needs tls.cert_file and tls.key_file".into());
         }
         self.storage.io.validate().map_err(|message| format!("storage.{message}"))?;
         self.topic_defaults.validate().map_err(|message| format!("topic_defaults.{message}"))?;

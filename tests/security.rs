@@ -590,3 +590,34 @@ fn strand_user_and_strand_acl_round_trip() {
     let (ok, _, stderr) = strand(&wrong, "");
     assert!(!ok && stderr.contains("authentication failed"), "{stderr}");
 }
+
+/// The admin endpoint over HTTPS with a bearer token: /metrics refused without the
+/// token (401) and with a wrong one, served with it; /healthz and /readyz open.
+#[test]
+fn the_admin_endpoint_takes_tls_and_a_bearer_token_for_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&dir.path().join("pki"), "strand");
+    let token_file = dir.path().join("admin.token");
+    std::fs::write(&token_file, "s3cret-token-of-some-length\n").unwrap();
+    let extra = format!("[admin]\ntls = true\ntoken_file = \"{}\"", token_file.display());
+    let broker = start(&dir.path().join("data"), &config(dir.path(), &pki, ports(), &extra));
+    let port = broker.admin_https.as_ref().expect("an https admin endpoint").rsplit(':').next().unwrap().to_string();
+    let curl = |path: &str, token: Option<&str>| {
+        let url = format!("https://localhost:{port}{path}");
+        let header = token.map(|t| format!("Authorization: Bearer {t}")).unwrap_or_default();
+        let mut args = vec!["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", pki.ca.to_str().unwrap(), &url];
+        if token.is_some() {
+            args.extend(["-H", &header]);
+        }
+        let (_, status, stderr) = run_tool("curl", &args, "");
+        assert!(!status.is_empty(), "{stderr}");
+        status
+    };
+    assert_eq!(curl("/metrics", None), "401");
+    assert_eq!(curl("/metrics", Some("wrong-token-of-some-length")), "401");
+    assert_eq!(curl("/metrics", Some("s3cret-token-of-some-length")), "200");
+    assert_eq!(curl("/healthz", None), "200");
+    assert_eq!(curl("/readyz", None), "200");
+    let (ok, _, _) = run_tool("curl", &["-s", "-f", &format!("http://127.0.0.1:{port}/healthz")], "");
+    assert!(!ok, "plain HTTP is not served on the HTTPS port");
+}

@@ -104,6 +104,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// The protocol producers and consumers speak.
     pub protocol: Wire,
+    /// TLS to the broker (`--tls`): the client settings, trusting the run's own CA.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// The protocol the generator speaks.
@@ -258,10 +260,73 @@ async fn connect(address: SocketAddr, wait: Duration) -> Result<TcpStream, Strin
     Ok(stream)
 }
 
-/// The socket split into a reading and a writing half (the broker's own transport),
-/// so one task writes while another reads.
-fn split(stream: TcpStream) -> Result<(TcpStream, TcpStream), String> {
-    Tcp(stream).split().map_err(|error| format!("dup: {error}"))
+/// A connection's reading half: plain, or TLS (the broker's own transports).
+enum Reader {
+    Plain(TcpStream),
+    Tls(strand::net::tls::TlsRead),
+}
+
+/// A connection's writing half.
+enum Writer {
+    Plain(TcpStream),
+    Tls(strand::net::tls::TlsWrite),
+}
+
+impl Reader {
+    async fn read_into(&mut self, buf: &mut BytesMut, want: usize, wait: Duration) -> std::io::Result<usize> {
+        match self {
+            Reader::Plain(stream) => stream.read_into(buf, want, wait).await,
+            Reader::Tls(stream) => stream.read_into(buf, want, wait).await,
+        }
+    }
+}
+
+impl Writer {
+    async fn write_pieces(&mut self, pieces: &[Bytes]) -> std::io::Result<()> {
+        match self {
+            Writer::Plain(stream) => write_pieces(stream, pieces).await,
+            Writer::Tls(stream) => {
+                let slices: Vec<&[u8]> = pieces.iter().map(|p| &p[..]).collect();
+                stream.write_pieces(&slices).await
+            }
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Writer::Plain(stream) => stream.write_all(bytes).await,
+            Writer::Tls(stream) => strand::net::transport::TransportWrite::write_all(stream, bytes).await,
+        }
+    }
+
+    async fn close(&mut self) {
+        match self {
+            Writer::Plain(stream) => {
+                let _ = stream.close().await;
+            }
+            Writer::Tls(stream) => strand::net::transport::TransportWrite::shutdown(stream, false).await,
+        }
+    }
+}
+
+/// Connects (over TLS with `settings.tls`) and splits the connection into a reading
+/// and a writing half, so one task writes while another reads.
+async fn open(address: SocketAddr, settings: &Settings) -> Result<(Reader, Writer), String> {
+    let stream = connect(address, Duration::from_secs(5)).await?;
+    match &settings.tls {
+        None => {
+            let (reader, writer) = Tcp(stream).split().map_err(|error| format!("dup: {error}"))?;
+            Ok((Reader::Plain(reader), Writer::Plain(writer)))
+        }
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from("localhost").expect("a valid name");
+            let tls = strand::net::tls::connect(stream, config.clone(), name, Duration::from_secs(5))
+                .await
+                .map_err(|error| format!("{address}: {error}"))?;
+            let (reader, writer) = tls.split().map_err(|error| format!("dup: {error}"))?;
+            Ok((Reader::Tls(reader), Writer::Tls(writer)))
+        }
+    }
 }
 
 /// Writes `pieces` back to back: one `sendmsg` when the socket has room (no copy of
@@ -298,7 +363,7 @@ async fn write_pieces(stream: &mut TcpStream, pieces: &[Bytes]) -> std::io::Resu
 
 /// Reads response frames from one socket.
 struct FrameReader {
-    stream: TcpStream,
+    stream: Reader,
     buf: BytesMut,
 }
 
@@ -306,7 +371,7 @@ struct FrameReader {
 const READ_BYTES: usize = 1 << 20;
 
 impl FrameReader {
-    fn new(stream: TcpStream) -> FrameReader {
+    fn new(stream: Reader) -> FrameReader {
         FrameReader { stream, buf: BytesMut::with_capacity(READ_BYTES) }
     }
 
@@ -383,7 +448,7 @@ struct InFlight {
 /// The producer's side of one broker shard (or of the null sink).
 struct ProduceConn {
     address: SocketAddr,
-    writer: Option<TcpStream>,
+    writer: Option<Writer>,
     pending: Rc<RefCell<VecDeque<InFlight>>>,
     window: Rc<glommio::sync::Semaphore>,
     failed: Rc<RefCell<Option<String>>>,
@@ -408,7 +473,7 @@ impl ProduceConn {
         if settings.null_sink {
             return Ok(conn);
         }
-        let (stream, writer) = split(connect(address, Duration::from_secs(5)).await?)?;
+        let (stream, writer) = open(address, settings).await?;
         conn.writer = Some(writer);
         if settings.acks != Acks::None {
             let (pending, failed, closing) = (conn.pending.clone(), conn.failed.clone(), conn.closing.clone());
@@ -504,7 +569,7 @@ impl ProduceConn {
                 _permit: Some(permit),
             });
         }
-        write_pieces(writer, &pieces).await.map_err(|e| format!("sending to {}: {e}", self.address))?;
+        writer.write_pieces(&pieces).await.map_err(|e| format!("sending to {}: {e}", self.address))?;
         if acked_on_send {
             // acks none: no response comes; the record counts once on the socket.
             let done = context.timing.now_ns();
@@ -536,7 +601,7 @@ impl ProduceConn {
             reader.await;
         }
         if let Some(writer) = self.writer.as_mut() {
-            let _ = writer.close().await;
+            writer.close().await;
         }
         match self.failed.borrow().clone() {
             Some(message) => Err(message),
@@ -899,7 +964,7 @@ async fn fetch_loop(
 ) -> Result<(), String> {
     let settings = &context.settings;
     let timing = context.timing;
-    let (stream, mut writer) = split(connect(address, Duration::from_secs(5)).await?)?;
+    let (stream, mut writer) = open(address, settings).await?;
     let mut reader = FrameReader::new(stream);
     let max_wait_ms: u32 = if settings.mode == Mode::EndToEnd { 100 } else { 500 };
     let per_partition = (settings.fetch_max_bytes / partitions.len() as u32).max(64 * 1024);
@@ -1047,7 +1112,7 @@ async fn fetch_loop(
                     return Err("did not catch up with the producers within 30 s of their end".into());
                 }
             }
-            let _ = writer.close().await;
+            writer.close().await;
             return Ok(());
         }
         glommio::yield_if_needed().await;

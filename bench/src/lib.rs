@@ -11,4 +11,5 @@ pub mod recorder;
 pub mod report;
 pub mod run;
 pub mod spawn;
+pub mod tls;
 pub mod workload;

@@ -28,6 +28,11 @@ struct RunArgs {
     /// from its ready line).
     #[arg(long, default_value = "127.0.0.1:9092")]
     kafka_bootstrap: String,
+    /// TLS on the Kafka listener (with --spawn-broker and --protocol kafka): the run
+    /// makes a CA and a certificate for the broker it starts, and connects with TLS
+    /// 1.3 trusting that CA.
+    #[arg(long)]
+    tls: bool,
     /// Start a broker from the same build for this run, on --broker-cores, with a
     /// temporary data directory under --dir; stop it after.
     #[arg(long)]
@@ -260,6 +265,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                     strand_bench::engine::Wire::Native
                 },
                 kafka_bootstrap: args.kafka_bootstrap.clone(),
+                tls: args.tls,
             };
             let report = strand_bench::run::run(&options)?;
             if let Some(path) = json {

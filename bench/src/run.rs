@@ -44,6 +44,8 @@ pub struct Options {
     /// The Kafka listener of a broker found at `bootstrap` (a spawned one says its
     /// own).
     pub kafka_bootstrap: String,
+    /// TLS on a spawned broker's Kafka listener (`crate::tls`).
+    pub tls: bool,
 }
 
 /// The machine a run ran on.
@@ -199,6 +201,7 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
         Vec::new()
     };
     let mut broker = None;
+    let mut tls_client = None;
     let mut kafka = options.kafka_bootstrap.clone();
     let bootstrap = if options.dry_run {
         "null sink".to_string()
@@ -207,8 +210,12 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
             Some(path) => path.clone(),
             None => crate::spawn::default_binary()?,
         };
-        let spawned =
-            SpawnedBroker::start(&binary, &options.dir.join("broker"), &options.broker_cores, &workload.broker)?;
+        let mut config = workload.broker.clone();
+        if options.tls {
+            anyhow::ensure!(options.protocol == engine::Wire::Kafka, "--tls needs --protocol kafka");
+            tls_client = Some(crate::tls::secure(&options.dir.join("tls"), &mut config)?);
+        }
+        let spawned = SpawnedBroker::start(&binary, &options.dir.join("broker"), &options.broker_cores, &config)?;
         println!(
             "broker: {} serving on {}, cores {:?}, pid {}",
             binary.display(),
@@ -235,7 +242,8 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
                 target.address = address;
             }
         }
-        println!("protocol: kafka, every partition through {address}");
+        let over = if tls_client.is_some() { " over TLS" } else { "" };
+        println!("protocol: kafka{over}, every partition through {address}");
     }
     let mut report = Report {
         workload: workload.clone(),
@@ -262,7 +270,7 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
     if workload.prefill_bytes > 0 {
         let records = workload.prefill_bytes.div_ceil(u64::from(workload.record_bytes));
         println!("prefill: {} MiB ({records} records)", workload.prefill_bytes >> 20);
-        let outcome = phase(options, &topics, Phase::Prefill { records }, &mut broker);
+        let outcome = phase(options, &topics, Phase::Prefill { records }, &mut broker, &tls_client);
         let side = side(&outcome.produce, &report.limits, Mode::Produce, false, options.dry_run);
         print_side("prefill", &side);
         report.prefill = Some(side);
@@ -273,7 +281,7 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
         }
     }
     let starts = if options.dry_run { None } else { Some(start_offsets(workload, &bootstrap, &topics)?) };
-    let outcome = phase(options, &topics, Phase::Measure { starts }, &mut broker);
+    let outcome = phase(options, &topics, Phase::Measure { starts }, &mut broker, &tls_client);
     if workload.mode != Mode::Consume {
         let side = side(&outcome.produce, &report.limits, workload.mode, false, options.dry_run);
         report.produce = Some(side);
@@ -414,7 +422,13 @@ struct Outcome {
 /// The longest consumers keep reading after the producers stop.
 const DRAIN: Duration = Duration::from_secs(30);
 
-fn phase(options: &Options, topics: &[TopicTargets], phase: Phase, broker: &mut Option<SpawnedBroker>) -> Outcome {
+fn phase(
+    options: &Options,
+    topics: &[TopicTargets],
+    phase: Phase,
+    broker: &mut Option<SpawnedBroker>,
+    tls: &Option<std::sync::Arc<rustls::ClientConfig>>,
+) -> Outcome {
     let workload = &options.workload;
     let prefill = matches!(phase, Phase::Prefill { .. });
     let mut settings = engine::Settings {
@@ -432,6 +446,7 @@ fn phase(options: &Options, topics: &[TopicTargets], phase: Phase, broker: &mut 
         null_sink: options.dry_run,
         request_timeout: options.request_timeout,
         protocol: options.protocol,
+        tls: tls.clone(),
     };
     let (warm_up, duration) = match phase {
         Phase::Prefill { .. } => {

@@ -224,6 +224,16 @@ impl ScramClient {
     /// The client-final message for the server-first one, and the server signature
     /// the server-final message must carry.
     pub fn respond(&self, server_first: &[u8]) -> Result<(Vec<u8>, Vec<u8>), ScramError> {
+        self.respond_salted(server_first, None)
+    }
+
+    /// `respond` with the salted password already known (a client that keeps it
+    /// between connections; the benchmarks, to time the server alone).
+    pub fn respond_with_salted(&self, server_first: &[u8], salted: &[u8]) -> Result<(Vec<u8>, Vec<u8>), ScramError> {
+        self.respond_salted(server_first, Some(salted))
+    }
+
+    fn respond_salted(&self, server_first: &[u8], known: Option<&[u8]>) -> Result<(Vec<u8>, Vec<u8>), ScramError> {
         let server_first = text(server_first)?;
         let mut fields = server_first.split(',');
         let nonce = fields.next().and_then(|f| f.strip_prefix("r=")).ok_or(ScramError::Malformed("no nonce"))?;
@@ -238,7 +248,10 @@ impl ScramClient {
             .and_then(|i| i.parse().ok())
             .filter(|i| ScramMechanism::ITERATIONS.contains(i))
             .ok_or(ScramError::Malformed("bad iteration count"))?;
-        let salted = self.mechanism.salted_password(self.password.as_bytes(), &salt, iterations);
+        let salted = match known {
+            Some(salted) => salted.to_vec(),
+            None => self.mechanism.salted_password(self.password.as_bytes(), &salt, iterations),
+        };
         let credential = ScramCredential::derive(self.mechanism, &salted, &salt, iterations);
         let without_proof = format!("c=biws,r={nonce}");
         let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);

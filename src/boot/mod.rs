@@ -35,6 +35,8 @@ pub struct Ready {
     pub partitions: usize,
     /// Where the admin endpoint listens, when enabled.
     pub admin: Option<std::net::SocketAddr>,
+    /// Whether it is HTTPS.
+    pub admin_tls: bool,
     /// Where the first Kafka listener listens, when there is one.
     pub kafka: Option<std::net::SocketAddr>,
     /// Every listener: its name, where it listens, and its security.
@@ -52,6 +54,7 @@ impl Ready {
             shard_ports: native.shard_ports.clone(),
             partitions,
             admin,
+            admin_tls: false,
             kafka,
             listeners: bound.iter().map(|l| (l.config.name.clone(), l.address, l.config.security)).collect(),
         }
@@ -92,14 +95,14 @@ pub fn serve(
         tracing::warn!("{warning}");
     }
     // Bound before the shards start, so a port in use stops the start at once.
-    let admin = start_admin(&config, &registry)?;
-    let quotas = Arc::new(crate::service::quotas::QuotaMeter::default());
+    let admin = start_admin(&config, &registry, tls.clone())?;
+    let quotas = Arc::new(crate::service::quota_meter::QuotaMeter::default());
     let security = SharedSecurity { tls: tls.clone(), sasl, quotas };
     let (ready_tx, ready_rx) = mpsc::channel();
     let started = start_shards(&opened, sockets, &security, &registry, &alive, &live, ready_tx)?;
     let partitions = wait_ready(&ready_rx, count)?;
     registry.ready.store(true, Ordering::Relaxed);
-    let ready = Ready::new(&bound, partitions, admin);
+    let ready = Ready { admin_tls: config.admin.tls, ..Ready::new(&bound, partitions, admin) };
     on_ready(&ready);
     crate::systemd::notify(&format!("READY=1\nSTATUS=Serving {partitions} partitions on port {}", ready.port));
     let stopping = Arc::new(AtomicBool::new(false));
@@ -130,13 +133,13 @@ struct SharedSecurity {
     tls: Option<Arc<crate::net::tls::TlsAcceptor>>,
     sasl: Arc<crate::auth::sasl::SaslShared>,
     /// Client quotas' buckets (a client's connections land on any shard).
-    quotas: Arc<crate::service::quotas::QuotaMeter>,
+    quotas: Arc<crate::service::quota_meter::QuotaMeter>,
 }
 
 /// The TLS settings, when a listener uses TLS: the files read now, so that a missing
 /// or bad certificate stops the start with the file named.
 fn tls_acceptor(config: &BrokerConfig) -> anyhow::Result<Option<Arc<crate::net::tls::TlsAcceptor>>> {
-    if !config.listeners.iter().any(|l| l.security.is_tls()) {
+    if !config.listeners.iter().any(|l| l.security.is_tls()) && !config.admin.tls {
         return Ok(None);
     }
     let acceptor = crate::net::tls::TlsAcceptor::new(&config.tls).map_err(|message| anyhow::anyhow!(message))?;
@@ -188,15 +191,28 @@ fn open_data(mut config: BrokerConfig) -> anyhow::Result<Opened> {
 fn start_admin(
     config: &BrokerConfig,
     registry: &Arc<crate::metrics::Registry>,
+    tls: Option<Arc<crate::net::tls::TlsAcceptor>>,
 ) -> anyhow::Result<Option<std::net::SocketAddr>> {
     if !config.admin.enabled {
         return Ok(None);
     }
+    let token = match config.admin.token_file.as_str() {
+        "" => None,
+        file => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("admin.token_file {file:?}"))?;
+            let token = text.lines().next().unwrap_or_default().trim().to_string();
+            if token.len() < 16 {
+                bail!("admin.token_file {file:?}: the token's first line must be at least 16 characters");
+            }
+            Some(Arc::from(token.as_str()))
+        }
+    };
+    let security = crate::admin::AdminSecurity { tls: if config.admin.tls { tls } else { None }, token };
     let address: IpAddr = config.admin.address.parse().context("admin.address")?;
     let listener = std::net::TcpListener::bind((address, config.admin.port))
         .with_context(|| format!("cannot listen on {address}:{} (admin.port)", config.admin.port))?;
     let bound = listener.local_addr()?;
-    crate::admin::serve_admin(listener, registry.clone())?;
+    crate::admin::serve_admin(listener, registry.clone(), security)?;
     Ok(Some(bound))
 }
 

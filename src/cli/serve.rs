@@ -72,7 +72,8 @@ pub fn run(
         let shard_ports: Vec<String> = ready.shard_ports.iter().map(u16::to_string).collect();
         tracing::info!(port = ready.port, partitions = ready.partitions, "ready");
         // One line on stdout that scripts and tests wait for.
-        let admin = ready.admin.map(|a| format!(", admin http://{a}")).unwrap_or_default();
+        let scheme = if ready.admin_tls { "https" } else { "http" };
+        let admin = ready.admin.map(|a| format!(", admin {scheme}://{a}")).unwrap_or_default();
         let kafka = ready.kafka.map(|a| format!(", kafka {a}")).unwrap_or_default();
         let listeners: String = ready
             .listeners

@@ -48,6 +48,8 @@ const SEND_BYTES_MAX: usize = 256 * 1024;
 pub struct TlsAcceptor {
     settings: TlsConfig,
     server: RwLock<Arc<rustls::ServerConfig>>,
+    /// The same certificate without client certificates, for the admin endpoint.
+    open: RwLock<Arc<rustls::ServerConfig>>,
     mapping: MappingRules,
 }
 
@@ -56,14 +58,17 @@ impl TlsAcceptor {
     pub fn new(settings: &TlsConfig) -> Result<TlsAcceptor, String> {
         let mapping = MappingRules::parse(&settings.principal_mapping_rules)?;
         let server = RwLock::new(Arc::new(server_config(settings)?));
-        Ok(TlsAcceptor { settings: settings.clone(), server, mapping })
+        let open = RwLock::new(Arc::new(server_config(&without_client_auth(settings))?));
+        Ok(TlsAcceptor { settings: settings.clone(), server, open, mapping })
     }
 
     /// Reads the files again (SIGHUP): new handshakes use them. A file that cannot be
     /// read, or a key that does not fit the certificate, keeps the running ones.
     pub fn reload(&self) -> Result<(), String> {
         let fresh = server_config(&self.settings)?;
+        let open = server_config(&without_client_auth(&self.settings))?;
         *self.server.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
+        *self.open.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(open);
         Ok(())
     }
 
@@ -71,9 +76,18 @@ impl TlsAcceptor {
         self.server.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The current settings without client certificates (the admin endpoint's).
+    pub fn current_without_client_auth(&self) -> Arc<rustls::ServerConfig> {
+        self.open.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_millis(self.settings.handshake_timeout_ms)
     }
+}
+
+fn without_client_auth(settings: &TlsConfig) -> TlsConfig {
+    TlsConfig { client_auth: ClientAuth::None, ..settings.clone() }
 }
 
 /// A rustls server configuration from the files `settings` names.
@@ -117,7 +131,7 @@ fn server_config(settings: &TlsConfig) -> Result<rustls::ServerConfig, String> {
 /// A connection whose handshake finished.
 pub struct Tls {
     stream: TcpStream,
-    connection: ServerConnection,
+    connection: rustls::Connection,
     /// The name the client certificate's subject maps to, when it sent one.
     principal: Option<String>,
 }
@@ -132,38 +146,10 @@ impl Tls {
 /// Runs the server's side of the handshake on `stream`, within the acceptor's
 /// handshake timeout. `Err` is the reason, to log; the connection is then dropped.
 pub async fn handshake(stream: TcpStream, acceptor: &TlsAcceptor) -> Result<Tls, String> {
-    let mut connection = ServerConnection::new(acceptor.current()).map_err(|error| format!("TLS: {error}"))?;
-    let deadline = Instant::now() + acceptor.handshake_timeout();
+    let server = ServerConnection::new(acceptor.current()).map_err(|error| format!("TLS: {error}"))?;
+    let mut connection = rustls::Connection::Server(server);
     let mut stream = stream;
-    let mut out = Vec::new();
-    while connection.is_handshaking() {
-        flush(&mut connection, &mut stream, &mut out).await.map_err(|error| format!("TLS handshake: {error}"))?;
-        if !connection.wants_read() {
-            continue;
-        }
-        let left = deadline.checked_duration_since(Instant::now()).filter(|left| !left.is_zero());
-        let Some(left) = left else {
-            return Err(format!("TLS handshake not finished within {} ms", acceptor.handshake_timeout().as_millis()));
-        };
-        match read_tls(&mut connection, &stream, left).await {
-            Ok(0) => return Err("the client closed the connection during the TLS handshake".into()),
-            Ok(_) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
-                return Err(format!(
-                    "TLS handshake not finished within {} ms",
-                    acceptor.handshake_timeout().as_millis()
-                ))
-            }
-            Err(error) => return Err(format!("TLS handshake: {error}")),
-        }
-        if let Err(error) = connection.process_new_packets() {
-            // The alert rustls queued tells the client why.
-            let _ = flush(&mut connection, &mut stream, &mut out).await;
-            return Err(format!("TLS handshake failed: {error}"));
-        }
-    }
-    // Session tickets and the like, queued as the handshake ended.
-    flush(&mut connection, &mut stream, &mut out).await.map_err(|error| format!("TLS handshake: {error}"))?;
+    drive_handshake(&mut connection, &mut stream, acceptor.handshake_timeout()).await?;
     let principal = match connection.peer_certificates().and_then(|chain| chain.first()) {
         None => None,
         Some(certificate) => {
@@ -178,8 +164,56 @@ pub async fn handshake(stream: TcpStream, acceptor: &TlsAcceptor) -> Result<Tls,
     Ok(Tls { stream, connection, principal })
 }
 
+/// A client's side of TLS on `stream` (the benchmark's, and tests'): the handshake
+/// with `server_name`, within `timeout`.
+pub async fn connect(
+    stream: TcpStream,
+    config: Arc<rustls::ClientConfig>,
+    server_name: rustls::pki_types::ServerName<'static>,
+    timeout: Duration,
+) -> Result<Tls, String> {
+    let client = rustls::ClientConnection::new(config, server_name).map_err(|error| format!("TLS: {error}"))?;
+    let mut connection = rustls::Connection::Client(client);
+    let mut stream = stream;
+    drive_handshake(&mut connection, &mut stream, timeout).await?;
+    Ok(Tls { stream, connection, principal: None })
+}
+
+/// Exchanges handshake messages until the handshake is done or `timeout` passes.
+async fn drive_handshake(
+    connection: &mut rustls::Connection,
+    stream: &mut TcpStream,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    let late = || format!("TLS handshake not finished within {} ms", timeout.as_millis());
+    while connection.is_handshaking() {
+        flush(connection, stream, &mut out).await.map_err(|error| format!("TLS handshake: {error}"))?;
+        if !connection.wants_read() {
+            continue;
+        }
+        let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|left| !left.is_zero()) else {
+            return Err(late());
+        };
+        match read_tls(connection, stream, left).await {
+            Ok(0) => return Err("the peer closed the connection during the TLS handshake".into()),
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => return Err(late()),
+            Err(error) => return Err(format!("TLS handshake: {error}")),
+        }
+        if let Err(error) = connection.process_new_packets() {
+            // The alert rustls queued tells the peer why.
+            let _ = flush(connection, stream, &mut out).await;
+            return Err(format!("TLS handshake failed: {error}"));
+        }
+    }
+    // Session tickets and the like, queued as the handshake ended.
+    flush(connection, stream, &mut out).await.map_err(|error| format!("TLS handshake: {error}"))
+}
+
 /// Sends what the connection has queued.
-async fn flush(connection: &mut ServerConnection, stream: &mut TcpStream, out: &mut Vec<u8>) -> std::io::Result<()> {
+async fn flush(connection: &mut rustls::Connection, stream: &mut TcpStream, out: &mut Vec<u8>) -> std::io::Result<()> {
     while connection.wants_write() {
         connection.write_tls(out)?;
     }
@@ -207,7 +241,7 @@ impl Read for Socket {
 
 /// Reads ciphertext into the connection, waiting at most `wait` for some: the bytes
 /// read, 0 when the peer closed.
-async fn read_tls(connection: &mut ServerConnection, stream: &TcpStream, wait: Duration) -> std::io::Result<usize> {
+async fn read_tls(connection: &mut rustls::Connection, stream: &TcpStream, wait: Duration) -> std::io::Result<usize> {
     loop {
         match connection.read_tls(&mut Socket(stream.as_raw_fd())) {
             Ok(read) => return Ok(read),
@@ -256,13 +290,13 @@ impl Transport for Tls {
 /// The reading half: decrypted bytes into the receive buffer.
 pub struct TlsRead {
     stream: TcpStream,
-    connection: Rc<RefCell<ServerConnection>>,
+    connection: Rc<RefCell<rustls::Connection>>,
 }
 
 /// The writing half: responses encrypted into records and sent.
 pub struct TlsWrite {
     stream: TcpStream,
-    connection: Rc<RefCell<ServerConnection>>,
+    connection: Rc<RefCell<rustls::Connection>>,
     out: Vec<u8>,
 }
 
@@ -319,8 +353,16 @@ impl TlsWrite {
     }
 }
 
-impl TransportWrite for TlsWrite {
-    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+impl TlsWrite {
+    /// Encrypts and sends `pieces` back to back, in as few sends as their size allows.
+    pub async fn write_pieces(&mut self, pieces: &[&[u8]]) -> std::io::Result<()> {
+        for piece in pieces {
+            self.encrypt(piece).await?;
+        }
+        self.send().await
+    }
+
+    async fn encrypt(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         for record in bytes.chunks(RECORD_BYTES) {
             self.connection.borrow_mut().writer().write_all(record)?;
             self.gather()?;
@@ -328,6 +370,13 @@ impl TransportWrite for TlsWrite {
                 self.send().await?;
             }
         }
+        Ok(())
+    }
+}
+
+impl TransportWrite for TlsWrite {
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.encrypt(bytes).await?;
         self.send().await
     }
 

@@ -29,6 +29,7 @@ pub mod offsets;
 pub mod operation;
 pub mod produce;
 pub mod producer_ids;
+pub mod quota_meter;
 pub mod quotas;
 pub mod records;
 pub mod scatter;

@@ -137,7 +137,7 @@ pub enum AdminRequest {
     /// outcomes named as CreateAcls's.
     DeleteAcls(Vec<crate::metadata::acl::AclBinding>),
     /// Outcomes by entry, named as CreateAcls's.
-    AlterClientQuotas(Vec<(crate::metadata::quota::QuotaEntity, super::quotas::QuotaChanges)>),
+    AlterClientQuotas(Vec<(crate::metadata::quota::QuotaEntity, QuotaChanges)>),
 }
 
 /// A change to one user's SCRAM credential for one mechanism (Kafka's numbers: 1
@@ -194,6 +194,9 @@ impl AdminRequest {
         }
     }
 }
+
+/// One entity's quota changes: each key set to a value or removed.
+pub type QuotaChanges = Vec<(crate::metadata::quota::QuotaKey, Option<crate::metadata::quota::QuotaValue>)>;
 
 /// Each topic's name and how its change went, in request order.
 pub type TopicOutcomes = Vec<(String, Result<(), Error>)>;

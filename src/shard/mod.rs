@@ -29,7 +29,7 @@ pub struct Shard {
     /// SASL's settings and the failure delays, shared by every shard.
     pub sasl: Arc<crate::auth::sasl::SaslShared>,
     /// Every client quota's bucket, shared by every shard.
-    pub quotas: Arc<crate::service::quotas::QuotaMeter>,
+    pub quotas: Arc<crate::service::quota_meter::QuotaMeter>,
     /// Replaced only by `apply` (the boot sets the first, empty state).
     pub(crate) metadata: RefCell<Arc<MetadataState>>,
     /// The partitions placed on this shard.

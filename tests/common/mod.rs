@@ -22,6 +22,8 @@ pub struct Broker {
     pub shard_ports: Vec<u16>,
     /// `ADDR:PORT` of the admin HTTP endpoint.
     pub admin: Option<String>,
+    /// `ADDR:PORT` of the admin endpoint when it is HTTPS.
+    pub admin_https: Option<String>,
     /// The first Kafka listener's port, when there is one.
     pub kafka_port: Option<u16>,
     /// Every listener's port, by name.
@@ -171,6 +173,7 @@ impl Broker {
             port: 0,
             shard_ports: Vec::new(),
             admin: None,
+            admin_https: None,
             kafka_port: None,
             listeners: std::collections::HashMap::new(),
             stderr,
@@ -194,6 +197,7 @@ impl Broker {
         let ports = line.split("shard ports ").nth(1).unwrap().split(')').next().unwrap();
         broker.shard_ports = ports.split(", ").map(|p| p.trim().parse().unwrap()).collect();
         broker.admin = line.split("admin http://").nth(1).map(|a| a.trim().to_string());
+        broker.admin_https = line.split("admin https://").nth(1).map(|a| a.trim().to_string());
         broker.kafka_port = line
             .split(", kafka ")
             .nth(1)
