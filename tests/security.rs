@@ -428,12 +428,16 @@ fn acls_allow_and_deny_per_topic_and_group_and_survive_a_restart() {
     assert_eq!(described["acls"].as_array().map(Vec::len), Some(5), "kept across the restart: {described}");
 
     assert_eq!(secure("produce", &sasl, &alice, &["orders"]).unwrap()["error"], serde_json::Value::Null);
+    // An idempotent producer's InitProducerId needs write on some topic: alice has it.
+    let mut idempotent = alice.clone();
+    idempotent["enable.idempotence"] = true.into();
+    assert_eq!(secure("produce", &sasl, &idempotent, &["orders"]).unwrap()["error"], serde_json::Value::Null);
     let denied = secure("produce", &sasl, &alice, &["ledger"]).unwrap();
     assert_eq!(denied["error"], "TOPIC_AUTHORIZATION_FAILED", "deny wins over the prefixed allow: {denied}");
     let read = secure("consume", &sasl, &alice, &["orders", "readers"]).unwrap();
     assert_eq!(
         (read["error"].clone(), read["values"].as_array().map(Vec::len)),
-        (serde_json::Value::Null, Some(2)),
+        (serde_json::Value::Null, Some(3)),
         "{read}"
     );
     let group = secure("consume", &sasl, &alice, &["orders", "strangers"]).unwrap();
@@ -485,7 +489,8 @@ fn set_quota(port: u16, client_id: &str, key: &str, value: f64) -> DescribeClien
 
 /// A producer whose client id has a `producer_byte_rate` of 1 MB/s is held within 10%
 /// of it over 10 s, told so in throttle times, and never disconnected; a producer with
-/// another client id, in the same run, is not held.
+/// another client id, in the same run, is not held; a consumer with a
+/// `consumer_byte_rate` of 2 MB/s is held near it.
 #[test]
 fn a_producer_over_its_byte_rate_is_held_to_it_and_told_so() {
     let dir = tempfile::tempdir().unwrap();
@@ -507,6 +512,14 @@ fn a_producer_over_its_byte_rate_is_held_to_it_and_told_so() {
     assert!(free_rate > 2e6, "another client id is not held: {free_rate:.0} B/s");
     eprintln!("held {measured:.0} B/s ({seconds:?}), free {free_rate:.0} B/s, throttles {}", held["throttles"]);
     assert!(metric(broker.admin.as_ref().unwrap(), "strand_throttled_requests_total") > 0.0);
+    // A consumer with a consumer_byte_rate of 2 MB/s, reading what is stored.
+    set_quota(port, "reader", "consumer_byte_rate", 2_000_000.0);
+    let read =
+        secure("consume-rate", &bootstrap, &serde_json::json!({"client.id": "reader"}), &["quota", "g", "8"]).unwrap();
+    let seconds: Vec<f64> = read["per_second"].as_array().unwrap().iter().map(|b| b.as_f64().unwrap()).collect();
+    let measured: f64 = seconds[2..8].iter().sum::<f64>() / 6.0;
+    assert!((measured - 2e6).abs() <= 3e5, "a consumer held to 2 MB/s within 15%: {measured:.0} B/s ({seconds:?})");
+    eprintln!("consumer held at {measured:.0} B/s ({seconds:?})");
 }
 
 /// `strand user` and `strand acl` against the real binary: users made over the

@@ -60,6 +60,41 @@ pub fn allowed<'a>(
     allow || (!any_on_resource && config.allow_everyone_if_no_acl_found)
 }
 
+/// Whether `requester` is allowed `operation` on some resource of `kind` (Kafka's
+/// "authorize by resource type", as an idempotent producer's InitProducerId needs
+/// write on any topic): an allow entry for it that no deny entry of the same pattern
+/// takes back.
+pub fn allows_some<'a>(
+    config: &AuthorizationConfig,
+    acls: impl IntoIterator<Item = &'a AclBinding> + Clone,
+    requester: &Requester,
+    kind: ResourceType,
+    operation: AclOperation,
+) -> bool {
+    if !config.enabled || *requester.principal == Principal::Broker {
+        return true;
+    }
+    let principal = requester.principal.kafka_name();
+    if config.super_users.contains(&principal) {
+        return true;
+    }
+    let host = requester.host.map(|ip| ip.to_string());
+    let applies = |acl: &AclBinding| {
+        acl.resource_type == kind
+            && (acl.principal == principal || acl.principal == "User:*")
+            && (acl.host == "*" || host.as_deref() == Some(acl.host.as_str()))
+    };
+    acls.clone().into_iter().filter(|acl| applies(acl) && acl.permission == Permission::Allow).any(|allow| {
+        grants(allow.operation, operation)
+            && !acls.clone().into_iter().any(|deny| {
+                applies(deny)
+                    && deny.permission == Permission::Deny
+                    && (deny.operation == operation || deny.operation == AclOperation::All)
+                    && deny.covers(kind, &allow.resource_name)
+            })
+    })
+}
+
 /// Whether an allow entry for `granted` allows `wanted`.
 fn grants(granted: AclOperation, wanted: AclOperation) -> bool {
     use AclOperation::*;
@@ -123,6 +158,27 @@ mod tests {
         assert!(!may(&acls, "bob", "orders.eu", Write));
         assert!(may(&acls, "root", "orders.secret", Write), "a super user");
         assert!(!may(&[], "bob", "fresh", Read), "no entry: denied unless allow_everyone_if_no_acl_found");
+    }
+
+    /// An idempotent producer's InitProducerId: write on some topic, unless a deny of
+    /// the same pattern takes it back.
+    #[test]
+    fn write_on_some_topic_is_found_and_a_deny_takes_it_back() {
+        use AclOperation::*;
+        let principal = Principal::User("alice".into());
+        let requester = Requester { principal: &principal, host: None };
+        let some = |acls: &[AclBinding]| allows_some(&on(), acls, &requester, ResourceType::Topic, Write);
+        let write = acl(PatternType::Prefixed, "orders.", "User:alice", Write, Permission::Allow);
+        assert!(some(std::slice::from_ref(&write)));
+        assert!(
+            !some(&[acl(PatternType::Literal, "orders", "User:alice", Read, Permission::Allow)]),
+            "read is not write"
+        );
+        assert!(
+            !some(&[write, acl(PatternType::Literal, "*", "User:alice", All, Permission::Deny)]),
+            "denied everywhere"
+        );
+        assert!(!some(&[]));
     }
 
     #[test]

@@ -340,8 +340,8 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
         ApiKey::OffsetForLeaderEpoch => serve!(OffsetForLeaderEpochRequest, |kafka, ctx, request| {
             offsets::leader_epochs(&kafka.shard, ctx, request).await
         }),
-        ApiKey::InitProducerId => serve!(InitProducerIdRequest, |kafka, _ctx, request| {
-            producer_ids::init_producer_id(&kafka.shard, &request).await
+        ApiKey::InitProducerId => serve!(InitProducerIdRequest, |kafka, ctx, request| {
+            producer_ids::init_producer_id(&kafka.shard, ctx, &request).await
         }),
         ApiKey::CreateTopics => serve!(CreateTopicsRequest, |kafka, ctx, request| {
             admin::create_topics(kafka, ctx, version, request).await

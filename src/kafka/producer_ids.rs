@@ -10,7 +10,11 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use kafka_protocol::ResponseError;
 use std::rc::Rc;
 
-pub async fn init_producer_id(shard: &Rc<Shard>, request: &InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn init_producer_id(
+    shard: &Rc<Shard>,
+    ctx: &crate::service::RequestContext,
+    request: &InitProducerIdRequest,
+) -> InitProducerIdResponse {
     let mut response = InitProducerIdResponse::default();
     response.producer_id = ProducerId(-1);
     response.producer_epoch = -1;
@@ -20,7 +24,7 @@ pub async fn init_producer_id(shard: &Rc<Shard>, request: &InitProducerIdRequest
     }
     // The id and epoch a producer names (KIP-360) do not matter without a
     // transactional id: it gets a fresh id, as from Kafka.
-    match producer_ids::init_producer_id(shard).await {
+    match producer_ids::init_producer_id(shard, ctx).await {
         Ok((id, epoch)) => {
             response.producer_id = ProducerId(id);
             response.producer_epoch = epoch;

@@ -103,7 +103,7 @@ fn route(
         Request::ApiVersions(_) => respond(&state, correlation, slot, info::api_versions()),
         Request::InitProducerId(_) => spawn(async move {
             // A fresh id whatever id and epoch the request names (SPEC.md).
-            let response = match crate::service::producer_ids::init_producer_id(&shard).await {
+            let response = match crate::service::producer_ids::init_producer_id(&shard, &ctx).await {
                 Ok((producer_id, epoch)) => strand_protocol::native::messages::InitProducerIdResponse {
                     error: ErrorCode::None,
                     producer_id,

@@ -67,6 +67,29 @@ pub fn may_create_topic(shard: &Shard, ctx: &RequestContext, topic: &str) -> boo
         || allowed(shard, ctx, ResourceType::Topic, topic, AclOperation::Create)
 }
 
+/// Whether the principal may ask for an idempotent producer id: idempotent-write on
+/// the cluster, or write on some topic (Kafka's rule since KIP-679).
+pub fn check_idempotent_producer(shard: &Shard, ctx: &RequestContext) -> Result<(), Error> {
+    if !shard.config.authorization.enabled
+        || decide(shard, ctx, ResourceType::Cluster, CLUSTER_RESOURCE, AclOperation::IdempotentWrite)
+    {
+        return Ok(());
+    }
+    let state = shard.metadata();
+    let requester = Requester { principal: &ctx.principal, host: ctx.host };
+    if authorizer::allows_some(
+        &shard.config.authorization,
+        &state.acls,
+        &requester,
+        ResourceType::Topic,
+        AclOperation::Write,
+    ) {
+        return Ok(());
+    }
+    // Counted and logged as a denial of the cluster resource.
+    check_cluster(shard, ctx, AclOperation::IdempotentWrite)
+}
+
 fn decide(shard: &Shard, ctx: &RequestContext, kind: ResourceType, name: &str, operation: AclOperation) -> bool {
     let state = shard.metadata();
     let requester = Requester { principal: &ctx.principal, host: ctx.host };

@@ -21,7 +21,8 @@ use std::rc::Rc;
 
 /// The id and epoch a producer that is not transactional is to use: a fresh id at
 /// epoch 0, from shard 0.
-pub async fn init_producer_id(shard: &Rc<Shard>) -> Result<(i64, i16), Error> {
+pub async fn init_producer_id(shard: &Rc<Shard>, ctx: &super::RequestContext) -> Result<(i64, i16), Error> {
+    super::authorize::check_idempotent_producer(shard, ctx)?;
     if shard.id != 0 {
         let (reply, receiver) = oneshot::channel();
         shard.forward(0, ShardMessage::ProducerId { reply }).await;

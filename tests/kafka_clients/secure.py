@@ -17,6 +17,8 @@ Steps (each prints one JSON object):
 - `consume TOPIC GROUP`: reads in GROUP from the start for a few seconds; the
   consumer error's name, or null, and the values read.
 - `topics`: the topics Metadata lists.
+- `consume-rate TOPIC GROUP SECONDS`: reads from the start for SECONDS after the first
+  record; the value bytes read in each second.
 - `rate TOPIC SECONDS`: produces 10 KiB values as fast as the broker takes them for
   SECONDS; the value bytes delivered in each second, and the throttle times the
   broker reported.
@@ -240,6 +242,29 @@ def rate(topic, seconds):
     return {"per_second": per_second, "throttles": len(throttles), "throttle_max_s": max(throttles or [0])}
 
 
+def consume_rate(topic, group, seconds):
+    import time
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(confluent({"group.id": group, "auto.offset.reset": "earliest",
+                                   "max.partition.fetch.bytes": 262144, "fetch.max.bytes": 262144,
+                                   "message.max.bytes": 262144}))
+    consumer.subscribe([topic])
+    per_second = [0] * int(seconds)
+    start = None
+    while start is None or time.time() - start < seconds:
+        message = consumer.poll(0.5)
+        if message is None or message.error():
+            continue
+        if start is None:
+            start = time.time()
+        at = int(time.time() - start)
+        if at < len(per_second):
+            per_second[at] += len(message.value())
+    consumer.close()
+    return {"per_second": per_second}
+
+
 if step == "user":
     result = user(*args)
 elif step == "roundtrip":
@@ -258,6 +283,8 @@ elif step == "consume":
     result = consume_group(*args)
 elif step == "topics":
     result = topics()
+elif step == "consume-rate":
+    result = consume_rate(args[0], args[1], float(args[2]))
 elif step == "rate":
     result = rate(args[0], float(args[1]))
 else:
