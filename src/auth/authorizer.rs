@@ -25,6 +25,32 @@ pub struct Requester<'a> {
     pub host: Option<IpAddr>,
 }
 
+/// Who the entries are matched against: `None` when no entry needs looking at
+/// (authorization off, the broker itself, a super user).
+struct Subject {
+    principal: String,
+    host: Option<String>,
+}
+
+impl Subject {
+    fn of(config: &AuthorizationConfig, requester: &Requester) -> Option<Subject> {
+        if !config.enabled || *requester.principal == Principal::Broker {
+            return None;
+        }
+        let principal = requester.principal.kafka_name();
+        if config.super_users.contains(&principal) {
+            return None;
+        }
+        Some(Subject { principal, host: requester.host.map(|ip| ip.to_string()) })
+    }
+
+    /// Whether `acl` is about this principal from this host.
+    fn named_by(&self, acl: &AclBinding) -> bool {
+        (acl.principal == self.principal || acl.principal == "User:*")
+            && (acl.host == "*" || self.host.as_deref() == Some(acl.host.as_str()))
+    }
+}
+
 /// Whether `requester` may do `operation` on the resource `name` of `kind`.
 pub fn allowed<'a>(
     config: &AuthorizationConfig,
@@ -34,21 +60,12 @@ pub fn allowed<'a>(
     name: &str,
     operation: AclOperation,
 ) -> bool {
-    if !config.enabled || *requester.principal == Principal::Broker {
-        return true;
-    }
-    let principal = requester.principal.kafka_name();
-    if config.super_users.contains(&principal) {
-        return true;
-    }
-    let host = requester.host.map(|ip| ip.to_string());
+    let Some(subject) = Subject::of(config, requester) else { return true };
     let mut any_on_resource = false;
     let mut allow = false;
     for acl in acls.into_iter().filter(|acl| acl.covers(kind, name)) {
         any_on_resource = true;
-        let applies = (acl.principal == principal || acl.principal == "User:*")
-            && (acl.host == "*" || host.as_deref() == Some(acl.host.as_str()));
-        if !applies {
+        if !subject.named_by(acl) {
             continue;
         }
         match acl.permission {
@@ -71,19 +88,8 @@ pub fn allows_some<'a>(
     kind: ResourceType,
     operation: AclOperation,
 ) -> bool {
-    if !config.enabled || *requester.principal == Principal::Broker {
-        return true;
-    }
-    let principal = requester.principal.kafka_name();
-    if config.super_users.contains(&principal) {
-        return true;
-    }
-    let host = requester.host.map(|ip| ip.to_string());
-    let applies = |acl: &AclBinding| {
-        acl.resource_type == kind
-            && (acl.principal == principal || acl.principal == "User:*")
-            && (acl.host == "*" || host.as_deref() == Some(acl.host.as_str()))
-    };
+    let Some(subject) = Subject::of(config, requester) else { return true };
+    let applies = |acl: &AclBinding| acl.resource_type == kind && subject.named_by(acl);
     acls.clone().into_iter().filter(|acl| applies(acl) && acl.permission == Permission::Allow).any(|allow| {
         grants(allow.operation, operation)
             && !acls.clone().into_iter().any(|deny| {
