@@ -19,8 +19,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A broker with a plaintext native listener, a plaintext Kafka listener (to make
-/// users), and Kafka over SASL_SSL, SSL (client certificates requested) and
-/// SASL_PLAINTEXT; the listener ports from `first` up, so a restart finds them again.
+/// users), Kafka over SASL_SSL, SSL (client certificates requested) and
+/// SASL_PLAINTEXT, and the native protocol over TLS with SASL; the listener ports from
+/// `first` up, so a restart finds them again.
 fn config(dir: &Path, pki: &Pki, first: u16, extra: &str) -> std::path::PathBuf {
     let shards = std::thread::available_parallelism().map_or(1, |n| n.get()) as u16;
     let kafka = first + shards + 1;
@@ -54,6 +55,12 @@ protocol = "kafka"
 port = {sasl}
 security = "sasl_plaintext"
 
+[[listeners]]
+name = "native-sasl-tls"
+protocol = "native"
+port = {native_secure}
+security = "sasl_tls"
+
 [tls]
 cert_file = "{cert}"
 key_file = "{key}"
@@ -70,6 +77,7 @@ failure_delay_max_ms = 800
         sasl_tls = kafka + 1,
         tls = kafka + 2,
         sasl = kafka + 3,
+        native_secure = kafka + 4,
         cert = pki.broker_cert.display(),
         key = pki.broker_key.display(),
         ca = pki.ca.display(),
@@ -82,7 +90,7 @@ failure_delay_max_ms = 800
 /// A run of free ports for `config`'s listeners.
 fn ports() -> u16 {
     let shards = std::thread::available_parallelism().map_or(1, |n| n.get()) as u16;
-    common::free_ports(shards + 5)
+    common::free_ports(2 * shards + 6)
 }
 
 fn start(data: &Path, config: &Path) -> Broker {
@@ -221,6 +229,155 @@ fn kafka_clients_work_over_sasl_ssl_and_ssl_and_bad_credentials_are_refused() {
     let (ok, stdout, stderr) = kcat(&kcat_alice, &["-C", "-t", "kcat-sasl", "-o", "beginning", "-e", "-q"], "");
     assert!(ok, "alice authenticates after a restart: {stderr}");
     assert_eq!(stdout, lines);
+    drop(broker);
+}
+
+/// The native client's settings for alice on the native SASL_SSL listener.
+fn native_config(pki: &Pki, user: &str, password: &str) -> strand_client::ClientConfig {
+    strand_client::ClientConfig {
+        tls: Some(strand_client::TlsConfig { ca_file: pki.ca.clone(), ..Default::default() }),
+        credentials: Some(strand_client::Credentials::scram_sha512(user, password)),
+        connect_timeout_ms: 3_000,
+        request_timeout_ms: 10_000,
+        ..Default::default()
+    }
+}
+
+/// The native protocol over TLS with SCRAM (the Authenticate request), through
+/// `strand-client` and the CLI: produce, a consumer group, the user's ACLs applied to
+/// it; a wrong password, an unknown user, no credentials and a plaintext client
+/// refused while the broker serves the others; and sessions that run out renewed by
+/// the client without a failed request.
+#[test]
+fn the_native_client_and_cli_work_over_tls_with_scram() {
+    use strand_client::{
+        block_on, Client, ClientError, Consumer, ConsumerConfig, ErrorCode, GroupConfig, Producer, ProducerConfig,
+        ProducerRecord, Reset,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&dir.path().join("pki"), "strand");
+    // Every resource without an ACL is open, so one deny ACL shows that the native
+    // connection's requests are alice's; sessions last 4 s.
+    let extra = "session_lifetime_ms = 4000\n[authorization]\nenabled = true\nallow_everyone_if_no_acl_found = true\n";
+    let broker = start(&dir.path().join("data"), &config(dir.path(), &pki, ports(), extra));
+    let plain = broker.kafka_bootstrap();
+    let file = dir.path().join("alice.pw");
+    std::fs::write(&file, "alice-secret\n").unwrap();
+    let new_user = ["user", "create", "alice", "--new-password-file", file.to_str().unwrap(), "--bootstrap", &plain];
+    let (ok, _, stderr) = common::strand(&new_user, "");
+    assert!(ok, "{stderr}");
+    let deny = ["--principal", "User:alice", "--operation", "write", "--topic", "native-forbidden", "--deny"];
+    let (ok, stdout, stderr) = common::strand(&[&["acl", "add"][..], &deny, &["--bootstrap", &plain]].concat(), "");
+    assert!(ok && stdout.contains("1 entry added"), "{stdout}{stderr}");
+    // With an ACL on the topic, what is not allowed is denied: alice may see it.
+    let describe = ["--principal", "User:alice", "--operation", "describe", "--topic", "native-forbidden"];
+    let (ok, _, stderr) = common::strand(&[&["acl", "add"][..], &describe, &["--bootstrap", &plain]].concat(), "");
+    assert!(ok, "{stderr}");
+    let port = broker.listener_port("native-sasl-tls");
+    let bootstrap = format!("localhost:{port}");
+
+    let client = Client::connect_with(&bootstrap, native_config(&pki, "alice", "alice-secret")).unwrap();
+    block_on(client.create_topic("native-orders", 4, &[])).unwrap();
+    block_on(client.create_topic("native-forbidden", 1, &[])).unwrap();
+    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    let values: Vec<String> = (0..1000).map(|i| format!("native-{i}")).collect();
+    let deliveries: Vec<_> =
+        values.iter().map(|v| producer.send(ProducerRecord::new("native-orders", v.as_bytes())).unwrap()).collect();
+    for delivery in deliveries {
+        delivery.wait().expect("produced over TLS as alice");
+    }
+    let denied = producer.send(ProducerRecord::new("native-forbidden", b"x")).unwrap().wait();
+    assert!(
+        matches!(&denied, Err(ClientError::Broker { code: ErrorCode::TopicAuthorizationFailed, .. })),
+        "alice's deny ACL applies on the native listener: {denied:?}"
+    );
+    let mut consumer = Consumer::new(
+        Client::connect_with(&bootstrap, native_config(&pki, "alice", "alice-secret")).unwrap(),
+        ConsumerConfig { reset: Reset::Earliest, fetch_max_wait_ms: 100, ..ConsumerConfig::default() },
+    );
+    let group = GroupConfig { session_timeout: Duration::from_secs(6), ..GroupConfig::default() };
+    block_on(consumer.subscribe("native-readers", &["native-orders"], group)).unwrap();
+    let mut read = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read.len() < values.len() {
+        assert!(Instant::now() < deadline, "{} of {} records read back", read.len(), values.len());
+        for record in consumer.poll(Duration::from_millis(200)).unwrap() {
+            read.push(String::from_utf8(record.value.unwrap().to_vec()).unwrap());
+        }
+    }
+    read.sort();
+    let mut want = values.clone();
+    want.sort();
+    assert_eq!(read, want, "every record read back once by the group over TLS");
+
+    // Sessions of 4 s: the client moves to a new connection before each one ends, so
+    // sends over 9 s never meet AuthenticationRequired.
+    let admin = broker.admin.clone().unwrap();
+    let before = metric(&admin, "strand_authentications_total");
+    let until = Instant::now() + Duration::from_secs(9);
+    while Instant::now() < until {
+        producer.send(ProducerRecord::new("native-orders", b"later")).unwrap().wait().expect("sent across renewals");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        metric(&admin, "strand_authentications_total") >= before + 2.0,
+        "the producer's connections authenticated again as their sessions ran out"
+    );
+
+    // Refusals, each while the broker serves alice.
+    let refused = |config: strand_client::ClientConfig| match Client::connect_with(&bootstrap, config) {
+        Ok(_) => panic!("connected"),
+        Err(error) => error,
+    };
+    let wrong = refused(native_config(&pki, "alice", "not-her-secret"));
+    assert!(
+        matches!(&wrong, ClientError::Authentication { reason, .. } if reason.contains("AuthenticationFailed")),
+        "{wrong}"
+    );
+    let unknown = refused(native_config(&pki, "mallory", "x"));
+    assert!(matches!(unknown, ClientError::Authentication { .. }), "{unknown}");
+    let anonymous = refused(strand_client::ClientConfig { credentials: None, ..native_config(&pki, "", "") });
+    assert!(
+        matches!(&anonymous, ClientError::Broker { code: ErrorCode::AuthenticationRequired, .. }),
+        "Metadata before Authenticate: {anonymous}"
+    );
+    let plaintext = refused(strand_client::ClientConfig { tls: None, ..native_config(&pki, "alice", "alice-secret") });
+    assert!(!matches!(plaintext, ClientError::Authentication { .. }), "no SASL without TLS first: {plaintext}");
+    let stranger = Pki::new(&dir.path().join("other"), "stranger");
+    let untrusted = refused(strand_client::ClientConfig {
+        tls: Some(strand_client::TlsConfig { ca_file: stranger.ca.clone(), ..Default::default() }),
+        ..native_config(&pki, "alice", "alice-secret")
+    });
+    assert!(matches!(untrusted, ClientError::Tls { .. }), "a broker certificate of another CA: {untrusted}");
+    block_on(client.refresh_metadata()).expect("alice still served");
+    let stderr = broker.stderr();
+    assert!(
+        stderr.contains("SASL authentication failed")
+            && stderr.contains("listener=\"native\"")
+            && stderr.contains("User:mallory"),
+        "native failures logged with listener and principal: {stderr}"
+    );
+
+    // The CLI: the same listener with --tls-ca, --user and --password-file.
+    use common::strand;
+    let ca = pki.ca.to_str().unwrap();
+    let auth =
+        ["--bootstrap", &bootstrap, "--tls-ca", ca, "--user", "alice", "--password-file", file.to_str().unwrap()];
+    let (ok, stdout, stderr) = strand(&[&["topic", "list"][..], &auth].concat(), "");
+    assert!(ok && stdout.contains("native-orders"), "{stdout}{stderr}");
+    let (ok, _, stderr) = strand(&[&["produce", "native-cli"][..], &auth].concat(), "");
+    assert!(!ok, "no such topic yet: {stderr}");
+    let (ok, _, stderr) = strand(&[&["topic", "create", "native-cli", "--partitions", "1"][..], &auth].concat(), "");
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = strand(&[&["produce", "native-cli"][..], &auth].concat(), "one\ntwo\n");
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) =
+        strand(&[&["consume", "native-cli", "--from", "earliest", "--count", "2"][..], &auth].concat(), "");
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "one\ntwo\n");
+    let (ok, _, stderr) = strand(&["topic", "list", "--bootstrap", &bootstrap, "--tls-ca", ca], "");
+    assert!(!ok && stderr.contains("give --user"), "no credentials: {stderr}");
+    drop(consumer);
     drop(broker);
 }
 

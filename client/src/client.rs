@@ -4,8 +4,9 @@
 //! Shard-aware by default: a partition's requests go to its owning shard's port, so
 //! the broker never forwards them between cores. Clones share everything.
 
-use crate::connection::Connection;
+use crate::connection::{Connection, Security};
 use crate::error::{ClientError, Result};
+use crate::security::{Credentials, TlsClient, TlsConfig};
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
@@ -21,11 +22,22 @@ pub struct ClientConfig {
     pub request_timeout_ms: u64,
     /// Send each partition's requests to its owning shard's port.
     pub shard_aware: bool,
+    /// TLS, for a listener whose security is `tls` or `sasl_tls`.
+    pub tls: Option<TlsConfig>,
+    /// SCRAM credentials, for a listener whose security is `sasl_plaintext` or
+    /// `sasl_tls`: every connection authenticates before its first request.
+    pub credentials: Option<Credentials>,
 }
 
 impl Default for ClientConfig {
     fn default() -> Self {
-        ClientConfig { connect_timeout_ms: 5_000, request_timeout_ms: 30_000, shard_aware: true }
+        ClientConfig {
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 30_000,
+            shard_aware: true,
+            tls: None,
+            credentials: None,
+        }
     }
 }
 
@@ -66,6 +78,7 @@ struct Cluster {
 struct Inner {
     bootstrap: SocketAddr,
     config: ClientConfig,
+    security: Security,
     connections: Mutex<HashMap<SocketAddr, Arc<Connection>>>,
     cluster: Mutex<Cluster>,
 }
@@ -94,9 +107,13 @@ impl Client {
             .map_err(|e| ClientError::Connect { address: bootstrap.to_string(), reason: e.to_string() })?
             .next()
             .ok_or_else(|| ClientError::Connect { address: bootstrap.into(), reason: "no address".into() })?;
+        let host = bootstrap.rsplit_once(':').map_or(bootstrap, |(host, _)| host);
+        let tls = config.tls.as_ref().map(|tls| TlsClient::new(tls, host)).transpose()?;
+        let security = Security { tls, credentials: config.credentials.clone() };
         let client = Client {
             inner: Arc::new(Inner {
                 bootstrap: address,
+                security,
                 config,
                 connections: Mutex::new(HashMap::new()),
                 cluster: Mutex::new(Cluster::default()),
@@ -116,12 +133,12 @@ impl Client {
     pub(crate) fn connection(&self, address: SocketAddr) -> Result<Arc<Connection>> {
         let mut connections = lock(&self.inner.connections);
         if let Some(connection) = connections.get(&address) {
-            if !connection.is_broken() {
+            if connection.is_usable() {
                 return Ok(connection.clone());
             }
         }
         let timeout = Duration::from_millis(self.inner.config.connect_timeout_ms);
-        let connection = Connection::connect(address, timeout)?;
+        let connection = Connection::connect(address, timeout, &self.inner.security)?;
         connections.insert(address, connection.clone());
         Ok(connection)
     }

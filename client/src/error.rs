@@ -9,6 +9,10 @@ use thiserror::Error;
 pub enum ClientError {
     #[error("cannot reach the broker at {address}: {reason}")]
     Connect { address: String, reason: String },
+    #[error("TLS with the broker at {address} failed: {reason}")]
+    Tls { address: String, reason: String },
+    #[error("the broker at {address} refused the client's credentials: {reason}")]
+    Authentication { address: String, reason: String },
     #[error("connection to {address} lost: {reason}")]
     Disconnected { address: String, reason: String },
     #[error("no answer within {timeout_ms} ms")]

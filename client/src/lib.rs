@@ -9,6 +9,7 @@
 //! - `Producer`: batching per partition, Kafka's default partitioner, pipelined sends,
 //!   retries; `send` returns a `DeliveryFuture` with the record's offset.
 //! - `Consumer`: assigned partitions, seeks, long-poll `poll` with prefetch.
+//! - `TlsConfig`, `Credentials`: TLS (rustls) and SCRAM for secured listeners.
 
 mod client;
 mod connection;
@@ -17,6 +18,7 @@ mod error;
 mod group;
 pub mod partitioner;
 mod producer;
+mod security;
 mod timer;
 
 pub use client::{Client, ClientConfig, OffsetSpec, TopicDescription};
@@ -27,5 +29,6 @@ pub use futures_executor::block_on;
 pub use group::{GroupConfig, GroupEvent, TopicPartition};
 pub use partitioner::{murmur2, partition_for_key, StickyPartitioner};
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use security::{Credentials, ScramMechanism, TlsConfig};
 pub use strand_protocol::native::ErrorCode;
 pub use strand_protocol::{BatchBuilder, BatchHeader, Compression, Header, Record, RecordIter};

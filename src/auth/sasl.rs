@@ -98,6 +98,14 @@ pub struct Failure {
 const PLAIN_FIELD_BYTES_MAX: usize = 1024;
 
 impl Exchange {
+    /// The mechanism the exchange runs.
+    pub fn mechanism(&self) -> Mechanism {
+        match self {
+            Exchange::Start(mechanism) => *mechanism,
+            Exchange::ScramFinal(scram) => Mechanism::Scram(scram.mechanism()),
+        }
+    }
+
     /// Takes the client's next message.
     pub async fn step(self, message: &[u8], state: &Arc<MetadataState>, shared: &SaslShared) -> Result<Step, Failure> {
         match self {

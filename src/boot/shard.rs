@@ -115,7 +115,7 @@ fn listen(
             security,
             tls: if security.is_tls() { tls.clone() } else { None },
         });
-        let native = Rc::new(crate::native::Native::new(shard.clone(), listener.shard_ports.clone()));
+        let native = Rc::new(crate::native::Native::new(shard.clone(), listener.shard_ports.clone(), security));
         let kafka = Rc::new(crate::kafka::Kafka::new(shard.clone(), listener.advertised.clone(), security));
         for fd in listener.fds {
             // SAFETY: the fd is a listening TCP socket this process bound and handed to

@@ -1,7 +1,7 @@
 //! `strand consume TOPIC`: print records, to the end of what is stored (or `--count`),
 //! or without end with `--follow`.
 
-use super::{connect, BOOTSTRAP_DEFAULT};
+use super::connect;
 use clap::{Args, ValueEnum};
 use std::collections::HashMap;
 use std::io::Write;
@@ -52,9 +52,8 @@ pub struct ConsumeArgs {
     /// long (default: keep retrying until it is back).
     #[arg(long, allow_negative_numbers = true, value_parser = super::parse_u64)]
     timeout_ms: Option<u64>,
-    /// The broker to connect to, as HOST:PORT.
-    #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
-    bootstrap: String,
+    #[command(flatten)]
+    broker: super::BrokerArgs,
 }
 
 /// Set by SIGINT/SIGTERM: a group member commits and leaves before exiting.
@@ -80,7 +79,7 @@ fn run_group(args: &ConsumeArgs, group: &str) -> anyhow::Result<()> {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
-    let client = connect(&args.bootstrap)?;
+    let client = connect(&args.broker)?;
     let mut consumer = Consumer::new(client.clone(), ConsumerConfig { reset, ..ConsumerConfig::default() });
     let config = strand_client::GroupConfig {
         session_timeout: Duration::from_millis(args.session_timeout_ms),
@@ -97,7 +96,7 @@ fn run_group(args: &ConsumeArgs, group: &str) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut printed = 0u64;
-    let mut retry = Retry::new(&args.bootstrap, args.timeout_ms);
+    let mut retry = Retry::new(&args.broker.bootstrap, args.timeout_ms);
     while !STOP.load(std::sync::atomic::Ordering::Relaxed) {
         let records = match consumer.poll(Duration::from_millis(200)) {
             Ok(records) => retry.succeeded(records),
@@ -210,7 +209,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         return run_group(&args, &group);
     }
     let from = parse_from(&args.from)?;
-    let client = connect(&args.bootstrap)?;
+    let client = connect(&args.broker)?;
     let mut consumer = Consumer::new(client.clone(), ConsumerConfig::default());
     let partitions = args.partition.map(|p| vec![p]);
     block_on(consumer.assign(&args.topic, partitions.as_deref(), from))?;
@@ -231,7 +230,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut printed = 0u64;
-    let mut retry = Retry::new(&args.bootstrap, args.timeout_ms);
+    let mut retry = Retry::new(&args.broker.bootstrap, args.timeout_ms);
     while !done(&consumer) {
         let records = match consumer.poll(Duration::from_millis(500)) {
             Ok(records) => retry.succeeded(records),

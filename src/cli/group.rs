@@ -1,7 +1,7 @@
 //! `strand group list|describe|reset-offsets`: consumer groups, their members,
 //! assignments, committed offsets and lag.
 
-use super::{connect, BOOTSTRAP_DEFAULT};
+use super::connect;
 use clap::Subcommand;
 use std::collections::{BTreeMap, BTreeSet};
 use strand_client::{block_on, Client, OffsetSpec};
@@ -12,17 +12,15 @@ use strand_protocol::native::{ErrorCode, Request, Response};
 pub enum GroupCommand {
     /// List the groups the broker knows (with members, or with committed offsets).
     List {
-        /// The broker to connect to, as HOST:PORT.
-        #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
-        bootstrap: String,
+        #[command(flatten)]
+        broker: super::BrokerArgs,
     },
     /// Show a group's members and, per partition, its owner, committed offset, log
     /// end offset and lag.
     Describe {
         group: String,
-        /// The broker to connect to, as HOST:PORT.
-        #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
-        bootstrap: String,
+        #[command(flatten)]
+        broker: super::BrokerArgs,
     },
     /// Move a group's committed offsets for a topic; the group must have no live
     /// members.
@@ -37,9 +35,8 @@ pub enum GroupCommand {
         /// Only this partition (default: every partition of the topic).
         #[arg(long)]
         partition: Option<u32>,
-        /// The broker to connect to, as HOST:PORT.
-        #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
-        bootstrap: String,
+        #[command(flatten)]
+        broker: super::BrokerArgs,
     },
 }
 
@@ -62,8 +59,8 @@ fn refused(code: ErrorCode, group: &str) -> anyhow::Error {
 
 pub fn run(command: GroupCommand) -> anyhow::Result<()> {
     match command {
-        GroupCommand::List { bootstrap } => {
-            let client = connect(&bootstrap)?;
+        GroupCommand::List { broker } => {
+            let client = connect(&broker)?;
             let Response::ListGroups(list) = request(&client, Request::ListGroups(ListGroupsRequest {}))? else {
                 anyhow::bail!("unexpected response to ListGroups");
             };
@@ -76,9 +73,9 @@ pub fn run(command: GroupCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        GroupCommand::Describe { group, bootstrap } => describe(&connect(&bootstrap)?, &group)?,
-        GroupCommand::ResetOffsets { group, topic, to, partition, bootstrap } => {
-            let client = connect(&bootstrap)?;
+        GroupCommand::Describe { group, broker } => describe(&connect(&broker)?, &group)?,
+        GroupCommand::ResetOffsets { group, topic, to, partition, broker } => {
+            let client = connect(&broker)?;
             let spec = match to.as_str() {
                 "earliest" => OffsetSpec::Earliest,
                 "latest" => OffsetSpec::Latest,

@@ -11,17 +11,66 @@ pub mod topic;
 pub mod tune;
 pub mod user;
 
-use strand_client::{Client, ClientError};
+use strand_client::{Client, ClientConfig, ClientError, Credentials, TlsConfig};
 
 /// Where client commands find the broker.
 pub const BOOTSTRAP_DEFAULT: &str = "127.0.0.1:9400";
 
-/// Connects to `bootstrap`, with an error that says what to check.
-pub fn connect(bootstrap: &str) -> anyhow::Result<Client> {
-    Client::connect(bootstrap).map_err(|error| match error {
-        ClientError::Connect { .. } => {
-            anyhow::anyhow!("{error} (is `strand serve` running there? set the address with --bootstrap HOST:PORT)")
-        }
+/// How client commands reach a native listener: its address, and for a secured one
+/// the TLS trust and the user's credentials (the password from `STRAND_PASSWORD` or a
+/// file, never from the command line).
+#[derive(clap::Args, Debug, Clone)]
+pub struct BrokerArgs {
+    /// The broker to connect to, as HOST:PORT.
+    #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = parse_bootstrap)]
+    pub bootstrap: String,
+    /// Authenticate as this user (SCRAM, for a listener with security sasl_plaintext or
+    /// sasl_tls); the password comes from STRAND_PASSWORD or --password-file.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// A file whose first line is the password.
+    #[arg(long)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// SCRAM-SHA-256 or SCRAM-SHA-512.
+    #[arg(long, default_value = "SCRAM-SHA-512")]
+    pub mechanism: String,
+    /// Connect with TLS, trusting the certificate authorities in this PEM file.
+    #[arg(long)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// With --tls-ca: present this client certificate (PEM), for a listener that asks
+    /// for one; --tls-key is its key.
+    #[arg(long, requires = "tls_key", requires = "tls_ca")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
+/// Connects as `broker` says, with an error that says what to check.
+pub fn connect(broker: &BrokerArgs) -> anyhow::Result<Client> {
+    let mut config = ClientConfig::default();
+    if let Some(ca) = &broker.tls_ca {
+        config.tls = Some(TlsConfig {
+            ca_file: ca.clone(),
+            cert_file: broker.tls_cert.clone(),
+            key_file: broker.tls_key.clone(),
+            server_name: None,
+        });
+    }
+    if let Some(user) = &broker.user {
+        let password = kafka_admin::password(broker.password_file.as_ref(), "--user")?;
+        let mechanism = kafka_admin::mechanism(&broker.mechanism)?;
+        config.credentials = Some(Credentials { user: user.clone(), password, mechanism });
+    }
+    Client::connect_with(&broker.bootstrap, config).map_err(|error| match error {
+        ClientError::Connect { .. } => anyhow::anyhow!(
+            "{error} (is `strand serve` running there? set the address with --bootstrap HOST:PORT)"
+        ),
+        ClientError::Broker { code: strand_client::ErrorCode::AuthenticationRequired, .. } => anyhow::anyhow!(
+            "{error} (this listener authenticates with SASL: give --user, and the password in STRAND_PASSWORD or --password-file)"
+        ),
+        ClientError::Disconnected { .. } if broker.tls_ca.is_none() => anyhow::anyhow!(
+            "{error} (if this listener uses TLS, give --tls-ca with its certificate authority)"
+        ),
         other => anyhow::anyhow!(other),
     })
 }

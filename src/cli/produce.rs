@@ -3,7 +3,7 @@
 //! Records are bytes: a line is sent as it is (any bytes, not only UTF-8), without its
 //! line feed.
 
-use super::{connect, BOOTSTRAP_DEFAULT};
+use super::connect;
 use clap::{Args, ValueEnum};
 use std::io::BufRead;
 use strand_client::{Acks, BatchBuilder, Compression, Producer, ProducerConfig, ProducerRecord};
@@ -58,13 +58,12 @@ pub struct ProduceArgs {
     /// Send every record to this partition instead of the partitioner's choice.
     #[arg(long)]
     partition: Option<u32>,
-    /// The broker to connect to, as HOST:PORT.
-    #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
-    bootstrap: String,
+    #[command(flatten)]
+    broker: super::BrokerArgs,
 }
 
 pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
-    let client = connect(&args.bootstrap)?;
+    let client = connect(&args.broker)?;
     // Refuse an unknown topic before reading any input, and learn its batch limit so
     // that a line too large for it is named before anything of it is sent.
     strand_client::block_on(client.partition_count(&args.topic))?;

@@ -1,6 +1,6 @@
 //! `strand topic create|list|describe|alter|delete`.
 
-use super::{connect, plural, BOOTSTRAP_DEFAULT};
+use super::{connect, plural};
 use clap::{Subcommand, ValueEnum};
 use strand_client::{block_on, OffsetSpec};
 
@@ -22,27 +22,24 @@ pub enum TopicCommand {
         partitions: u32,
         #[command(flatten)]
         settings: Settings,
-        /// The broker to connect to, as HOST:PORT.
-        #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
-        bootstrap: String,
+        #[command(flatten)]
+        broker: super::BrokerArgs,
     },
     /// List topics (internal ones, such as `__consumer_offsets`, with --internal).
     List {
         /// Also list the broker's internal topics (names starting with `__`).
         #[arg(long)]
         internal: bool,
-        /// The broker to connect to, as HOST:PORT.
-        #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
-        bootstrap: String,
+        #[command(flatten)]
+        broker: super::BrokerArgs,
     },
     /// Show a topic's partitions (owning shard, earliest and latest offsets) and its
     /// configuration.
     Describe {
         /// The topic to describe.
         name: String,
-        /// The broker to connect to, as HOST:PORT.
-        #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
-        bootstrap: String,
+        #[command(flatten)]
+        broker: super::BrokerArgs,
     },
     /// Change a topic's settings (those not named keep their value) or add partitions.
     /// Retention and durability apply to the existing data at once, segment settings
@@ -59,17 +56,15 @@ pub enum TopicCommand {
         /// Put a setting back to the broker's default (repeatable).
         #[arg(long = "reset", value_name = "KEY")]
         resets: Vec<String>,
-        /// The broker to connect to, as HOST:PORT.
-        #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
-        bootstrap: String,
+        #[command(flatten)]
+        broker: super::BrokerArgs,
     },
     /// Delete a topic and its data.
     Delete {
         /// The topic to delete.
         name: String,
-        /// The broker to connect to, as HOST:PORT.
-        #[arg(long, default_value = BOOTSTRAP_DEFAULT, value_parser = super::parse_bootstrap)]
-        bootstrap: String,
+        #[command(flatten)]
+        broker: super::BrokerArgs,
     },
 }
 
@@ -133,21 +128,21 @@ impl Settings {
 
 pub fn run(command: TopicCommand) -> anyhow::Result<()> {
     match command {
-        TopicCommand::Create { name, partitions, settings, bootstrap } => {
+        TopicCommand::Create { name, partitions, settings, broker } => {
             let entries = settings.entries()?;
-            let client = connect(&bootstrap)?;
+            let client = connect(&broker)?;
             let pairs: Vec<(&str, &str)> = entries.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             block_on(client.create_topic(&name, partitions, &pairs))?;
             println!("created topic {name} with {}", plural(u64::from(partitions), "partition"));
         }
-        TopicCommand::List { internal, bootstrap } => {
-            let client = connect(&bootstrap)?;
+        TopicCommand::List { internal, broker } => {
+            let client = connect(&broker)?;
             for topic in block_on(client.topics())?.into_iter().filter(|t| internal || !t.name.starts_with("__")) {
                 println!("{}\t{}", topic.name, plural(topic.shards.len() as u64, "partition"));
             }
         }
-        TopicCommand::Describe { name, bootstrap } => {
-            let client = connect(&bootstrap)?;
+        TopicCommand::Describe { name, broker } => {
+            let client = connect(&broker)?;
             let topic = block_on(client.topics())?
                 .into_iter()
                 .find(|t| t.name == name)
@@ -174,14 +169,14 @@ pub fn run(command: TopicCommand) -> anyhow::Result<()> {
                 println!("  {key} = {value}");
             }
         }
-        TopicCommand::Alter { name, partitions, settings, resets, bootstrap } => {
+        TopicCommand::Alter { name, partitions, settings, resets, broker } => {
             let entries = settings.entries()?;
             if entries.is_empty() && resets.is_empty() && partitions.is_none() {
                 anyhow::bail!(
                     "nothing to change: give --partitions N, a setting (such as --retention-ms) or --reset KEY"
                 );
             }
-            let client = connect(&bootstrap)?;
+            let client = connect(&broker)?;
             if let Some(count) = partitions {
                 block_on(client.create_partitions(&name, count))?;
                 println!("topic {name} has {}", plural(u64::from(count), "partition"));
@@ -199,8 +194,8 @@ pub fn run(command: TopicCommand) -> anyhow::Result<()> {
                 .collect();
             println!("altered topic {name}: {}", changes.join(", "));
         }
-        TopicCommand::Delete { name, bootstrap } => {
-            let client = connect(&bootstrap)?;
+        TopicCommand::Delete { name, broker } => {
+            let client = connect(&broker)?;
             block_on(client.delete_topic(&name))?;
             println!("deleted topic {name}");
         }

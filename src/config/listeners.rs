@@ -254,9 +254,6 @@ pub fn validate(
             if !listener.advertised_host.is_empty() || listener.advertised_port != 0 {
                 return Err(format!("{key}: advertised_host and advertised_port are for Kafka listeners (native clients are told each shard's port on the address they connected to)"));
             }
-            if listener.security.is_sasl() {
-                return Err(format!("{key}.security = \"{}\": the native protocol does not authenticate with SASL yet; use \"tls\" with tls.client_auth = \"required\", or keep it on 127.0.0.1", security_name(listener.security)));
-            }
         }
         if listener.security.is_tls() && (tls.cert_file.is_empty() || tls.key_file.is_empty()) {
             return Err(format!(

@@ -15,10 +15,10 @@
 //! connection stays open, as Kafka answers them there.
 
 use super::Kafka;
-use crate::auth::sasl::{Exchange, Failure, Mechanism, Step};
-use crate::auth::{Authenticated, Principal};
+use crate::auth::sasl::{Exchange, Mechanism};
 use crate::net::ConnectionState;
-use crate::service::{Listener, Operation};
+use crate::service::authenticate::{self, Outcome};
+use crate::service::Listener;
 use bytes::Bytes;
 use kafka_protocol::messages::{
     SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
@@ -97,41 +97,23 @@ pub(super) async fn raw_token(kafka: &Kafka, state: &ConnectionState, token: byt
     let Some(exchange) = state.session.borrow_mut().exchange.take() else {
         return Err("a raw SASL token without an exchange".into());
     };
-    let mechanism = mechanism_of(&exchange);
     let slot = state.start_request(4 + token.len());
-    let metadata = kafka.shard.metadata();
-    let (answer, close) = match exchange.step(&token, &metadata, &kafka.shard.sasl).await {
-        Ok(Step::Continue(next, challenge)) => {
-            state.session.borrow_mut().exchange = Some(next);
-            (challenge, None)
-        }
-        Ok(Step::Authenticated { user, answer }) => {
-            let response = SaslAuthenticateResponse::default();
-            let (response, close) = succeeded(kafka, state, 0, mechanism, user, answer, response);
-            state.session.borrow_mut().raw_tokens = false;
-            (response.auth_bytes.to_vec(), close)
-        }
-        Err(failure) => {
-            let (_, close) = failed(kafka, state, mechanism, failure, SaslAuthenticateResponse::default()).await;
-            state.finish_request(slot);
-            return Err(close.unwrap_or_default());
-        }
-    };
-    if let Some(reason) = close {
-        state.finish_request(slot);
-        return Err(reason);
-    }
+    let answer =
+        match authenticate::step(&kafka.shard, Listener::Kafka, &state.session, state.peer, exchange, &token).await {
+            Outcome::Challenge(challenge) => challenge,
+            Outcome::Authenticated { answer, .. } => {
+                state.session.borrow_mut().raw_tokens = false;
+                answer
+            }
+            Outcome::Refused { reason, .. } => {
+                state.finish_request(slot);
+                return Err(reason);
+            }
+        };
     let mut out = (answer.len() as u32).to_be_bytes().to_vec();
     out.extend_from_slice(&answer);
     state.send(crate::net::Outgoing { pieces: vec![crate::net::Piece::Owned(out)], slot, budget: None });
     Ok(())
-}
-
-fn mechanism_of(exchange: &Exchange) -> Mechanism {
-    match exchange {
-        Exchange::Start(mechanism) => *mechanism,
-        Exchange::ScramFinal(scram) => Mechanism::Scram(scram.mechanism()),
-    }
 }
 
 /// SaslAuthenticate: one message of the exchange.
@@ -153,80 +135,27 @@ pub(super) async fn authenticate(
         response.error_message = Some(StrBytes::from_static_str("SaslAuthenticate before SaslHandshake"));
         return (response, Some("SaslAuthenticate before SaslHandshake".into()));
     };
-    let mechanism = mechanism_of(&exchange);
-    let metadata = kafka.shard.metadata();
-    match exchange.step(&request.auth_bytes, &metadata, &kafka.shard.sasl).await {
-        Ok(Step::Continue(next, challenge)) => {
-            state.session.borrow_mut().exchange = Some(next);
+    let outcome =
+        authenticate::step(&kafka.shard, Listener::Kafka, &state.session, state.peer, exchange, &request.auth_bytes)
+            .await;
+    match outcome {
+        Outcome::Challenge(challenge) => {
             response.auth_bytes = Bytes::from(challenge);
             (response, None)
         }
-        Ok(Step::Authenticated { user, answer }) => succeeded(kafka, state, version, mechanism, user, answer, response),
-        Err(failure) => failed(kafka, state, mechanism, failure, response).await,
+        Outcome::Authenticated { answer, lifetime } => {
+            // A client that cannot re-authenticate (v0) is not told the lifetime; its
+            // session still ends with it.
+            if version >= 1 {
+                response.session_lifetime_ms = lifetime.map_or(0, |lifetime| lifetime.as_millis() as i64);
+            }
+            response.auth_bytes = Bytes::from(answer);
+            (response, None)
+        }
+        Outcome::Refused { message, reason } => {
+            response.error_code = ResponseError::SaslAuthenticationFailed.code();
+            response.error_message = Some(StrBytes::from_string(message));
+            (response, Some(reason))
+        }
     }
-}
-
-fn succeeded(
-    kafka: &Kafka,
-    state: &ConnectionState,
-    version: i16,
-    mechanism: Mechanism,
-    user: String,
-    answer: Vec<u8>,
-    mut response: SaslAuthenticateResponse,
-) -> Answer<SaslAuthenticateResponse> {
-    let shared = &kafka.shard.sasl;
-    let mut session = state.session.borrow_mut();
-    if let Some(previous) = session.authenticated.as_ref().filter(|previous| previous.user != user) {
-        response.error_code = ResponseError::SaslAuthenticationFailed.code();
-        response.error_message = Some(StrBytes::from_static_str("re-authentication must be as the same user"));
-        let reason = format!("re-authentication as {user:?} on a connection of {:?}", previous.user);
-        return (response, Some(reason));
-    }
-    // A client that cannot re-authenticate (SaslAuthenticate v0) keeps its session
-    // until the connection ends, unless a lifetime is set: then it ends with it.
-    let expires = shared.session_lifetime.map(|lifetime| Instant::now() + lifetime);
-    session.principal = Principal::User(user.clone());
-    session.authenticated = Some(Authenticated { user, mechanism, expires });
-    if version >= 1 {
-        response.session_lifetime_ms = shared.session_lifetime.map_or(0, |lifetime| lifetime.as_millis() as i64);
-    }
-    response.auth_bytes = Bytes::from(answer);
-    shared.failures.succeeded(state.peer);
-    crate::metrics::ShardMetrics::count(&kafka.shard.metrics.authentications, 1);
-    (response, None)
-}
-
-/// A failed authentication: answered after the address's delay, then closed.
-async fn failed(
-    kafka: &Kafka,
-    state: &ConnectionState,
-    mechanism: Mechanism,
-    failure: Failure,
-    mut response: SaslAuthenticateResponse,
-) -> Answer<SaslAuthenticateResponse> {
-    let shard = &kafka.shard;
-    let delay = shard.sasl.failures.failed(state.peer);
-    crate::metrics::ShardMetrics::count(&shard.metrics.authentication_failures, 1);
-    shard.metrics.error(Listener::Kafka, Operation::Authenticate);
-    let user = failure.user.as_deref().unwrap_or("");
-    let host = state.peer.map(|ip| ip.to_string()).unwrap_or_default();
-    if shard.warnings.auth_failures.allow() {
-        tracing::warn!(
-            shard = shard.id,
-            principal = %format!("User:{user}"),
-            %host,
-            mechanism = mechanism.name(),
-            reason = %failure.reason,
-            delay_ms = delay.as_millis() as u64,
-            "SASL authentication failed"
-        );
-    }
-    glommio::timer::sleep(delay).await;
-    response.error_code = ResponseError::SaslAuthenticationFailed.code();
-    response.error_message = Some(StrBytes::from_string(format!(
-        "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
-        mechanism.name()
-    )));
-    (response, Some(format!("SASL authentication failed for User:{user} from {host}: {}", failure.reason)))
 }

@@ -11,9 +11,10 @@
 //!
 //! Code map: `route` (request → service → answer), `produce`, `fetch`, `offsets`,
 //! `admin`, `groups` (with `group_wire`, the group messages field by field), `info`
-//! (ApiVersions, Metadata), `errors` (the broker's errors as native codes).
+//! (ApiVersions, Metadata), `authenticate` (SASL on a native listener), `errors` (the broker's errors as native codes).
 
 mod admin;
+mod authenticate;
 mod errors;
 mod fetch;
 mod group_wire;
@@ -35,17 +36,20 @@ pub struct Native {
     limits: Limits,
     /// This listener's port on each shard, which Metadata tells clients.
     shard_ports: Rc<Vec<u16>>,
+    /// Whether connections authenticate (SASL) before anything else is served.
+    security: crate::config::Security,
 }
 
 impl Native {
-    /// The native protocol on a listener whose shards' own ports are `shard_ports`.
-    pub fn new(shard: Rc<Shard>, shard_ports: Vec<u16>) -> Native {
+    /// The native protocol on a listener whose shards' own ports are `shard_ports`,
+    /// with `security`.
+    pub fn new(shard: Rc<Shard>, shard_ports: Vec<u16>, security: crate::config::Security) -> Native {
         let config = &shard.config.limits;
         let limits = Limits {
             frame_bytes_max: config.frame_bytes_max as usize,
             array_count_max: config.array_count_max as usize,
         };
-        Native { shard, limits, shard_ports: Rc::new(shard_ports) }
+        Native { shard, limits, shard_ports: Rc::new(shard_ports), security }
     }
 }
 
@@ -65,6 +69,6 @@ impl Protocol for Native {
     }
 
     async fn dispatch(&self, connection: &Rc<ConnectionState>, (header, payload): Self::Frame) -> Result<(), String> {
-        route::dispatch(&self.shard, &self.limits, &self.shard_ports, connection, header, payload).await
+        route::dispatch(self, connection, header, payload).await
     }
 }

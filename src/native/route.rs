@@ -4,7 +4,7 @@
 //! holds up the connection.
 
 use super::group_wire::Convert;
-use super::{admin, fetch, groups, info, offsets, produce};
+use super::{admin, authenticate, fetch, groups, info, offsets, produce};
 use crate::group::api::GroupRequest;
 use crate::net::{ConnectionState, Outgoing, Piece, RequestSlot};
 use crate::service::{Listener, Operation, RequestContext};
@@ -12,8 +12,7 @@ use crate::shard::Shard;
 use bytes::BytesMut;
 use std::rc::Rc;
 use strand_protocol::native::{
-    version_supported, ApiKey, DecodeError, ErrorCode, ErrorFrame, FrameHeader, Limits, ProduceLayout, Request,
-    Response,
+    version_supported, ApiKey, DecodeError, ErrorCode, ErrorFrame, FrameHeader, ProduceLayout, Request, Response,
 };
 
 /// The operation a native api key asks for.
@@ -37,18 +36,18 @@ pub fn operation(api: ApiKey) -> Operation {
         ApiKey::DescribeTopicConfigs => Operation::DescribeTopicConfigs,
         ApiKey::CreatePartitions => Operation::CreatePartitions,
         ApiKey::InitProducerId => Operation::Produce,
+        ApiKey::Authenticate => Operation::Authenticate,
     }
 }
 
 /// Decodes and dispatches one frame. `Err` closes the connection, with the reason.
 pub async fn dispatch(
-    shard: &Rc<Shard>,
-    limits: &Limits,
-    shard_ports: &Rc<Vec<u16>>,
+    native: &super::Native,
     state: &Rc<ConnectionState>,
     header: FrameHeader,
     payload: BytesMut,
 ) -> Result<(), String> {
+    let (shard, limits) = (&native.shard, &native.limits);
     let correlation = header.correlation_id.get();
     let api = ApiKey::from_key(header.api_key.get()).ok();
     if let Some(api) = api {
@@ -58,6 +57,9 @@ pub async fn dispatch(
         // SPEC.md: a request's flags are 0; a response or error frame from a client
         // means it is not speaking this protocol (or is confused about direction).
         return Err(refuse(shard, state, &header, DecodeError::RequestFlags { flags: header.flags }));
+    }
+    if let Some(reason) = authenticate::refusal(native.security, state, api) {
+        return Err(refuse_with(shard, state, &header, ErrorCode::AuthenticationRequired, reason));
     }
     let ctx = RequestContext {
         host: state.peer,
@@ -84,7 +86,11 @@ pub async fn dispatch(
     drop(payload);
     state.wait_for_request_slot().await;
     let slot = state.start_request(request_bytes);
-    route(shard, shard_ports, ctx, state, correlation, slot, request)
+    if let Request::Authenticate(request) = request {
+        // Answered before the next frame is read: what follows it runs as the user.
+        return authenticate::handle(shard, native.security, state, correlation, slot, request).await;
+    }
+    route(shard, &native.shard_ports, ctx, state, correlation, slot, request)
 }
 
 /// Hands one decoded request to its operation: answered at once when it only reads
@@ -165,6 +171,11 @@ fn route(
             spawn(serve_group(shard, ctx, state, correlation, slot, GroupRequest::Describe(r.convert())))
         }
         Request::ListGroups(_) => spawn(serve_group(shard, ctx, state, correlation, slot, GroupRequest::List)),
+        Request::Authenticate(_) => {
+            // Taken by `dispatch` before routing, in order.
+            state.finish_request(slot);
+            return Err("internal error: Authenticate routed".into());
+        }
         Request::Produce(_) => {
             // Produce requests of a supported version take the layout path above, and
             // others fail to decode; a whole decoded one is a bug, not a client's fault.
@@ -231,18 +242,30 @@ fn refuse(shard: &Shard, state: &ConnectionState, header: &FrameHeader, error: D
         DecodeError::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
         _ => ErrorCode::MalformedRequest,
     };
+    if shard.warnings.bad_clients.allow() {
+        tracing::warn!(shard = shard.id, %error, "closing a connection that sent an undecodable request");
+    }
+    format!("undecodable request: {}", refuse_with(shard, state, header, code, error.to_string()))
+}
+
+/// Answers a request with an error frame of `code` saying `reason`; returns the
+/// reason, for the connection's close.
+fn refuse_with(
+    shard: &Shard,
+    state: &ConnectionState,
+    header: &FrameHeader,
+    code: ErrorCode,
+    reason: String,
+) -> String {
     if let Ok(api) = ApiKey::from_key(header.api_key.get()) {
         shard.metrics.error(Listener::Native, operation(api));
     }
     let mut out = Vec::new();
-    let frame = ErrorFrame { error: code, message: error.to_string() };
+    let frame = ErrorFrame { error: code, message: reason.clone() };
     frame.encode(header.api_key.get(), header.correlation_id.get(), &mut out);
     let slot = state.start_request(0);
     state.send(Outgoing { pieces: vec![Piece::Owned(out)], slot, budget: None });
-    if shard.warnings.bad_clients.allow() {
-        tracing::warn!(shard = shard.id, %error, "closing a connection that sent an undecodable request");
-    }
-    format!("undecodable request: {error}")
+    reason
 }
 
 /// Queues an encoded response.

@@ -13,12 +13,14 @@
 //!
 //! Code map: `error` (what can go wrong), `operation` (what requests are counted by),
 //! `scatter` (group by owner, gather by slot), `produce`, `fetch`, `offsets` (list
-//! offsets, end offsets), `records` (deleting records, describing producers), `producer_ids` (InitProducerId for both protocols), `admin` (topic changes through shard 0), `metadata` (topics
+//! offsets, end offsets), `records` (deleting records, describing producers), `producer_ids` (InitProducerId for both protocols), `authenticate` (a SASL
+//! message's consequences for the session, for both protocols), `admin` (topic changes through shard 0), `metadata` (topics
 //! and their settings, from the shard's copy), `groups` (routing to a group's
 //! coordinator), `forwarded` (the mesh receiver), `types` (what crosses the mesh).
 
 pub mod acls;
 pub mod admin;
+pub mod authenticate;
 pub mod authorize;
 pub mod error;
 pub mod fetch;

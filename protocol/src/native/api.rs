@@ -72,11 +72,12 @@ pub enum ApiKey {
     DescribeTopicConfigs = 15,
     CreatePartitions = 16,
     InitProducerId = 17,
+    Authenticate = 18,
 }
 
 impl ApiKey {
     /// Every api, in key order.
-    pub const ALL: [ApiKey; 18] = [
+    pub const ALL: [ApiKey; 19] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopics,
@@ -95,6 +96,7 @@ impl ApiKey {
         ApiKey::DescribeTopicConfigs,
         ApiKey::CreatePartitions,
         ApiKey::InitProducerId,
+        ApiKey::Authenticate,
     ];
 
     /// The api with this key.

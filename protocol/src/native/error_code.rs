@@ -78,6 +78,16 @@ pub enum ErrorCode {
     GroupAuthorizationFailed,
     /// 33: the principal may not do this to the cluster (topic creation, users, ACLs).
     ClusterAuthorizationFailed,
+    /// 34: the SASL exchange failed (a wrong password, an unknown user, a malformed
+    /// message); the broker closes the connection after answering.
+    AuthenticationFailed,
+    /// 35: the listener authenticates with SASL and the connection has not (or its
+    /// session ran out): only ApiVersions and Authenticate are served. Sent as an error
+    /// frame; the connection is closed.
+    AuthenticationRequired,
+    /// 36: Authenticate named a mechanism the listener does not offer, or the listener
+    /// does not authenticate with SASL; the message lists what is offered.
+    UnsupportedMechanism,
     /// A code this version of the crate does not know.
     Other(u16),
 }
@@ -120,13 +130,16 @@ impl ErrorCode {
             ErrorCode::TopicAuthorizationFailed => 31,
             ErrorCode::GroupAuthorizationFailed => 32,
             ErrorCode::ClusterAuthorizationFailed => 33,
+            ErrorCode::AuthenticationFailed => 34,
+            ErrorCode::AuthenticationRequired => 35,
+            ErrorCode::UnsupportedMechanism => 36,
             ErrorCode::Other(code) => code,
         }
     }
 
     /// The error with this code.
     pub fn from_code(code: u16) -> ErrorCode {
-        const KNOWN: [ErrorCode; 34] = [
+        const KNOWN: [ErrorCode; 37] = [
             ErrorCode::None,
             ErrorCode::MalformedRequest,
             ErrorCode::UnknownApi,
@@ -161,6 +174,9 @@ impl ErrorCode {
             ErrorCode::TopicAuthorizationFailed,
             ErrorCode::GroupAuthorizationFailed,
             ErrorCode::ClusterAuthorizationFailed,
+            ErrorCode::AuthenticationFailed,
+            ErrorCode::AuthenticationRequired,
+            ErrorCode::UnsupportedMechanism,
         ];
         KNOWN.get(code as usize).copied().unwrap_or(ErrorCode::Other(code))
     }

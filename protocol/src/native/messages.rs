@@ -412,3 +412,22 @@ wire_struct! {
     /// InitProducerId response: the id and epoch to stamp into the producer's batches.
     pub struct InitProducerIdResponse { pub error: ErrorCode, pub producer_id: i64, pub epoch: i32 }
 }
+
+wire_struct! {
+    /// Authenticate: one client message of a SASL exchange (`mechanism` SCRAM-SHA-256,
+    /// SCRAM-SHA-512 or PLAIN, named in every message of the exchange).
+    pub struct AuthenticateRequest { pub mechanism: String, pub token: Bytes }
+}
+
+wire_struct! {
+    /// Authenticate response: the server's next message; `authenticated` is 1 once the
+    /// exchange is complete, and `session_lifetime_ms` how long the session then holds
+    /// (0: as long as the connection).
+    pub struct AuthenticateResponse {
+        pub error: ErrorCode,
+        pub message: String,
+        pub token: Bytes,
+        pub authenticated: u8,
+        pub session_lifetime_ms: u64,
+    }
+}

@@ -76,6 +76,7 @@ messages! {
     DescribeTopicConfigs => DescribeTopicConfigsRequest, DescribeTopicConfigsResponse;
     CreatePartitions => CreatePartitionsRequest, CreatePartitionsResponse;
     InitProducerId => InitProducerIdRequest, InitProducerIdResponse;
+    Authenticate => AuthenticateRequest, AuthenticateResponse;
 }
 
 /// Encodes a whole frame (header and payload) into `out`.

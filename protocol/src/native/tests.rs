@@ -81,6 +81,11 @@ fn samples() -> (Vec<Request>, Vec<Response>) {
         Request::CreatePartitions(CreatePartitionsRequest {
             topics: vec![PartitionsTopic { name: "orders".into(), count: 12 }],
         }),
+        Request::InitProducerId(InitProducerIdRequest { producer_id: -1, epoch: -1 }),
+        Request::Authenticate(AuthenticateRequest {
+            mechanism: "SCRAM-SHA-512".into(),
+            token: Bytes::from_static(b"n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL"),
+        }),
     ];
     let responses = vec![
         Response::ApiVersions(ApiVersionsResponse {
@@ -206,6 +211,14 @@ fn samples() -> (Vec<Request>, Vec<Response>) {
         }),
         Response::CreatePartitions(CreatePartitionsResponse {
             results: vec![TopicResult { name: "orders".into(), error: ErrorCode::None, message: String::new() }],
+        }),
+        Response::InitProducerId(InitProducerIdResponse { error: ErrorCode::None, producer_id: 1000, epoch: 0 }),
+        Response::Authenticate(AuthenticateResponse {
+            error: ErrorCode::None,
+            message: String::new(),
+            token: Bytes::from_static(b"v=rmF9pqV8S7suAoZWja4dJRkFsKQ="),
+            authenticated: 1,
+            session_lifetime_ms: 3_600_000,
         }),
     ];
     (requests, responses)
