@@ -61,6 +61,12 @@ protocol = "native"
 port = {native_secure}
 security = "sasl_tls"
 
+[[listeners]]
+name = "native-sasl"
+protocol = "native"
+port = {native_sasl}
+security = "sasl_plaintext"
+
 [tls]
 cert_file = "{cert}"
 key_file = "{key}"
@@ -78,6 +84,7 @@ failure_delay_max_ms = 800
         tls = kafka + 2,
         sasl = kafka + 3,
         native_secure = kafka + 4,
+        native_sasl = kafka + 5 + shards,
         cert = pki.broker_cert.display(),
         key = pki.broker_key.display(),
         ca = pki.ca.display(),
@@ -90,7 +97,7 @@ failure_delay_max_ms = 800
 /// A run of free ports for `config`'s listeners.
 fn ports() -> u16 {
     let shards = std::thread::available_parallelism().map_or(1, |n| n.get()) as u16;
-    common::free_ports(2 * shards + 6)
+    common::free_ports(3 * shards + 7)
 }
 
 fn start(data: &Path, config: &Path) -> Broker {
@@ -378,6 +385,149 @@ fn the_native_client_and_cli_work_over_tls_with_scram() {
     let (ok, _, stderr) = strand(&["topic", "list", "--bootstrap", &bootstrap, "--tls-ca", ca], "");
     assert!(!ok && stderr.contains("give --user"), "no credentials: {stderr}");
     drop(consumer);
+    drop(broker);
+}
+
+/// A raw native connection: requests written as frames, one answer read at a time.
+struct NativeConnection {
+    stream: std::net::TcpStream,
+    buf: bytes::BytesMut,
+    next: u32,
+}
+
+/// An answer: a response, or an error frame's code and message.
+type NativeAnswer = Result<strand_protocol::native::Response, (strand_protocol::native::ErrorCode, String)>;
+
+impl NativeConnection {
+    fn connect(port: u16) -> NativeConnection {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        NativeConnection { stream, buf: bytes::BytesMut::new(), next: 1 }
+    }
+
+    fn call(&mut self, request: strand_protocol::native::Request) -> NativeAnswer {
+        use strand_protocol::native::{split_frame, ErrorFrame, Limits, Response};
+        let mut out = Vec::new();
+        request.encode(self.next, &mut out);
+        self.next += 1;
+        self.stream.write_all(&out).unwrap();
+        loop {
+            if let Some((header, payload)) = split_frame(&mut self.buf, &Limits::default()).unwrap() {
+                if header.is_error() {
+                    let frame = ErrorFrame::decode(&payload, &Limits::default()).unwrap();
+                    return Err((frame.error, frame.message));
+                }
+                return Ok(Response::decode(&header, &payload, &Limits::default()).unwrap());
+            }
+            let mut chunk = [0u8; 4096];
+            let read = self.stream.read(&mut chunk).expect("an answer within 10 s");
+            assert!(read > 0, "closed before answering {request:?}");
+            self.buf.extend_from_slice(&chunk[..read]);
+        }
+    }
+
+    fn authenticate(
+        &mut self,
+        mechanism: &str,
+        token: &[u8],
+    ) -> strand_protocol::native::messages::AuthenticateResponse {
+        use strand_protocol::native::messages::AuthenticateRequest;
+        let request = AuthenticateRequest { mechanism: mechanism.into(), token: bytes::Bytes::copy_from_slice(token) };
+        match self.call(strand_protocol::native::Request::Authenticate(request)) {
+            Ok(strand_protocol::native::Response::Authenticate(response)) => response,
+            other => panic!("an Authenticate response: {other:?}"),
+        }
+    }
+
+    fn metadata(&mut self) -> NativeAnswer {
+        use strand_protocol::native::messages::MetadataRequest;
+        self.call(strand_protocol::native::Request::Metadata(MetadataRequest { all_topics: 1, topics: vec![] }))
+    }
+
+    fn api_versions(&mut self) -> NativeAnswer {
+        use strand_protocol::native::messages::ApiVersionsRequest;
+        self.call(strand_protocol::native::Request::ApiVersions(ApiVersionsRequest {}))
+    }
+
+    /// Whether the broker has closed the connection (reads end, within 10 s).
+    fn closed(&mut self) -> bool {
+        let mut chunk = [0u8; 64];
+        matches!(self.stream.read(&mut chunk), Ok(0) | Err(_))
+    }
+}
+
+/// The native Authenticate's bad input, frame by frame: requests before it, an
+/// unoffered mechanism, malformed and forged SCRAM messages, a mechanism switched
+/// mid-exchange, Authenticate on a listener without SASL. Each ends in the error
+/// SPEC.md names, closed where it says; PLAIN then gets in, and the broker serves on.
+#[test]
+fn native_authenticate_refuses_bad_input_as_the_spec_says() {
+    use strand::auth::scram::ScramClient;
+    use strand_protocol::native::ErrorCode;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&dir.path().join("pki"), "strand");
+    let broker = start(&dir.path().join("data"), &config(dir.path(), &pki, ports(), ""));
+    let file = dir.path().join("alice.pw");
+    std::fs::write(&file, "alice-secret\n").unwrap();
+    let plain = broker.kafka_bootstrap();
+    let new_user = ["user", "create", "alice", "--new-password-file", file.to_str().unwrap(), "--bootstrap", &plain];
+    assert!(common::strand(&new_user, "").0);
+    let port = broker.listener_port("native-sasl");
+
+    let mut early = NativeConnection::connect(port);
+    assert!(early.api_versions().is_ok(), "ApiVersions is served before Authenticate");
+    match early.metadata() {
+        Err((ErrorCode::AuthenticationRequired, message)) => {
+            assert!(message.contains("before authentication"), "{message}")
+        }
+        other => panic!("Metadata before Authenticate: {other:?}"),
+    }
+    assert!(early.closed(), "closed after AuthenticationRequired");
+
+    let mut unoffered = NativeConnection::connect(port);
+    let answer = unoffered.authenticate("GSSAPI", b"");
+    assert_eq!(answer.error, ErrorCode::UnsupportedMechanism);
+    assert!(answer.message.contains("SCRAM-SHA-512"), "the mechanisms offered: {}", answer.message);
+    assert!(unoffered.api_versions().is_ok(), "the connection stays open");
+
+    for garbage in
+        [&b"\xff\xfe"[..], b"n,,", b"p=tls-unique,,n=alice,r=x", b"n,,n=alice,r=abc,e=ext", &[b'n'; 5000][..]]
+    {
+        let mut malformed = NativeConnection::connect(port);
+        let answer = malformed.authenticate("SCRAM-SHA-256", garbage);
+        assert_eq!(answer.error, ErrorCode::AuthenticationFailed, "{garbage:?}");
+        assert!(malformed.closed(), "closed after a malformed message");
+    }
+
+    let mut switched = NativeConnection::connect(port);
+    let (_, first) = ScramClient::start(strand::metadata::ScramMechanism::Sha256, "alice", "alice-secret");
+    assert_eq!(switched.authenticate("SCRAM-SHA-256", &first).error, ErrorCode::None);
+    let answer = switched.authenticate("SCRAM-SHA-512", b"c=biws,r=x,p=AAAA");
+    assert_eq!(answer.error, ErrorCode::AuthenticationFailed, "another mechanism mid-exchange");
+    assert!(switched.closed());
+
+    let mut forged = NativeConnection::connect(port);
+    let (client, first) = ScramClient::start(strand::metadata::ScramMechanism::Sha512, "alice", "alice-secret");
+    let server_first = forged.authenticate("SCRAM-SHA-512", &first);
+    let (last, _) = client.respond(&server_first.token).unwrap();
+    let last = String::from_utf8(last).unwrap();
+    let nonce = last.split(',').nth(1).unwrap();
+    let other = last.replace(nonce, "r=someone-elses-nonce");
+    let answer = forged.authenticate("SCRAM-SHA-512", other.as_bytes());
+    assert_eq!(answer.error, ErrorCode::AuthenticationFailed, "a forged nonce");
+    assert!(forged.closed());
+
+    let mut without_sasl = NativeConnection::connect(broker.listener_port("native"));
+    let answer = without_sasl.authenticate("SCRAM-SHA-512", &first);
+    assert_eq!(answer.error, ErrorCode::UnsupportedMechanism, "{}", answer.message);
+    assert!(without_sasl.metadata().is_ok(), "a plaintext listener serves on");
+
+    let mut alice = NativeConnection::connect(port);
+    let answer = alice.authenticate("PLAIN", b"\0alice\0alice-secret");
+    assert_eq!((answer.error, answer.authenticated), (ErrorCode::None, 1), "{}", answer.message);
+    assert!(alice.metadata().is_ok(), "served once authenticated");
+    let admin = broker.admin.clone().unwrap();
+    assert!(metric(&admin, "strand_authentication_failures_total") >= 7.0, "failures counted");
     drop(broker);
 }
 

@@ -67,13 +67,12 @@ pub async fn handle(
     let exchange = match (under_way, offered) {
         (Some(exchange), Some(mechanism)) if exchange.mechanism() == mechanism => exchange,
         (Some(exchange), _) => {
-            let reason = format!(
-                "Authenticate named {:?} in the middle of a {} exchange",
-                request.mechanism,
-                exchange.mechanism().name()
-            );
-            let response = answer(ErrorCode::AuthenticationFailed, reason.clone());
-            respond(state, correlation, slot, Response::Authenticate(response));
+            let mechanism = exchange.mechanism();
+            let reason =
+                format!("Authenticate named {:?} in the middle of a {} exchange", request.mechanism, mechanism.name());
+            let failure = crate::auth::sasl::Failure { user: None, reason };
+            let (message, reason) = authenticate::failed(shard, Listener::Native, state.peer, mechanism, failure).await;
+            respond(state, correlation, slot, Response::Authenticate(answer(ErrorCode::AuthenticationFailed, message)));
             return Err(reason);
         }
         (None, Some(mechanism)) => Exchange::Start(mechanism),

@@ -47,7 +47,10 @@ pub async fn step(
             Outcome::Challenge(challenge)
         }
         Ok(Step::Authenticated { user, answer }) => succeeded(shard, session, peer, mechanism, user, answer),
-        Err(failure) => failed(shard, listener, peer, mechanism, failure).await,
+        Err(failure) => {
+            let (message, reason) = failed(shard, listener, peer, mechanism, failure).await;
+            Outcome::Refused { message, reason }
+        }
     }
 }
 
@@ -74,14 +77,16 @@ fn succeeded(
     Outcome::Authenticated { answer, lifetime }
 }
 
-/// A failed authentication: answered after the address's delay, then closed.
-async fn failed(
+/// A failed authentication (also one a listener finds itself, such as a mechanism
+/// changed mid-exchange): counted, logged, and returned after the address's delay as
+/// what the client is told and why the connection closes.
+pub async fn failed(
     shard: &Shard,
     listener: Listener,
     peer: Option<IpAddr>,
     mechanism: Mechanism,
     failure: Failure,
-) -> Outcome {
+) -> (String, String) {
     let delay = shard.sasl.failures.failed(peer);
     ShardMetrics::count(&shard.metrics.authentication_failures, 1);
     shard.metrics.error(listener, Operation::Authenticate);
@@ -100,11 +105,11 @@ async fn failed(
         );
     }
     glommio::timer::sleep(delay).await;
-    Outcome::Refused {
-        message: format!(
+    (
+        format!(
             "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
             mechanism.name()
         ),
-        reason: format!("SASL authentication failed for User:{user} from {host}: {}", failure.reason),
-    }
+        format!("SASL authentication failed for User:{user} from {host}: {}", failure.reason),
+    )
 }
