@@ -794,6 +794,54 @@ fn set_quota(port: u16, client_id: &str, key: &str, value: f64) -> DescribeClien
     wire.call(ApiKey::DescribeClientQuotas, 1, &request)
 }
 
+/// A client id with a `request_percentage` of 1 (1% of one shard's time) sending
+/// Metadata requests back to back: its answers carry throttle times once it is over,
+/// and after each, its connection is not read until the time has passed; a client id
+/// without the quota, in the same run, is never throttled.
+#[test]
+fn a_client_over_its_request_percentage_is_throttled_and_told_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    let port = broker.kafka_port.unwrap();
+    let described = set_quota(port, "storm", "request_percentage", 1.0);
+    let entries = described.entries.expect("entries");
+    assert_eq!((entries[0].values[0].key.as_str(), entries[0].values[0].value), ("request_percentage", 1.0));
+    let request = |conn: &mut KafkaConnection| -> (i32, Duration) {
+        let started = Instant::now();
+        let mut request = MetadataRequest::default();
+        request.topics = None;
+        let answer: MetadataResponse = conn.call(ApiKey::Metadata, 12, &request);
+        (answer.throttle_time_ms, started.elapsed())
+    };
+    let mut storm = KafkaConnection::connect_as(port, "storm");
+    let (mut throttled, mut sent, mut held) = (0, 0, 0);
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let (throttle, first) = request(&mut storm);
+        sent += 1;
+        if throttle > 0 {
+            throttled += 1;
+            // Sent at once: the broker reads it only once the throttle, which began
+            // when the first was answered, has passed.
+            let (_, second) = request(&mut storm);
+            sent += 1;
+            assert!(
+                first + second >= Duration::from_millis(throttle as u64),
+                "the connection rests for the {throttle} ms it was told: both answered in {:?}",
+                first + second
+            );
+            held += 1;
+        }
+    }
+    assert!(throttled > 0 && held > 0, "{sent} requests in 3 s, none throttled");
+    let mut calm = KafkaConnection::connect(port);
+    for _ in 0..200 {
+        assert_eq!(request(&mut calm).0, 0, "a client id without the quota is not throttled");
+    }
+    eprintln!("request_percentage 1: {sent} Metadata requests in 3 s, {throttled} answers throttled");
+    assert!(metric(broker.admin.as_ref().unwrap(), "strand_throttled_requests_total") >= throttled as f64);
+}
+
 /// A producer whose client id has a `producer_byte_rate` of 1 MB/s is held within 10%
 /// of it over 10 s, told so in throttle times, and never disconnected; a producer with
 /// another client id, in the same run, is not held; a consumer with a

@@ -79,7 +79,8 @@ pub async fn handle(
         min_bytes: request.min_bytes.max(0) as u32,
         max_bytes: request.max_bytes.max(0) as u32,
     };
-    let mut answers = fetch(shard, ctx, wait, items).await.into_iter();
+    let (answers, spent) = crate::service::quotas::timed(fetch(shard, ctx, wait, items)).await;
+    let mut answers = answers.into_iter();
     let mut outcomes: Vec<Result<Fetched, ResponseError>> = Vec::new();
     for topic in &asked {
         for (partition, from) in &topic.partitions {
@@ -97,10 +98,12 @@ pub async fn handle(
             outcomes.push(outcome);
         }
     }
-    // The consumer's quota: told in the answer, and the connection rests (KIP-219).
+    // The consumer's quotas (bytes, and the shard's time reading them): told in the
+    // answer, and the connection rests (KIP-219).
     let bytes: u64 = outcomes.iter().filter_map(|o| o.as_ref().ok()).map(|f| f.bytes as u64).sum();
     let throttle =
-        crate::service::quotas::record(shard, ctx, crate::metadata::quota::QuotaKey::ConsumerByteRate, bytes);
+        crate::service::quotas::record(shard, ctx, crate::metadata::quota::QuotaKey::ConsumerByteRate, bytes)
+            .max(crate::service::quotas::record_time(shard, ctx, spent));
     (encode(version, correlation, &asked, outcomes, throttle), throttle)
 }
 
@@ -122,7 +125,7 @@ fn encode(
     if ApiKey::Fetch.response_header_version(version) >= 1 {
         head.put_uvarint(0);
     }
-    head.put_i32(throttle.as_millis().min(i32::MAX as u128) as i32); // throttle_time_ms
+    head.put_i32(super::throttle_ms(throttle)); // throttle_time_ms
     if version >= 7 {
         head.put_i16(0); // error_code
         head.put_i32(0); // session_id: no session

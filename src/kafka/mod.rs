@@ -241,7 +241,9 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
         |error: anyhow::Error| refuse(kafka, Some(api as i16), &format!("malformed {api:?} v{version}: {error}"));
     let (kafka, state) = (kafka.clone(), state.clone());
     // Decodes the body as `$request`, takes the request's slot, and answers with
-    // what `$answer` makes of it, in a task of its own.
+    // what `$answer` makes of it, in a task of its own. The shard's time on it counts
+    // against the client's request_percentage: a throttle is told in the answer and
+    // rests the connection (KIP-219).
     macro_rules! serve {
         ($request:ty, |$kafka:ident, $ctx:ident, $decoded:ident| $answer:expr) => {{
             let $decoded = <$request>::decode(&mut body, version).map_err(malformed)?;
@@ -249,7 +251,16 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
             let slot = state.start_request(request_bytes);
             spawn(async move {
                 let ($kafka, $ctx) = (&kafka, &ctx);
-                let answer = $answer;
+                let (mut answer, spent) = crate::service::quotas::timed(async {
+                    let answer = $answer;
+                    answer
+                })
+                .await;
+                let throttle = crate::service::quotas::record_time(&$kafka.shard, $ctx, spent);
+                if !throttle.is_zero() {
+                    state.mute_for(throttle);
+                    answer.throttle_time_ms = answer.throttle_time_ms.max(throttle_ms(throttle));
+                }
                 respond(&state, slot, api, version, correlation, &answer);
             });
         }};
@@ -419,6 +430,11 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
         }
     }
     Ok(())
+}
+
+/// A throttle as Kafka's `throttle_time_ms`.
+pub(super) fn throttle_ms(throttle: std::time::Duration) -> i32 {
+    throttle.as_millis().min(i32::MAX as u128) as i32
 }
 
 fn spawn(work: impl std::future::Future<Output = ()> + 'static) {

@@ -188,12 +188,14 @@ pub async fn handle(
             outcomes.push(None);
         }
     }
-    // The producer's quota: told in the answer, and the connection rests (KIP-219).
+    // The producer's quotas (bytes, and the shard's time on the appends): told in the
+    // answer, and the connection rests (KIP-219).
     let bytes: u64 = items.iter().map(|(_, batches)| batches.len() as u64).sum();
-    let throttle =
+    let bytes_throttle =
         crate::service::quotas::record(shard, &ctx, crate::metadata::quota::QuotaKey::ProducerByteRate, bytes);
+    let (pending, spent) = crate::service::quotas::timed(produce(shard, &ctx, acks, items)).await;
+    let throttle = bytes_throttle.max(crate::service::quotas::record_time(shard, &ctx, spent));
     state.mute_for(throttle);
-    let pending = produce(shard, &ctx, acks, items).await;
     if acks == Acks::None {
         shard.metrics.produce_latency.observe(started.elapsed());
         state.finish_request(slot);
@@ -210,7 +212,7 @@ pub async fn handle(
             outcome
         });
         let mut answer = response(version, shape, outcomes);
-        answer.throttle_time_ms = throttle.as_millis().min(i32::MAX as u128) as i32;
+        answer.throttle_time_ms = super::throttle_ms(throttle);
         metrics.produce_latency.observe(started.elapsed());
         respond(&state, slot, ApiKey::Produce, version, correlation, &answer);
     })

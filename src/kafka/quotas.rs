@@ -1,8 +1,6 @@
 //! DescribeClientQuotas and AlterClientQuotas (KIP-546): entities of `user` and
-//! `client-id` components (a null name is the default), keys `producer_byte_rate` and
-//! `consumer_byte_rate`, around `service::quotas`. `request_percentage` is refused
-//! (INVALID_REQUEST): it is not enforced yet, and a quota that is stored but not kept
-//! would mislead.
+//! `client-id` components (a null name is the default), keys `producer_byte_rate`,
+//! `consumer_byte_rate` and `request_percentage`, around `service::quotas`.
 
 use super::errors::{client_message, kafka_error};
 use super::Kafka;
@@ -49,9 +47,6 @@ fn changes_of(ops: Vec<(String, f64, bool)>) -> Result<QuotaChanges, Error> {
         .map(|(key, value, remove)| {
             let parsed =
                 QuotaKey::parse(&key).ok_or_else(|| Error::InvalidRequest(format!("unknown quota key {key:?}")))?;
-            if parsed == QuotaKey::RequestPercentage {
-                return Err(Error::InvalidRequest("request_percentage is not enforced yet".into()));
-            }
             if remove {
                 return Ok((parsed, None));
             }

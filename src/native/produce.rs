@@ -86,11 +86,13 @@ pub async fn handle(
         }
         shape.push((topic.name, partitions));
     }
-    // The producer's quota: the connection rests before its next request is read.
+    // The producer's quotas (bytes, and the shard's time on the appends): the
+    // connection rests before its next request is read.
     let bytes: u64 = items.iter().map(|(_, batches)| batches.len() as u64).sum();
     let quota = crate::metadata::quota::QuotaKey::ProducerByteRate;
     state.mute_for(crate::service::quotas::record(shard, &ctx, quota, bytes));
-    let pending = produce(shard, &ctx, acks, items).await;
+    let (pending, spent) = crate::service::quotas::timed(produce(shard, &ctx, acks, items)).await;
+    state.mute_for(crate::service::quotas::record_time(shard, &ctx, spent));
     if acks == Acks::None {
         shard.metrics.produce_latency.observe(started.elapsed());
         state.finish_request(slot);

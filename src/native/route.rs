@@ -105,9 +105,16 @@ fn route(
     request: Request,
 ) -> Result<(), String> {
     let (shard, state) = (shard.clone(), state.clone());
+    let timing = (shard.clone(), ctx.clone(), state.clone());
+    // Runs a request's work in a task of its own, its time on the shard counted.
+    macro_rules! spawn {
+        ($work:expr $(,)?) => {
+            spawn_timed(timing, $work)
+        };
+    }
     match request {
         Request::ApiVersions(_) => respond(&state, correlation, slot, info::api_versions()),
-        Request::InitProducerId(_) => spawn(async move {
+        Request::InitProducerId(_) => spawn!(async move {
             // A fresh id whatever id and epoch the request names (SPEC.md).
             let response = match crate::service::producer_ids::init_producer_id(&shard, &ctx).await {
                 Ok((producer_id, epoch)) => strand_protocol::native::messages::InitProducerIdResponse {
@@ -124,53 +131,58 @@ fn route(
             respond(&state, correlation, slot, Response::InitProducerId(response))
         }),
         Request::Metadata(request) => {
-            respond(&state, correlation, slot, info::metadata(&shard, shard_ports, &ctx, request))
+            let response = inline(&shard, &ctx, &state, || info::metadata(&shard, shard_ports, &ctx, request));
+            respond(&state, correlation, slot, response)
         }
         Request::DescribeTopicConfigs(request) => {
-            respond(&state, correlation, slot, admin::describe_topic_configs(&shard, &ctx, request))
+            let response = inline(&shard, &ctx, &state, || admin::describe_topic_configs(&shard, &ctx, request));
+            respond(&state, correlation, slot, response)
         }
-        Request::Fetch(request) => spawn(serve_fetch(shard, ctx, state, correlation, slot, request)),
-        Request::ListOffsets(request) => spawn(async move {
+        Request::Fetch(request) => {
+            // Timed inside, where the fetch's own wait is left out.
+            glommio::spawn_local(serve_fetch(shard, ctx, state, correlation, slot, request)).detach();
+        }
+        Request::ListOffsets(request) => spawn!(async move {
             let (response, errors) = offsets::handle(&shard, &ctx, request).await;
             (0..errors).for_each(|_| shard.metrics.error(ctx.listener, Operation::ListOffsets));
             respond(&state, correlation, slot, response);
         }),
         Request::CreateTopics(request) => {
-            spawn(async move { respond(&state, correlation, slot, admin::create_topics(&shard, &ctx, request).await) })
+            spawn!(async move { respond(&state, correlation, slot, admin::create_topics(&shard, &ctx, request).await) })
         }
         Request::DeleteTopics(request) => {
-            spawn(async move { respond(&state, correlation, slot, admin::delete_topics(&shard, &ctx, request).await) })
+            spawn!(async move { respond(&state, correlation, slot, admin::delete_topics(&shard, &ctx, request).await) })
         }
         Request::AlterTopicConfigs(request) => {
-            spawn(
-                async move { respond(&state, correlation, slot, admin::alter_topic_configs(&shard, &ctx, request).await) },
-            )
+            spawn!(async move {
+                respond(&state, correlation, slot, admin::alter_topic_configs(&shard, &ctx, request).await)
+            },)
         }
         Request::CreatePartitions(request) => {
-            spawn(
+            spawn!(
                 async move { respond(&state, correlation, slot, admin::create_partitions(&shard, &ctx, request).await) },
             )
         }
         Request::JoinGroup(r) => {
             let join = crate::group::api::JoinGroupRequest { client_host: ctx.client_host(), ..r.convert() };
-            spawn(serve_group(shard, ctx, state, correlation, slot, GroupRequest::Join(join)))
+            spawn!(serve_group(shard, ctx, state, correlation, slot, GroupRequest::Join(join)))
         }
         Request::Heartbeat(r) => {
-            spawn(serve_group(shard, ctx, state, correlation, slot, GroupRequest::Heartbeat(r.convert())))
+            spawn!(serve_group(shard, ctx, state, correlation, slot, GroupRequest::Heartbeat(r.convert())))
         }
         Request::LeaveGroup(r) => {
-            spawn(serve_group(shard, ctx, state, correlation, slot, GroupRequest::Leave(r.convert())))
+            spawn!(serve_group(shard, ctx, state, correlation, slot, GroupRequest::Leave(r.convert())))
         }
         Request::OffsetCommit(r) => {
-            spawn(serve_group(shard, ctx, state, correlation, slot, GroupRequest::Commit(r.convert())))
+            spawn!(serve_group(shard, ctx, state, correlation, slot, GroupRequest::Commit(r.convert())))
         }
         Request::OffsetFetch(r) => {
-            spawn(serve_group(shard, ctx, state, correlation, slot, GroupRequest::FetchOffsets(r.convert())))
+            spawn!(serve_group(shard, ctx, state, correlation, slot, GroupRequest::FetchOffsets(r.convert())))
         }
         Request::DescribeGroup(r) => {
-            spawn(serve_group(shard, ctx, state, correlation, slot, GroupRequest::Describe(r.convert())))
+            spawn!(serve_group(shard, ctx, state, correlation, slot, GroupRequest::Describe(r.convert())))
         }
-        Request::ListGroups(_) => spawn(serve_group(shard, ctx, state, correlation, slot, GroupRequest::List)),
+        Request::ListGroups(_) => spawn!(serve_group(shard, ctx, state, correlation, slot, GroupRequest::List)),
         Request::Authenticate(_) => {
             // Taken by `dispatch` before routing, in order.
             state.finish_request(slot);
@@ -187,8 +199,25 @@ fn route(
     Ok(())
 }
 
-fn spawn(work: impl std::future::Future<Output = ()> + 'static) {
-    glommio::spawn_local(work).detach();
+/// Answers at once; the time it took counts against the client's request_percentage.
+fn inline(shard: &Shard, ctx: &RequestContext, state: &ConnectionState, answer: impl FnOnce() -> Response) -> Response {
+    let started = std::time::Instant::now();
+    let response = answer();
+    state.mute_for(crate::service::quotas::record_time(shard, ctx, started.elapsed()));
+    response
+}
+
+/// Runs `work` in a task of its own; the shard's time on it counts against the
+/// client's request_percentage (the connection rests after it, if over).
+fn spawn_timed(
+    (shard, ctx, state): (Rc<Shard>, RequestContext, Rc<ConnectionState>),
+    work: impl std::future::Future<Output = ()> + 'static,
+) {
+    glommio::spawn_local(async move {
+        let ((), spent) = crate::service::quotas::timed(work).await;
+        state.mute_for(crate::service::quotas::record_time(&shard, &ctx, spent));
+    })
+    .detach();
 }
 
 /// Serves a Fetch: holds its share of the connection's response budget until its
@@ -207,7 +236,8 @@ async fn serve_fetch(
         return;
     };
     let started = std::time::Instant::now();
-    let pieces = fetch::handle(&shard, &ctx, correlation, request).await;
+    let (pieces, spent) = crate::service::quotas::timed(fetch::handle(&shard, &ctx, correlation, request)).await;
+    state.mute_for(crate::service::quotas::record_time(&shard, &ctx, spent));
     // The consumer's quota: the native protocol has no throttle field, so the
     // connection rests before its next request is read.
     let bytes: u64 = pieces.iter().map(|piece| piece.len() as u64).sum();

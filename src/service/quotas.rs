@@ -1,7 +1,14 @@
 //! Client quotas, counted here once for every listener: bytes produced and fetched per
-//! second by a user, a client id, or both (Kafka's `producer_byte_rate` and
-//! `consumer_byte_rate`, with Kafka's precedence between entities), set with
+//! second, and the share of a shard's time its requests take, by a user, a client id,
+//! or both (Kafka's `producer_byte_rate`, `consumer_byte_rate` and
+//! `request_percentage`, with Kafka's precedence between entities), set with
 //! AlterClientQuotas and kept in the metadata.
+//!
+//! A request's time is the time the shard's thread spends polling it (`timed`): its
+//! decoding, its work on this shard and its answer, never the time it waits, so a
+//! long-poll fetch costs what it does, not its wait. 100 is one shard's whole time, as
+//! Kafka's 100 is one thread's; work another shard does for a request (a forwarded
+//! partition) is not counted.
 //!
 //! Each quota is a token bucket shared by every shard (a client's connections land on
 //! any of them): it refills at the quota's rate, holds at most one second of it, and
@@ -43,6 +50,8 @@ pub fn record(shard: &Shard, ctx: &RequestContext, key: QuotaKey, bytes: u64) ->
     let Some(user) = user_of(ctx) else { return Duration::ZERO };
     let client_id = ctx.client_id.clone().unwrap_or_default();
     let Some((entity, rate)) = state.quota_for(key, &user, &client_id) else { return Duration::ZERO };
+    // A request share is a percentage of one shard's second, counted in microseconds.
+    let rate = if key == QuotaKey::RequestPercentage { rate * 10_000.0 } else { rate };
     let named = |component: &Option<EntityName>, name: &str| component.as_ref().map(|_| name.to_string());
     let bucket = (key, named(&entity.user, &user), named(&entity.client_id, &client_id));
     let throttle = shard.quotas.take(bucket, rate, bytes, Instant::now());
@@ -50,6 +59,29 @@ pub fn record(shard: &Shard, ctx: &RequestContext, key: QuotaKey, bytes: u64) ->
         crate::metrics::ShardMetrics::count(&shard.metrics.throttled, 1);
     }
     throttle
+}
+
+/// Counts `spent` of this shard's time on one of `ctx`'s client's requests against its
+/// `request_percentage` (100: one shard's whole time; the bucket holds microseconds):
+/// how long it must wait.
+pub fn record_time(shard: &Shard, ctx: &RequestContext, spent: Duration) -> Duration {
+    record(shard, ctx, QuotaKey::RequestPercentage, spent.as_micros() as u64)
+}
+
+/// Runs `work`, adding up the time the shard spends polling it: the time its request
+/// took of the shard's thread, without the time it waited (for a long-poll fetch, a
+/// flush, another shard). What `record_time` counts.
+pub async fn timed<F: std::future::Future>(work: F) -> (F::Output, Duration) {
+    let mut work = std::pin::pin!(work);
+    let mut spent = Duration::ZERO;
+    let output = std::future::poll_fn(|cx| {
+        let started = Instant::now();
+        let poll = work.as_mut().poll(cx);
+        spent += started.elapsed();
+        poll
+    })
+    .await;
+    (output, spent)
 }
 
 /// The quota entity `record` would count a client against, for describing.

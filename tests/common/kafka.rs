@@ -20,14 +20,21 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct KafkaConnection {
     pub stream: TcpStream,
     next_correlation: i32,
+    /// The client id every request names.
+    client_id: &'static str,
 }
 
 impl KafkaConnection {
     pub fn connect(port: u16) -> KafkaConnection {
+        KafkaConnection::connect_as(port, "strand-test")
+    }
+
+    /// A connection whose requests name `client_id`.
+    pub fn connect_as(port: u16, client_id: &'static str) -> KafkaConnection {
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         stream.set_read_timeout(Some(ANSWER_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
-        KafkaConnection { stream, next_correlation: 1 }
+        KafkaConnection { stream, next_correlation: 1, client_id }
     }
 
     /// The frame of `request` (size prefix included), with a fresh correlation id.
@@ -38,7 +45,7 @@ impl KafkaConnection {
         header.request_api_key = api as i16;
         header.request_api_version = version;
         header.correlation_id = correlation;
-        header.client_id = Some(StrBytes::from_static_str("strand-test"));
+        header.client_id = Some(StrBytes::from_static_str(self.client_id));
         let mut body = Vec::new();
         header.encode(&mut body, api.request_header_version(version)).unwrap();
         request.encode(&mut body, version).unwrap();
