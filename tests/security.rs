@@ -764,6 +764,45 @@ fn acls_allow_and_deny_per_topic_and_group_and_survive_a_restart() {
         (1, 1, 1, 1);
     let refused: DescribeAclsResponse = wire.call(ApiKey::DescribeAcls, 3, &request);
     assert_eq!(refused.error_code, 31, "CLUSTER_AUTHORIZATION_FAILED: {refused:?}");
+    let cluster: DescribeClusterResponse = wire.call(ApiKey::DescribeCluster, 0, &DescribeClusterRequest::default());
+    assert_eq!(cluster.error_code, 31, "DescribeCluster needs describe on the cluster: {cluster:?}");
+    // Offsets: a commit reads each topic, a fetch describes it; alice may read orders
+    // and not hidden, in a group she may read.
+    let mut commit = OffsetCommitRequest::default();
+    (commit.group_id, commit.generation_id_or_member_epoch) = (GroupId(StrBytes::from_static_str("readers")), -1);
+    commit.topics = ["orders", "hidden"]
+        .iter()
+        .map(|topic| {
+            let mut partition = offset_commit_request::OffsetCommitRequestPartition::default();
+            (partition.partition_index, partition.committed_offset) = (0, 1);
+            let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+            (t.name, t.partitions) = (common::kafka::name(topic), vec![partition]);
+            t
+        })
+        .collect();
+    let committed: OffsetCommitResponse = wire.call(ApiKey::OffsetCommit, 8, &commit);
+    let codes: Vec<(String, i16)> =
+        committed.topics.iter().map(|t| (t.name.0.to_string(), t.partitions[0].error_code)).collect();
+    assert_eq!(codes, [("orders".into(), 0), ("hidden".into(), 29)], "TOPIC_AUTHORIZATION_FAILED for hidden");
+    let mut fetch = OffsetFetchRequest::default();
+    fetch.group_id = GroupId(StrBytes::from_static_str("readers"));
+    fetch.topics = Some(
+        ["orders", "hidden"]
+            .iter()
+            .map(|topic| {
+                let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
+                (t.name, t.partition_indexes) = (common::kafka::name(topic), vec![0]);
+                t
+            })
+            .collect(),
+    );
+    let fetched: OffsetFetchResponse = wire.call(ApiKey::OffsetFetch, 7, &fetch);
+    let positions: Vec<(String, i64, i16)> = fetched
+        .topics
+        .iter()
+        .map(|t| (t.name.0.to_string(), t.partitions[0].committed_offset, t.partitions[0].error_code))
+        .collect();
+    assert_eq!(positions, [("orders".into(), 1, 0), ("hidden".into(), -1, 29)], "{fetched:?}");
     // An anonymous client (the plaintext listener) is allowed nothing.
     let plain = broker.kafka_bootstrap();
     assert_eq!(secure("topics", &plain, &anonymous, &[]).unwrap()["topics"], serde_json::json!([]));

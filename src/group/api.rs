@@ -142,6 +142,8 @@ pub struct CommittedPartition {
     pub partition: u32,
     pub offset: i64,
     pub metadata: String,
+    /// Why this partition's position is not given (its topic may not be described).
+    pub error: Option<Error>,
 }
 
 /// Committed positions of one topic.

@@ -877,9 +877,9 @@ impl GroupCoordinator {
         let lookup = |topic: &String, partition: u32| -> CommittedPartition {
             match stored.and_then(|s| s.get(&(topic.clone(), partition))) {
                 Some((offset, metadata)) => {
-                    CommittedPartition { partition, offset: *offset as i64, metadata: metadata.clone() }
+                    CommittedPartition { partition, offset: *offset as i64, metadata: metadata.clone(), error: None }
                 }
-                None => CommittedPartition { partition, offset: -1, metadata: String::new() },
+                None => CommittedPartition { partition, offset: -1, metadata: String::new(), error: None },
             }
         };
         let topics = if request.topics.is_empty() {

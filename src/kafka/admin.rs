@@ -501,7 +501,15 @@ pub async fn incremental_alter_configs(
     response
 }
 
-pub fn describe_cluster(kafka: &Kafka) -> DescribeClusterResponse {
+/// DescribeCluster: this broker, for a principal that may describe the cluster.
+pub fn describe_cluster(kafka: &Kafka, ctx: &RequestContext) -> DescribeClusterResponse {
+    use crate::metadata::acl::AclOperation;
+    if let Err(error) = crate::service::authorize::check_cluster(&kafka.shard, ctx, AclOperation::Describe) {
+        let mut response = DescribeClusterResponse::default();
+        response.error_code = kafka_error(&error).code();
+        response.error_message = Some(text(&error.to_string()));
+        return response;
+    }
     let (host, port) = kafka.advertised();
     let mut broker = DescribeClusterBroker::default();
     broker.broker_id = BrokerId(super::metadata::NODE_ID);

@@ -284,6 +284,9 @@ pub async fn commit(kafka: &Kafka, ctx: &RequestContext, request: OffsetCommitRe
     response
 }
 
+/// A partition's committed offset, its metadata, and its error code.
+type Committed = (i32, i64, String, i16);
+
 /// One group's committed offsets as the coordinator has them: `None` topics asks for
 /// every committed partition.
 async fn committed(
@@ -291,7 +294,7 @@ async fn committed(
     ctx: &RequestContext,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
-) -> (i16, Vec<(String, Vec<(i32, i64, String)>)>) {
+) -> (i16, Vec<(String, Vec<Committed>)>) {
     if topics.as_ref().is_some_and(|topics| topics.is_empty()) {
         return (0, Vec::new());
     }
@@ -319,7 +322,11 @@ async fn committed(
         .topics
         .into_iter()
         .map(|topic| {
-            let partitions = topic.partitions.into_iter().map(|p| (p.partition as i32, p.offset, p.metadata)).collect();
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| (p.partition as i32, p.offset, p.metadata, p.error.map_or(0, |e| kafka_error(&e).code())))
+                .collect();
             (topic.topic, partitions)
         })
         .collect();
@@ -349,11 +356,12 @@ pub async fn fetch_offsets(
                     t.name = TopicName(text(&topic));
                     t.partitions = partitions
                         .into_iter()
-                        .map(|(partition, offset, metadata)| {
+                        .map(|(partition, offset, metadata, error)| {
                             let mut p = OffsetFetchResponsePartitions::default();
                             p.partition_index = partition;
                             p.committed_offset = offset;
                             p.metadata = Some(text(&metadata));
+                            p.error_code = error;
                             p
                         })
                         .collect();
@@ -377,14 +385,12 @@ pub async fn fetch_offsets(
             t.name = TopicName(text(&topic));
             t.partitions = partitions
                 .into_iter()
-                .map(|(partition, offset, metadata)| {
+                .map(|(partition, offset, metadata, partition_error)| {
                     let mut p = OffsetFetchResponsePartition::default();
                     p.partition_index = partition;
                     p.committed_offset = offset;
                     p.metadata = Some(text(&metadata));
-                    if version < 2 {
-                        p.error_code = error;
-                    }
+                    p.error_code = if version < 2 && partition_error == 0 { error } else { partition_error };
                     p
                 })
                 .collect();

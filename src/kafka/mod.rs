@@ -373,7 +373,7 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
             admin::incremental_alter_configs(kafka, ctx, request).await
         }),
         ApiKey::DescribeCluster => {
-            serve!(DescribeClusterRequest, |kafka, _ctx, _request| { admin::describe_cluster(kafka) })
+            serve!(DescribeClusterRequest, |kafka, ctx, _request| { admin::describe_cluster(kafka, ctx) })
         }
         ApiKey::DescribeUserScramCredentials => {
             serve!(kafka_protocol::messages::DescribeUserScramCredentialsRequest, |kafka, ctx, request| {

@@ -41,7 +41,93 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: GroupReque
     if let Err(error) = authorize::check(shard, ctx, ResourceType::Group, &group, operation) {
         return refusal(&request, error);
     }
-    let Some(coordinator) = coordinator(shard, &group) else {
+    if !shard.config.authorization.enabled {
+        return at_coordinator(shard, request).await;
+    }
+    // And on the topics, as Kafka checks them: a commit reads each topic, an offset
+    // fetch describes it.
+    let topic_allowed = |topic: &str, operation| authorize::allowed(shard, ctx, ResourceType::Topic, topic, operation);
+    match request {
+        GroupRequest::Commit(mut commit) => {
+            let denied = take_denied(&mut commit.topics, |t| !topic_allowed(&t.topic, AclOperation::Read));
+            let answer = commit_past(shard, GroupRequest::Commit(commit), denied.is_empty()).await;
+            with_denied(answer, denied)
+        }
+        GroupRequest::ClassicCommit(mut commit) => {
+            let denied = take_denied(&mut commit.topics, |t| !topic_allowed(&t.topic, AclOperation::Read));
+            let answer = commit_past(shard, GroupRequest::ClassicCommit(commit), denied.is_empty()).await;
+            with_denied(answer, denied)
+        }
+        GroupRequest::FetchOffsets(fetch) => {
+            let named = !fetch.topics.is_empty();
+            let mut answer = at_coordinator(shard, GroupRequest::FetchOffsets(fetch)).await;
+            if let GroupResponse::FetchOffsets(offsets) = &mut answer {
+                if named {
+                    // Named: answered, without the position.
+                    for topic in offsets.topics.iter_mut().filter(|t| !topic_allowed(&t.topic, AclOperation::Describe))
+                    {
+                        for partition in &mut topic.partitions {
+                            (partition.offset, partition.metadata) = (-1, String::new());
+                            partition.error = Some(Error::TopicAuthorizationFailed);
+                        }
+                    }
+                } else {
+                    // All of them: those it may not describe are not listed.
+                    offsets.topics.retain(|t| topic_allowed(&t.topic, AclOperation::Describe));
+                }
+            }
+            answer
+        }
+        request => at_coordinator(shard, request).await,
+    }
+}
+
+/// The topics of a commit the principal may not read, taken out of it.
+fn take_denied(topics: &mut Vec<CommitTopic>, denied: impl Fn(&CommitTopic) -> bool) -> Vec<CommitTopic> {
+    let (refused, kept): (Vec<CommitTopic>, Vec<CommitTopic>) = std::mem::take(topics).into_iter().partition(denied);
+    *topics = kept;
+    refused
+}
+
+/// A commit with what is left of it; one left empty by its refused topics is not sent
+/// (Kafka answers it with the refusals alone).
+async fn commit_past(shard: &Rc<Shard>, request: GroupRequest, whole: bool) -> GroupResponse {
+    let empty = match &request {
+        GroupRequest::Commit(commit) => commit.topics.is_empty(),
+        GroupRequest::ClassicCommit(commit) => commit.topics.is_empty(),
+        _ => false,
+    };
+    if empty && !whole {
+        return GroupResponse::Commit(OffsetCommitResponse::default());
+    }
+    at_coordinator(shard, request).await
+}
+
+/// A commit's answer with its refused topics' partitions added, each
+/// TopicAuthorizationFailed.
+fn with_denied(answer: GroupResponse, denied: Vec<CommitTopic>) -> GroupResponse {
+    let GroupResponse::Commit(mut commit) = answer else { return answer };
+    if commit.error.is_none() {
+        commit.topics.extend(denied.into_iter().map(|topic| {
+            CommitTopicResult {
+                topic: topic.topic,
+                partitions: topic
+                    .partitions
+                    .iter()
+                    .map(|p| CommitPartitionResult {
+                        partition: p.partition,
+                        error: Some(Error::TopicAuthorizationFailed),
+                    })
+                    .collect(),
+            }
+        }));
+    }
+    GroupResponse::Commit(commit)
+}
+
+/// Hands a group request to its group's coordinator, on this shard or another.
+async fn at_coordinator(shard: &Rc<Shard>, request: GroupRequest) -> GroupResponse {
+    let Some(coordinator) = coordinator(shard, group_of(&request)) else {
         return refusal(&request, Error::NotReady);
     };
     if coordinator == shard.id {
