@@ -456,6 +456,62 @@ impl NativeConnection {
     }
 }
 
+/// Certificates replaced and SIGHUP sent: connections already open keep serving on
+/// the old certificate, new ones get the new one (a client trusting only the old CA
+/// is refused), and a file that cannot be read keeps the running certificate.
+#[test]
+fn tls_certificates_are_reloaded_on_sighup_without_dropping_connections() {
+    use strand_client::{block_on, Client, ClientError, Producer, ProducerConfig, ProducerRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&dir.path().join("pki"), "strand");
+    let broker = start(&dir.path().join("data"), &config(dir.path(), &pki, ports(), ""));
+    let file = dir.path().join("alice.pw");
+    std::fs::write(&file, "alice-secret\n").unwrap();
+    let plain = broker.kafka_bootstrap();
+    let new_user = ["user", "create", "alice", "--new-password-file", file.to_str().unwrap(), "--bootstrap", &plain];
+    assert!(common::strand(&new_user, "").0);
+    let bootstrap = format!("localhost:{}", broker.listener_port("native-sasl-tls"));
+    let before = Client::connect_with(&bootstrap, native_config(&pki, "alice", "alice-secret")).unwrap();
+    block_on(before.create_topic("rotation", 1, &[])).unwrap();
+    let producer = Producer::new(before.clone(), ProducerConfig::default());
+    let send = |value: &[u8]| producer.send(ProducerRecord::new("rotation", value).partition(0)).unwrap().wait();
+    send(b"before").expect("served on the first certificate");
+
+    // The same paths, a certificate of another CA.
+    let rotated = Pki::new(&dir.path().join("rotated"), "rotated");
+    std::fs::copy(&rotated.broker_cert, &pki.broker_cert).unwrap();
+    std::fs::copy(&rotated.broker_key, &pki.broker_key).unwrap();
+    let hup = || assert_eq!(unsafe { libc::kill(broker.pid() as i32, libc::SIGHUP) }, 0);
+    let wait_for = |text: &str, count: usize| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while broker.stderr().matches(text).count() < count {
+            assert!(Instant::now() < deadline, "no {text:?} in the log: {}", broker.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    hup();
+    // Read again when a client trusting only the new CA gets in (the success is logged
+    // at info, below the tests' log level).
+    let trusting_new = || Client::connect_with(&bootstrap, native_config(&rotated, "alice", "alice-secret"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Err(error) = trusting_new() {
+        assert!(Instant::now() < deadline, "the new certificate is not served after SIGHUP: {error}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    send(b"after").expect("the open connection is kept");
+    let trusting_old = Client::connect_with(&bootstrap, native_config(&pki, "alice", "alice-secret"));
+    assert!(matches!(trusting_old, Err(ClientError::Tls { .. })), "a new connection gets the new certificate");
+
+    // A file that cannot be read: refused, logged, the running certificate stays.
+    std::fs::write(&pki.broker_cert, "not a certificate").unwrap();
+    hup();
+    wait_for("SIGHUP: TLS files refused", 1);
+    trusting_new().expect("still the new certificate");
+    send(b"still").expect("and the first connection still serves");
+    drop(producer);
+    drop(broker);
+}
+
 /// The native Authenticate's bad input, frame by frame: requests before it, an
 /// unoffered mechanism, malformed and forged SCRAM messages, a mechanism switched
 /// mid-exchange, Authenticate on a listener without SASL. Each ends in the error
