@@ -456,12 +456,9 @@ impl NativeConnection {
     }
 }
 
-/// Certificates replaced and SIGHUP sent: connections already open keep serving on
-/// the old certificate, new ones get the new one (a client trusting only the old CA
-/// is refused), and a file that cannot be read keeps the running certificate.
-#[test]
-fn tls_certificates_are_reloaded_on_sighup_without_dropping_connections() {
-    use strand_client::{block_on, Client, ClientError, Producer, ProducerConfig, ProducerRecord};
+/// A broker of `config`'s listeners, authorization off, with the user alice
+/// (`alice-secret`), made with `strand user create`.
+fn with_alice() -> (tempfile::TempDir, Pki, Broker) {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(&dir.path().join("pki"), "strand");
     let broker = start(&dir.path().join("data"), &config(dir.path(), &pki, ports(), ""));
@@ -470,6 +467,16 @@ fn tls_certificates_are_reloaded_on_sighup_without_dropping_connections() {
     let plain = broker.kafka_bootstrap();
     let new_user = ["user", "create", "alice", "--new-password-file", file.to_str().unwrap(), "--bootstrap", &plain];
     assert!(common::strand(&new_user, "").0);
+    (dir, pki, broker)
+}
+
+/// Certificates replaced and SIGHUP sent: connections already open keep serving on
+/// the old certificate, new ones get the new one (a client trusting only the old CA
+/// is refused), and a file that cannot be read keeps the running certificate.
+#[test]
+fn tls_certificates_are_reloaded_on_sighup_without_dropping_connections() {
+    use strand_client::{block_on, Client, ClientError, Producer, ProducerConfig, ProducerRecord};
+    let (dir, pki, broker) = with_alice();
     let bootstrap = format!("localhost:{}", broker.listener_port("native-sasl-tls"));
     let before = Client::connect_with(&bootstrap, native_config(&pki, "alice", "alice-secret")).unwrap();
     block_on(before.create_topic("rotation", 1, &[])).unwrap();
@@ -520,14 +527,7 @@ fn tls_certificates_are_reloaded_on_sighup_without_dropping_connections() {
 fn native_authenticate_refuses_bad_input_as_the_spec_says() {
     use strand::auth::scram::ScramClient;
     use strand_protocol::native::ErrorCode;
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(&dir.path().join("pki"), "strand");
-    let broker = start(&dir.path().join("data"), &config(dir.path(), &pki, ports(), ""));
-    let file = dir.path().join("alice.pw");
-    std::fs::write(&file, "alice-secret\n").unwrap();
-    let plain = broker.kafka_bootstrap();
-    let new_user = ["user", "create", "alice", "--new-password-file", file.to_str().unwrap(), "--bootstrap", &plain];
-    assert!(common::strand(&new_user, "").0);
+    let (_dir, _pki, broker) = with_alice();
     let port = broker.listener_port("native-sasl");
 
     let mut early = NativeConnection::connect(port);
