@@ -38,9 +38,10 @@ pub struct BrokerArgs {
     #[arg(long)]
     pub tls_ca: Option<std::path::PathBuf>,
     /// With --tls-ca: present this client certificate (PEM), for a listener that asks
-    /// for one; --tls-key is its key.
+    /// for one.
     #[arg(long, requires = "tls_key", requires = "tls_ca")]
     pub tls_cert: Option<std::path::PathBuf>,
+    /// The key of --tls-cert (PEM).
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
 }
