@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod auth;
 pub mod boot;
+pub mod cluster;
 pub mod config;
 pub mod group;
 pub mod host;

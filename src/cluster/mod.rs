@@ -1,0 +1,9 @@
+//! The cluster: brokers that share one metadata log and replicate partitions.
+//!
+//! Built so far: the metadata quorum (`quorum`), the broker's metadata commands as the
+//! log of a Raft group on openraft, replicated on the controller voters, with its own
+//! log store, state machine and network. Next (docs/ARCHITECTURE.md, "How the next
+//! pieces plug in"): shard 0's admin path proposing through it when `[cluster]` is
+//! configured, then replicated partitions.
+
+pub mod quorum;

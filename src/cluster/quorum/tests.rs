@@ -1,0 +1,167 @@
+//! The quorum in one process: voters on loopback ports of their own, with their own
+//! directories, stopped and started again as a broker would be.
+
+use super::*;
+use std::time::Instant;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn voters(count: u64) -> BTreeMap<u64, String> {
+    (1..=count).map(|id| (id, format!("127.0.0.1:{}", free_port()))).collect()
+}
+
+fn config(dir: &std::path::Path, node_id: u64, voters: &BTreeMap<u64, String>) -> QuorumConfig {
+    QuorumConfig {
+        node_id,
+        voters: voters.clone(),
+        cluster_id: "test-cluster".into(),
+        dir: dir.join(format!("node-{node_id}")),
+        heartbeat_ms: 50,
+        election_timeout_ms: 300,
+        snapshot_every: 1_000,
+    }
+}
+
+fn reserve(end: i64) -> Command {
+    Command::ReserveProducerIds { end }
+}
+
+/// Waits until every running node agrees on one leader; returns it.
+fn leader(nodes: &BTreeMap<u64, QuorumHandle>) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let seen: Vec<Option<u64>> = nodes.values().map(QuorumHandle::leader).collect();
+        if let Some(Some(leader)) = seen.first() {
+            if nodes.contains_key(leader) && seen.iter().all(|s| s == &Some(*leader)) {
+                return *leader;
+            }
+        }
+        assert!(Instant::now() < deadline, "no agreed leader within 15 s: {seen:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until `node` has applied a state with producer ids reserved to `end`.
+fn reaches(node: &QuorumHandle, end: i64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while node.state().producer_ids_end < end {
+        assert!(Instant::now() < deadline, "node {} at {} of {end}", node.node_id(), node.state().producer_ids_end);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+#[test]
+fn three_voters_elect_replicate_refuse_and_fail_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let voters = voters(3);
+    let mut nodes: BTreeMap<u64, QuorumHandle> =
+        (1..=3).map(|id| (id, QuorumHandle::start(config(dir.path(), id, &voters)).unwrap())).collect();
+    let first = leader(&nodes);
+    let follower = *nodes.keys().find(|&&id| id != first).unwrap();
+
+    // Proposed on a follower: handed to the leader, committed, applied everywhere.
+    let state = nodes[&follower].propose_blocking(reserve(1_000), TIMEOUT).unwrap();
+    assert_eq!(state.producer_ids_end, 1_000, "the proposer's own state has it when the call returns");
+    nodes.values().for_each(|node| reaches(node, 1_000));
+    // A command that no longer checks is applied as a refusal, on every voter alike.
+    let refused = nodes[&first].propose_blocking(reserve(500), TIMEOUT);
+    assert!(
+        matches!(&refused, Err(ProposeError::Refused(reason)) if reason.contains("already reserved")),
+        "{refused:?}"
+    );
+    assert!(nodes.values().all(|node| node.state().producer_ids_end == 1_000));
+
+    // The leader stops: the other two elect one of themselves and go on.
+    nodes.remove(&first).unwrap().shutdown();
+    let second = leader(&nodes);
+    assert_ne!(second, first);
+    let survivor = *nodes.keys().next().unwrap();
+    nodes[&survivor].propose_blocking(reserve(2_000), TIMEOUT).unwrap();
+
+    // The old leader starts again from its files and catches up.
+    nodes.insert(first, QuorumHandle::start(config(dir.path(), first, &voters)).unwrap());
+    reaches(&nodes[&first], 2_000);
+    assert_eq!(leader(&nodes), second, "a returning voter does not unseat a working leader");
+}
+
+#[test]
+fn a_voter_keeps_its_state_across_restarts_and_a_torn_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let voters = voters(1);
+    let node = QuorumHandle::start(config(dir.path(), 1, &voters)).unwrap();
+    for end in 1..=50 {
+        node.propose_blocking(reserve(end * 10), TIMEOUT).unwrap();
+    }
+    node.shutdown();
+    // A crash in the middle of a record: the torn tail is cut at the next start.
+    let log = dir.path().join("node-1/raft/log");
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut file, &[200, 0, 0, 0, 1, 2]).unwrap();
+    drop(file);
+    let node = QuorumHandle::start(config(dir.path(), 1, &voters)).unwrap();
+    reaches(&node, 500);
+    node.propose_blocking(reserve(510), TIMEOUT).unwrap();
+    assert_eq!(node.state().producer_ids_end, 510);
+}
+
+#[test]
+fn a_request_of_another_cluster_or_a_stranger_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let voters = voters(1);
+    let node = QuorumHandle::start(config(dir.path(), 1, &voters)).unwrap();
+    node.propose_blocking(reserve(1), TIMEOUT).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let ask = |cluster: &str, from: u64| {
+        let mut known = voters.clone();
+        known.insert(from, "127.0.0.1:1".into());
+        let network = Network::new(from, cluster.into(), known);
+        runtime.block_on(network.call_within(1, Rpc::Propose(Proposal(reserve(99))), Duration::from_secs(5)))
+    };
+    match ask("another-cluster", 2) {
+        Ok(Reply::Refused(reason)) => assert!(reason.contains("\"another-cluster\""), "{reason}"),
+        other => panic!("another cluster's request: {other:?}"),
+    }
+    match ask("test-cluster", 7) {
+        Ok(Reply::Refused(reason)) => assert!(reason.contains("node id 7"), "{reason}"),
+        other => panic!("a stranger's request: {other:?}"),
+    }
+    assert_eq!(node.state().producer_ids_end, 1, "neither took effect");
+}
+
+#[test]
+fn a_voter_behind_the_snapshot_is_sent_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let voters = voters(3);
+    let small = |id| QuorumConfig { snapshot_every: 20, ..config(dir.path(), id, &voters) };
+    let mut nodes: BTreeMap<u64, QuorumHandle> =
+        (1..=3).map(|id| (id, QuorumHandle::start(small(id)).unwrap())).collect();
+    let first = leader(&nodes);
+    let away = *nodes.keys().find(|&&id| id != first).unwrap();
+    nodes.remove(&away).unwrap().shutdown();
+    // Enough for several snapshots, each dropping the log before it.
+    for end in 1..=100 {
+        nodes[&first].propose_blocking(reserve(end), TIMEOUT).unwrap();
+    }
+    let snapshot = dir.path().join(format!("node-{first}/raft/snapshot"));
+    assert!(snapshot.exists(), "the leader took a snapshot");
+    nodes.insert(away, QuorumHandle::start(small(away)).unwrap());
+    reaches(&nodes[&away], 100);
+    // Brought up by the snapshot: the entries it missed were never written to its log.
+    let log = std::fs::read(dir.path().join(format!("node-{away}/raft/log"))).unwrap();
+    let written = log.windows(9).filter(|w| w == b"{\"Entry\":").count();
+    assert!(written < 50, "the returning voter wrote {written} entries: it was sent the log, not the snapshot");
+    // And every voter, started again, comes back with the state.
+    let ids: Vec<u64> = nodes.keys().copied().collect();
+    for id in &ids {
+        nodes.remove(id).unwrap().shutdown();
+    }
+    let nodes: BTreeMap<u64, QuorumHandle> =
+        ids.iter().map(|&id| (id, QuorumHandle::start(small(id)).unwrap())).collect();
+    nodes.values().for_each(|node| reaches(node, 100));
+    let leader = leader(&nodes);
+    nodes[&leader].propose_blocking(reserve(101), TIMEOUT).unwrap();
+}
