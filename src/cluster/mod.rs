@@ -6,4 +6,5 @@
 //! pieces plug in"): shard 0's admin path proposing through it when `[cluster]` is
 //! configured, then replicated partitions.
 
+pub mod controller;
 pub mod quorum;

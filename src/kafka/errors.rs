@@ -102,6 +102,7 @@ fn metadata_error(error: &MetadataError) -> ResponseError {
             ResponseError::InvalidPartitions
         }
         MetadataError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        MetadataError::StaleEpoch(_) => ResponseError::FencedLeaderEpoch,
         MetadataError::Io { .. } | MetadataError::Corrupt { .. } => ResponseError::UnknownServerError,
     }
 }

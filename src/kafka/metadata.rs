@@ -191,6 +191,7 @@ mod tests {
             config: Default::default(),
             placement: vec![0, 1],
             uuid: Some(TopicUuid::random()),
+            replicas: Vec::new(),
         };
         for version in min..=max {
             let topics = vec![

@@ -25,6 +25,10 @@ pub enum MetadataError {
     PartitionsShrink { name: String, current: u32 },
     #[error("invalid topic configuration: {0}")]
     InvalidConfig(String),
+    /// A partition change from a deposed leader, or made against an older state of the
+    /// partition (Kafka's FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION).
+    #[error("stale epoch: {0}")]
+    StaleEpoch(String),
     #[error("{op} {path}: {source}")]
     Io { op: &'static str, path: PathBuf, source: std::io::Error },
     #[error("{path} is corrupt: {reason}")]

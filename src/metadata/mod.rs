@@ -11,6 +11,7 @@
 //! event loop.
 
 pub mod acl;
+pub mod cluster;
 mod command;
 mod error;
 mod name;

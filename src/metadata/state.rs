@@ -2,6 +2,7 @@
 //! pass before it is written.
 
 use super::acl::AclBinding;
+use super::cluster::{self, BrokerId, BrokerMeta, PartitionState};
 use super::command::Command;
 use super::error::{MetadataError, PARTITIONS_MAX};
 use super::name::validate_topic_name;
@@ -24,6 +25,10 @@ pub struct TopicMeta {
     /// The topic's UUID (absent in snapshots written before topics had UUIDs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uuid: Option<TopicUuid>,
+    /// In a cluster: each partition's replicas, leader and in-sync replicas, by
+    /// partition index. Empty on a single broker.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<PartitionState>,
 }
 
 impl TopicMeta {
@@ -61,6 +66,9 @@ pub struct MetadataState {
     /// Client quotas, by entity and key.
     #[serde(default)]
     pub quotas: BTreeMap<QuotaEntity, BTreeMap<QuotaKey, QuotaValue>>,
+    /// In a cluster: every broker that registered.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub brokers: BTreeMap<BrokerId, BrokerMeta>,
 }
 
 impl MetadataState {
@@ -155,7 +163,37 @@ impl MetadataState {
                 }
                 Ok(())
             }
+            Command::RegisterBroker { broker } => cluster::check_register(broker),
+            Command::FenceBroker { id, epoch } | Command::UnfenceBroker { id, epoch } => {
+                cluster::check_incarnation(&self.brokers, *id, *epoch)
+            }
+            Command::AssignReplicas { name, from, partitions } => {
+                let topic = self.topic(name)?;
+                if *from as usize != topic.replicas.len() {
+                    return Err(MetadataError::InvalidConfig(format!(
+                        "topic {name:?} has replicas for {} partitions, not {from}",
+                        topic.replicas.len()
+                    )));
+                }
+                let count = (topic.partitions() as usize).saturating_sub(*from as usize);
+                cluster::check_replicas(&self.brokers, count, partitions)
+            }
+            Command::AlterIsr { name, partition, leader, leader_epoch, partition_epoch, isr } => {
+                let state = self.partition_state(name, *partition)?;
+                cluster::check_alter_isr(*partition as usize, state, *leader, *leader_epoch, *partition_epoch, isr)
+            }
+            Command::ChangePartition { name, partition, leader, isr } => {
+                let state = self.partition_state(name, *partition)?;
+                cluster::check_change(*partition as usize, state, *leader, isr)
+            }
         }
+    }
+
+    /// A cluster topic's partition.
+    pub fn partition_state(&self, name: &str, partition: u32) -> Result<&PartitionState, MetadataError> {
+        self.topic(name)?.replicas.get(partition as usize).ok_or_else(|| {
+            MetadataError::InvalidConfig(format!("topic {name:?} has no replicas for partition {partition}"))
+        })
     }
 
     /// Applies a command that passed [`MetadataState::check`].
@@ -166,8 +204,14 @@ impl MetadataState {
                 let id = self.next_topic_id;
                 self.next_topic_id += 1;
                 let uuid = Some(uuid.unwrap_or_else(|| TopicUuid::derived(id, name)));
-                let topic =
-                    TopicMeta { id, name: name.clone(), config: config.clone(), placement: placement.clone(), uuid };
+                let topic = TopicMeta {
+                    id,
+                    name: name.clone(),
+                    config: config.clone(),
+                    placement: placement.clone(),
+                    uuid,
+                    replicas: Vec::new(),
+                };
                 self.topics.insert(name.clone(), topic);
             }
             Command::DeleteTopic { name } => {
@@ -187,6 +231,7 @@ impl MetadataState {
                 if let Some(topic) = self.topics.get_mut(name) {
                     let keep = topic.placement.len().saturating_sub(*count as usize);
                     topic.placement.truncate(keep);
+                    topic.replicas.truncate(keep);
                 }
             }
             Command::ReserveProducerIds { end } => {
@@ -222,7 +267,35 @@ impl MetadataState {
                     }
                 }
             }
+            Command::RegisterBroker { broker } => {
+                self.brokers.insert(broker.id, BrokerMeta { fenced: true, ..broker.clone() });
+            }
+            Command::FenceBroker { id, .. } | Command::UnfenceBroker { id, .. } => {
+                let fenced = matches!(command, Command::FenceBroker { .. });
+                if let Some(broker) = self.brokers.get_mut(id) {
+                    broker.fenced = fenced;
+                }
+            }
+            Command::AssignReplicas { name, partitions, .. } => {
+                if let Some(topic) = self.topics.get_mut(name) {
+                    topic.replicas.extend_from_slice(partitions);
+                }
+            }
+            Command::AlterIsr { name, partition, leader, isr, .. } => {
+                if let Some(state) = self.partition_state_mut(name, *partition) {
+                    cluster::apply_change(state, Some(*leader), isr);
+                }
+            }
+            Command::ChangePartition { name, partition, leader, isr } => {
+                if let Some(state) = self.partition_state_mut(name, *partition) {
+                    cluster::apply_change(state, *leader, isr);
+                }
+            }
         }
+    }
+
+    fn partition_state_mut(&mut self, name: &str, partition: u32) -> Option<&mut PartitionState> {
+        self.topics.get_mut(name).and_then(|topic| topic.replicas.get_mut(partition as usize))
     }
 
     /// The quota of `key` for `user` and `client_id`, and the entity that set it

@@ -90,6 +90,7 @@ fn metadata_code(error: &MetadataError) -> ErrorCode {
             ErrorCode::InvalidPartitions
         }
         MetadataError::InvalidConfig(_) => ErrorCode::InvalidConfig,
+        MetadataError::StaleEpoch(_) => ErrorCode::StaleEpoch,
         MetadataError::Io { .. } | MetadataError::Corrupt { .. } => ErrorCode::StorageFailed,
     }
 }

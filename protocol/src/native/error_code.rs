@@ -88,6 +88,9 @@ pub enum ErrorCode {
     /// 36: Authenticate named a mechanism the listener does not offer, or the listener
     /// does not authenticate with SASL; the message lists what is offered.
     UnsupportedMechanism,
+    /// 37: a partition change or request of a leader epoch older than the partition's
+    /// (a deposed leader, a stale client): refresh metadata and retry.
+    StaleEpoch,
     /// A code this version of the crate does not know.
     Other(u16),
 }
@@ -133,13 +136,14 @@ impl ErrorCode {
             ErrorCode::AuthenticationFailed => 34,
             ErrorCode::AuthenticationRequired => 35,
             ErrorCode::UnsupportedMechanism => 36,
+            ErrorCode::StaleEpoch => 37,
             ErrorCode::Other(code) => code,
         }
     }
 
     /// The error with this code.
     pub fn from_code(code: u16) -> ErrorCode {
-        const KNOWN: [ErrorCode; 37] = [
+        const KNOWN: [ErrorCode; 38] = [
             ErrorCode::None,
             ErrorCode::MalformedRequest,
             ErrorCode::UnknownApi,
@@ -177,6 +181,7 @@ impl ErrorCode {
             ErrorCode::AuthenticationFailed,
             ErrorCode::AuthenticationRequired,
             ErrorCode::UnsupportedMechanism,
+            ErrorCode::StaleEpoch,
         ];
         KNOWN.get(code as usize).copied().unwrap_or(ErrorCode::Other(code))
     }
@@ -190,6 +195,7 @@ impl ErrorCode {
                 | ErrorCode::NotReady
                 | ErrorCode::StaleGeneration
                 | ErrorCode::ResourceLimit
+                | ErrorCode::StaleEpoch
         )
     }
 }
