@@ -152,7 +152,7 @@ struct Opened {
     config: Arc<BrokerConfig>,
     /// Held until `serve` returns: a second broker on this directory refuses to start.
     _lock: crate::lock::DataDirLock,
-    store: Arc<Mutex<MetadataStore>>,
+    store: Arc<crate::cluster::MetadataLog>,
     state: Arc<MetadataState>,
     cores: Vec<usize>,
     descriptors_max: u64,
@@ -184,7 +184,8 @@ fn open_data(mut config: BrokerConfig) -> anyhow::Result<Opened> {
         state.topics.len(),
         data_dir.display()
     ));
-    Ok(Opened { config, _lock: lock, store: Arc::new(Mutex::new(store)), state, cores, descriptors_max })
+    let store = Arc::new(crate::cluster::MetadataLog::Local(Mutex::new(store)));
+    Ok(Opened { config, _lock: lock, store, state, cores, descriptors_max })
 }
 
 /// The admin endpoint, when enabled: where it listens.

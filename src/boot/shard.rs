@@ -3,7 +3,7 @@
 //! closing every partition at shutdown.
 
 use crate::config::BrokerConfig;
-use crate::metadata::{MetadataState, MetadataStore};
+use crate::metadata::MetadataState;
 use crate::partition::Logs;
 use crate::shard::{Shard, ShardMessage};
 use crate::storage::{probe_device, BatchCache};
@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::os::fd::FromRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Barrier, Mutex};
+use std::sync::{mpsc, Arc, Barrier};
 
 /// Everything one shard starts from.
 pub(super) struct ShardInit {
@@ -23,7 +23,7 @@ pub(super) struct ShardInit {
     pub(super) sasl: Arc<crate::auth::sasl::SaslShared>,
     pub(super) quotas: Arc<crate::service::quota_meter::QuotaMeter>,
     pub(super) state: Arc<MetadataState>,
-    pub(super) store: Option<Arc<Mutex<MetadataStore>>>,
+    pub(super) store: Option<Arc<crate::cluster::MetadataLog>>,
     pub(super) cache_bytes: usize,
     pub(super) listeners: Vec<super::listeners::ShardListener>,
     pub(super) mesh: MeshBuilder<ShardMessage, glommio::channels::channel_mesh::Full>,
@@ -141,7 +141,7 @@ struct ShardParts {
     config: Arc<BrokerConfig>,
     sasl: Arc<crate::auth::sasl::SaslShared>,
     quotas: Arc<crate::service::quota_meter::QuotaMeter>,
-    store: Option<Arc<Mutex<MetadataStore>>>,
+    store: Option<Arc<crate::cluster::MetadataLog>>,
     cache_bytes: usize,
     metrics: Arc<crate::metrics::ShardMetrics>,
     all_metrics: Arc<Vec<Arc<crate::metrics::ShardMetrics>>>,

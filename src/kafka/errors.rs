@@ -103,6 +103,7 @@ fn metadata_error(error: &MetadataError) -> ResponseError {
         }
         MetadataError::InvalidConfig(_) => ResponseError::InvalidConfig,
         MetadataError::StaleEpoch(_) => ResponseError::FencedLeaderEpoch,
+        MetadataError::Unavailable(_) => ResponseError::NotController,
         MetadataError::Io { .. } | MetadataError::Corrupt { .. } => ResponseError::UnknownServerError,
     }
 }

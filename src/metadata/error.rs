@@ -29,6 +29,10 @@ pub enum MetadataError {
     /// partition (Kafka's FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION).
     #[error("stale epoch: {0}")]
     StaleEpoch(String),
+    /// The metadata quorum could not take the command (no leader, too few voters):
+    /// retriable.
+    #[error("the metadata quorum is unavailable: {0}")]
+    Unavailable(String),
     #[error("{op} {path}: {source}")]
     Io { op: &'static str, path: PathBuf, source: std::io::Error },
     #[error("{path} is corrupt: {reason}")]

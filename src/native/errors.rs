@@ -91,6 +91,7 @@ fn metadata_code(error: &MetadataError) -> ErrorCode {
         }
         MetadataError::InvalidConfig(_) => ErrorCode::InvalidConfig,
         MetadataError::StaleEpoch(_) => ErrorCode::StaleEpoch,
+        MetadataError::Unavailable(_) => ErrorCode::NotReady,
         MetadataError::Io { .. } | MetadataError::Corrupt { .. } => ErrorCode::StorageFailed,
     }
 }

@@ -185,13 +185,8 @@ impl<'a> Session<'a> {
 
     /// Writes one command to the store, off the event loop; returns the new state.
     async fn submit(&mut self, command: Command) -> Result<Arc<MetadataState>, MetadataError> {
-        let store = self.shard.store.clone().expect("admin commands run on shard 0, which holds the store");
-        let state = glommio::executor()
-            .spawn_blocking(move || {
-                let mut store = store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                store.submit(command).map(|state| Arc::new(state.clone()))
-            })
-            .await?;
+        let log = self.shard.store.clone().expect("admin commands run on shard 0, which holds the metadata log");
+        let state = glommio::executor().spawn_blocking(move || log.submit(command)).await?;
         self.unapplied = Some(state.clone());
         Ok(state)
     }

@@ -14,12 +14,12 @@ pub mod warnings;
 pub use message::ShardMessage;
 
 use crate::config::BrokerConfig;
-use crate::metadata::{MetadataState, MetadataStore};
+use crate::metadata::MetadataState;
 use crate::partition::{Logs, OpenFailure};
 use glommio::channels::channel_mesh::Senders;
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// One shard's state. Lives in an `Rc` on its own thread.
 pub struct Shard {
@@ -37,8 +37,9 @@ pub struct Shard {
     pub(crate) mesh: Senders<ShardMessage>,
     /// The mesh index of each shard (the mesh numbers its peers in its own order).
     pub(crate) peers: Vec<usize>,
-    /// The metadata store: on shard 0 only. Blocking I/O; used from `spawn_blocking`.
-    pub(crate) store: Option<Arc<Mutex<MetadataStore>>>,
+    /// The metadata log (the broker's own, or the quorum): on shard 0 only. Blocking;
+    /// used from `spawn_blocking`.
+    pub(crate) store: Option<Arc<crate::cluster::MetadataLog>>,
     /// Serializes admin commands on shard 0, so each sees the state the last one left.
     pub(crate) admin: glommio::sync::Semaphore,
     /// The consumer groups this shard coordinates.
