@@ -3,8 +3,9 @@
 //! the producer id blocks given out, kept as
 //! a state machine changed only by commands applied in order (`command`, `state`) and
 //! persisted as a CRC-framed command log plus snapshot (`store`). Shard 0 owns the
-//! store and broadcasts the state; the same command log is what a Raft group will
-//! replicate when Strand becomes a cluster.
+//! store and broadcasts the state. In a cluster the same commands are the log of the
+//! metadata quorum (`cluster::quorum`), and `cluster` holds what a cluster adds: its
+//! brokers, and each partition's replicas, leader and in-sync replicas.
 //!
 //! Admin commands are rare (topic creation, deletion, configuration), so the store uses
 //! blocking file I/O with fdatasync per command; the server runs it off the shard's
