@@ -109,7 +109,7 @@ impl Client {
             .ok_or_else(|| ClientError::Connect { address: bootstrap.into(), reason: "no address".into() })?;
         let host = bootstrap.rsplit_once(':').map_or(bootstrap, |(host, _)| host);
         let tls = config.tls.as_ref().map(|tls| TlsClient::new(tls, host)).transpose()?;
-        let security = Security { tls, credentials: config.credentials.clone() };
+        let security = Security { tls, credentials: config.credentials.clone(), salted: Default::default() };
         let client = Client {
             inner: Arc::new(Inner {
                 bootstrap: address,

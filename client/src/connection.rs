@@ -63,6 +63,9 @@ struct Pending {
 pub(crate) struct Security {
     pub tls: Option<TlsClient>,
     pub credentials: Option<Credentials>,
+    /// The salted password of the last exchange, so that each new connection does not
+    /// pay the PBKDF2 again (shared by the client's connections).
+    pub salted: Arc<Mutex<Option<strand_protocol::scram::SaltedPassword>>>,
 }
 
 /// A new connection is opened this long before the session of an authenticated one
@@ -118,14 +121,19 @@ impl Connection {
             renew_at: Mutex::new(None),
         });
         if let Some(credentials) = &security.credentials {
-            connection.authenticate(credentials, timeout)?;
+            connection.authenticate(credentials, &security.salted, timeout)?;
         }
         Ok(connection)
     }
 
     /// SCRAM over Authenticate (`protocol/SPEC.md`): client-first, client-final, and the
     /// broker's signature checked, so that the broker is known to hold the credential.
-    fn authenticate(&self, credentials: &Credentials, timeout: Duration) -> Result<()> {
+    fn authenticate(
+        &self,
+        credentials: &Credentials,
+        salted: &Mutex<Option<strand_protocol::scram::SaltedPassword>>,
+        timeout: Duration,
+    ) -> Result<()> {
         let refused = |reason: String| ClientError::Authentication { address: self.address.to_string(), reason };
         let mechanism = credentials.mechanism.name().to_string();
         let exchange = |token: Vec<u8>| -> Result<AuthenticateResponse> {
@@ -143,7 +151,9 @@ impl Connection {
         };
         let (client, first) = ScramClient::start(credentials.mechanism, &credentials.user, &credentials.password);
         let server_first = exchange(first)?;
-        let (last, signature) = client.respond(&server_first.token).map_err(|e| refused(e.to_string()))?;
+        let mut kept = lock(salted).clone();
+        let (last, signature) =
+            client.respond_cached(&server_first.token, &mut kept).map_err(|e| refused(e.to_string()))?;
         let server_final = exchange(last)?;
         if server_final.authenticated != 1 {
             return Err(refused("the broker did not complete the exchange after the client's final message".into()));
@@ -151,6 +161,8 @@ impl Connection {
         ScramClient::verify(&server_final.token, &signature).map_err(|_| {
             refused("the broker's signature does not match: it does not hold this user's credential".into())
         })?;
+        // Kept only once the broker has accepted it.
+        *lock(salted) = kept;
         if server_final.session_lifetime_ms > 0 {
             let lifetime = Duration::from_millis(server_final.session_lifetime_ms);
             let ahead = (lifetime / 10).min(RENEW_BEFORE_MAX);

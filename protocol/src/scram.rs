@@ -313,6 +313,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A salted password a client keeps between exchanges, with the salt and iteration
+/// count it was made with (the credential's, which the server names each time).
+#[derive(Clone)]
+pub struct SaltedPassword {
+    salt: Vec<u8>,
+    iterations: u32,
+    salted: Vec<u8>,
+}
+
 /// The client's side, for `strand-client`, the CLI and the tests: what a client sends
 /// for `user` with `password`, checked against the server's answers.
 pub struct ScramClient {
@@ -337,16 +346,40 @@ impl ScramClient {
     /// The client-final message for the server-first one, and the server signature
     /// the server-final message must carry.
     pub fn respond(&self, server_first: &[u8]) -> Result<(Vec<u8>, Vec<u8>), ScramError> {
-        self.respond_salted(server_first, None)
+        self.respond_salted(server_first, |salt, iterations| {
+            self.mechanism.salted_password(self.password.as_bytes(), salt, iterations)
+        })
     }
 
     /// `respond` with the salted password already known (a client that keeps it
     /// between connections; the benchmarks, to time the server alone).
     pub fn respond_with_salted(&self, server_first: &[u8], salted: &[u8]) -> Result<(Vec<u8>, Vec<u8>), ScramError> {
-        self.respond_salted(server_first, Some(salted))
+        self.respond_salted(server_first, |_, _| salted.to_vec())
     }
 
-    fn respond_salted(&self, server_first: &[u8], known: Option<&[u8]>) -> Result<(Vec<u8>, Vec<u8>), ScramError> {
+    /// `respond`, reusing the salted password a client kept from an earlier exchange
+    /// when the server names the same salt and iterations (it costs a PBKDF2 of
+    /// thousands of HMACs), and keeping the one computed otherwise.
+    pub fn respond_cached(
+        &self,
+        server_first: &[u8],
+        cache: &mut Option<SaltedPassword>,
+    ) -> Result<(Vec<u8>, Vec<u8>), ScramError> {
+        self.respond_salted(server_first, |salt, iterations| match cache {
+            Some(kept) if kept.salt == salt && kept.iterations == iterations => kept.salted.clone(),
+            _ => {
+                let salted = self.mechanism.salted_password(self.password.as_bytes(), salt, iterations);
+                *cache = Some(SaltedPassword { salt: salt.to_vec(), iterations, salted: salted.clone() });
+                salted
+            }
+        })
+    }
+
+    fn respond_salted(
+        &self,
+        server_first: &[u8],
+        salted_for: impl FnOnce(&[u8], u32) -> Vec<u8>,
+    ) -> Result<(Vec<u8>, Vec<u8>), ScramError> {
         let server_first = text(server_first)?;
         let mut fields = server_first.split(',');
         let nonce = fields.next().and_then(|f| f.strip_prefix("r=")).ok_or(ScramError::Malformed("no nonce"))?;
@@ -361,10 +394,7 @@ impl ScramClient {
             .and_then(|i| i.parse().ok())
             .filter(|i| ScramMechanism::ITERATIONS.contains(i))
             .ok_or(ScramError::Malformed("bad iteration count"))?;
-        let salted = match known {
-            Some(salted) => salted.to_vec(),
-            None => self.mechanism.salted_password(self.password.as_bytes(), &salt, iterations),
-        };
+        let salted = salted_for(&salt, iterations);
         let credential = ScramCredential::derive(self.mechanism, &salted, &salt, iterations);
         let without_proof = format!("c=biws,r={nonce}");
         let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
@@ -444,6 +474,33 @@ mod tests {
         for mechanism in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
             assert_eq!(exchange(mechanism, "pencil", "pencil", "alice").as_deref(), Ok("alice"));
         }
+    }
+
+    /// A salted password kept from one exchange serves the next with the same salt,
+    /// and is made again for another salt.
+    #[test]
+    fn a_kept_salted_password_serves_the_next_exchange() {
+        let mechanism = ScramMechanism::Sha512;
+        let stored = credential(mechanism, "pencil");
+        let lookup = |stored: ScramCredential| move |name: &str| (name == "alice").then(|| stored.clone());
+        let mut cache = None;
+        for _ in 0..2 {
+            let (client, first) = ScramClient::start(mechanism, "alice", "pencil");
+            let (server, server_first) =
+                ScramExchange::start(mechanism, &first, lookup(stored.clone()), SECRET).unwrap();
+            let (last, expected) = client.respond_cached(&server_first, &mut cache).unwrap();
+            let (_, server_final) = server.finish(&last).unwrap();
+            ScramClient::verify(&server_final, &expected).unwrap();
+        }
+        let kept = cache.clone().unwrap();
+        assert_eq!((kept.salt.as_slice(), kept.iterations), (&stored.salt[..], stored.iterations));
+        let salt = b"another salt 123";
+        let other = ScramCredential::derive(mechanism, &mechanism.salted_password(b"pencil", salt, 4096), salt, 4096);
+        let (client, first) = ScramClient::start(mechanism, "alice", "pencil");
+        let (server, server_first) = ScramExchange::start(mechanism, &first, lookup(other), SECRET).unwrap();
+        let (last, _) = client.respond_cached(&server_first, &mut cache).unwrap();
+        assert!(server.finish(&last).is_ok(), "a new salt: made again, not the kept one");
+        assert_eq!(cache.unwrap().salt, salt.to_vec());
     }
 
     /// A wrong password and an unknown user fail alike, at the proof.
