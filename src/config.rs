@@ -543,6 +543,14 @@ mod tests {
             (format!("{}{}", listener(""), listener("")), "listeners[1].name"),
             (listener("protocol = \"kafka\""), "protocol = \"native\""),
             ("[tls]\nclient_auth = \"required\"".into(), "tls.client_ca_file"),
+            (listener("client_auth = \"required\""), "listeners[0].client_auth"),
+            (
+                format!(
+                    "{}[tls]\ncert_file = \"c\"\nkey_file = \"k\"",
+                    listener("security = \"tls\"\nclient_auth = \"required\"")
+                ),
+                "tls.client_ca_file",
+            ),
             ("[tls]\nprincipal_mapping_rules = [\"RULE:x\"]".into(), "tls.principal_mapping_rules"),
             ("[sasl]\nmechanisms = [\"GSSAPI\"]".into(), "GSSAPI"),
             ("[storage]\nwrite_buffer_bytes = 1000".into(), "storage.write_buffer_bytes"),

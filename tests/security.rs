@@ -67,6 +67,13 @@ protocol = "native"
 port = {native_sasl}
 security = "sasl_plaintext"
 
+[[listeners]]
+name = "mtls"
+protocol = "kafka"
+port = {mtls}
+security = "tls"
+client_auth = "required"
+
 [tls]
 cert_file = "{cert}"
 key_file = "{key}"
@@ -85,6 +92,7 @@ failure_delay_max_ms = 800
         sasl = kafka + 3,
         native_secure = kafka + 4,
         native_sasl = kafka + 5 + shards,
+        mtls = kafka + 6 + 2 * shards,
         cert = pki.broker_cert.display(),
         key = pki.broker_key.display(),
         ca = pki.ca.display(),
@@ -97,7 +105,7 @@ failure_delay_max_ms = 800
 /// A run of free ports for `config`'s listeners.
 fn ports() -> u16 {
     let shards = std::thread::available_parallelism().map_or(1, |n| n.get()) as u16;
-    common::free_ports(3 * shards + 7)
+    common::free_ports(3 * shards + 8)
 }
 
 fn start(data: &Path, config: &Path) -> Broker {
@@ -219,6 +227,23 @@ fn kafka_clients_work_over_sasl_ssl_and_ssl_and_bad_credentials_are_refused() {
     assert!(!plaintext_on_tls.0, "a plaintext client on a TLS port gets no metadata: {}", plaintext_on_tls.1);
     let (ok, stdout, stderr) = kcat(&kcat_alice, &["-L", "-t", "kcat-sasl"], "");
     assert!(ok && stdout.contains("kcat-sasl"), "still served after the refusals: {stderr}");
+    // A listener of its own that requires client certificates, where [tls] only asks.
+    let mtls = format!("localhost:{}", broker.listener_port("mtls"));
+    let ssl = |extra: &[String]| {
+        let mut args: Vec<String> =
+            ["-b", mtls.as_str(), "-L", "-m", "5", "-X", "security.protocol=SSL", "-X"].map(String::from).to_vec();
+        args.push(format!("ssl.ca.location={}", pki.ca.display()));
+        for setting in extra {
+            args.extend(["-X".to_string(), setting.clone()]);
+        }
+        run_tool("kcat", &args.iter().map(String::as_str).collect::<Vec<_>>(), "")
+    };
+    let (ok, _, stderr) = ssl(&[]);
+    assert!(!ok, "no certificate on a client_auth = \"required\" listener: refused ({stderr})");
+    let cert = format!("ssl.certificate.location={}", writer_cert.display());
+    let key = format!("ssl.key.location={}", writer_key.display());
+    let (ok, stdout, stderr) = ssl(&[cert, key]);
+    assert!(ok && stdout.contains("kcat-sasl"), "with one: served ({stderr})");
     let admin = broker.admin.clone().unwrap();
     assert!(metric(&admin, "strand_authentication_failures_total") >= 2.0, "failures counted");
     assert!(metric(&admin, "strand_tls_handshake_failures_total") >= 1.0, "failed handshakes counted");

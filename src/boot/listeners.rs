@@ -75,7 +75,7 @@ fn warn_if_exposed(config: &ListenerConfig, address: IpAddr, tls: &TlsConfig) {
             address = %config.address,
             port = config.port,
             security = crate::config::security_name(config.security),
-            "listener {:?} accepts clients from other hosts without authenticating them: anyone who reaches it may read, write and delete; set security = \"sasl_tls\" (or \"tls\" with tls.client_auth = \"required\"), or bind it to 127.0.0.1",
+            "listener {:?} accepts clients from other hosts without authenticating them: anyone who reaches it may read, write and delete; set security = \"sasl_tls\" (or \"tls\" with client_auth = \"required\", on the listener or in [tls]), or bind it to 127.0.0.1",
             config.name
         );
     }

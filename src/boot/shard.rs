@@ -114,6 +114,7 @@ fn listen(
             name: listener.config.name.clone(),
             security,
             tls: if security.is_tls() { tls.clone() } else { None },
+            client_auth: listener.config.client_auth(&shard.config.tls),
         });
         let native = Rc::new(crate::native::Native::new(shard.clone(), listener.shard_ports.clone(), security));
         let kafka = Rc::new(crate::kafka::Kafka::new(shard.clone(), listener.advertised.clone(), security));

@@ -74,6 +74,11 @@ pub struct ListenerConfig {
     /// The port clients are told to connect to; 0: the port bound. Kafka listeners only.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub advertised_port: u16,
+    /// This listener's client certificates, over `tls.client_auth` (Kafka's
+    /// `listener.name.NAME.ssl.client.auth`): `"none"`, `"requested"` or `"required"`.
+    /// TLS listeners only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<ClientAuth>,
 }
 
 fn loopback() -> String {
@@ -99,7 +104,13 @@ impl ListenerConfig {
             security: Security::Plaintext,
             advertised_host: String::new(),
             advertised_port: 0,
+            client_auth: None,
         }
+    }
+
+    /// What it asks of client certificates: its own setting, else `tls.client_auth`.
+    pub fn client_auth(&self, tls: &TlsConfig) -> ClientAuth {
+        self.client_auth.unwrap_or(tls.client_auth)
     }
 
     /// Whether it accepts clients that have not proven who they are: no SASL, and no
@@ -107,7 +118,7 @@ impl ListenerConfig {
     pub fn is_open(&self, tls: &TlsConfig) -> bool {
         match self.security {
             Security::Plaintext => true,
-            Security::Tls => tls.client_auth != ClientAuth::Required,
+            Security::Tls => self.client_auth(tls) != ClientAuth::Required,
             Security::SaslPlaintext | Security::SaslTls => false,
         }
     }
@@ -254,6 +265,16 @@ pub fn validate(
             if !listener.advertised_host.is_empty() || listener.advertised_port != 0 {
                 return Err(format!("{key}: advertised_host and advertised_port are for Kafka listeners (native clients are told each shard's port on the address they connected to)"));
             }
+        }
+        if listener.client_auth.is_some() && !listener.security.is_tls() {
+            return Err(format!(
+                "{key}.client_auth: client certificates need TLS, and this listener's security is \"{}\"",
+                security_name(listener.security)
+            ));
+        }
+        if listener.security.is_tls() && listener.client_auth(tls) != ClientAuth::None && tls.client_ca_file.is_empty()
+        {
+            return Err(format!("{key}: client certificates are checked against tls.client_ca_file, which is empty"));
         }
         if listener.security.is_tls() && (tls.cert_file.is_empty() || tls.key_file.is_empty()) {
             return Err(format!(

@@ -53,7 +53,7 @@ pub async fn accept_loop<P: Protocol>(
                 None => connection::serve(shard.clone(), protocol, Tcp(stream)).await,
                 Some(acceptor) => {
                     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
-                    match tls::handshake(stream, acceptor).await {
+                    match tls::handshake(stream, acceptor, info.client_auth).await {
                         Ok(tls) => connection::serve(shard.clone(), protocol, tls).await,
                         Err(reason) => {
                             crate::metrics::ShardMetrics::count(&shard.metrics.tls_handshake_failures, 1);

@@ -31,6 +31,8 @@ pub struct ListenerInfo {
     pub security: crate::config::Security,
     /// The certificate and client checks, on a TLS listener.
     pub tls: Option<std::sync::Arc<tls::TlsAcceptor>>,
+    /// What it asks of client certificates (its own setting, else `tls.client_auth`).
+    pub client_auth: crate::config::ClientAuth,
 }
 
 /// A protocol a listener speaks: how its frames are cut from the byte stream, in

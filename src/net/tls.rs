@@ -44,50 +44,71 @@ const RECORD_BYTES: usize = 16 * 1024;
 /// Ciphertext gathered before one send.
 const SEND_BYTES_MAX: usize = 256 * 1024;
 
-/// The TLS settings every shard's TLS listeners use, replaced on SIGHUP.
+/// The TLS settings every shard's TLS listeners use, replaced on SIGHUP: one rustls
+/// configuration for each way of asking for client certificates (a listener may set
+/// its own over `tls.client_auth`); those that check them only when
+/// `tls.client_ca_file` is set.
 pub struct TlsAcceptor {
     settings: TlsConfig,
-    server: RwLock<Arc<rustls::ServerConfig>>,
-    /// The same certificate without client certificates, for the admin endpoint.
-    open: RwLock<Arc<rustls::ServerConfig>>,
+    configs: RwLock<Configs>,
     mapping: MappingRules,
+}
+
+/// The configurations, by `ClientAuth`.
+struct Configs {
+    none: Arc<rustls::ServerConfig>,
+    requested: Option<Arc<rustls::ServerConfig>>,
+    required: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Configs {
+    fn read(settings: &TlsConfig) -> Result<Configs, String> {
+        let with = |client_auth| server_config(&TlsConfig { client_auth, ..settings.clone() }).map(Arc::new);
+        let checks = !settings.client_ca_file.is_empty();
+        Ok(Configs {
+            none: with(ClientAuth::None)?,
+            requested: checks.then(|| with(ClientAuth::Requested)).transpose()?,
+            required: checks.then(|| with(ClientAuth::Required)).transpose()?,
+        })
+    }
 }
 
 impl TlsAcceptor {
     /// Reads the certificate, the key and the client CAs that `settings` names.
     pub fn new(settings: &TlsConfig) -> Result<TlsAcceptor, String> {
         let mapping = MappingRules::parse(&settings.principal_mapping_rules)?;
-        let server = RwLock::new(Arc::new(server_config(settings)?));
-        let open = RwLock::new(Arc::new(server_config(&without_client_auth(settings))?));
-        Ok(TlsAcceptor { settings: settings.clone(), server, open, mapping })
+        let configs = RwLock::new(Configs::read(settings)?);
+        Ok(TlsAcceptor { settings: settings.clone(), configs, mapping })
     }
 
     /// Reads the files again (SIGHUP): new handshakes use them. A file that cannot be
     /// read, or a key that does not fit the certificate, keeps the running ones.
     pub fn reload(&self) -> Result<(), String> {
-        let fresh = server_config(&self.settings)?;
-        let open = server_config(&without_client_auth(&self.settings))?;
-        *self.server.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
-        *self.open.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(open);
+        let fresh = Configs::read(&self.settings)?;
+        *self.configs.write().unwrap_or_else(|p| p.into_inner()) = fresh;
         Ok(())
     }
 
-    fn current(&self) -> Arc<rustls::ServerConfig> {
-        self.server.read().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The current configuration for a listener that asks `client_auth` of clients.
+    /// Configuration checks make sure one that checks certificates has its CAs.
+    fn current(&self, client_auth: ClientAuth) -> Result<Arc<rustls::ServerConfig>, String> {
+        let configs = self.configs.read().unwrap_or_else(|p| p.into_inner());
+        let config = match client_auth {
+            ClientAuth::None => Some(&configs.none),
+            ClientAuth::Requested => configs.requested.as_ref(),
+            ClientAuth::Required => configs.required.as_ref(),
+        };
+        config.cloned().ok_or_else(|| "client certificates are asked for, but tls.client_ca_file is empty".into())
     }
 
     /// The current settings without client certificates (the admin endpoint's).
     pub fn current_without_client_auth(&self) -> Arc<rustls::ServerConfig> {
-        self.open.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.configs.read().unwrap_or_else(|p| p.into_inner()).none.clone()
     }
 
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_millis(self.settings.handshake_timeout_ms)
     }
-}
-
-fn without_client_auth(settings: &TlsConfig) -> TlsConfig {
-    TlsConfig { client_auth: ClientAuth::None, ..settings.clone() }
 }
 
 /// A rustls server configuration from the files `settings` names.
@@ -145,8 +166,8 @@ impl Tls {
 
 /// Runs the server's side of the handshake on `stream`, within the acceptor's
 /// handshake timeout. `Err` is the reason, to log; the connection is then dropped.
-pub async fn handshake(stream: TcpStream, acceptor: &TlsAcceptor) -> Result<Tls, String> {
-    let server = ServerConnection::new(acceptor.current()).map_err(|error| format!("TLS: {error}"))?;
+pub async fn handshake(stream: TcpStream, acceptor: &TlsAcceptor, client_auth: ClientAuth) -> Result<Tls, String> {
+    let server = ServerConnection::new(acceptor.current(client_auth)?).map_err(|error| format!("TLS: {error}"))?;
     let mut connection = rustls::Connection::Server(server);
     let mut stream = stream;
     drive_handshake(&mut connection, &mut stream, acceptor.handshake_timeout()).await?;
