@@ -21,13 +21,15 @@
 //! Code map: `log` (the `Log` and its state; `log/append`, `log/roll`, `log/read`,
 //! `log/retention`, one concern each), `recovery` (open), `segment`
 //! (one segment's files and scanning), `appender` (O_DIRECT append-only writer),
-//! `index` (offset and time indexes), `cache` (recent batches), `progress` (waiting on
+//! `index` (offset and time indexes), `epochs` (the leader epochs and where each
+//! starts, for truncation by epoch), `cache` (recent batches), `progress` (waiting on
 //! counters), `config`, `error`, `quota` (the task quota appends yield at), `space`
 //! (free disk space).
 
 mod appender;
 mod cache;
 mod config;
+pub mod epochs;
 mod error;
 mod index;
 mod log;
