@@ -27,5 +27,6 @@ pub use error::{MetadataError, PARTITIONS_MAX};
 pub use name::{validate_topic_name, TOPIC_NAME_BYTES_MAX};
 pub use scram::{ScramCredential, ScramMechanism};
 pub use state::{place_partitions, MetadataState, TopicMeta};
+pub(crate) use store::frame;
 pub use store::{MetadataStore, StoreRecovery};
 pub use uuid::TopicUuid;

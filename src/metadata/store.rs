@@ -134,7 +134,9 @@ impl MetadataStore {
     }
 }
 
-fn frame(payload: &[u8]) -> Vec<u8> {
+/// `[length u32][crc32c u32][payload]`, little-endian, the CRC over the payload: the
+/// frame of every record the metadata keeps on disk (here, and the quorum's log).
+pub(crate) fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + payload.len());
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());

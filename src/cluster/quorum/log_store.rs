@@ -13,6 +13,7 @@
 //! commands between snapshots), so reads never touch the disk.
 
 use super::types::Quorum;
+use crate::metadata::frame;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
 use serde::{Deserialize, Serialize};
@@ -60,14 +61,6 @@ pub struct LogStore {
 
 fn lock(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
     inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn frame(json: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + json.len());
-    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(json).to_le_bytes());
-    out.extend_from_slice(json);
-    out
 }
 
 /// The records in `bytes`, and how many bytes they take (a torn tail is not counted).
