@@ -84,8 +84,12 @@ async fn read_message<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) -> s
     if len > MESSAGE_BYTES_MAX {
         return Err(std::io::Error::other(format!("a message of {len} bytes, over the limit of {MESSAGE_BYTES_MAX}")));
     }
-    let mut json = vec![0u8; len];
-    stream.read_exact(&mut json).await?;
+    // Grown as the bytes arrive, not reserved from the length a peer claims.
+    let mut json = Vec::with_capacity(len.min(64 * 1024));
+    (&mut *stream).take(len as u64).read_to_end(&mut json).await?;
+    if json.len() < len {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the peer closed within a message"));
+    }
     serde_json::from_slice(&json).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 

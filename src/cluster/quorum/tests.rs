@@ -130,6 +130,24 @@ fn a_request_of_another_cluster_or_a_stranger_is_refused() {
         other => panic!("a stranger's request: {other:?}"),
     }
     assert_eq!(node.state().producer_ids_end, 1, "neither took effect");
+    // A length over the limit closes the connection; a message cut short, and bytes
+    // that are not JSON, change nothing.
+    use std::io::{Read, Write};
+    let address = voters[&1].clone();
+    let mut huge = std::net::TcpStream::connect(&address).unwrap();
+    huge.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    huge.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    assert!(matches!(huge.read(&mut [0u8; 16]), Ok(0) | Err(_)), "closed");
+    let mut short = std::net::TcpStream::connect(&address).unwrap();
+    short.write_all(&1000u32.to_be_bytes()).unwrap();
+    short.write_all(b"{\"cluster").unwrap();
+    drop(short);
+    let mut garbage = std::net::TcpStream::connect(&address).unwrap();
+    garbage.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    garbage.write_all(&4u32.to_be_bytes()).unwrap();
+    garbage.write_all(b"\xff\xfe\x00\x01").unwrap();
+    assert!(matches!(garbage.read(&mut [0u8; 16]), Ok(0) | Err(_)), "closed");
+    node.propose_blocking(reserve(2), TIMEOUT).expect("the voter serves on");
 }
 
 #[test]
