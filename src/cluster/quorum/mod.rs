@@ -15,10 +15,13 @@
 //! - `state_machine`: commands applied in log order, a command that no longer checks
 //!   (two proposals raced) applied as a refusal on every voter alike; snapshots of the
 //!   state as the metadata store writes them;
-//! - `network`: the voters' RPCs (openraft's, and a proposal forwarded to the leader)
-//!   over TCP, each message JSON in a length-prefixed frame carrying the cluster id,
+//! - `liveness`: brokers' heartbeats on the leader, and the controller's loop that
+//!   fences the silent and unfences the returning, moving their partitions;
+//! - `network`: the voters' RPCs (openraft's, a proposal forwarded to the leader, a
+//!   heartbeat) over TCP, each message JSON in a length-prefixed frame carrying the cluster id,
 //!   which a voter of another cluster is refused by.
 
+mod liveness;
 mod log_store;
 mod network;
 mod state_machine;
@@ -28,7 +31,9 @@ mod types;
 
 pub use types::{Applied, Proposal, Quorum};
 
+use crate::metadata::cluster::BrokerId;
 use crate::metadata::{Command, MetadataState};
+use liveness::Liveness;
 use network::{Network, Reply, Rpc};
 use openraft::error::{ClientWriteError, RaftError};
 use state_machine::{Published, StateMachine};
@@ -56,6 +61,9 @@ pub struct QuorumConfig {
     /// A snapshot is taken after this many entries, and the log before it dropped but
     /// for a tenth of that (a voter further behind is sent the snapshot).
     pub snapshot_every: u64,
+    /// A broker not heard from for this long is fenced (Kafka's
+    /// `broker.session.timeout.ms`).
+    pub broker_session_ms: u64,
 }
 
 impl QuorumConfig {
@@ -75,6 +83,12 @@ impl QuorumConfig {
         }
         if self.cluster_id.is_empty() {
             return Err("the cluster id is empty".into());
+        }
+        if self.broker_session_ms < 2 * self.heartbeat_ms {
+            return Err(format!(
+                "a broker session of {} ms: at least two heartbeats ({} ms each)",
+                self.broker_session_ms, self.heartbeat_ms
+            ));
         }
         if self.snapshot_every < 10 {
             return Err(format!("a snapshot every {} entries: at least 10", self.snapshot_every));
@@ -105,10 +119,16 @@ pub enum ProposeError {
 
 /// A running quorum member. Dropping it stops it.
 pub struct QuorumHandle {
+    inner: Arc<QuorumHandleInner>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// What the member's tasks share.
+pub(crate) struct QuorumHandleInner {
     raft: openraft::Raft<Quorum>,
     network: Network,
     published: watch::Receiver<Published>,
-    runtime: Option<tokio::runtime::Runtime>,
+    liveness: Arc<Liveness>,
     node_id: u64,
 }
 
@@ -116,7 +136,8 @@ impl QuorumHandle {
     /// Opens the log and state machine in `config.dir`, serves the quorum's RPCs on
     /// this node's voter address, and joins the quorum (the first start of a voter
     /// proposes the configured voters as the membership; every voter proposes the
-    /// same, so whichever is first, the membership is one).
+    /// same, so whichever is first, the membership is one). The controller's loop runs
+    /// beside it, acting while this voter leads.
     pub fn start(config: QuorumConfig) -> anyhow::Result<QuorumHandle> {
         config.validate().map_err(|e| anyhow::anyhow!("cluster: {e}"))?;
         std::fs::create_dir_all(&config.dir)?;
@@ -125,44 +146,87 @@ impl QuorumHandle {
             .thread_name("strand-quorum")
             .enable_all()
             .build()?;
-        let (raft, network, published) = runtime.block_on(start(&config))?;
-        Ok(QuorumHandle { raft, network, published, runtime: Some(runtime), node_id: config.node_id })
+        let inner = Arc::new(runtime.block_on(start(&config))?);
+        let session = Duration::from_millis(config.broker_session_ms);
+        runtime.spawn(liveness::run(inner.clone(), session));
+        Ok(QuorumHandle { inner, runtime: Some(runtime) })
     }
 
     /// This node's id.
     pub fn node_id(&self) -> u64 {
-        self.node_id
+        self.inner.node_id
     }
 
     /// The leader this node knows of.
     pub fn leader(&self) -> Option<u64> {
-        self.raft.metrics().borrow().current_leader
+        self.inner.raft.metrics().borrow().current_leader
     }
 
     /// The state as applied on this node.
     pub fn state(&self) -> Arc<MetadataState> {
-        self.published.borrow().state.clone()
+        self.inner.state()
     }
 
     /// The applied state, each time it changes (for the shards).
     pub fn subscribe(&self) -> watch::Receiver<Published> {
-        self.published.clone()
+        self.inner.published.clone()
     }
 
     /// Proposes `command` and waits (at most `timeout`) until it is committed by the
     /// quorum and applied here: the state it left. From any voter: a follower hands the
     /// proposal to the leader.
     pub fn propose_blocking(&self, command: Command, timeout: Duration) -> Result<Arc<MetadataState>, ProposeError> {
+        self.block_on(timeout, self.inner.propose(command))
+    }
+
+    /// A heartbeat of `broker` at incarnation `epoch`, to the quorum leader: whether
+    /// the broker is fenced.
+    pub fn heartbeat_blocking(&self, broker: BrokerId, epoch: u64, timeout: Duration) -> Result<bool, ProposeError> {
+        self.block_on(timeout, self.inner.heartbeat(broker, epoch))
+    }
+
+    fn block_on<T>(
+        &self,
+        timeout: Duration,
+        work: impl std::future::Future<Output = Result<T, ProposeError>>,
+    ) -> Result<T, ProposeError> {
         let runtime = self.runtime.as_ref().expect("running");
         runtime.block_on(async {
-            tokio::time::timeout(timeout, self.propose(command))
+            tokio::time::timeout(timeout, work)
                 .await
                 .unwrap_or_else(|_| Err(ProposeError::Failed(format!("no answer within {} ms", timeout.as_millis()))))
         })
     }
 
-    /// `propose_blocking`, on the quorum's runtime.
-    pub async fn propose(&self, command: Command) -> Result<Arc<MetadataState>, ProposeError> {
+    /// Stops the quorum member (its peers see it as gone).
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.block_on(async {
+                let _ = self.inner.raft.shutdown().await;
+                self.inner.network.stop();
+            });
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+impl Drop for QuorumHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl QuorumHandleInner {
+    fn state(&self) -> Arc<MetadataState> {
+        self.published.borrow().state.clone()
+    }
+
+    /// `QuorumHandle::propose_blocking`, on the quorum's runtime.
+    pub(crate) async fn propose(&self, command: Command) -> Result<Arc<MetadataState>, ProposeError> {
         let proposal = Proposal(command);
         let applied = loop {
             match self.raft.client_write(proposal.clone()).await {
@@ -199,30 +263,44 @@ impl QuorumHandle {
         Ok(state)
     }
 
-    /// Stops the quorum member (its peers see it as gone).
-    pub fn shutdown(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.block_on(async {
-                let _ = self.raft.shutdown().await;
-                self.network.stop();
-            });
-            runtime.shutdown_timeout(Duration::from_secs(1));
+    /// A heartbeat, taken here when this voter leads, else handed to the leader.
+    async fn heartbeat(&self, broker: BrokerId, epoch: u64) -> Result<bool, ProposeError> {
+        loop {
+            let leader = self.raft.metrics().borrow().current_leader;
+            match leader {
+                Some(leader) if leader == self.node_id => {
+                    return heard(&self.liveness, &self.state(), broker, epoch);
+                }
+                Some(leader) => match self.network.call(leader, Rpc::Heartbeat { broker, epoch }).await {
+                    Ok(Reply::Heartbeat(Err(ProposeError::NoLeader))) | Err(_) => {}
+                    Ok(Reply::Heartbeat(answer)) => return answer,
+                    Ok(other) => return Err(ProposeError::Failed(format!("the leader answered {other:?}"))),
+                },
+                None => {}
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }
 
-impl Drop for QuorumHandle {
-    fn drop(&mut self) {
-        self.stop();
+/// Records a heartbeat on the leader: whether the broker is fenced, or why the
+/// heartbeat is refused (a broker that did not register, or not at this incarnation).
+fn heard(liveness: &Liveness, state: &MetadataState, broker: BrokerId, epoch: u64) -> Result<bool, ProposeError> {
+    match state.brokers.get(&broker) {
+        Some(registered) if registered.epoch == epoch => {
+            liveness.heard(broker, epoch);
+            Ok(registered.fenced)
+        }
+        Some(registered) => Err(ProposeError::Refused(format!(
+            "broker {broker} heartbeats at incarnation {epoch}, but registered as {}",
+            registered.epoch
+        ))),
+        None => Err(ProposeError::Refused(format!("broker {broker} has not registered"))),
     }
 }
 
 /// Builds the member on the quorum's runtime.
-async fn start(config: &QuorumConfig) -> anyhow::Result<(openraft::Raft<Quorum>, Network, watch::Receiver<Published>)> {
+async fn start(config: &QuorumConfig) -> anyhow::Result<QuorumHandleInner> {
     let raft_config = openraft::Config {
         cluster_name: config.cluster_id.clone(),
         heartbeat_interval: config.heartbeat_ms,
@@ -239,7 +317,14 @@ async fn start(config: &QuorumConfig) -> anyhow::Result<(openraft::Raft<Quorum>,
     let (machine, published) = StateMachine::open(&config.dir.join("raft"))?;
     let network = Network::new(config.node_id, config.cluster_id.clone(), config.voters.clone());
     let raft = openraft::Raft::new(config.node_id, Arc::new(raft_config), network.clone(), log, machine).await?;
-    network.serve(raft.clone(), &config.voters[&config.node_id]).await?;
+    let liveness = Arc::new(Liveness::default());
+    let server = network::Server {
+        raft: raft.clone(),
+        liveness: liveness.clone(),
+        published: published.clone(),
+        node_id: config.node_id,
+    };
+    network.serve(server, &config.voters[&config.node_id]).await?;
     if fresh {
         let members: BTreeMap<u64, openraft::BasicNode> =
             config.voters.iter().map(|(&id, address)| (id, openraft::BasicNode::new(address))).collect();
@@ -250,5 +335,5 @@ async fn start(config: &QuorumConfig) -> anyhow::Result<(openraft::Raft<Quorum>,
             Err(error) => return Err(anyhow::anyhow!("cluster: cannot initialize the quorum: {error}")),
         }
     }
-    Ok((raft, network, published))
+    Ok(QuorumHandleInner { raft, network, published, liveness, node_id: config.node_id })
 }

@@ -43,6 +43,11 @@ pub enum Rpc {
     InstallSnapshot(InstallSnapshotRequest<Quorum>),
     /// A proposal made on a follower, for the leader to write.
     Propose(Proposal),
+    /// A broker's heartbeat, for the leader's controller.
+    Heartbeat {
+        broker: u32,
+        epoch: u64,
+    },
 }
 
 /// The answer.
@@ -53,6 +58,8 @@ pub enum Reply {
     InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     /// The Raft index the proposal was written at, and what applying it came to.
     Proposed(Result<(u64, Applied), ProposeError>),
+    /// Whether the broker is fenced (`NoLeader`: this voter does not lead).
+    Heartbeat(Result<bool, ProposeError>),
     /// The request was not taken: another cluster's, or from a node id that is not a
     /// voter.
     Refused(String),
@@ -143,8 +150,8 @@ impl Network {
         self.call_within(target, rpc, PROPOSE_TIMEOUT).await
     }
 
-    /// Serves the quorum's RPCs on `address` for `raft`.
-    pub async fn serve(&self, raft: openraft::Raft<Quorum>, address: &str) -> anyhow::Result<()> {
+    /// Serves the quorum's RPCs on `address` for `server`.
+    pub async fn serve(&self, server: Server, address: &str) -> anyhow::Result<()> {
         let listener = TcpListener::bind(address)
             .await
             .map_err(|e| anyhow::anyhow!("cluster: cannot listen for the quorum on {address}: {e}"))?;
@@ -153,9 +160,9 @@ impl Network {
             loop {
                 let Ok((stream, peer)) = listener.accept().await else { continue };
                 let _ = stream.set_nodelay(true);
-                let (raft, network) = (raft.clone(), network.clone());
+                let (server, network) = (server.clone(), network.clone());
                 tokio::spawn(async move {
-                    if let Err(reason) = network.answer(raft, stream).await {
+                    if let Err(reason) = network.answer(server, stream).await {
                         tracing::debug!(%peer, %reason, "quorum connection closed");
                     }
                 });
@@ -173,7 +180,8 @@ impl Network {
     }
 
     /// Answers one connection's requests until it closes or breaks a rule.
-    async fn answer(&self, raft: openraft::Raft<Quorum>, mut stream: TcpStream) -> Result<(), String> {
+    async fn answer(&self, server: Server, mut stream: TcpStream) -> Result<(), String> {
+        let raft = &server.raft;
         loop {
             let envelope: Envelope<Rpc> = match tokio::time::timeout(IDLE_TIMEOUT, read_message(&mut stream)).await {
                 Err(_) => return Err("idle".into()),
@@ -210,9 +218,30 @@ impl Network {
                     }
                     Err(error) => Err(ProposeError::Failed(error.to_string())),
                 }),
+                Rpc::Heartbeat { broker, epoch } => Reply::Heartbeat(server.heartbeat(broker, epoch)),
             };
             write_message(&mut stream, &reply).await.map_err(|e| e.to_string())?;
         }
+    }
+}
+
+/// What a voter's RPC server answers with.
+#[derive(Clone)]
+pub struct Server {
+    pub raft: openraft::Raft<Quorum>,
+    pub liveness: Arc<super::liveness::Liveness>,
+    pub published: tokio::sync::watch::Receiver<super::state_machine::Published>,
+    pub node_id: NodeId,
+}
+
+impl Server {
+    /// A heartbeat handed here: taken if this voter leads.
+    fn heartbeat(&self, broker: u32, epoch: u64) -> Result<bool, ProposeError> {
+        if self.raft.metrics().borrow().current_leader != Some(self.node_id) {
+            return Err(ProposeError::NoLeader);
+        }
+        let state = self.published.borrow().state.clone();
+        super::heard(&self.liveness, &state, broker, epoch)
     }
 }
 

@@ -21,6 +21,7 @@ fn config(dir: &std::path::Path, node_id: u64, voters: &BTreeMap<u64, String>) -
         heartbeat_ms: 50,
         election_timeout_ms: 300,
         snapshot_every: 1_000,
+        broker_session_ms: 600,
     }
 }
 
@@ -182,4 +183,106 @@ fn a_voter_behind_the_snapshot_is_sent_it() {
     nodes.values().for_each(|node| reaches(node, 100));
     let leader = leader(&nodes);
     nodes[&leader].propose_blocking(reserve(101), TIMEOUT).unwrap();
+}
+
+/// Registers broker `id` through `node` and returns its incarnation.
+fn register(node: &QuorumHandle, id: u32) -> u64 {
+    use crate::metadata::cluster::{BrokerListener, BrokerMeta};
+    let broker = BrokerMeta {
+        id,
+        epoch: 7,
+        rack: None,
+        listeners: vec![BrokerListener { name: "kafka".into(), host: "127.0.0.1".into(), port: 9092 }],
+        shards: 1,
+        fenced: true,
+    };
+    node.propose_blocking(Command::RegisterBroker { broker }, TIMEOUT).unwrap();
+    7
+}
+
+/// Waits until `check` holds of the state `node` applied.
+fn until(node: &QuorumHandle, what: &str, check: impl Fn(&MetadataState) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !check(&node.state()) {
+        assert!(Instant::now() < deadline, "{what} within 15 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_silent_broker_is_fenced_its_partitions_move_and_it_returns_when_heard() {
+    use crate::cluster::controller;
+    use crate::storage::TopicConfig;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let voters = voters(3);
+    let mut nodes: BTreeMap<u64, QuorumHandle> =
+        (1..=3).map(|id| (id, QuorumHandle::start(config(dir.path(), id, &voters)).unwrap())).collect();
+    leader(&nodes);
+    for broker in 1..=3 {
+        register(&nodes[&1], broker);
+    }
+    assert!(nodes[&1].state().brokers.values().all(|b| b.fenced), "registered fenced");
+    let (stop, silent) = (AtomicBool::new(false), AtomicBool::new(false));
+    // Each broker heartbeats every 50 ms through a voter of its own (handed to the
+    // leader from there); broker 3 only while `silent` is not set.
+    let beat = |nodes: &BTreeMap<u64, QuorumHandle>, broker: u32| {
+        let voters: Vec<&QuorumHandle> = nodes.values().collect();
+        while !stop.load(Ordering::Relaxed) {
+            if broker != 3 || !silent.load(Ordering::Relaxed) {
+                let _ = voters[broker as usize % voters.len()].heartbeat_blocking(broker, 7, TIMEOUT);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let (any, beat, shared) = (&nodes[&1], &beat, &nodes);
+    let led_by_3 = std::thread::scope(|scope| {
+        for broker in 1..=3 {
+            scope.spawn(move || beat(shared, broker));
+        }
+        until(any, "every broker heard and unfenced", |s| s.brokers.values().all(|b| !b.fenced));
+        let partitions = controller::place(&any.state(), 3, 3, 0).unwrap();
+        let led_by_3 = partitions.iter().position(|p| p.leader == Some(3)).unwrap();
+        let create = Command::CreateTopic {
+            name: "orders".into(),
+            config: TopicConfig::default(),
+            placement: vec![0; 3],
+            uuid: None,
+        };
+        any.propose_blocking(create, TIMEOUT).unwrap();
+        any.propose_blocking(Command::AssignReplicas { name: "orders".into(), from: 0, partitions }, TIMEOUT).unwrap();
+
+        silent.store(true, Ordering::Relaxed);
+        until(any, "broker 3 fenced, and its partition led by another in-sync replica", |s| {
+            let partition = &s.topics["orders"].replicas[led_by_3];
+            s.brokers[&3].fenced && partition.leader.is_some_and(|l| l != 3) && !partition.isr.contains(&3)
+        });
+        assert!(!any.state().brokers[&1].fenced && !any.state().brokers[&2].fenced, "the others stay");
+        silent.store(false, Ordering::Relaxed);
+        until(any, "broker 3 heard again and unfenced", |s| !s.brokers[&3].fenced);
+        let refused = any.heartbeat_blocking(3, 8, TIMEOUT);
+        assert!(matches!(&refused, Err(ProposeError::Refused(r)) if r.contains("incarnation")), "{refused:?}");
+        let stranger = any.heartbeat_blocking(9, 7, TIMEOUT);
+        assert!(matches!(&stranger, Err(ProposeError::Refused(r)) if r.contains("not registered")), "{stranger:?}");
+        stop.store(true, Ordering::Relaxed);
+        led_by_3
+    });
+    assert!(nodes[&1].state().topics["orders"].replicas[led_by_3].leader_epoch >= 1);
+
+    // The controller's own failover: a new quorum leader has heard nobody yet, and
+    // fences nobody who goes on heartbeating.
+    let old = leader(&nodes);
+    nodes.remove(&old).unwrap().shutdown();
+    stop.store(false, Ordering::Relaxed);
+    let shared = &nodes;
+    std::thread::scope(|scope| {
+        for broker in 1..=3 {
+            scope.spawn(move || beat(shared, broker));
+        }
+        let survivor = shared.values().next().unwrap();
+        leader(&nodes);
+        std::thread::sleep(Duration::from_millis(3 * 600));
+        assert!(survivor.state().brokers.values().all(|b| !b.fenced), "{:?}", survivor.state().brokers);
+        stop.store(true, Ordering::Relaxed);
+    });
 }

@@ -1,0 +1,95 @@
+//! Broker liveness, on the quorum leader: each broker heartbeats to the leader (any
+//! voter forwards it there), and a controller task on the leader fences a broker not
+//! heard from within its session timeout and unfences one that is heard again, at the
+//! incarnation it registered with, proposing the partition changes
+//! `cluster::controller` decides for each (new leaders for what it led; the offline
+//! partitions it was last in sync for, back to it).
+//!
+//! Heartbeats are not in the log: a new leader has heard nobody yet, so it counts
+//! every broker as heard at the moment it took over (a broker is fenced one session
+//! after the new leader last heard it, never sooner).
+
+use super::{ProposeError, QuorumHandleInner};
+use crate::cluster::controller;
+use crate::metadata::cluster::BrokerId;
+use crate::metadata::Command;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// When each broker was last heard, at which incarnation.
+#[derive(Default)]
+pub struct Liveness {
+    heard: Mutex<HashMap<BrokerId, (u64, Instant)>>,
+}
+
+impl Liveness {
+    /// Records a heartbeat.
+    pub fn heard(&self, broker: BrokerId, epoch: u64) {
+        self.heard.lock().unwrap_or_else(|p| p.into_inner()).insert(broker, (epoch, Instant::now()));
+    }
+
+    fn last(&self, broker: BrokerId) -> Option<(u64, Instant)> {
+        self.heard.lock().unwrap_or_else(|p| p.into_inner()).get(&broker).copied()
+    }
+}
+
+/// The controller's loop: while this voter leads, fences and unfences by heartbeat.
+pub async fn run(quorum: Arc<QuorumHandleInner>, session: Duration) {
+    let tick = (session / 4).max(Duration::from_millis(10));
+    let mut leading_since: Option<Instant> = None;
+    loop {
+        tokio::time::sleep(tick).await;
+        let leads = quorum.raft.metrics().borrow().current_leader == Some(quorum.node_id);
+        if !leads {
+            leading_since = None;
+            continue;
+        }
+        let since = *leading_since.get_or_insert_with(Instant::now);
+        let state = quorum.state();
+        for broker in state.brokers.values() {
+            let heard = quorum.liveness.last(broker.id).filter(|&(epoch, _)| epoch == broker.epoch);
+            let last = heard.map_or(since, |(_, at)| at.max(since));
+            let alive = last.elapsed() < session;
+            let mut commands = Vec::new();
+            if alive && broker.fenced && heard.is_some() {
+                commands.push(Command::UnfenceBroker { id: broker.id, epoch: broker.epoch });
+            } else if !alive && !broker.fenced {
+                commands.push(Command::FenceBroker { id: broker.id, epoch: broker.epoch });
+            } else {
+                continue;
+            }
+            let fence = !broker.fenced;
+            if let Err(error) = propose_all(&quorum, commands).await {
+                tracing::warn!(broker = broker.id, %error, "the controller could not change a broker's fence");
+                continue;
+            }
+            // The partition changes, decided on the state the fence left.
+            let after = quorum.state();
+            let changes = if fence {
+                controller::on_fenced(&after, broker.id)
+            } else {
+                controller::on_unfenced(&after, broker.id)
+            };
+            tracing::info!(
+                broker = broker.id,
+                fenced = fence,
+                partitions = changes.len(),
+                "controller: broker fence changed"
+            );
+            if let Err(error) = propose_all(&quorum, changes).await {
+                tracing::warn!(broker = broker.id, %error, "the controller could not move a fenced broker's partitions");
+            }
+        }
+    }
+}
+
+async fn propose_all(quorum: &QuorumHandleInner, commands: Vec<Command>) -> Result<(), ProposeError> {
+    for command in commands {
+        match quorum.propose(command).await {
+            Ok(_) | Err(ProposeError::Refused(_)) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
