@@ -21,12 +21,24 @@ use std::time::{Duration, Instant};
 #[derive(Default)]
 pub struct Liveness {
     heard: Mutex<HashMap<BrokerId, (u64, Instant)>>,
+    /// Brokers that shut down under control, and the incarnation that did: only a new
+    /// one (a new registration) is heard again.
+    stopped: Mutex<HashMap<BrokerId, u64>>,
 }
 
 impl Liveness {
     /// Records a heartbeat.
     pub fn heard(&self, broker: BrokerId, epoch: u64) {
+        if self.stopped.lock().unwrap_or_else(|p| p.into_inner()).get(&broker) == Some(&epoch) {
+            return;
+        }
         self.heard.lock().unwrap_or_else(|p| p.into_inner()).insert(broker, (epoch, Instant::now()));
+    }
+
+    /// Forgets a broker that shut down: only a new registration brings it back.
+    fn forget(&self, broker: BrokerId, epoch: u64) {
+        self.heard.lock().unwrap_or_else(|p| p.into_inner()).remove(&broker);
+        self.stopped.lock().unwrap_or_else(|p| p.into_inner()).insert(broker, epoch);
     }
 
     fn last(&self, broker: BrokerId) -> Option<(u64, Instant)> {
@@ -82,6 +94,26 @@ pub async fn run(quorum: Arc<QuorumHandleInner>, session: Duration) {
             }
         }
     }
+}
+
+/// Controlled shutdown (on the leader): the broker is fenced at once, and its
+/// partitions handed to other in-sync replicas, before it stops; its heartbeats from
+/// then on do not unfence it until it registers again.
+pub async fn shut_down(quorum: &QuorumHandleInner, broker: BrokerId, epoch: u64) -> Result<usize, ProposeError> {
+    let state = quorum.state();
+    match state.brokers.get(&broker) {
+        Some(registered) if registered.epoch == epoch => {}
+        _ => return Err(ProposeError::Refused(format!("broker {broker} is not registered at incarnation {epoch}"))),
+    }
+    quorum.liveness.forget(broker, epoch);
+    if !state.brokers[&broker].fenced {
+        propose_all(quorum, vec![Command::FenceBroker { id: broker, epoch }]).await?;
+    }
+    let changes = controller::on_fenced(&quorum.state(), broker);
+    let moved = changes.len();
+    propose_all(quorum, changes).await?;
+    tracing::info!(broker, partitions = moved, "controller: controlled shutdown");
+    Ok(moved)
 }
 
 async fn propose_all(quorum: &QuorumHandleInner, commands: Vec<Command>) -> Result<(), ProposeError> {

@@ -146,7 +146,9 @@ impl QuorumHandle {
             .thread_name("strand-quorum")
             .enable_all()
             .build()?;
-        let inner = Arc::new(runtime.block_on(start(&config))?);
+        let (inner, member) = runtime.block_on(start(&config))?;
+        let inner = Arc::new(inner);
+        let _ = member.set(Arc::downgrade(&inner));
         let session = Duration::from_millis(config.broker_session_ms);
         runtime.spawn(liveness::run(inner.clone(), session));
         Ok(QuorumHandle { inner, runtime: Some(runtime) })
@@ -183,6 +185,13 @@ impl QuorumHandle {
     /// the broker is fenced.
     pub fn heartbeat_blocking(&self, broker: BrokerId, epoch: u64, timeout: Duration) -> Result<bool, ProposeError> {
         self.block_on(timeout, self.inner.heartbeat(broker, epoch))
+    }
+
+    /// Controlled shutdown of `broker` at incarnation `epoch`, before it stops: the
+    /// quorum leader fences it and hands its leaderships to other in-sync replicas;
+    /// the count of partitions changed.
+    pub fn shut_down_blocking(&self, broker: BrokerId, epoch: u64, timeout: Duration) -> Result<usize, ProposeError> {
+        self.block_on(timeout, self.inner.shut_down(broker, epoch))
     }
 
     fn block_on<T>(
@@ -263,6 +272,24 @@ impl QuorumHandleInner {
         Ok(state)
     }
 
+    /// A controlled shutdown, carried out here when this voter leads, else handed to
+    /// the leader.
+    async fn shut_down(&self, broker: BrokerId, epoch: u64) -> Result<usize, ProposeError> {
+        loop {
+            let leader = self.raft.metrics().borrow().current_leader;
+            match leader {
+                Some(leader) if leader == self.node_id => return liveness::shut_down(self, broker, epoch).await,
+                Some(leader) => match self.network.call(leader, Rpc::ShutDown { broker, epoch }).await {
+                    Ok(Reply::ShutDown(Err(ProposeError::NoLeader))) | Err(_) => {}
+                    Ok(Reply::ShutDown(answer)) => return answer,
+                    Ok(other) => return Err(ProposeError::Failed(format!("the leader answered {other:?}"))),
+                },
+                None => {}
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// A heartbeat, taken here when this voter leads, else handed to the leader.
     async fn heartbeat(&self, broker: BrokerId, epoch: u64) -> Result<bool, ProposeError> {
         loop {
@@ -299,8 +326,12 @@ fn heard(liveness: &Liveness, state: &MetadataState, broker: BrokerId, epoch: u6
     }
 }
 
+/// Where the RPC server finds the member once it is built (weak: the member owns the
+/// server's task).
+type Member = Arc<std::sync::OnceLock<std::sync::Weak<QuorumHandleInner>>>;
+
 /// Builds the member on the quorum's runtime.
-async fn start(config: &QuorumConfig) -> anyhow::Result<QuorumHandleInner> {
+async fn start(config: &QuorumConfig) -> anyhow::Result<(QuorumHandleInner, Member)> {
     let raft_config = openraft::Config {
         cluster_name: config.cluster_id.clone(),
         heartbeat_interval: config.heartbeat_ms,
@@ -317,13 +348,8 @@ async fn start(config: &QuorumConfig) -> anyhow::Result<QuorumHandleInner> {
     let (machine, published) = StateMachine::open(&config.dir.join("raft"))?;
     let network = Network::new(config.node_id, config.cluster_id.clone(), config.voters.clone());
     let raft = openraft::Raft::new(config.node_id, Arc::new(raft_config), network.clone(), log, machine).await?;
-    let liveness = Arc::new(Liveness::default());
-    let server = network::Server {
-        raft: raft.clone(),
-        liveness: liveness.clone(),
-        published: published.clone(),
-        node_id: config.node_id,
-    };
+    let member = Arc::new(std::sync::OnceLock::new());
+    let server = network::Server { raft: raft.clone(), member: member.clone() };
     network.serve(server, &config.voters[&config.node_id]).await?;
     if fresh {
         let members: BTreeMap<u64, openraft::BasicNode> =
@@ -335,5 +361,6 @@ async fn start(config: &QuorumConfig) -> anyhow::Result<QuorumHandleInner> {
             Err(error) => return Err(anyhow::anyhow!("cluster: cannot initialize the quorum: {error}")),
         }
     }
-    Ok(QuorumHandleInner { raft, network, published, liveness, node_id: config.node_id })
+    let liveness = Arc::new(Liveness::default());
+    Ok((QuorumHandleInner { raft, network, published, liveness, node_id: config.node_id }, member))
 }

@@ -48,6 +48,11 @@ pub enum Rpc {
         broker: u32,
         epoch: u64,
     },
+    /// A broker about to stop: its leaderships handed over first.
+    ShutDown {
+        broker: u32,
+        epoch: u64,
+    },
 }
 
 /// The answer.
@@ -60,6 +65,8 @@ pub enum Reply {
     Proposed(Result<(u64, Applied), ProposeError>),
     /// Whether the broker is fenced (`NoLeader`: this voter does not lead).
     Heartbeat(Result<bool, ProposeError>),
+    /// How many partitions changed for the broker's shutdown.
+    ShutDown(Result<usize, ProposeError>),
     /// The request was not taken: another cluster's, or from a node id that is not a
     /// voter.
     Refused(String),
@@ -219,6 +226,7 @@ impl Network {
                     Err(error) => Err(ProposeError::Failed(error.to_string())),
                 }),
                 Rpc::Heartbeat { broker, epoch } => Reply::Heartbeat(server.heartbeat(broker, epoch)),
+                Rpc::ShutDown { broker, epoch } => Reply::ShutDown(server.shut_down(broker, epoch).await),
             };
             write_message(&mut stream, &reply).await.map_err(|e| e.to_string())?;
         }
@@ -229,19 +237,30 @@ impl Network {
 #[derive(Clone)]
 pub struct Server {
     pub raft: openraft::Raft<Quorum>,
-    pub liveness: Arc<super::liveness::Liveness>,
-    pub published: tokio::sync::watch::Receiver<super::state_machine::Published>,
-    pub node_id: NodeId,
+    /// The member, once it is built (weak: the member owns this server's task).
+    pub member: Arc<std::sync::OnceLock<std::sync::Weak<super::QuorumHandleInner>>>,
 }
 
 impl Server {
-    /// A heartbeat handed here: taken if this voter leads.
-    fn heartbeat(&self, broker: u32, epoch: u64) -> Result<bool, ProposeError> {
-        if self.raft.metrics().borrow().current_leader != Some(self.node_id) {
+    /// The member, if this voter leads.
+    fn leading(&self) -> Result<Arc<super::QuorumHandleInner>, ProposeError> {
+        let member = self.member.get().and_then(std::sync::Weak::upgrade).ok_or(ProposeError::NoLeader)?;
+        if self.raft.metrics().borrow().current_leader != Some(member.node_id) {
             return Err(ProposeError::NoLeader);
         }
-        let state = self.published.borrow().state.clone();
-        super::heard(&self.liveness, &state, broker, epoch)
+        Ok(member)
+    }
+
+    /// A heartbeat handed here: taken if this voter leads.
+    fn heartbeat(&self, broker: u32, epoch: u64) -> Result<bool, ProposeError> {
+        let member = self.leading()?;
+        super::heard(&member.liveness, &member.state(), broker, epoch)
+    }
+
+    /// A controlled shutdown handed here: carried out if this voter leads.
+    async fn shut_down(&self, broker: u32, epoch: u64) -> Result<usize, ProposeError> {
+        let member = self.leading()?;
+        super::liveness::shut_down(&member, broker, epoch).await
     }
 }
 

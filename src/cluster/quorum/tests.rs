@@ -185,19 +185,23 @@ fn a_voter_behind_the_snapshot_is_sent_it() {
     nodes[&leader].propose_blocking(reserve(101), TIMEOUT).unwrap();
 }
 
-/// Registers broker `id` through `node` and returns its incarnation.
+/// Registers broker `id` through `node` at incarnation 7.
 fn register(node: &QuorumHandle, id: u32) -> u64 {
+    register_as(node, id, 7)
+}
+
+fn register_as(node: &QuorumHandle, id: u32, epoch: u64) -> u64 {
     use crate::metadata::cluster::{BrokerListener, BrokerMeta};
     let broker = BrokerMeta {
         id,
-        epoch: 7,
+        epoch,
         rack: None,
         listeners: vec![BrokerListener { name: "kafka".into(), host: "127.0.0.1".into(), port: 9092 }],
         shards: 1,
         fenced: true,
     };
     node.propose_blocking(Command::RegisterBroker { broker }, TIMEOUT).unwrap();
-    7
+    epoch
 }
 
 /// Waits until `check` holds of the state `node` applied.
@@ -224,13 +228,24 @@ fn a_silent_broker_is_fenced_its_partitions_move_and_it_returns_when_heard() {
     }
     assert!(nodes[&1].state().brokers.values().all(|b| b.fenced), "registered fenced");
     let (stop, silent) = (AtomicBool::new(false), AtomicBool::new(false));
+    // Stops the heartbeats however the scope ends: a failed assertion must not leave
+    // the scope waiting for them forever.
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
     // Each broker heartbeats every 50 ms through a voter of its own (handed to the
     // leader from there); broker 3 only while `silent` is not set.
     let beat = |nodes: &BTreeMap<u64, QuorumHandle>, broker: u32| {
         let voters: Vec<&QuorumHandle> = nodes.values().collect();
         while !stop.load(Ordering::Relaxed) {
             if broker != 3 || !silent.load(Ordering::Relaxed) {
-                let _ = voters[broker as usize % voters.len()].heartbeat_blocking(broker, 7, TIMEOUT);
+                // At the incarnation it last registered with, as a broker knows its own.
+                let voter = voters[broker as usize % voters.len()];
+                let epoch = voter.state().brokers.get(&broker).map_or(7, |b| b.epoch);
+                let _ = voter.heartbeat_blocking(broker, epoch, TIMEOUT);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -240,6 +255,7 @@ fn a_silent_broker_is_fenced_its_partitions_move_and_it_returns_when_heard() {
         for broker in 1..=3 {
             scope.spawn(move || beat(shared, broker));
         }
+        let _stop = Stop(&stop);
         until(any, "every broker heard and unfenced", |s| s.brokers.values().all(|b| !b.fenced));
         let partitions = controller::place(&any.state(), 3, 3, 0).unwrap();
         let led_by_3 = partitions.iter().position(|p| p.leader == Some(3)).unwrap();
@@ -260,6 +276,21 @@ fn a_silent_broker_is_fenced_its_partitions_move_and_it_returns_when_heard() {
         assert!(!any.state().brokers[&1].fenced && !any.state().brokers[&2].fenced, "the others stay");
         silent.store(false, Ordering::Relaxed);
         until(any, "broker 3 heard again and unfenced", |s| !s.brokers[&3].fenced);
+        // Controlled shutdown of broker 2, asked of a voter that may not lead: its
+        // leaderships are handed over before the call returns, and its heartbeats
+        // (it is still stopping) do not unfence it.
+        let led_by_2 = any.state().topics["orders"].replicas.iter().filter(|p| p.leader == Some(2)).count();
+        let moved = nodes[&3].shut_down_blocking(2, 7, TIMEOUT).unwrap();
+        assert!(moved >= led_by_2, "{moved} partition changes for {led_by_2} led by broker 2");
+        let state = nodes[&3].state();
+        assert!(state.brokers[&2].fenced);
+        assert!(state.topics["orders"].replicas.iter().all(|p| p.leader != Some(2) && !p.isr.contains(&2)));
+        std::thread::sleep(Duration::from_millis(2 * 600));
+        assert!(any.state().brokers[&2].fenced, "heartbeats of the stopped incarnation do not unfence it");
+        assert_eq!(any.state().brokers[&2].epoch, 7);
+        // Registered again (a restart): heard, unfenced.
+        register_as(any, 2, 8);
+        until(any, "broker 2 heard at its new incarnation and unfenced", |s| !s.brokers[&2].fenced);
         let refused = any.heartbeat_blocking(3, 8, TIMEOUT);
         assert!(matches!(&refused, Err(ProposeError::Refused(r)) if r.contains("incarnation")), "{refused:?}");
         let stranger = any.heartbeat_blocking(9, 7, TIMEOUT);
@@ -279,6 +310,7 @@ fn a_silent_broker_is_fenced_its_partitions_move_and_it_returns_when_heard() {
         for broker in 1..=3 {
             scope.spawn(move || beat(shared, broker));
         }
+        let _stop = Stop(&stop);
         let survivor = shared.values().next().unwrap();
         leader(&nodes);
         std::thread::sleep(Duration::from_millis(3 * 600));
