@@ -272,17 +272,34 @@ impl QuorumHandleInner {
         Ok(state)
     }
 
-    /// A controlled shutdown, carried out here when this voter leads, else handed to
-    /// the leader.
+    /// A controlled shutdown, carried out by the quorum leader.
     async fn shut_down(&self, broker: BrokerId, epoch: u64) -> Result<usize, ProposeError> {
+        match self.to_controller(|| Rpc::ShutDown { broker, epoch }).await {
+            Reply::ShutDown(answer) => answer,
+            other => Err(ProposeError::Failed(format!("the leader answered {other:?}"))),
+        }
+    }
+
+    /// A heartbeat, taken by the quorum leader: whether the broker is fenced.
+    async fn heartbeat(&self, broker: BrokerId, epoch: u64) -> Result<bool, ProposeError> {
+        match self.to_controller(|| Rpc::Heartbeat { broker, epoch }).await {
+            Reply::Heartbeat(answer) => answer,
+            other => Err(ProposeError::Failed(format!("the leader answered {other:?}"))),
+        }
+    }
+
+    /// A request for the controller, answered here when this voter leads, else handed
+    /// to the leader (again after an election).
+    async fn to_controller(&self, rpc: impl Fn() -> Rpc) -> Reply {
         loop {
             let leader = self.raft.metrics().borrow().current_leader;
             match leader {
-                Some(leader) if leader == self.node_id => return liveness::shut_down(self, broker, epoch).await,
-                Some(leader) => match self.network.call(leader, Rpc::ShutDown { broker, epoch }).await {
-                    Ok(Reply::ShutDown(Err(ProposeError::NoLeader))) | Err(_) => {}
-                    Ok(Reply::ShutDown(answer)) => return answer,
-                    Ok(other) => return Err(ProposeError::Failed(format!("the leader answered {other:?}"))),
+                Some(leader) if leader == self.node_id => return self.as_controller(rpc()).await,
+                Some(leader) => match self.network.call(leader, rpc()).await {
+                    Ok(Reply::Heartbeat(Err(ProposeError::NoLeader)))
+                    | Ok(Reply::ShutDown(Err(ProposeError::NoLeader)))
+                    | Err(_) => {}
+                    Ok(reply) => return reply,
                 },
                 None => {}
             }
@@ -290,22 +307,12 @@ impl QuorumHandleInner {
         }
     }
 
-    /// A heartbeat, taken here when this voter leads, else handed to the leader.
-    async fn heartbeat(&self, broker: BrokerId, epoch: u64) -> Result<bool, ProposeError> {
-        loop {
-            let leader = self.raft.metrics().borrow().current_leader;
-            match leader {
-                Some(leader) if leader == self.node_id => {
-                    return heard(&self.liveness, &self.state(), broker, epoch);
-                }
-                Some(leader) => match self.network.call(leader, Rpc::Heartbeat { broker, epoch }).await {
-                    Ok(Reply::Heartbeat(Err(ProposeError::NoLeader))) | Err(_) => {}
-                    Ok(Reply::Heartbeat(answer)) => return answer,
-                    Ok(other) => return Err(ProposeError::Failed(format!("the leader answered {other:?}"))),
-                },
-                None => {}
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    /// Answers a request for the controller, on the leader.
+    pub(crate) async fn as_controller(&self, rpc: Rpc) -> Reply {
+        match rpc {
+            Rpc::Heartbeat { broker, epoch } => Reply::Heartbeat(heard(&self.liveness, &self.state(), broker, epoch)),
+            Rpc::ShutDown { broker, epoch } => Reply::ShutDown(liveness::shut_down(self, broker, epoch).await),
+            other => Reply::Refused(format!("{other:?} is not a request for the controller")),
         }
     }
 }

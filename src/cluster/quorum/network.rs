@@ -225,8 +225,7 @@ impl Network {
                     }
                     Err(error) => Err(ProposeError::Failed(error.to_string())),
                 }),
-                Rpc::Heartbeat { broker, epoch } => Reply::Heartbeat(server.heartbeat(broker, epoch)),
-                Rpc::ShutDown { broker, epoch } => Reply::ShutDown(server.shut_down(broker, epoch).await),
+                rpc @ (Rpc::Heartbeat { .. } | Rpc::ShutDown { .. }) => server.controller(rpc).await,
             };
             write_message(&mut stream, &reply).await.map_err(|e| e.to_string())?;
         }
@@ -251,16 +250,15 @@ impl Server {
         Ok(member)
     }
 
-    /// A heartbeat handed here: taken if this voter leads.
-    fn heartbeat(&self, broker: u32, epoch: u64) -> Result<bool, ProposeError> {
-        let member = self.leading()?;
-        super::heard(&member.liveness, &member.state(), broker, epoch)
-    }
-
-    /// A controlled shutdown handed here: carried out if this voter leads.
-    async fn shut_down(&self, broker: u32, epoch: u64) -> Result<usize, ProposeError> {
-        let member = self.leading()?;
-        super::liveness::shut_down(&member, broker, epoch).await
+    /// A request for the controller, handed here: answered if this voter leads.
+    async fn controller(&self, rpc: Rpc) -> Reply {
+        match self.leading() {
+            Ok(member) => member.as_controller(rpc).await,
+            Err(error) => match rpc {
+                Rpc::ShutDown { .. } => Reply::ShutDown(Err(error)),
+                _ => Reply::Heartbeat(Err(error)),
+            },
+        }
     }
 }
 
