@@ -105,11 +105,11 @@ fn route(
     request: Request,
 ) -> Result<(), String> {
     let (shard, state) = (shard.clone(), state.clone());
-    let timing = (shard.clone(), ctx.clone(), state.clone());
-    // Runs a request's work in a task of its own, its time on the shard counted.
+    // Runs a request's work in a task of its own, its time on the shard counted (the
+    // clones taken only for the requests that go this way).
     macro_rules! spawn {
         ($work:expr $(,)?) => {
-            spawn_timed(timing, $work)
+            spawn_timed((shard.clone(), ctx.clone(), state.clone()), $work)
         };
     }
     match request {

@@ -116,9 +116,16 @@ pub async fn shut_down(quorum: &QuorumHandleInner, broker: BrokerId, epoch: u64)
     Ok(moved)
 }
 
+/// How long the controller waits for one of its proposals (a leader that lost its
+/// quorum must not stall the loop).
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn propose_all(quorum: &QuorumHandleInner, commands: Vec<Command>) -> Result<(), ProposeError> {
     for command in commands {
-        match quorum.propose(command).await {
+        let outcome = tokio::time::timeout(PROPOSE_TIMEOUT, quorum.propose(command))
+            .await
+            .unwrap_or_else(|_| Err(ProposeError::Failed("no quorum within 10 s".into())));
+        match outcome {
             Ok(_) | Err(ProposeError::Refused(_)) => {}
             Err(error) => return Err(error),
         }

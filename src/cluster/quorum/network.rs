@@ -165,7 +165,15 @@ impl Network {
         let network = self.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, peer)) = listener.accept().await else { continue };
+                let (stream, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of descriptors, say: wait rather than spin on the error.
+                        tracing::warn!(%error, "the quorum cannot accept a connection");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 let (server, network) = (server.clone(), network.clone());
                 tokio::spawn(async move {
