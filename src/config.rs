@@ -5,7 +5,10 @@
 //! value and what is allowed. `config/strand.toml` lists every key with its default
 //! and is tested to parse to exactly `BrokerConfig::default()`.
 
+mod cluster;
 mod listeners;
+
+pub use cluster::ClusterConfig;
 
 pub use listeners::{
     default_listeners, security_name, AuthorizationConfig, ClientAuth, ListenerConfig, ListenerProtocol, SaslConfig,
@@ -265,6 +268,9 @@ pub struct BrokerConfig {
     pub log: LogConfig,
     /// Policy of topics created without their own.
     pub topic_defaults: TopicConfig,
+    /// This broker as one of a cluster; absent: a cluster of one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for BrokerConfig {
@@ -283,6 +289,7 @@ impl Default for BrokerConfig {
             admin: AdminConfig::default(),
             log: LogConfig::default(),
             topic_defaults: TopicConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -402,6 +409,9 @@ impl BrokerConfig {
         }
         self.storage.io.validate().map_err(|message| format!("storage.{message}"))?;
         self.topic_defaults.validate().map_err(|message| format!("topic_defaults.{message}"))?;
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         Ok(())
     }
 
@@ -490,6 +500,8 @@ mod tests {
         all.push("topic_defaults.retention_bytes".into());
         all.push("listeners.advertised_host".into());
         all.push("listeners.advertised_port".into());
+        let cluster = toml::Value::try_from(ClusterConfig::default()).unwrap();
+        keys("cluster", &cluster, &mut all);
         assert!(all.len() > 30, "{all:?}");
         for key in all {
             assert!(docs.contains(&format!("| `{key}` |")), "docs/CONFIGURATION.md does not document {key}");

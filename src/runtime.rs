@@ -102,10 +102,14 @@ type FilterHandle = tracing_subscriber::reload::Handle<tracing_subscriber::EnvFi
 /// The live log filter, for `set_log_level`.
 static LOG_FILTER: std::sync::OnceLock<FilterHandle> = std::sync::OnceLock::new();
 
-/// `RUST_LOG` if set, else `configured`; glommio's reactor noise is always off.
+/// `RUST_LOG` if set, else `configured`; glommio's reactor noise is always off, and
+/// openraft's unless the filter names it: it logs an unreachable voter as an error at
+/// every election, which in a cluster is the normal course of a broker down (the
+/// quorum's own lines say what matters, and openraft's failures reach it as errors).
 fn log_filter(configured: &str) -> String {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| configured.to_string());
-    format!("{filter},glommio::reactor=off")
+    let openraft = if filter.contains("openraft") { "" } else { ",openraft=off" };
+    format!("{filter},glommio::reactor=off{openraft}")
 }
 
 /// Replaces the log filter of a running process (SIGHUP). `Ok(false)` when `RUST_LOG`

@@ -27,6 +27,8 @@ pub(super) struct BoundListener {
     pub(super) config: ListenerConfig,
     pub(super) address: SocketAddr,
     pub(super) shard_ports: Vec<u16>,
+    /// Where clients are told to connect (a Kafka listener's advertised host and port).
+    pub(super) advertised: (String, u16),
 }
 
 /// Binds every listener; each shard's sockets (in listener order) and what was bound.
@@ -61,7 +63,8 @@ pub(super) fn bind_all(
                 advertised: advertised.clone(),
             });
         }
-        bound.push(BoundListener { config: config.clone(), address: SocketAddr::new(address, port), shard_ports });
+        let address = SocketAddr::new(address, port);
+        bound.push(BoundListener { config: config.clone(), address, shard_ports, advertised });
     }
     Ok((per_shard, bound))
 }

@@ -6,6 +6,7 @@
 //! before any shard starts), `shard` (one shard's life on its executor), `signals`
 //! (SIGINT, SIGTERM, SIGHUP and the reload).
 
+mod cluster;
 mod listeners;
 mod shard;
 mod signals;
@@ -71,9 +72,18 @@ pub fn serve(
     mut reload_from: Option<(std::path::PathBuf, BrokerConfig)>,
     on_ready: impl FnOnce(&Ready),
 ) -> anyhow::Result<()> {
-    let opened = open_data(config)?;
+    let mut opened = open_data(config)?;
     let (config, count) = (opened.config.clone(), opened.cores.len());
     let (sockets, bound) = listeners::bind_all(&config.listeners, &config.tls, count)?;
+    let mut member = match &config.cluster {
+        Some(cluster) => {
+            let (member, state) = cluster::register(&opened.store, cluster, &bound, count as u32)?;
+            crate::partition::remove_orphan_topic_dirs(&config.data_dir, &state);
+            opened.state = state;
+            Some(member)
+        }
+        None => None,
+    };
     let tls = tls_acceptor(&config)?;
     let sasl = Arc::new(crate::auth::sasl::SaslShared::new(&config.sasl));
     signals::block_shutdown_signals();
@@ -119,6 +129,10 @@ pub fn serve(
     };
     stopping.store(true, Ordering::Relaxed);
     registry.ready.store(false, Ordering::Relaxed);
+    if let Some(member) = member.as_mut() {
+        crate::systemd::notify("STOPPING=1\nSTATUS=Handing over leaderships");
+        member.shut_down();
+    }
     crate::systemd::notify("STOPPING=1\nSTATUS=Closing every partition");
     tracing::info!(signal, "shutting down: closing every partition");
     started.stop()?;
@@ -170,10 +184,16 @@ fn open_data(mut config: BrokerConfig) -> anyhow::Result<Opened> {
         crate::host::raise_descriptor_limit().context("cannot read the descriptor limit (RLIMIT_NOFILE)")?;
     let config = Arc::new(config);
     let data_dir = &config.data_dir;
+    let cores = shard_cores(&config.cores)?;
+    if let Some(cluster) = &config.cluster {
+        // The state comes with the registration, once the quorum has a leader.
+        let store = Arc::new(cluster::start_quorum(&config, cluster)?);
+        let state = Arc::new(MetadataState::default());
+        return Ok(Opened { config, _lock: lock, store, state, cores, descriptors_max });
+    }
     let (mut store, recovery) = MetadataStore::open(&data_dir.join("metadata"))
         .with_context(|| format!("cannot open the metadata in {}", data_dir.display()))?;
     tracing::info!(topics = store.state().topics.len(), replayed = recovery.commands_replayed, "metadata loaded");
-    let cores = shard_cores(&config.cores)?;
     ensure_offsets_topic(&mut store, cores.len(), config.groups.offsets_segment_bytes)?;
     let state = Arc::new(store.state().clone());
     crate::partition::remove_orphan_topic_dirs(data_dir, &state);
@@ -354,6 +374,7 @@ fn ensure_offsets_topic(store: &mut MetadataStore, shards: usize, segment_bytes:
             config,
             placement,
             uuid: Some(crate::metadata::TopicUuid::random()),
+            replicas: Vec::new(),
         })
         .with_context(|| format!("cannot create {OFFSETS_TOPIC}"))?;
     Ok(())

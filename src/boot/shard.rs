@@ -93,11 +93,33 @@ pub(super) async fn run_shard(init: ShardInit) {
         })
         .detach();
     }
+    follow_quorum(&shard);
     let accepting = listen(&shard, listeners, init.tls);
     let _ = ready.send(Ok(shard.logs.count()));
     let _ = shutdown.await;
     drop(accepting);
     shard.logs.close_all().await;
+}
+
+/// In a cluster, on shard 0: applies on every shard each state the quorum commits,
+/// whichever broker proposed it.
+fn follow_quorum(shard: &Rc<Shard>) {
+    let Some(log) = shard.store.clone().filter(|log| log.quorum().is_some()) else { return };
+    let shard = shard.clone();
+    glommio::spawn_local(async move {
+        loop {
+            let after = shard.metadata().applied_index;
+            let log = log.clone();
+            let wait = std::time::Duration::from_secs(1);
+            let newer = glommio::executor()
+                .spawn_blocking(move || log.quorum().and_then(|quorum| quorum.wait_newer_blocking(after, wait)))
+                .await;
+            if let Some(state) = newer {
+                crate::service::admin::apply_committed(&shard, state).await;
+            }
+        }
+    })
+    .detach();
 }
 
 /// Starts accepting on every listener's sockets: the accept loops, dropped to stop.
@@ -117,7 +139,8 @@ fn listen(
             client_auth: listener.config.client_auth(&shard.config.tls),
         });
         let native = Rc::new(crate::native::Native::new(shard.clone(), listener.shard_ports.clone(), security));
-        let kafka = Rc::new(crate::kafka::Kafka::new(shard.clone(), listener.advertised.clone(), security));
+        let (name, advertised) = (listener.config.name.clone(), listener.advertised.clone());
+        let kafka = Rc::new(crate::kafka::Kafka::new(shard.clone(), name, advertised, security));
         for fd in listener.fds {
             // SAFETY: the fd is a listening TCP socket this process bound and handed to
             // this shard alone; the glommio listener takes ownership of it.
@@ -161,10 +184,13 @@ fn build_shard(
     cache.set_read_ahead_bytes(usize::try_from(config.storage.read_ahead_bytes).unwrap_or(usize::MAX));
     let receive_bytes_max = config.limits.receive_bytes_max as usize;
     let retention_interval = std::time::Duration::from_millis(config.storage.retention_check_interval_ms);
-    let logs = Logs::new(id, config.data_dir.clone(), config.storage.io.clone(), retention_interval, Rc::new(cache));
+    let broker = config.cluster.as_ref().map(|cluster| cluster.node_id);
+    let io = config.storage.io.clone();
+    let logs = Logs::new(id, config.data_dir.clone(), io, retention_interval, Rc::new(cache), broker);
     Shard {
         id,
         count: peers.len() as u32,
+        broker,
         config,
         sasl,
         quotas,

@@ -40,6 +40,14 @@ impl MetadataLog {
         }
     }
 
+    /// In a cluster, the quorum member.
+    pub fn quorum(&self) -> Option<&QuorumHandle> {
+        match self {
+            MetadataLog::Local(_) => None,
+            MetadataLog::Quorum(quorum) => Some(quorum),
+        }
+    }
+
     /// The current state.
     pub fn state(&self) -> Arc<MetadataState> {
         match self {

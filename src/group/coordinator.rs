@@ -721,6 +721,11 @@ impl GroupCoordinator {
                     let tp = (topic.topic.clone(), part.partition);
                     let error = match ends.get(&tp) {
                         None => Some(Error::UnknownTopic),
+                        // In a cluster, another broker leads it: its end is not known
+                        // here, and the commit is taken as Kafka takes any.
+                        Some(Err(Error::NotLeader)) if part.metadata.len() <= COMMIT_METADATA_BYTES_MAX && owns(&tp) => {
+                            None
+                        }
                         Some(Err(error)) => Some(error.clone()),
                         Some(Ok(_)) if part.metadata.len() > COMMIT_METADATA_BYTES_MAX => Some(Error::InvalidConfig(
                             format!("commit metadata is longer than {COMMIT_METADATA_BYTES_MAX} bytes"),

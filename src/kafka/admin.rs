@@ -85,7 +85,13 @@ pub async fn create_topics(
         .iter()
         .map(|topic| {
             if !(topic.replication_factor == -1 || topic.replication_factor == 1) {
-                let message = format!("replication factor {}: one broker holds one replica", topic.replication_factor);
+                let message = match kafka.shard.broker {
+                    None => format!("replication factor {}: one broker holds one replica", topic.replication_factor),
+                    Some(_) => format!(
+                        "replication factor {}: this build does not replicate partitions yet; use 1",
+                        topic.replication_factor
+                    ),
+                };
                 return Err((ResponseError::InvalidReplicationFactor, Some(message)));
             }
             if !topic.assignments.is_empty() {
@@ -510,15 +516,22 @@ pub fn describe_cluster(kafka: &Kafka, ctx: &RequestContext) -> DescribeClusterR
         response.error_message = Some(text(&error.to_string()));
         return response;
     }
-    let (host, port) = kafka.advertised();
-    let mut broker = DescribeClusterBroker::default();
-    broker.broker_id = BrokerId(super::metadata::NODE_ID);
-    broker.host = text(&host);
-    broker.port = i32::from(port);
+    let state = kafka.shard.metadata();
+    let nodes = super::brokers::nodes(kafka, &state);
     let mut response = DescribeClusterResponse::default();
-    response.brokers = vec![broker];
-    response.cluster_id = text(&super::metadata::cluster_id(&kafka.shard.metadata()));
-    response.controller_id = BrokerId(super::metadata::NODE_ID);
+    response.controller_id = BrokerId(nodes[0].id);
+    response.brokers = nodes
+        .into_iter()
+        .map(|node| {
+            let mut broker = DescribeClusterBroker::default();
+            broker.broker_id = BrokerId(node.id);
+            broker.host = text(&node.host);
+            broker.port = i32::from(node.port);
+            broker.rack = node.rack.as_deref().map(text);
+            broker
+        })
+        .collect();
+    response.cluster_id = text(&super::metadata::cluster_id(kafka, &state));
     response.cluster_authorized_operations = super::metadata::OPERATIONS_OMITTED;
     response
 }

@@ -22,7 +22,8 @@ pub fn kafka_error(error: &Error) -> ResponseError {
         // Placed but not open (failed to open, or being deleted): the client refreshes
         // its metadata and retries.
         Error::NotReady => ResponseError::KafkaStorageError,
-        Error::ShuttingDown => ResponseError::NotLeaderOrFollower,
+        Error::ShuttingDown | Error::NotLeader => ResponseError::NotLeaderOrFollower,
+        Error::NotCoordinator => ResponseError::NotCoordinator,
         Error::Storage(error) => storage_error(error),
         Error::Metadata(error) => metadata_error(error),
         Error::Capacity(error) => capacity_error(error),
@@ -37,6 +38,7 @@ pub fn kafka_error(error: &Error) -> ResponseError {
         Error::InvalidRequest(_) => ResponseError::InvalidRequest,
         Error::InvalidConfig(_) => ResponseError::InvalidConfig,
         Error::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        Error::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
         Error::InvalidTopicName(_) => ResponseError::InvalidTopicException,
         Error::InvalidGroupId => ResponseError::InvalidGroupId,
         Error::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,

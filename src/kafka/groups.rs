@@ -35,38 +35,80 @@ pub(super) fn text(value: &str) -> StrBytes {
 /// Kafka's key type of a consumer group (1 is a transactional id).
 const KEY_GROUP: i8 = 0;
 
-/// FindCoordinator: this broker coordinates every group; transactions are not
-/// served yet.
-pub fn find_coordinator(kafka: &Kafka, version: i16, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let (host, port) = kafka.advertised();
-    let error = (request.key_type != KEY_GROUP).then_some(ResponseError::CoordinatorNotAvailable);
+/// FindCoordinator. A broker alone coordinates every group. In a cluster, a group's
+/// coordinator is the leader of its `__consumer_offsets` partition, which the first
+/// FindCoordinator creates when missing; a partition without a leader answers
+/// COORDINATOR_NOT_AVAILABLE (retriable). Transactions are not served yet.
+pub async fn find_coordinator(
+    kafka: &Kafka,
+    ctx: &RequestContext,
+    version: i16,
+    request: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    use crate::group::{offsets_partition, OFFSETS_TOPIC};
+    let keys: Vec<StrBytes> = if version >= 4 { request.coordinator_keys.clone() } else { vec![request.key.clone()] };
+    let groups = request.key_type == KEY_GROUP;
+    if groups && kafka.shard.broker.is_some() && !kafka.shard.metadata().topics.contains_key(OFFSETS_TOPIC) {
+        let request = crate::service::admin::AdminRequest::EnsureOffsetsTopic;
+        for (_, outcome) in crate::service::admin::run(&kafka.shard, ctx, request).await {
+            if let Err(error) = outcome {
+                tracing::warn!(%error, "could not create {OFFSETS_TOPIC}");
+            }
+        }
+    }
+    let state = kafka.shard.metadata();
+    let locate = |key: &str| -> Result<super::brokers::Node, (ResponseError, &'static str)> {
+        if !groups {
+            return Err((ResponseError::CoordinatorNotAvailable, "transactions are not served yet"));
+        }
+        let nodes = super::brokers::nodes(kafka, &state);
+        if kafka.shard.broker.is_none() {
+            return Ok(nodes.into_iter().next().expect("this broker"));
+        }
+        let unavailable = (ResponseError::CoordinatorNotAvailable, "the group's coordinator is not available yet");
+        let meta = state.topics.get(OFFSETS_TOPIC).ok_or(unavailable)?;
+        let (leader, _, _) = super::brokers::partition(kafka, meta, offsets_partition(key, meta.partitions()));
+        let leader = leader.ok_or(unavailable)?;
+        nodes.into_iter().find(|node| node.id == leader).ok_or(unavailable)
+    };
     let mut response = FindCoordinatorResponse::default();
     if version >= 4 {
-        response.coordinators = request
-            .coordinator_keys
+        response.coordinators = keys
             .into_iter()
             .map(|key| {
                 let mut coordinator = Coordinator::default();
-                coordinator.key = key;
-                coordinator.node_id = BrokerId(super::metadata::NODE_ID);
-                coordinator.host = text(&host);
-                coordinator.port = i32::from(port);
-                if let Some(error) = error {
-                    coordinator.error_code = error.code();
-                    coordinator.error_message = Some(text("transactions are not served yet"));
+                match locate(&key) {
+                    Ok(node) => {
+                        coordinator.node_id = BrokerId(node.id);
+                        coordinator.host = text(&node.host);
+                        coordinator.port = i32::from(node.port);
+                    }
+                    Err((error, message)) => {
+                        coordinator.node_id = BrokerId(-1);
+                        coordinator.port = -1;
+                        coordinator.error_code = error.code();
+                        coordinator.error_message = Some(text(message));
+                    }
                 }
+                coordinator.key = key;
                 coordinator
             })
             .collect();
         return response;
     }
-    response.node_id = BrokerId(super::metadata::NODE_ID);
-    response.host = text(&host);
-    response.port = i32::from(port);
-    if let Some(error) = error {
-        response.error_code = error.code();
-        if version >= 1 {
-            response.error_message = Some(text("transactions are not served yet"));
+    match locate(&keys[0]) {
+        Ok(node) => {
+            response.node_id = BrokerId(node.id);
+            response.host = text(&node.host);
+            response.port = i32::from(node.port);
+        }
+        Err((error, message)) => {
+            response.node_id = BrokerId(-1);
+            response.port = -1;
+            response.error_code = error.code();
+            if version >= 1 {
+                response.error_message = Some(text(message));
+            }
         }
     }
     response

@@ -66,6 +66,14 @@ pub async fn handle(kafka: &Kafka, ctx: &RequestContext, version: i16, request: 
         }
     }
     let state = shard.metadata();
+    let nodes = super::brokers::nodes(kafka, &state);
+    let up: Vec<i32> = nodes.iter().map(|node| node.id).collect();
+    let layout = |meta: &TopicMeta, index: u32| {
+        let (leader, replicas, isr) = super::brokers::partition(kafka, meta, index);
+        // A leader that is not up (fenced, its change not committed yet) is no leader.
+        (leader.filter(|id| up.contains(id)), replicas, isr)
+    };
+    let describe = |version, found, name| describe(version, found, name, &layout);
     let visible = |name: &str| authorize::may_describe_topic(shard, ctx, name);
     let topics = match wanted {
         // Every topic the principal may describe; the others are left out.
@@ -105,19 +113,26 @@ pub async fn handle(kafka: &Kafka, ctx: &RequestContext, version: i16, request: 
             })
             .collect(),
     };
-    assemble(kafka.advertised(), cluster_id(&state), topics)
+    assemble(nodes, cluster_id(kafka, &state), topics)
 }
 
-/// The response around `topics`: this broker, the cluster's id, the controller.
-fn assemble((host, port): (String, u16), cluster_id: String, topics: Vec<MetadataResponseTopic>) -> MetadataResponse {
+/// The response around `topics`: the brokers (this one first, which is also the
+/// controller clients send admin requests to), the cluster's id.
+fn assemble(nodes: Vec<super::brokers::Node>, cluster_id: String, topics: Vec<MetadataResponseTopic>) -> MetadataResponse {
     let mut response = MetadataResponse::default();
-    let mut broker = MetadataResponseBroker::default();
-    broker.node_id = BrokerId(NODE_ID);
-    broker.host = StrBytes::from_string(host);
-    broker.port = i32::from(port);
-    response.brokers = vec![broker];
+    response.controller_id = BrokerId(nodes[0].id);
+    response.brokers = nodes
+        .into_iter()
+        .map(|node| {
+            let mut broker = MetadataResponseBroker::default();
+            broker.node_id = BrokerId(node.id);
+            broker.host = StrBytes::from_string(node.host);
+            broker.port = i32::from(node.port);
+            broker.rack = node.rack.map(StrBytes::from_string);
+            broker
+        })
+        .collect();
     response.cluster_id = Some(StrBytes::from_string(cluster_id));
-    response.controller_id = BrokerId(NODE_ID);
     response.topics = topics;
     response
 }
@@ -138,13 +153,25 @@ pub async fn auto_create(kafka: &Kafka, ctx: &RequestContext, names: Vec<String>
     outcomes
 }
 
-/// The cluster id Kafka clients see: fixed for the life of the data directory (the id
-/// of `__consumer_offsets`, created at its first start).
-pub(super) fn cluster_id(state: &Arc<MetadataState>) -> String {
+/// The cluster id Kafka clients see: `cluster.cluster_id` in a cluster; for a broker
+/// alone, fixed for the life of the data directory (the id of `__consumer_offsets`,
+/// created at its first start).
+pub(super) fn cluster_id(kafka: &Kafka, state: &Arc<MetadataState>) -> String {
+    if let Some(cluster) = &kafka.shard.config.cluster {
+        return cluster.cluster_id.clone();
+    }
     state.topics.get(crate::group::OFFSETS_TOPIC).map_or_else(|| "strand".to_string(), |meta| meta.uuid().to_string())
 }
 
-fn describe(version: i16, found: Result<&TopicMeta, ResponseError>, name: String) -> MetadataResponseTopic {
+/// Each partition's leader (`None`: offline), replicas and in-sync replicas.
+type Layout<'a> = dyn Fn(&TopicMeta, u32) -> (Option<i32>, Vec<i32>, Vec<i32>) + 'a;
+
+fn describe(
+    version: i16,
+    found: Result<&TopicMeta, ResponseError>,
+    name: String,
+    layout: &Layout<'_>,
+) -> MetadataResponseTopic {
     let mut topic = MetadataResponseTopic::default();
     topic.name = Some(TopicName(StrBytes::from_string(name)));
     topic.topic_authorized_operations = OPERATIONS_OMITTED;
@@ -157,12 +184,16 @@ fn describe(version: i16, found: Result<&TopicMeta, ResponseError>, name: String
                 .map(|index| {
                     let mut partition = MetadataResponsePartition::default();
                     partition.partition_index = index as i32;
-                    partition.leader_id = BrokerId(NODE_ID);
+                    let (leader, replicas, isr) = layout(meta, index);
+                    partition.leader_id = BrokerId(leader.unwrap_or(-1));
+                    if leader.is_none() {
+                        partition.error_code = ResponseError::LeaderNotAvailable.code();
+                    }
                     if version >= 7 {
                         partition.leader_epoch = crate::storage::LEADER_EPOCH;
                     }
-                    partition.replica_nodes = vec![BrokerId(NODE_ID)];
-                    partition.isr_nodes = vec![BrokerId(NODE_ID)];
+                    partition.replica_nodes = replicas.into_iter().map(BrokerId).collect();
+                    partition.isr_nodes = isr.into_iter().map(BrokerId).collect();
                     partition
                 })
                 .collect();
@@ -193,12 +224,14 @@ mod tests {
             uuid: Some(TopicUuid::random()),
             replicas: Vec::new(),
         };
+        let layout = |_: &TopicMeta, _: u32| (Some(NODE_ID), vec![NODE_ID], vec![NODE_ID]);
         for version in min..=max {
             let topics = vec![
-                describe(version, Ok(&meta), meta.name.clone()),
-                describe(version, Err(ResponseError::UnknownTopicOrPartition), "gone".into()),
+                describe(version, Ok(&meta), meta.name.clone(), &layout),
+                describe(version, Err(ResponseError::UnknownTopicOrPartition), "gone".into(), &layout),
             ];
-            let response = assemble(("127.0.0.1".into(), 9092), "c".into(), topics);
+            let node = super::super::brokers::Node { id: 0, host: "127.0.0.1".into(), port: 9092, rack: None };
+            let response = assemble(vec![node], "c".into(), topics);
             let mut out = Vec::new();
             response.encode(&mut out, version).unwrap_or_else(|error| panic!("v{version}: {error}"));
         }

@@ -26,6 +26,7 @@
 
 mod acls;
 mod admin;
+mod brokers;
 pub mod codec;
 pub mod configs;
 pub mod errors;
@@ -77,6 +78,9 @@ pub struct Shared {
     frame_bytes_max: u64,
     /// Where clients are told to connect: this listener's advertised host and port.
     advertised: (String, u16),
+    /// This listener's name: in a cluster, clients are told of every broker's listener
+    /// of the same name.
+    listener: String,
     /// Whether clients must authenticate with SASL first.
     security: crate::config::Security,
     /// Topic ids to names, for the metadata state it was built from (rebuilt when
@@ -97,9 +101,15 @@ impl std::ops::Deref for Kafka {
 impl Kafka {
     /// The Kafka protocol on a listener that tells clients to connect to
     /// `advertised`, with `security`.
-    pub fn new(shard: Rc<Shard>, advertised: (String, u16), security: crate::config::Security) -> Kafka {
+    pub fn new(
+        shard: Rc<Shard>,
+        listener: String,
+        advertised: (String, u16),
+        security: crate::config::Security,
+    ) -> Kafka {
         let frame_bytes_max = u64::from(shard.config.limits.frame_bytes_max);
-        let shared = Shared { shard, frame_bytes_max, advertised, security, topic_ids: RefCell::new(None) };
+        let topic_ids = RefCell::new(None);
+        let shared = Shared { shard, frame_bytes_max, advertised, listener, security, topic_ids };
         Kafka { shared: Rc::new(shared) }
     }
 }
@@ -304,7 +314,9 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
             offsets::handle(&kafka.shard, ctx, version, request).await
         }),
         ApiKey::FindCoordinator => {
-            serve!(FindCoordinatorRequest, |kafka, _ctx, request| { groups::find_coordinator(kafka, version, request) })
+            serve!(FindCoordinatorRequest, |kafka, ctx, request| {
+                groups::find_coordinator(kafka, ctx, version, request).await
+            })
         }
         ApiKey::JoinGroup => {
             serve!(JoinGroupRequest, |kafka, ctx, request| { groups::join(kafka, ctx, version, request).await })

@@ -22,6 +22,10 @@ pub enum Command {
         placement: Vec<u32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         uuid: Option<TopicUuid>,
+        /// In a cluster: each partition's replicas, leader and in-sync replicas
+        /// (`placement[i]` is then the shard of partition `i`'s first replica).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        replicas: Vec<PartitionState>,
     },
     /// Deletes a topic and its data.
     DeleteTopic {
@@ -37,6 +41,9 @@ pub enum Command {
     AddPartitions {
         name: String,
         placement: Vec<u32>,
+        /// In a cluster: the new partitions' replicas, one for each of `placement`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        replicas: Vec<PartitionState>,
     },
     /// Removes a topic's last `count` partitions: undoes an `AddPartitions` whose
     /// partitions could not all be opened (a topic never shrinks otherwise).

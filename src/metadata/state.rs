@@ -42,6 +42,16 @@ impl TopicMeta {
     pub fn partitions(&self) -> u32 {
         self.placement.len() as u32
     }
+
+    /// The shard of this broker that holds partition `index`: on a single broker
+    /// (`broker` is `None`), the one `placement` names; in a cluster, the shard of this
+    /// broker's replica, if it holds one.
+    pub fn local_shard(&self, index: u32, broker: Option<BrokerId>) -> Option<u32> {
+        match broker {
+            None => self.placement.get(index as usize).copied(),
+            Some(broker) => self.replicas.get(index as usize)?.replica_on(broker).map(|replica| replica.shard),
+        }
+    }
 }
 
 /// Every topic, and how many commands built this state.
@@ -75,7 +85,7 @@ impl MetadataState {
     /// Checks that `command` may be applied to this state.
     pub fn check(&self, command: &Command) -> Result<(), MetadataError> {
         match command {
-            Command::CreateTopic { name, config, placement, uuid } => {
+            Command::CreateTopic { name, config, placement, uuid, replicas } => {
                 validate_topic_name(name)?;
                 if let Some(uuid) = uuid {
                     if let Some(other) = self.topics.values().find(|topic| topic.uuid() == *uuid) {
@@ -94,6 +104,9 @@ impl MetadataState {
                 }
                 if placement.is_empty() || placement.len() as u64 > u64::from(PARTITIONS_MAX) {
                     return Err(MetadataError::InvalidPartitions { count: placement.len() as u64 });
+                }
+                if !replicas.is_empty() {
+                    cluster::check_replicas(&self.brokers, placement.len(), replicas)?;
                 }
                 config.validate().map_err(MetadataError::InvalidConfig)
             }
@@ -152,10 +165,14 @@ impl MetadataState {
                     Err(MetadataError::InvalidConfig("no such access control entry".into()))
                 }
             }
-            Command::AddPartitions { name, placement } => {
-                let current = self.topic(name)?.partitions();
+            Command::AddPartitions { name, placement, replicas } => {
+                let topic = self.topic(name)?;
+                let current = topic.partitions();
                 if placement.is_empty() {
                     return Err(MetadataError::PartitionsShrink { name: name.clone(), current });
+                }
+                if !replicas.is_empty() || !topic.replicas.is_empty() {
+                    cluster::check_replicas(&self.brokers, placement.len(), replicas)?;
                 }
                 let total = u64::from(current) + placement.len() as u64;
                 if total > u64::from(PARTITIONS_MAX) {
@@ -200,7 +217,7 @@ impl MetadataState {
     pub fn apply(&mut self, command: &Command) {
         self.applied_index += 1;
         match command {
-            Command::CreateTopic { name, config, placement, uuid } => {
+            Command::CreateTopic { name, config, placement, uuid, replicas } => {
                 let id = self.next_topic_id;
                 self.next_topic_id += 1;
                 let uuid = Some(uuid.unwrap_or_else(|| TopicUuid::derived(id, name)));
@@ -210,7 +227,7 @@ impl MetadataState {
                     config: config.clone(),
                     placement: placement.clone(),
                     uuid,
-                    replicas: Vec::new(),
+                    replicas: replicas.clone(),
                 };
                 self.topics.insert(name.clone(), topic);
             }
@@ -222,9 +239,10 @@ impl MetadataState {
                     topic.config = config.clone();
                 }
             }
-            Command::AddPartitions { name, placement } => {
+            Command::AddPartitions { name, placement, replicas } => {
                 if let Some(topic) = self.topics.get_mut(name) {
                     topic.placement.extend_from_slice(placement);
+                    topic.replicas.extend_from_slice(replicas);
                 }
             }
             Command::RemovePartitions { name, count } => {

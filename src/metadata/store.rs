@@ -190,7 +190,7 @@ mod tests {
     fn create(store: &mut MetadataStore, name: &str, partitions: u32) -> Result<(), MetadataError> {
         let placement = place_partitions(store.state(), partitions, 2);
         store
-            .submit(Command::CreateTopic { name: name.into(), config: TopicConfig::default(), placement, uuid: None })
+            .submit(Command::CreateTopic { name: name.into(), config: TopicConfig::default(), placement, uuid: None, replicas: Vec::new() })
             .map(|_| ())
     }
 
@@ -205,13 +205,14 @@ mod tests {
             let (mut store, _) = MetadataStore::open(dir.path()).unwrap();
             let placement = vec![0];
             let config = TopicConfig::default();
-            store.submit(Command::CreateTopic { name: "orders".into(), config, placement, uuid: Some(uuid) }).unwrap();
+            store.submit(Command::CreateTopic { name: "orders".into(), config, placement, uuid: Some(uuid), replicas: Vec::new() }).unwrap();
             create(&mut store, "legacy", 1).unwrap();
             let twin = Command::CreateTopic {
                 name: "twin".into(),
                 config: TopicConfig::default(),
                 placement: vec![0],
                 uuid: Some(uuid),
+                replicas: Vec::new(),
             };
             assert!(store.submit(twin).is_err(), "a UUID names one topic");
             (store.state().topics["orders"].uuid(), store.state().topics["legacy"].uuid())
@@ -244,17 +245,17 @@ mod tests {
             // Partitions are added on the least-loaded shards; a count never shrinks.
             let more = place_partitions(store.state(), 2, 2);
             assert_eq!(more, vec![1, 0]);
-            store.submit(Command::AddPartitions { name: "orders".into(), placement: more }).unwrap();
+            store.submit(Command::AddPartitions { name: "orders".into(), placement: more, replicas: Vec::new() }).unwrap();
             assert!(matches!(
-                store.submit(Command::AddPartitions { name: "orders".into(), placement: vec![] }),
+                store.submit(Command::AddPartitions { name: "orders".into(), placement: vec![], replicas: Vec::new() }),
                 Err(MetadataError::PartitionsShrink { current: 5, .. })
             ));
             assert!(matches!(
-                store.submit(Command::AddPartitions { name: "nope".into(), placement: vec![0] }),
+                store.submit(Command::AddPartitions { name: "nope".into(), placement: vec![0], replicas: Vec::new() }),
                 Err(MetadataError::UnknownTopic(_))
             ));
             assert!(matches!(
-                store.submit(Command::AddPartitions { name: "audit".into(), placement: vec![0; 100_000] }),
+                store.submit(Command::AddPartitions { name: "audit".into(), placement: vec![0; 100_000], replicas: Vec::new() }),
                 Err(MetadataError::InvalidPartitions { count: 100_001 })
             ));
             store.submit(Command::DeleteTopic { name: "audit".into() }).unwrap();

@@ -18,6 +18,7 @@ pub fn code(error: &Error) -> ErrorCode {
             ErrorCode::ClusterAuthorizationFailed
         }
         Error::UnknownPartition => ErrorCode::UnknownPartition,
+        Error::NotLeader | Error::NotCoordinator => ErrorCode::NotLeader,
         Error::NotReady | Error::ShuttingDown => ErrorCode::NotReady,
         Error::Storage(error) => storage_code(error),
         Error::Metadata(error) => metadata_code(error),
@@ -34,6 +35,7 @@ pub fn code(error: &Error) -> ErrorCode {
         Error::InvalidRequest(_) => ErrorCode::MalformedRequest,
         Error::InvalidConfig(_) => ErrorCode::InvalidConfig,
         Error::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
+        Error::InvalidReplicationFactor(_) => ErrorCode::InvalidConfig,
         Error::InvalidTopicName(_) => ErrorCode::InvalidTopicName,
         Error::InvalidGroupId => ErrorCode::InvalidGroupId,
         Error::InvalidSessionTimeout => ErrorCode::InvalidSessionTimeout,

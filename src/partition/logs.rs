@@ -73,6 +73,9 @@ impl OpenFailure {
 /// The partitions one shard has open, and what it needs to open more.
 pub struct Logs {
     shard: u32,
+    /// In a cluster, this broker's id: the partitions held here are the replicas the
+    /// metadata places on this broker and shard.
+    broker: Option<crate::metadata::cluster::BrokerId>,
     data_dir: PathBuf,
     io: IoOptions,
     retention_interval: Duration,
@@ -91,9 +94,11 @@ impl Logs {
         io: IoOptions,
         retention_interval: Duration,
         cache: Rc<BatchCache>,
+        broker: Option<crate::metadata::cluster::BrokerId>,
     ) -> Logs {
         Logs {
             shard,
+            broker,
             data_dir,
             io,
             retention_interval,
@@ -165,11 +170,12 @@ impl Logs {
         }
         for topic in before.topics.values() {
             let kept = after.topics.get(&topic.name).filter(|meta| meta.id == topic.id);
-            for (partition, &owner) in topic.placement.iter().enumerate() {
-                let gone = kept.is_none_or(|meta| partition >= meta.placement.len());
-                let key = TopicPartition::new(topic.name.clone(), partition as u32);
+            for partition in 0..topic.partitions() {
+                let here = topic.local_shard(partition, self.broker) == Some(self.shard);
+                let gone = kept.is_none_or(|meta| meta.local_shard(partition, self.broker) != Some(self.shard));
+                let key = TopicPartition::new(topic.name.clone(), partition);
                 let open = self.open.borrow().contains_key(&key);
-                if owner != self.shard || !gone || open || closed.contains(&key) {
+                if !here || !gone || open || closed.contains(&key) {
                     continue;
                 }
                 let dir = topic_dir(&self.data_dir, topic).join(partition.to_string());
@@ -195,7 +201,7 @@ impl Logs {
                 .iter()
                 .filter(|(tp, partition)| {
                     state.topics.get(&tp.topic).is_none_or(|meta| {
-                        meta.id != partition.topic_id || tp.partition as usize >= meta.placement.len()
+                        meta.id != partition.topic_id || meta.local_shard(tp.partition, self.broker) != Some(self.shard)
                     })
                 })
                 .map(|(tp, _)| tp.clone())
@@ -212,11 +218,11 @@ impl Logs {
     async fn open_placed(&self, state: &MetadataState) -> Vec<OpenFailure> {
         let mut failures = Vec::new();
         for topic in state.topics.values() {
-            for (partition, &owner) in topic.placement.iter().enumerate() {
-                if owner != self.shard {
+            for partition in 0..topic.partitions() {
+                if topic.local_shard(partition, self.broker) != Some(self.shard) {
                     continue;
                 }
-                let key = TopicPartition::new(topic.name.clone(), partition as u32);
+                let key = TopicPartition::new(topic.name.clone(), partition);
                 if let Some(open) = self.open.borrow().get(&key) {
                     if open.log.config() != topic.config {
                         open.log.set_config(topic.config.clone());

@@ -76,6 +76,7 @@ fn authorized(shard: &Shard, ctx: &RequestContext, request: AdminRequest) -> (Ad
         }
         // Quotas: checked by `quotas::alter` (alter-configs on the cluster).
         AdminRequest::AlterClientQuotas(entries) => AdminRequest::AlterClientQuotas(entries),
+        AdminRequest::EnsureOffsetsTopic => AdminRequest::EnsureOffsetsTopic,
         // Users and ACLs: alter on the cluster, for the whole request.
         other
         @ (AdminRequest::AlterScramCredentials(_) | AdminRequest::CreateAcls(_) | AdminRequest::DeleteAcls(_)) => {
@@ -122,6 +123,10 @@ pub async fn run_here(shard: &Rc<Shard>, request: AdminRequest) -> TopicOutcomes
                 let name = topic.name.clone();
                 outcomes.push((name, create_partitions(&mut session, topic).await));
             }
+        }
+        AdminRequest::EnsureOffsetsTopic => {
+            let outcome = ensure_offsets_topic(&mut session).await;
+            outcomes.push((crate::group::OFFSETS_TOPIC.to_string(), outcome));
         }
         AdminRequest::AlterScramCredentials(alterations) => {
             // Each user's changes apply together or not at all, as Kafka's do.
@@ -204,6 +209,19 @@ impl<'a> Session<'a> {
     }
 }
 
+/// In a cluster, on shard 0: applies on every shard a state the quorum committed
+/// (whichever broker proposed it), unless a newer one is applied already. Takes the
+/// admin lock, so an admin request here applies its own states in order first.
+pub(crate) async fn apply_committed(shard: &Rc<Shard>, state: Arc<MetadataState>) {
+    let _permit = shard.admin.acquire_permit(1).await.expect("the admin semaphore is never closed");
+    if state.applied_index > shard.metadata().applied_index {
+        let failures = broadcast(shard, state).await;
+        for failure in failures {
+            tracing::warn!(topic = %failure.topic, partition = failure.partition, reason = %failure.reason, "a replica placed here could not be opened");
+        }
+    }
+}
+
 /// Applies `state` here, then on every other shard, and waits for all of them;
 /// returns the partitions any shard could not open.
 async fn broadcast(shard: &Rc<Shard>, state: Arc<MetadataState>) -> Vec<OpenFailure> {
@@ -272,9 +290,11 @@ async fn create_topic(session: &mut Session<'_>, topic: NewTopic) -> Result<(), 
     check_count(topic.partitions)?;
     let state = session.state();
     shard.check_new_partitions(&state, topic.partitions, topic.partitions, config.segment_bytes)?;
-    let placement = place_partitions(&state, topic.partitions, shard.count);
-    let uuid = Some(TopicUuid::random());
-    session.submit(Command::CreateTopic { name: topic.name.clone(), config, placement, uuid }).await?;
+    let uuid = TopicUuid::random();
+    let start = u32::from_le_bytes([uuid.0[0], uuid.0[1], uuid.0[2], uuid.0[3]]);
+    let (placement, replicas) = place(shard, &state, topic.partitions, start)?;
+    let create = Command::CreateTopic { name: topic.name.clone(), config, placement, uuid: Some(uuid), replicas };
+    session.submit(create).await?;
     let mut failures = session.apply().await;
     failures.retain(|failure| failure.topic == topic.name);
     if failures.is_empty() {
@@ -286,6 +306,36 @@ async fn create_topic(session: &mut Session<'_>, topic: NewTopic) -> Result<(), 
         session.apply().await;
     }
     Err(not_opened(&topic.name, topic.partitions, &failures))
+}
+
+/// In a cluster: creates `__consumer_offsets` when it is missing, with one partition
+/// for each shard of the live brokers (groups hash onto them, so the count stays),
+/// each on a shard of its own where there are enough, every commit fdatasynced.
+async fn ensure_offsets_topic(session: &mut Session<'_>) -> Result<(), Error> {
+    use crate::group::OFFSETS_TOPIC;
+    let state = session.state();
+    if state.topics.contains_key(OFFSETS_TOPIC) || session.shard.broker.is_none() {
+        return Ok(());
+    }
+    let shards: u32 = state.brokers.values().filter(|broker| !broker.fenced).map(|broker| broker.shards).sum();
+    let config = crate::storage::TopicConfig {
+        fsync: crate::storage::FsyncPolicy::Always,
+        retention_ms: None,
+        retention_bytes: None,
+        segment_bytes: session.shard.config.groups.offsets_segment_bytes,
+        ..crate::storage::TopicConfig::default()
+    };
+    let (placement, replicas) = place(session.shard, &state, shards.max(1), 0)?;
+    let uuid = Some(TopicUuid::random());
+    let create = Command::CreateTopic { name: OFFSETS_TOPIC.to_string(), config, placement, uuid, replicas };
+    match session.submit(create).await {
+        // Another broker created it first.
+        Ok(_) | Err(MetadataError::TopicExists(_)) => {}
+        Err(error) => return Err(error.into()),
+    }
+    session.apply().await;
+    tracing::info!(partitions = shards.max(1), "created {OFFSETS_TOPIC} for the cluster's consumer groups");
+    Ok(())
 }
 
 /// Deletes one topic; its data goes once every shard closed it (in the background).
@@ -337,8 +387,8 @@ async fn create_partitions(session: &mut Session<'_>, topic: NewPartitions) -> R
     if added > 0 {
         shard.check_new_partitions(&state, added, topic.count, segment_bytes)?;
     }
-    let placement = place_partitions(&state, added, shard.count);
-    match session.submit(Command::AddPartitions { name: name.clone(), placement }).await {
+    let (placement, replicas) = place(shard, &state, added, current)?;
+    match session.submit(Command::AddPartitions { name: name.clone(), placement, replicas }).await {
         Ok(_) => {}
         Err(error @ MetadataError::PartitionsShrink { .. }) => {
             // Said with the count asked for, which the store's error does not know.
@@ -356,6 +406,26 @@ async fn create_partitions(session: &mut Session<'_>, topic: NewPartitions) -> R
         session.apply().await;
     }
     Err(not_opened(&name, added, &failures))
+}
+
+/// Where `count` new partitions go: on a broker alone, the shards that own the fewest;
+/// in a cluster, replicas on the live brokers as the controller places them (one
+/// each: replication is not built yet), `placement` naming each first replica's shard.
+fn place(
+    shard: &Shard,
+    state: &MetadataState,
+    count: u32,
+    start: u32,
+) -> Result<(Vec<u32>, Vec<crate::metadata::cluster::PartitionState>), Error> {
+    if shard.broker.is_none() {
+        return Ok((place_partitions(state, count, shard.count), Vec::new()));
+    }
+    if count == 0 {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let replicas = crate::cluster::controller::place(state, count, 1, start).map_err(Error::InvalidReplicationFactor)?;
+    let placement = replicas.iter().map(|partition| partition.replicas[0].shard).collect();
+    Ok((placement, replicas))
 }
 
 /// The error of a creation undone because `failures` (of `count` new partitions)

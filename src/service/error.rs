@@ -25,6 +25,12 @@ pub enum Error {
     TransactionalIdAuthorizationFailed,
     #[error("unknown partition")]
     UnknownPartition,
+    /// In a cluster: another broker leads the partition, or none does for now.
+    #[error("this broker does not lead the partition")]
+    NotLeader,
+    /// In a cluster: another broker coordinates the group, or none does for now.
+    #[error("this broker does not coordinate the group")]
+    NotCoordinator,
     /// Placed on its shard but not open there: it failed to open, or is being deleted.
     #[error("the partition is not open on its shard")]
     NotReady,
@@ -59,6 +65,9 @@ pub enum Error {
     InvalidConfig(String),
     #[error("{0}")]
     InvalidPartitions(String),
+    /// More replicas than live brokers, or a factor not served.
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
     /// The topic's name may not be used for this (an internal topic).
     #[error("{0}")]
     InvalidTopicName(String),

@@ -128,7 +128,9 @@ fn with_denied(answer: GroupResponse, denied: Vec<CommitTopic>) -> GroupResponse
 /// Hands a group request to its group's coordinator, on this shard or another.
 async fn at_coordinator(shard: &Rc<Shard>, request: GroupRequest) -> GroupResponse {
     let Some(coordinator) = coordinator(shard, group_of(&request)) else {
-        return refusal(&request, Error::NotReady);
+        // In a cluster, another broker coordinates it (or none does for now).
+        let error = if shard.broker.is_some() { Error::NotCoordinator } else { Error::NotReady };
+        return refusal(&request, error);
     };
     if coordinator == shard.id {
         return shard.groups.handle(shard, request).await;

@@ -70,6 +70,7 @@ pub fn route_checked<T, R>(
             Ok(owner) => by_shard.entry(owner).or_default().push(Slotted { slot, tp, item }),
             Err(OwnerError::UnknownTopic) => answers.set(slot, Err(Error::UnknownTopic)),
             Err(OwnerError::UnknownPartition) => answers.set(slot, Err(Error::UnknownPartition)),
+            Err(OwnerError::NotLeader) => answers.set(slot, Err(Error::NotLeader)),
         }
     }
     Routed { by_shard, answers }

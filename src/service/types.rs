@@ -138,6 +138,9 @@ pub enum AdminRequest {
     DeleteAcls(Vec<crate::metadata::acl::AclBinding>),
     /// Outcomes by entry, named as CreateAcls's.
     AlterClientQuotas(Vec<(crate::metadata::quota::QuotaEntity, QuotaChanges)>),
+    /// In a cluster: creates `__consumer_offsets` if it is missing (the first
+    /// FindCoordinator for a group does, as Kafka's does); for any principal.
+    EnsureOffsetsTopic,
 }
 
 /// A change to one user's SCRAM credential for one mechanism (Kafka's numbers: 1
@@ -183,6 +186,7 @@ impl AdminRequest {
                 (0..entries.len()).map(|i| i.to_string()).collect()
             }
             AdminRequest::AlterClientQuotas(entries) => (0..entries.len()).map(|i| i.to_string()).collect(),
+            AdminRequest::EnsureOffsetsTopic => vec![crate::group::OFFSETS_TOPIC.to_string()],
             AdminRequest::AlterScramCredentials(alterations) => {
                 let mut seen = std::collections::HashSet::new();
                 alterations

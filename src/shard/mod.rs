@@ -25,6 +25,8 @@ use std::sync::Arc;
 pub struct Shard {
     pub id: u32,
     pub count: u32,
+    /// In a cluster, this broker's id (`cluster.node_id`); `None` for a broker alone.
+    pub broker: Option<crate::metadata::cluster::BrokerId>,
     pub config: Arc<BrokerConfig>,
     /// SASL's settings and the failure delays, shared by every shard.
     pub sasl: Arc<crate::auth::sasl::SaslShared>,
@@ -74,17 +76,32 @@ impl Shard {
         self.metadata.borrow().clone()
     }
 
-    /// The shard that owns `partition` of `topic`, or why there is none.
+    /// The shard that owns `partition` of `topic`, or why there is none. In a cluster,
+    /// the shard of this broker's replica, when this broker leads the partition.
     pub fn owner(&self, topic: &str, partition: u32) -> Result<u32, OwnerError> {
         let metadata = self.metadata.borrow();
         let meta = metadata.topics.get(topic).ok_or(OwnerError::UnknownTopic)?;
-        meta.placement.get(partition as usize).copied().ok_or(OwnerError::UnknownPartition)
+        if partition >= meta.partitions() {
+            return Err(OwnerError::UnknownPartition);
+        }
+        let Some(broker) = self.broker else {
+            return Ok(meta.placement[partition as usize]);
+        };
+        let state = meta.replicas.get(partition as usize).ok_or(OwnerError::NotLeader)?;
+        match state.replica_on(broker) {
+            Some(replica) if state.leader == Some(broker) => Ok(replica.shard),
+            _ => Err(OwnerError::NotLeader),
+        }
     }
 
     /// Adopts `state`: closes partitions gone, opens partitions placed here, and hands
     /// changed topic settings to open logs. Returns the partitions placed here that
     /// could not be opened (retried every few seconds).
     pub async fn apply(&self, state: Arc<MetadataState>) -> Vec<OpenFailure> {
+        // States only move forward (in a cluster two paths apply them).
+        if state.applied_index < self.metadata.borrow().applied_index {
+            return Vec::new();
+        }
         let before = std::mem::replace(&mut *self.metadata.borrow_mut(), state.clone());
         self.logs.apply(&before, &state).await
     }
@@ -125,4 +142,6 @@ impl Shard {
 pub enum OwnerError {
     UnknownTopic,
     UnknownPartition,
+    /// In a cluster: another broker leads it, or none does for now.
+    NotLeader,
 }

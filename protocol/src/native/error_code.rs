@@ -91,6 +91,9 @@ pub enum ErrorCode {
     /// 37: a partition change or request of a leader epoch older than the partition's
     /// (a deposed leader, a stale client): refresh metadata and retry.
     StaleEpoch,
+    /// 38: in a cluster, the partition is led by another broker, or by none for now
+    /// (its broker is down): refresh metadata and retry there.
+    NotLeader,
     /// A code this version of the crate does not know.
     Other(u16),
 }
@@ -137,13 +140,14 @@ impl ErrorCode {
             ErrorCode::AuthenticationRequired => 35,
             ErrorCode::UnsupportedMechanism => 36,
             ErrorCode::StaleEpoch => 37,
+            ErrorCode::NotLeader => 38,
             ErrorCode::Other(code) => code,
         }
     }
 
     /// The error with this code.
     pub fn from_code(code: u16) -> ErrorCode {
-        const KNOWN: [ErrorCode; 38] = [
+        const KNOWN: [ErrorCode; 39] = [
             ErrorCode::None,
             ErrorCode::MalformedRequest,
             ErrorCode::UnknownApi,
@@ -182,6 +186,7 @@ impl ErrorCode {
             ErrorCode::AuthenticationRequired,
             ErrorCode::UnsupportedMechanism,
             ErrorCode::StaleEpoch,
+            ErrorCode::NotLeader,
         ];
         KNOWN.get(code as usize).copied().unwrap_or(ErrorCode::Other(code))
     }
@@ -196,6 +201,7 @@ impl ErrorCode {
                 | ErrorCode::StaleGeneration
                 | ErrorCode::ResourceLimit
                 | ErrorCode::StaleEpoch
+                | ErrorCode::NotLeader
         )
     }
 }

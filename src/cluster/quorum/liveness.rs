@@ -11,15 +11,16 @@
 
 use super::{ProposeError, QuorumHandleInner};
 use crate::cluster::controller;
-use crate::metadata::cluster::BrokerId;
+use crate::metadata::cluster::{BrokerId, BrokerMeta};
 use crate::metadata::Command;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// When each broker was last heard, at which incarnation.
-#[derive(Default)]
 pub struct Liveness {
+    /// A broker not heard for this long is fenced.
+    pub session: Duration,
     heard: Mutex<HashMap<BrokerId, (u64, Instant)>>,
     /// Brokers that shut down under control, and the incarnation that did: only a new
     /// one (a new registration) is heard again.
@@ -27,6 +28,10 @@ pub struct Liveness {
 }
 
 impl Liveness {
+    pub fn new(session: Duration) -> Liveness {
+        Liveness { session, heard: Mutex::default(), stopped: Mutex::default() }
+    }
+
     /// Records a heartbeat.
     pub fn heard(&self, broker: BrokerId, epoch: u64) {
         if self.stopped.lock().unwrap_or_else(|p| p.into_inner()).get(&broker) == Some(&epoch) {
@@ -114,6 +119,28 @@ pub async fn shut_down(quorum: &QuorumHandleInner, broker: BrokerId, epoch: u64)
     propose_all(quorum, changes).await?;
     tracing::info!(broker, partitions = moved, "controller: controlled shutdown");
     Ok(moved)
+}
+
+/// A registration (on the leader): refused while another incarnation of the id has
+/// been heard within its session (two brokers configured with one node id), written
+/// otherwise. A broker that stopped under control, or whose session ran out, may
+/// register again at once.
+pub async fn register(quorum: &QuorumHandleInner, broker: BrokerMeta) -> Result<(), ProposeError> {
+    if let Some((epoch, at)) = quorum.liveness.last(broker.id) {
+        let alive = at.elapsed() < quorum.liveness.session;
+        let current = quorum.state().brokers.get(&broker.id).is_some_and(|b| b.epoch == epoch && !b.fenced);
+        if epoch != broker.epoch && alive && current {
+            return Err(ProposeError::Refused(format!(
+                "node id {} is in use: a broker with that id (incarnation {epoch}) was heard {} ms ago",
+                broker.id,
+                at.elapsed().as_millis()
+            )));
+        }
+    }
+    let outcome = tokio::time::timeout(PROPOSE_TIMEOUT, quorum.propose(Command::RegisterBroker { broker }))
+        .await
+        .unwrap_or_else(|_| Err(ProposeError::Failed("no quorum within 10 s".into())));
+    outcome.map(|_| ())
 }
 
 /// How long the controller waits for one of its proposals (a leader that lost its

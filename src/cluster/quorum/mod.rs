@@ -187,6 +187,50 @@ impl QuorumHandle {
         self.block_on(timeout, self.inner.heartbeat(broker, epoch))
     }
 
+    /// Registers `broker` (fenced) through the quorum leader, which refuses it while
+    /// another incarnation of the same id is alive; waits until this node has applied it.
+    pub fn register_blocking(
+        &self,
+        broker: crate::metadata::cluster::BrokerMeta,
+        timeout: Duration,
+    ) -> Result<Arc<MetadataState>, ProposeError> {
+        let epoch = broker.epoch;
+        let id = broker.id;
+        self.block_on(timeout, async {
+            match self.inner.to_controller(|| Rpc::Register { broker: broker.clone() }).await {
+                Reply::Registered(answer) => answer?,
+                other => return Err(ProposeError::Failed(format!("the leader answered {other:?}"))),
+            }
+            let mut published = self.inner.published.clone();
+            let state = published
+                .wait_for(|p| p.state.brokers.get(&id).is_some_and(|b| b.epoch == epoch))
+                .await
+                .map_err(|_| ProposeError::Failed("the state machine stopped".into()))?
+                .state
+                .clone();
+            Ok(state)
+        })
+    }
+
+    /// Waits at most `timeout` for a state newer than `after` (an applied index): the
+    /// newest, or `None` if none came.
+    pub fn wait_newer_blocking(&self, after: u64, timeout: Duration) -> Option<Arc<MetadataState>> {
+        let mut published = self.inner.published.clone();
+        let runtime = self.runtime.as_ref()?;
+        runtime.block_on(async {
+            let newer = tokio::time::timeout(timeout, published.wait_for(|p| p.state.applied_index > after)).await;
+            match newer {
+                Ok(Ok(published)) => Some(published.state.clone()),
+                _ => None,
+            }
+        })
+    }
+
+    /// Why a peer refused this node, if one did (another cluster, not a voter there).
+    pub fn refusal(&self) -> Option<String> {
+        self.inner.network.refusal()
+    }
+
     /// Controlled shutdown of `broker` at incarnation `epoch`, before it stops: the
     /// quorum leader fences it and hands its leaderships to other in-sync replicas;
     /// the count of partitions changed.
@@ -298,6 +342,7 @@ impl QuorumHandleInner {
                 Some(leader) => match self.network.call(leader, rpc()).await {
                     Ok(Reply::Heartbeat(Err(ProposeError::NoLeader)))
                     | Ok(Reply::ShutDown(Err(ProposeError::NoLeader)))
+                    | Ok(Reply::Registered(Err(ProposeError::NoLeader)))
                     | Err(_) => {}
                     Ok(reply) => return reply,
                 },
@@ -312,6 +357,7 @@ impl QuorumHandleInner {
         match rpc {
             Rpc::Heartbeat { broker, epoch } => Reply::Heartbeat(heard(&self.liveness, &self.state(), broker, epoch)),
             Rpc::ShutDown { broker, epoch } => Reply::ShutDown(liveness::shut_down(self, broker, epoch).await),
+            Rpc::Register { broker } => Reply::Registered(liveness::register(self, broker).await),
             other => Reply::Refused(format!("{other:?} is not a request for the controller")),
         }
     }
@@ -368,6 +414,6 @@ async fn start(config: &QuorumConfig) -> anyhow::Result<(QuorumHandleInner, Memb
             Err(error) => return Err(anyhow::anyhow!("cluster: cannot initialize the quorum: {error}")),
         }
     }
-    let liveness = Arc::new(Liveness::default());
+    let liveness = Arc::new(Liveness::new(Duration::from_millis(config.broker_session_ms)));
     Ok((QuorumHandleInner { raft, network, published, liveness, node_id: config.node_id }, member))
 }

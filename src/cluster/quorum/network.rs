@@ -53,6 +53,11 @@ pub enum Rpc {
         broker: u32,
         epoch: u64,
     },
+    /// A broker's registration, for the leader's controller: refused while another
+    /// incarnation of the same id is alive.
+    Register {
+        broker: crate::metadata::cluster::BrokerMeta,
+    },
 }
 
 /// The answer.
@@ -67,6 +72,8 @@ pub enum Reply {
     Heartbeat(Result<bool, ProposeError>),
     /// How many partitions changed for the broker's shutdown.
     ShutDown(Result<usize, ProposeError>),
+    /// The registration, written and applied on the leader.
+    Registered(Result<(), ProposeError>),
     /// The request was not taken: another cluster's, or from a node id that is not a
     /// voter.
     Refused(String),
@@ -118,11 +125,26 @@ pub struct Network {
     voters: Arc<BTreeMap<NodeId, String>>,
     connections: Arc<Mutex<HashMap<NodeId, Connection>>>,
     serving: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// The last refusal a peer answered this node with (another cluster's id, a node
+    /// id that is not its voter): why this node cannot join.
+    refused: Arc<Mutex<Option<String>>>,
 }
 
 impl Network {
     pub fn new(node_id: NodeId, cluster_id: String, voters: BTreeMap<NodeId, String>) -> Network {
-        Network { node_id, cluster_id, voters: Arc::new(voters), connections: Arc::default(), serving: Arc::default() }
+        Network {
+            node_id,
+            cluster_id,
+            voters: Arc::new(voters),
+            connections: Arc::default(),
+            serving: Arc::default(),
+            refused: Arc::default(),
+        }
+    }
+
+    /// The last refusal a peer answered with, if any.
+    pub fn refusal(&self) -> Option<String> {
+        self.refused.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Sends `rpc` to `target` and waits at most `timeout` for its answer.
@@ -146,6 +168,10 @@ impl Network {
         let result = tokio::time::timeout(timeout, exchange)
             .await
             .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time")));
+        if let Ok(Reply::Refused(reason)) = &result {
+            let reason = format!("voter {target} at {address} refused this node: {reason}");
+            *self.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+        }
         if result.is_err() || matches!(result, Ok(Reply::Refused(_))) {
             *connection = None;
         }
@@ -233,7 +259,9 @@ impl Network {
                     }
                     Err(error) => Err(ProposeError::Failed(error.to_string())),
                 }),
-                rpc @ (Rpc::Heartbeat { .. } | Rpc::ShutDown { .. }) => server.controller(rpc).await,
+                rpc @ (Rpc::Heartbeat { .. } | Rpc::ShutDown { .. } | Rpc::Register { .. }) => {
+                    server.controller(rpc).await
+                }
             };
             write_message(&mut stream, &reply).await.map_err(|e| e.to_string())?;
         }
@@ -264,6 +292,7 @@ impl Server {
             Ok(member) => member.as_controller(rpc).await,
             Err(error) => match rpc {
                 Rpc::ShutDown { .. } => Reply::ShutDown(Err(error)),
+                Rpc::Register { .. } => Reply::Registered(Err(error)),
                 _ => Reply::Heartbeat(Err(error)),
             },
         }

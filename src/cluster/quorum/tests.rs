@@ -264,6 +264,7 @@ fn a_silent_broker_is_fenced_its_partitions_move_and_it_returns_when_heard() {
             config: TopicConfig::default(),
             placement: vec![0; 3],
             uuid: None,
+            replicas: Vec::new(),
         };
         any.propose_blocking(create, TIMEOUT).unwrap();
         any.propose_blocking(Command::AssignReplicas { name: "orders".into(), from: 0, partitions }, TIMEOUT).unwrap();
