@@ -48,9 +48,7 @@ fn meta(cluster: &ClusterConfig, bound: &[BoundListener], shards: u32) -> Broker
         .map(|listener| {
             let (host, port) = match listener.config.protocol {
                 crate::config::ListenerProtocol::Kafka => listener.advertised.clone(),
-                crate::config::ListenerProtocol::Native => {
-                    (listener.address.ip().to_string(), listener.address.port())
-                }
+                crate::config::ListenerProtocol::Native => (listener.address.ip().to_string(), listener.address.port()),
             };
             BrokerListener { name: listener.config.name.clone(), host, port }
         })
@@ -122,7 +120,9 @@ pub(super) fn register(
     let heartbeats = {
         let (log, stop) = (log.clone(), stop.clone());
         let interval = Duration::from_millis(cluster.broker_heartbeat_ms);
-        std::thread::Builder::new().name("heartbeats".into()).spawn(move || heartbeat(&log, id, epoch, interval, &stop))?
+        std::thread::Builder::new()
+            .name("heartbeats".into())
+            .spawn(move || heartbeat(&log, id, epoch, interval, &stop))?
     };
     Ok((Member { log: log.clone(), id, epoch, stop, heartbeats: Some(heartbeats) }, state))
 }
@@ -138,7 +138,12 @@ fn heartbeat(log: &MetadataLog, id: u32, epoch: u64, interval: Duration, stop: &
         match quorum.heartbeat_blocking(id, epoch, interval * 4) {
             Ok(now) => {
                 if fenced != Some(now) {
-                    tracing::info!(node_id = id, fenced = now, "the controller counts this broker as {}", if now { "fenced" } else { "alive" });
+                    tracing::info!(
+                        node_id = id,
+                        fenced = now,
+                        "the controller counts this broker as {}",
+                        if now { "fenced" } else { "alive" }
+                    );
                     fenced = Some(now);
                 }
                 failing = false;
@@ -165,7 +170,9 @@ impl Member {
         }
         let quorum = self.log.quorum().expect("a cluster's metadata log is the quorum");
         match quorum.shut_down_blocking(self.id, self.epoch, Duration::from_secs(5)) {
-            Ok(moved) => tracing::info!(node_id = self.id, partitions = moved, "controlled shutdown: leaderships handed over"),
+            Ok(moved) => {
+                tracing::info!(node_id = self.id, partitions = moved, "controlled shutdown: leaderships handed over")
+            }
             Err(error) => tracing::warn!(node_id = self.id, %error, "controlled shutdown did not reach the controller"),
         }
     }

@@ -723,7 +723,9 @@ impl GroupCoordinator {
                         None => Some(Error::UnknownTopic),
                         // In a cluster, another broker leads it: its end is not known
                         // here, and the commit is taken as Kafka takes any.
-                        Some(Err(Error::NotLeader)) if part.metadata.len() <= COMMIT_METADATA_BYTES_MAX && owns(&tp) => {
+                        Some(Err(Error::NotLeader))
+                            if part.metadata.len() <= COMMIT_METADATA_BYTES_MAX && owns(&tp) =>
+                        {
                             None
                         }
                         Some(Err(error)) => Some(error.clone()),

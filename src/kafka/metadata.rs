@@ -118,7 +118,11 @@ pub async fn handle(kafka: &Kafka, ctx: &RequestContext, version: i16, request: 
 
 /// The response around `topics`: the brokers (this one first, which is also the
 /// controller clients send admin requests to), the cluster's id.
-fn assemble(nodes: Vec<super::brokers::Node>, cluster_id: String, topics: Vec<MetadataResponseTopic>) -> MetadataResponse {
+fn assemble(
+    nodes: Vec<super::brokers::Node>,
+    cluster_id: String,
+    topics: Vec<MetadataResponseTopic>,
+) -> MetadataResponse {
     let mut response = MetadataResponse::default();
     response.controller_id = BrokerId(nodes[0].id);
     response.brokers = nodes

@@ -190,7 +190,13 @@ mod tests {
     fn create(store: &mut MetadataStore, name: &str, partitions: u32) -> Result<(), MetadataError> {
         let placement = place_partitions(store.state(), partitions, 2);
         store
-            .submit(Command::CreateTopic { name: name.into(), config: TopicConfig::default(), placement, uuid: None, replicas: Vec::new() })
+            .submit(Command::CreateTopic {
+                name: name.into(),
+                config: TopicConfig::default(),
+                placement,
+                uuid: None,
+                replicas: Vec::new(),
+            })
             .map(|_| ())
     }
 
@@ -205,7 +211,15 @@ mod tests {
             let (mut store, _) = MetadataStore::open(dir.path()).unwrap();
             let placement = vec![0];
             let config = TopicConfig::default();
-            store.submit(Command::CreateTopic { name: "orders".into(), config, placement, uuid: Some(uuid), replicas: Vec::new() }).unwrap();
+            store
+                .submit(Command::CreateTopic {
+                    name: "orders".into(),
+                    config,
+                    placement,
+                    uuid: Some(uuid),
+                    replicas: Vec::new(),
+                })
+                .unwrap();
             create(&mut store, "legacy", 1).unwrap();
             let twin = Command::CreateTopic {
                 name: "twin".into(),
@@ -245,7 +259,9 @@ mod tests {
             // Partitions are added on the least-loaded shards; a count never shrinks.
             let more = place_partitions(store.state(), 2, 2);
             assert_eq!(more, vec![1, 0]);
-            store.submit(Command::AddPartitions { name: "orders".into(), placement: more, replicas: Vec::new() }).unwrap();
+            store
+                .submit(Command::AddPartitions { name: "orders".into(), placement: more, replicas: Vec::new() })
+                .unwrap();
             assert!(matches!(
                 store.submit(Command::AddPartitions { name: "orders".into(), placement: vec![], replicas: Vec::new() }),
                 Err(MetadataError::PartitionsShrink { current: 5, .. })
@@ -255,7 +271,11 @@ mod tests {
                 Err(MetadataError::UnknownTopic(_))
             ));
             assert!(matches!(
-                store.submit(Command::AddPartitions { name: "audit".into(), placement: vec![0; 100_000], replicas: Vec::new() }),
+                store.submit(Command::AddPartitions {
+                    name: "audit".into(),
+                    placement: vec![0; 100_000],
+                    replicas: Vec::new()
+                }),
                 Err(MetadataError::InvalidPartitions { count: 100_001 })
             ));
             store.submit(Command::DeleteTopic { name: "audit".into() }).unwrap();

@@ -246,7 +246,7 @@ impl Logs {
                         if self.offline_warnings.allow() {
                             tracing::error!(log = %name, dir = %dir.display(), %error, "partition could not be opened; it stays offline and is retried every few seconds");
                         }
-                        failures.push(OpenFailure::new(&topic.name, partition as u32, &error));
+                        failures.push(OpenFailure::new(&topic.name, partition, &error));
                     }
                 }
             }

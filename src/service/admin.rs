@@ -423,7 +423,8 @@ fn place(
     if count == 0 {
         return Ok((Vec::new(), Vec::new()));
     }
-    let replicas = crate::cluster::controller::place(state, count, 1, start).map_err(Error::InvalidReplicationFactor)?;
+    let replicas =
+        crate::cluster::controller::place(state, count, 1, start).map_err(Error::InvalidReplicationFactor)?;
     let placement = replicas.iter().map(|partition| partition.replicas[0].shard).collect();
     Ok((placement, replicas))
 }

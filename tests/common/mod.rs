@@ -71,14 +71,20 @@ impl Broker {
     /// Starts a broker on the ports its `--config` file in `extra` names (no `--port`),
     /// trying again for a while when a broker just killed still holds them.
     pub fn start_as_configured(data_dir: &Path, extra: &[&str]) -> Broker {
+        Broker::try_as_configured(data_dir, extra, &[]).unwrap_or_else(|message| panic!("{message}"))
+    }
+
+    /// `start_as_configured` with extra environment variables; `Err` is the broker's
+    /// stderr when it stopped (or did not report ready) for another reason.
+    pub fn try_as_configured(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Result<Broker, String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            match Broker::try_launch(&std::env::temp_dir(), data_dir, extra, &[], None) {
-                Ok(broker) => return broker,
+            match Broker::try_launch(&std::env::temp_dir(), data_dir, extra, env, None) {
+                Ok(broker) => return Ok(broker),
                 Err(message) if message.contains("Address already in use") && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(200));
                 }
-                Err(message) => panic!("{message}"),
+                Err(message) => return Err(message),
             }
         }
     }

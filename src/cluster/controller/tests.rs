@@ -37,8 +37,17 @@ fn cluster(brokers: Vec<BrokerMeta>) -> MetadataState {
 fn topic(state: &mut MetadataState, name: &str, count: u32, replication_factor: u32) {
     let partitions = place(state, count, replication_factor, 0).unwrap();
     let placement = partitions.iter().map(|p| p.replicas[0].shard).collect();
-    run(state, Command::CreateTopic { name: name.into(), config: TopicConfig::default(), placement, uuid: None, replicas: Vec::new() })
-        .unwrap();
+    run(
+        state,
+        Command::CreateTopic {
+            name: name.into(),
+            config: TopicConfig::default(),
+            placement,
+            uuid: None,
+            replicas: Vec::new(),
+        },
+    )
+    .unwrap();
     run(state, Command::AssignReplicas { name: name.into(), from: 0, partitions }).unwrap();
 }
 
@@ -162,7 +171,13 @@ fn stale_and_malformed_partition_changes_are_refused() {
     let twice = vec![PartitionState::new(vec![Replica { broker: 1, shard: 0 }, Replica { broker: 1, shard: 0 }])];
     run(
         &mut state,
-        Command::CreateTopic { name: "t".into(), config: TopicConfig::default(), placement: vec![0], uuid: None, replicas: Vec::new() },
+        Command::CreateTopic {
+            name: "t".into(),
+            config: TopicConfig::default(),
+            placement: vec![0],
+            uuid: None,
+            replicas: Vec::new(),
+        },
     )
     .unwrap();
     assert!(run(&mut state, Command::AssignReplicas { name: "t".into(), from: 0, partitions: twice }).is_err());

@@ -339,14 +339,24 @@ impl QuorumHandleInner {
             let leader = self.raft.metrics().borrow().current_leader;
             match leader {
                 Some(leader) if leader == self.node_id => return self.as_controller(rpc()).await,
-                Some(leader) => match self.network.call(leader, rpc()).await {
-                    Ok(Reply::Heartbeat(Err(ProposeError::NoLeader)))
-                    | Ok(Reply::ShutDown(Err(ProposeError::NoLeader)))
-                    | Ok(Reply::Registered(Err(ProposeError::NoLeader)))
-                    | Err(_) => {}
-                    Ok(reply) => return reply,
-                },
-                None => {}
+                Some(leader) => {
+                    if let Ok(reply) = self.network.call(leader, rpc()).await {
+                        if !no_leader(&reply) {
+                            return reply;
+                        }
+                    }
+                }
+                // Not heard from a leader (just started, or cut off from it): ask every
+                // voter; the one that leads answers.
+                None => {
+                    for voter in self.network.others() {
+                        if let Ok(reply) = self.network.call_within(voter, rpc(), Duration::from_secs(1)).await {
+                            if !no_leader(&reply) {
+                                return reply;
+                            }
+                        }
+                    }
+                }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -361,6 +371,17 @@ impl QuorumHandleInner {
             other => Reply::Refused(format!("{other:?} is not a request for the controller")),
         }
     }
+}
+
+/// Whether a voter answered that it does not lead.
+fn no_leader(reply: &Reply) -> bool {
+    matches!(
+        reply,
+        Reply::Heartbeat(Err(ProposeError::NoLeader))
+            | Reply::ShutDown(Err(ProposeError::NoLeader))
+            | Reply::Registered(Err(ProposeError::NoLeader))
+            | Reply::Refused(_)
+    )
 }
 
 /// Records a heartbeat on the leader: whether the broker is fenced, or why the

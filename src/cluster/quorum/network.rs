@@ -36,7 +36,7 @@ const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What one voter asks of another.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Rpc {
     AppendEntries(AppendEntriesRequest<Quorum>),
     Vote(VoteRequest<NodeId>),
@@ -58,6 +58,9 @@ pub enum Rpc {
     Register {
         broker: crate::metadata::cluster::BrokerMeta,
     },
+    /// A request for the controller that a voter which does not lead handed on to the
+    /// leader it knows: answered there, never handed on again.
+    Forwarded(Box<Rpc>),
 }
 
 /// The answer.
@@ -140,6 +143,16 @@ impl Network {
             serving: Arc::default(),
             refused: Arc::default(),
         }
+    }
+
+    /// A network that reaches no one (a forwarded request is not handed on again).
+    fn nowhere() -> Network {
+        Network::new(0, String::new(), BTreeMap::new())
+    }
+
+    /// Every other voter's id.
+    pub fn others(&self) -> Vec<NodeId> {
+        self.voters.keys().copied().filter(|&id| id != self.node_id).collect()
     }
 
     /// The last refusal a peer answered with, if any.
@@ -260,8 +273,9 @@ impl Network {
                     Err(error) => Err(ProposeError::Failed(error.to_string())),
                 }),
                 rpc @ (Rpc::Heartbeat { .. } | Rpc::ShutDown { .. } | Rpc::Register { .. }) => {
-                    server.controller(rpc).await
+                    server.controller(rpc, self).await
                 }
+                Rpc::Forwarded(rpc) => server.controller(*rpc, &Network::nowhere()).await,
             };
             write_message(&mut stream, &reply).await.map_err(|e| e.to_string())?;
         }
@@ -286,15 +300,30 @@ impl Server {
         Ok(member)
     }
 
-    /// A request for the controller, handed here: answered if this voter leads.
-    async fn controller(&self, rpc: Rpc) -> Reply {
+    /// A request for the controller, handed here: answered if this voter leads, else
+    /// handed on once through `network` to the leader this voter knows (a broker
+    /// that cannot reach the leader itself reaches it through any voter).
+    async fn controller(&self, rpc: Rpc, network: &Network) -> Reply {
         match self.leading() {
             Ok(member) => member.as_controller(rpc).await,
-            Err(error) => match rpc {
-                Rpc::ShutDown { .. } => Reply::ShutDown(Err(error)),
-                Rpc::Register { .. } => Reply::Registered(Err(error)),
-                _ => Reply::Heartbeat(Err(error)),
-            },
+            Err(error) => {
+                let leader = self.raft.metrics().borrow().current_leader;
+                if let Some(leader) = leader.filter(|&leader| network.voters.contains_key(&leader)) {
+                    let forwarded = Rpc::Forwarded(Box::new(rpc.clone()));
+                    if let Ok(reply) = network.call(leader, forwarded).await {
+                        return reply;
+                    }
+                }
+                Self::not_leading(rpc, error)
+            }
+        }
+    }
+
+    fn not_leading(rpc: Rpc, error: ProposeError) -> Reply {
+        match rpc {
+            Rpc::ShutDown { .. } => Reply::ShutDown(Err(error)),
+            Rpc::Register { .. } => Reply::Registered(Err(error)),
+            _ => Reply::Heartbeat(Err(error)),
         }
     }
 }

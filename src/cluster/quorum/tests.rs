@@ -283,9 +283,11 @@ fn a_silent_broker_is_fenced_its_partitions_move_and_it_returns_when_heard() {
         let led_by_2 = any.state().topics["orders"].replicas.iter().filter(|p| p.leader == Some(2)).count();
         let moved = nodes[&3].shut_down_blocking(2, 7, TIMEOUT).unwrap();
         assert!(moved >= led_by_2, "{moved} partition changes for {led_by_2} led by broker 2");
-        let state = nodes[&3].state();
-        assert!(state.brokers[&2].fenced);
-        assert!(state.topics["orders"].replicas.iter().all(|p| p.leader != Some(2) && !p.isr.contains(&2)));
+        // Applied on the leader when the call returns; on the voter asked, soon after.
+        until(&nodes[&3], "broker 2 fenced and leading nothing", |s| {
+            s.brokers[&2].fenced
+                && s.topics["orders"].replicas.iter().all(|p| p.leader != Some(2) && !p.isr.contains(&2))
+        });
         std::thread::sleep(Duration::from_millis(2 * 600));
         assert!(any.state().brokers[&2].fenced, "heartbeats of the stopped incarnation do not unfence it");
         assert_eq!(any.state().brokers[&2].epoch, 7);

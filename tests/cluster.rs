@@ -1,0 +1,367 @@
+//! A cluster of real `strand` brokers on loopback, each with its own ports and data
+//! directory, sharing this machine's cores: the metadata quorum, registration and
+//! fencing, partitions placed over the brokers and served by their leaders, Kafka
+//! clients finding every broker, and what a broker of another cluster, a node id in
+//! use, a killed broker and a stopped one come to.
+
+mod common;
+
+use common::kafka::{batch, latest_offset, metadata, KafkaConnection};
+use common::{free_ports, wait_for, Broker};
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse, MetadataResponse};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One broker's ports: its native listener (its shard's port follows), its Kafka
+/// listener and its quorum address.
+#[derive(Clone, Copy)]
+struct Ports {
+    native: u16,
+    kafka: u16,
+    quorum: u16,
+}
+
+/// The brokers of one cluster: their configuration files, data directories and, when
+/// running, the processes.
+struct Cluster {
+    dir: tempfile::TempDir,
+    ports: Vec<Ports>,
+    brokers: Vec<Option<Broker>>,
+}
+
+/// How long the cluster may take to notice a broker gone or back (its session is
+/// 1.5 s; a loaded machine stretches everything).
+const SETTLE: Duration = Duration::from_secs(30);
+
+impl Cluster {
+    /// Configures `n` brokers (node ids 1 to `n`, every one a voter).
+    fn new(n: usize) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = (0..n)
+            .map(|_| {
+                // native, its shard port, kafka, quorum: four in a row.
+                let base = free_ports(3);
+                Ports { native: base, kafka: base + 2, quorum: base + 3 }
+            })
+            .collect();
+        let cluster = Cluster { dir, ports, brokers: (0..n).map(|_| None).collect() };
+        for node in 1..=n {
+            cluster.write_config(node, "test-cluster", node);
+        }
+        cluster
+    }
+
+    fn voters(&self) -> String {
+        let voters: Vec<String> =
+            self.ports.iter().enumerate().map(|(i, p)| format!("\"{}@127.0.0.1:{}\"", i + 1, p.quorum)).collect();
+        voters.join(", ")
+    }
+
+    fn config_path(&self, node: usize) -> PathBuf {
+        self.dir.path().join(format!("strand-{node}.toml"))
+    }
+
+    fn data_dir(&self, node: usize) -> PathBuf {
+        self.dir.path().join(format!("data-{node}"))
+    }
+
+    /// Writes broker `node`'s configuration, naming `cluster_id`, with node id `id`.
+    fn write_config(&self, node: usize, cluster_id: &str, id: usize) {
+        let ports = self.ports[node - 1];
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let text = format!(
+            "cores = [{core}]\n\
+             [[listeners]]\nname = \"native\"\nprotocol = \"native\"\nport = {native}\n\
+             [[listeners]]\nname = \"kafka\"\nprotocol = \"kafka\"\nport = {kafka}\n\
+             [admin]\nenabled = false\n\
+             [topic_defaults]\nsegment_bytes = 1048576\n\
+             [groups]\noffsets_segment_bytes = 1048576\ninitial_rebalance_delay_ms = 0\n\
+             [cluster]\nnode_id = {id}\ncluster_id = \"{cluster_id}\"\nvoters = [{voters}]\n",
+            core = (node - 1) % cores,
+            native = ports.native,
+            kafka = ports.kafka,
+            voters = self.voters(),
+        );
+        std::fs::write(self.config_path(node), text).unwrap();
+    }
+
+    /// Starts broker `node` (it reports ready once it has registered, which takes a
+    /// majority of voters up: start those together with `start_all`).
+    fn try_start(&self, node: usize) -> Result<Broker, String> {
+        let config = self.config_path(node);
+        Broker::try_as_configured(
+            &self.data_dir(node),
+            &["--config", config.to_str().unwrap()],
+            &[("RUST_LOG", "info")],
+        )
+    }
+
+    fn start(&mut self, node: usize) {
+        let broker = self.try_start(node).unwrap_or_else(|message| panic!("broker {node}: {message}"));
+        self.brokers[node - 1] = Some(broker);
+    }
+
+    /// Starts every broker at once.
+    fn start_all(&mut self) {
+        let nodes: Vec<usize> = (1..=self.ports.len()).collect();
+        let this = &*self;
+        let started: Vec<Result<Broker, String>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = nodes.iter().map(|&node| scope.spawn(move || this.try_start(node))).collect();
+            handles.into_iter().map(|handle| handle.join().unwrap()).collect()
+        });
+        for (node, started) in nodes.into_iter().zip(started) {
+            self.brokers[node - 1] = Some(started.unwrap_or_else(|message| panic!("broker {node}: {message}")));
+        }
+    }
+
+    fn broker(&mut self, node: usize) -> &mut Broker {
+        self.brokers[node - 1].as_mut().expect("running")
+    }
+
+    fn kafka(&self, node: usize) -> KafkaConnection {
+        KafkaConnection::connect(self.ports[node - 1].kafka)
+    }
+
+    fn bootstrap(&self) -> String {
+        let all: Vec<String> = self.ports.iter().map(|p| format!("127.0.0.1:{}", p.kafka)).collect();
+        all.join(",")
+    }
+}
+
+/// Creates `name` with `partitions` partitions through broker `node`'s Kafka listener.
+fn create_topic(conn: &mut KafkaConnection, name: &str, partitions: i32, replication_factor: i16) -> (i16, String) {
+    let mut topic = kafka_protocol::messages::create_topics_request::CreatableTopic::default();
+    topic.name = common::kafka::name(name);
+    topic.num_partitions = partitions;
+    topic.replication_factor = replication_factor;
+    let mut request = CreateTopicsRequest::default();
+    request.topics = vec![topic];
+    request.timeout_ms = 30_000;
+    let response: CreateTopicsResponse = conn.call(ApiKey::CreateTopics, 5, &request);
+    let result = &response.topics[0];
+    (result.error_code, result.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default())
+}
+
+/// Each partition's leader (-1: none) in `response`'s topic `name`.
+fn leaders(response: &MetadataResponse, name: &str) -> Vec<i32> {
+    let topic = response.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == name)).unwrap();
+    let mut partitions: Vec<_> = topic.partitions.iter().map(|p| (p.partition_index, p.leader_id.0)).collect();
+    partitions.sort();
+    partitions.into_iter().map(|(_, leader)| leader).collect()
+}
+
+fn broker_ids(response: &MetadataResponse) -> Vec<i32> {
+    let mut ids: Vec<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn three_brokers_share_metadata_and_kafka_clients_reach_every_leader() {
+    let mut cluster = Cluster::new(3);
+    cluster.start_all();
+    // Every broker registered and was unfenced: each lists all three.
+    for node in 1..=3 {
+        let mut conn = cluster.kafka(node);
+        wait_for("every broker listed", SETTLE, || broker_ids(&metadata(&mut conn, 12, &[], false)) == [1, 2, 3]);
+        let response = metadata(&mut conn, 12, &[], false);
+        let own = response.brokers.iter().find(|b| b.node_id.0 == node as i32).unwrap();
+        assert_eq!(own.port, i32::from(cluster.ports[node - 1].kafka), "each broker at its own Kafka listener");
+        assert_eq!(response.cluster_id.as_ref().unwrap().as_str(), "test-cluster");
+    }
+    // A topic created through one broker is known to every broker, its partitions
+    // led by all three.
+    let mut first = cluster.kafka(1);
+    assert_eq!(create_topic(&mut first, "orders", 6, 1), (0, String::new()));
+    let mut seen = Vec::new();
+    for node in 1..=3 {
+        let mut conn = cluster.kafka(node);
+        wait_for("the topic on every broker", SETTLE, || {
+            let response = metadata(&mut conn, 12, &["orders"], false);
+            response.topics[0].error_code == 0 && leaders(&response, "orders").iter().all(|&l| l > 0)
+        });
+        seen.push(leaders(&metadata(&mut conn, 12, &["orders"], false), "orders"));
+    }
+    assert!(seen.windows(2).all(|pair| pair[0] == pair[1]), "every broker tells the same leaders: {seen:?}");
+    let mut led: Vec<i32> = seen[0].clone();
+    led.sort();
+    led.dedup();
+    assert_eq!(led, [1, 2, 3], "partitions spread over the brokers: {:?}", seen[0]);
+    // A replication factor the cluster does not serve yet is refused, with why.
+    let (code, message) = create_topic(&mut first, "replicated", 3, 3);
+    assert_eq!(code, kafka_protocol::ResponseError::InvalidReplicationFactor.code(), "{message}");
+    assert!(message.contains("does not replicate"), "{message}");
+    // A broker that does not lead a partition says so (the client then asks metadata).
+    let partition_led_by_2 = seen[0].iter().position(|&leader| leader == 2).unwrap() as i32;
+    let request = common::kafka::produce_request("orders", partition_led_by_2, -1, batch(&[("k", "v")]));
+    let response: kafka_protocol::messages::ProduceResponse = first.call(ApiKey::Produce, 9, &request);
+    let code = response.responses[0].partition_responses[0].error_code;
+    assert_eq!(code, kafka_protocol::ResponseError::NotLeaderOrFollower.code());
+
+    // confluent-kafka produces with acks=all to every leader and consumes in a group
+    // whose coordinator is one of the brokers: every acknowledged value read back
+    // once, at the offset it was acknowledged at.
+    let script = common::clients::script("cluster.py");
+    let args = [script.to_str().unwrap(), &cluster.bootstrap(), "orders", "cluster-group", "3000"];
+    let (ok, stdout, stderr) = common::run_tool(common::clients::python().to_str().unwrap(), &args, "");
+    assert!(ok, "cluster.py failed: {stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let mut acked: Vec<(i64, i64, String)> = rows(&summary["acked"]);
+    let mut consumed = rows(&summary["consumed"]);
+    assert_eq!(acked.len(), 3000, "every value acknowledged: {}", summary["errors"]);
+    acked.sort();
+    consumed.sort();
+    assert_eq!(consumed, acked, "read back exactly as acknowledged");
+    let partitions: std::collections::BTreeSet<i64> = acked.iter().map(|row| row.0).collect();
+    assert_eq!(partitions.len(), 6, "the client spread the values over every partition");
+    for node in 1..=3 {
+        assert!(cluster.broker(node).stop(), "broker {node} stops cleanly:\n{}", cluster.broker(node).stderr());
+    }
+}
+
+fn rows(value: &serde_json::Value) -> Vec<(i64, i64, String)> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (row[0].as_i64().unwrap(), row[1].as_i64().unwrap(), row[2].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn a_killed_broker_s_partitions_go_offline_and_return_with_their_data() {
+    let mut cluster = Cluster::new(3);
+    cluster.start_all();
+    let mut first = cluster.kafka(1);
+    wait_for("every broker listed", SETTLE, || broker_ids(&metadata(&mut first, 12, &[], false)) == [1, 2, 3]);
+    assert_eq!(create_topic(&mut first, "events", 3, 1), (0, String::new()));
+    wait_for("every partition led", SETTLE, || {
+        leaders(&metadata(&mut first, 12, &["events"], false), "events").iter().all(|&l| l > 0)
+    });
+    let led = leaders(&metadata(&mut first, 12, &["events"], false), "events");
+    // Ten records to each partition, through its leader.
+    for (partition, &leader) in led.iter().enumerate() {
+        let mut conn = cluster.kafka(leader as usize);
+        wait_for("the leader serves its partition", SETTLE, || {
+            let records: Vec<(String, String)> =
+                (0..10).map(|i| (format!("k{i}"), format!("v{partition}-{i}"))).collect();
+            let records: Vec<(&str, &str)> = records.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let request = common::kafka::produce_request("events", partition as i32, -1, batch(&records));
+            let response: kafka_protocol::messages::ProduceResponse = conn.call(ApiKey::Produce, 9, &request);
+            response.responses[0].partition_responses[0].error_code == 0
+        });
+    }
+    let victim = led[0] as usize;
+    let survivor = (1..=3).find(|&n| n != victim).unwrap();
+    cluster.broker(victim).kill();
+    // The controller fences it once its session runs out: it leaves the broker list,
+    // and the partition it held has no leader (one replica: offline, not lost).
+    let mut conn = cluster.kafka(survivor);
+    wait_for("the killed broker fenced", SETTLE, || {
+        !broker_ids(&metadata(&mut conn, 12, &[], false)).contains(&(victim as i32))
+    });
+    wait_for("its partition offline", SETTLE, || {
+        leaders(&metadata(&mut conn, 12, &["events"], false), "events")[0] == -1
+    });
+    let response = metadata(&mut conn, 12, &["events"], false);
+    let offline = response.topics[0].partitions.iter().find(|p| p.partition_index == 0).unwrap();
+    assert_eq!(offline.error_code, kafka_protocol::ResponseError::LeaderNotAvailable.code());
+    // The other partitions are still served.
+    for (partition, &leader) in led.iter().enumerate().skip(1) {
+        if leader as usize == victim {
+            continue;
+        }
+        let mut conn = cluster.kafka(leader as usize);
+        let (code, _, _) = produce_to(&mut conn, "events", partition as i32);
+        assert_eq!(code, 0, "partition {partition} on broker {leader} still takes writes");
+    }
+    // Back: it registers anew, is unfenced, leads its partition again, with its data.
+    cluster.start(victim);
+    wait_for("the partition led again", SETTLE, || {
+        leaders(&metadata(&mut conn, 12, &["events"], false), "events")[0] == victim as i32
+    });
+    let mut back = cluster.kafka(victim);
+    wait_for("its records served", SETTLE, || latest_offset(&mut back, "events") == 10);
+    for node in 1..=3 {
+        assert!(cluster.broker(node).stop(), "broker {node} stops cleanly");
+    }
+}
+
+/// One record to `partition`: the error code, base offset and message.
+fn produce_to(conn: &mut KafkaConnection, topic: &str, partition: i32) -> (i16, i64, Option<String>) {
+    let request = common::kafka::produce_request(topic, partition, -1, batch(&[("k", "v")]));
+    let response: kafka_protocol::messages::ProduceResponse = conn.call(ApiKey::Produce, 9, &request);
+    let answer = &response.responses[0].partition_responses[0];
+    (answer.error_code, answer.base_offset, answer.error_message.as_ref().map(|m| m.to_string()))
+}
+
+#[test]
+fn a_stopped_broker_hands_over_before_it_exits() {
+    let mut cluster = Cluster::new(3);
+    cluster.start_all();
+    let mut first = cluster.kafka(1);
+    wait_for("every broker listed", SETTLE, || broker_ids(&metadata(&mut first, 12, &[], false)) == [1, 2, 3]);
+    // SIGTERM: the controller fences it at once (controlled shutdown), and it exits 0.
+    assert!(cluster.broker(3).stop(), "broker 3 stops cleanly:\n{}", cluster.broker(3).stderr());
+    let said = cluster.brokers[2].as_ref().unwrap().stderr();
+    assert!(said.contains("controlled shutdown: leaderships handed over"), "{said}");
+    wait_for("broker 3 gone from the list", SETTLE, || broker_ids(&metadata(&mut first, 12, &[], false)) == [1, 2]);
+    // Two of three voters still make a quorum: metadata still changes.
+    assert_eq!(create_topic(&mut first, "after", 2, 1), (0, String::new()));
+    let led = leaders(&metadata(&mut first, 12, &["after"], false), "after");
+    assert!(led.iter().all(|&l| l == 1 || l == 2), "placed on the live brokers only: {led:?}");
+    // And it comes back as a new incarnation.
+    cluster.start(3);
+    wait_for("broker 3 back", SETTLE, || broker_ids(&metadata(&mut first, 12, &[], false)) == [1, 2, 3]);
+    for node in 1..=3 {
+        assert!(cluster.broker(node).stop(), "broker {node} stops cleanly");
+    }
+}
+
+#[test]
+fn a_broker_of_another_cluster_or_with_a_node_id_in_use_is_refused() {
+    let mut cluster = Cluster::new(3);
+    // Broker 3 names another cluster: the others refuse it, and it stops with why.
+    cluster.write_config(3, "other-cluster", 3);
+    let nodes = [1usize, 2, 3];
+    let started: Vec<Result<Broker, String>> = std::thread::scope(|scope| {
+        let cluster = &cluster;
+        let handles: Vec<_> = nodes.iter().map(|&node| scope.spawn(move || cluster.try_start(node))).collect();
+        handles.into_iter().map(|handle| handle.join().unwrap()).collect()
+    });
+    let mut started = started.into_iter();
+    cluster.brokers[0] = Some(started.next().unwrap().expect("broker 1 joins"));
+    cluster.brokers[1] = Some(started.next().unwrap().expect("broker 2 joins"));
+    let refused = started.next().unwrap().err().expect("broker 3 is refused");
+    let line = refused.lines().find(|line| line.contains("refused this node")).unwrap_or_else(|| panic!("{refused}"));
+    assert!(line.contains("other-cluster") && line.contains("test-cluster"), "{line}");
+
+    // A second broker configured as node 2 (with a quorum address of its own) is
+    // refused by the controller while node 2 is alive.
+    let imposter = PathBuf::from(cluster.dir.path()).join("imposter.toml");
+    let text = std::fs::read_to_string(cluster.config_path(2)).unwrap();
+    let ports = free_ports(3);
+    let text = text
+        .replace(&format!("port = {}", cluster.ports[1].native), &format!("port = {ports}"))
+        .replace(&format!("port = {}", cluster.ports[1].kafka), &format!("port = {}", ports + 2))
+        .replace(&format!("2@127.0.0.1:{}", cluster.ports[1].quorum), &format!("2@127.0.0.1:{}", ports + 3));
+    std::fs::write(&imposter, text).unwrap();
+    let data = cluster.dir.path().join("imposter-data");
+    let refused = Broker::try_as_configured(&data, &["--config", imposter.to_str().unwrap()], &[])
+        .err()
+        .expect("the second node 2 is refused");
+    assert!(refused.contains("node id 2 is in use"), "{refused}");
+    // The real node 2 is still a member.
+    let mut conn = cluster.kafka(1);
+    wait_for("brokers 1 and 2 listed", SETTLE, || broker_ids(&metadata(&mut conn, 12, &[], false)) == [1, 2]);
+
+    // A data directory that held a single broker is not taken into a cluster.
+    let single = cluster.data_dir(3);
+    std::fs::create_dir_all(single.join("metadata")).unwrap();
+    cluster.write_config(3, "test-cluster", 3);
+    let refused = cluster.try_start(3).err().expect("a single broker's directory is refused");
+    assert!(refused.contains("holds a single broker's metadata"), "{refused}");
+    for node in 1..=2 {
+        assert!(cluster.broker(node).stop(), "broker {node} stops cleanly");
+    }
+}
