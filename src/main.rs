@@ -60,6 +60,9 @@ enum Command {
     /// Add, list and remove access control entries, through a Kafka listener.
     #[command(subcommand)]
     Acl(cli::acl::AclCommand),
+    /// The cluster: brokers, the controller, offline and under-replicated partitions.
+    #[command(subcommand)]
+    Cluster(cli::cluster::ClusterCommand),
 }
 
 /// Parses the command line. Help and version print as clap prints them; a bad
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
         Command::Config(command) => cli::config::run(command),
         Command::User(command) => cli::user::run(command),
         Command::Acl(command) => cli::acl::run(command),
+        Command::Cluster(command) => cli::cluster::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -55,8 +55,14 @@ fn quick_start_creates_produces_and_consumes() {
     let (ok, out, err) = strand(&[&["topic", "describe", "orders"][..], &b].concat(), "");
     assert!(ok, "{err}");
     assert!(out.contains("3 partitions"), "{out}");
-    let rows = out.lines().skip(2).take_while(|l| *l != "config:");
-    let total: i64 = rows.map(|l| l.split('\t').nth(3).unwrap().parse::<i64>().unwrap()).sum();
+    assert!(out.contains("partition\tleader\treplicas\tisr\tshard\tearliest\tlatest"), "{out}");
+    let rows: Vec<&str> = out.lines().skip(2).take_while(|l| *l != "config:").collect();
+    // A broker alone is broker 0: leader, the one replica, in sync.
+    assert!(
+        rows.iter().all(|row| row.starts_with(|c: char| c.is_ascii_digit()) && row.contains("\t0\t0\t0\t")),
+        "{out}"
+    );
+    let total: i64 = rows.iter().map(|l| l.split('\t').nth(6).unwrap().parse::<i64>().unwrap()).sum();
     assert_eq!(total, 4, "{out}");
 
     let (ok, _, err) = strand(&[&["topic", "delete", "orders"][..], &b].concat(), "");

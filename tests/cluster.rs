@@ -214,6 +214,34 @@ fn three_brokers_share_metadata_and_kafka_clients_reach_every_leader() {
     assert_eq!(consumed, acked, "read back exactly as acknowledged");
     let partitions: std::collections::BTreeSet<i64> = acked.iter().map(|row| row.0).collect();
     assert_eq!(partitions.len(), 6, "the client spread the values over every partition");
+
+    // The native client and the CLI, through any broker: the producer sends each
+    // record to its partition's leader, and `strand topic describe` asks each leader
+    // for its offsets.
+    let native = format!("127.0.0.1:{}", cluster.ports[2].native);
+    let lines: String = (0..60).map(|i| format!("key-{i}:native-{i}\n")).collect();
+    let (ok, _, err) = common::strand(&["produce", "orders", "--key-separator", ":", "--bootstrap", &native], &lines);
+    assert!(ok && err.contains("produced 60 records"), "{err}");
+    let (ok, out, err) = common::strand(&["topic", "describe", "orders", "--bootstrap", &native], "");
+    assert!(ok, "{err}");
+    let rows: Vec<Vec<&str>> =
+        out.lines().skip(2).take_while(|l| *l != "config:").map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 6, "{out}");
+    for row in &rows {
+        let partition: usize = row[0].parse().unwrap();
+        assert_eq!(row[1], seen[0][partition].to_string(), "the leader: {out}");
+        assert_eq!((row[2], row[3]), (row[1], row[1]), "one replica, in sync: {out}");
+    }
+    let total: u64 = rows.iter().map(|row| row[6].parse::<u64>().unwrap()).sum();
+    assert_eq!(total, 3060, "every record counted at its leader: {out}");
+    let (ok, out, err) = common::strand(&["cluster", "status", "--bootstrap", &native], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("cluster test-cluster: 3 brokers, controller broker "), "{out}");
+    for node in 1..=3 {
+        let row = format!("{node}\talive\t-\t127.0.0.1:{}", cluster.ports[node - 1].native);
+        assert!(out.contains(&row), "{row:?} in {out}");
+    }
+    assert!(out.contains("0 offline, 0 under-replicated"), "{out}");
     for node in 1..=3 {
         assert!(cluster.broker(node).stop(), "broker {node} stops cleanly:\n{}", cluster.broker(node).stderr());
     }
@@ -266,6 +294,11 @@ fn a_killed_broker_s_partitions_go_offline_and_return_with_their_data() {
     let response = metadata(&mut conn, 12, &["events"], false);
     let offline = response.topics[0].partitions.iter().find(|p| p.partition_index == 0).unwrap();
     assert_eq!(offline.error_code, kafka_protocol::ResponseError::LeaderNotAvailable.code());
+    let native = format!("127.0.0.1:{}", cluster.ports[survivor - 1].native);
+    let (ok, out, err) = common::strand(&["cluster", "status", "--bootstrap", &native], "");
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("{victim}\tfenced\t")), "{out}");
+    assert!(out.contains("1 offline") && out.contains("offline: events-0"), "{out}");
     // The other partitions are still served.
     for (partition, &leader) in led.iter().enumerate().skip(1) {
         if leader as usize == victim {
@@ -335,6 +368,9 @@ fn a_broker_of_another_cluster_or_with_a_node_id_in_use_is_refused() {
     let refused = started.next().unwrap().err().expect("broker 3 is refused");
     let line = refused.lines().find(|line| line.contains("refused this node")).unwrap_or_else(|| panic!("{refused}"));
     assert!(line.contains("other-cluster") && line.contains("test-cluster"), "{line}");
+    // The two that agree make a quorum without it, and say who refused them.
+    let warned = (0..2).any(|i| cluster.brokers[i].as_ref().unwrap().stderr().contains("voter 3 at"));
+    assert!(warned, "a healthy broker names the voter of another cluster");
 
     // A second broker configured as node 2 (with a quorum address of its own) is
     // refused by the controller while node 2 is alive.

@@ -1,8 +1,12 @@
-//! `Client`: a handle on one broker: its metadata (topics, which shard owns each
-//! partition, each shard's port), its connections, and the admin operations.
+//! `Client`: a handle on a broker or a cluster: its metadata (topics, which shard owns
+//! each partition, each shard's port; in a cluster, which broker leads each partition
+//! and where every broker is), its connections, and the admin operations.
 //!
 //! Shard-aware by default: a partition's requests go to its owning shard's port, so
-//! the broker never forwards them between cores. Clones share everything.
+//! the broker never forwards them between cores; in a cluster they go to the shard of
+//! the partition's leader, on the leader's broker (learnt from DescribeCluster, asked
+//! again with the metadata whenever a broker answers NotLeader). Clones share
+//! everything.
 
 use crate::connection::{Connection, Security};
 use crate::error::{ClientError, Result};
@@ -69,10 +73,68 @@ pub struct TopicDescription {
     pub shards: Vec<u32>,
 }
 
+/// A cluster as DescribeCluster tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterDescription {
+    /// Empty for a broker alone.
+    pub cluster_id: String,
+    /// The broker that answered.
+    pub node_id: u32,
+    /// The metadata quorum's leader, when one is known.
+    pub controller: Option<u32>,
+    pub brokers: Vec<BrokerDescription>,
+    /// Every topic, by name, with its partitions' leaders and replicas.
+    pub topics: Vec<TopicLayout>,
+}
+
+/// A broker of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerDescription {
+    pub id: u32,
+    /// Its incarnation (new at each start).
+    pub epoch: u64,
+    /// Fenced: down, or not yet caught up; it leads nothing.
+    pub fenced: bool,
+    pub rack: Option<String>,
+    /// Its listener of the name this client connected to (`host:port`), if any.
+    pub address: Option<String>,
+    /// That listener's port on each shard.
+    pub shard_ports: Vec<u16>,
+}
+
+/// A topic's partitions as the cluster places them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicLayout {
+    pub name: String,
+    pub partitions: Vec<PartitionLayout>,
+}
+
+/// One partition: its leader (`None`: offline), leader epoch, replicas as (broker,
+/// shard), the first the preferred leader, and in-sync replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLayout {
+    pub partition: u32,
+    pub leader: Option<u32>,
+    pub leader_epoch: u32,
+    pub replicas: Vec<(u32, u32)>,
+    pub isr: Vec<u32>,
+}
+
+impl PartitionLayout {
+    /// Fewer replicas in sync than there are replicas.
+    pub fn under_replicated(&self) -> bool {
+        self.isr.len() < self.replicas.len()
+    }
+}
+
 #[derive(Default)]
 struct Cluster {
     shard_ports: HashMap<u32, u16>,
     topics: HashMap<String, Vec<u32>>,
+    /// In a cluster: where each broker's shards are.
+    brokers: HashMap<u32, Vec<SocketAddr>>,
+    /// In a cluster: each partition's leader and the shard of its replica there.
+    leaders: HashMap<String, Vec<Option<(u32, u32)>>>,
 }
 
 struct Inner {
@@ -153,9 +215,25 @@ impl Client {
             .ok_or_else(|| ClientError::UnknownPartition { topic: topic.to_string(), partition })
     }
 
-    /// The address requests for a partition go to: its shard's port when shard-aware.
+    /// The address requests for a partition go to: its shard's port when shard-aware;
+    /// in a cluster, on its leader's broker (the bootstrap broker while it has none,
+    /// which answers NotLeader).
     pub fn address_for(&self, topic: &str, partition: u32) -> Result<SocketAddr> {
         let shard = self.shard_of(topic, partition)?;
+        {
+            let cluster = lock(&self.inner.cluster);
+            if let Some(leaders) = cluster.leaders.get(topic) {
+                let leader = leaders.get(partition as usize).copied().flatten();
+                let shards = leader.and_then(|(broker, shard)| Some((cluster.brokers.get(&broker)?, shard)));
+                return Ok(match shards {
+                    Some((shards, shard)) if self.inner.config.shard_aware => {
+                        shards.get(1 + shard as usize).or(shards.first()).copied().unwrap_or(self.inner.bootstrap)
+                    }
+                    Some((shards, _)) => shards.first().copied().unwrap_or(self.inner.bootstrap),
+                    None => self.inner.bootstrap,
+                });
+            }
+        }
         if !self.inner.config.shard_aware {
             return Ok(self.inner.bootstrap);
         }
@@ -178,11 +256,37 @@ impl Client {
         Duration::from_millis(self.inner.config.request_timeout_ms)
     }
 
-    /// Reloads every topic's placement and every shard's port.
+    /// Reloads every topic's placement and every shard's port; in a cluster, every
+    /// partition's leader and every broker's address too.
     pub async fn refresh_metadata(&self) -> Result<()> {
         let response = self.request(Request::Metadata(MetadataRequest { all_topics: 1, topics: Vec::new() })).await?;
         let Response::Metadata(metadata) = response else { return Err(unexpected(&response)) };
+        // A broker that predates clusters does not serve DescribeCluster: it is alone.
+        let layout = match self.describe_cluster().await {
+            Ok(described) if !described.cluster_id.is_empty() => Some(described),
+            _ => None,
+        };
         let mut cluster = lock(&self.inner.cluster);
+        cluster.brokers.clear();
+        cluster.leaders.clear();
+        if let Some(described) = layout {
+            for broker in described.brokers.iter().filter(|b| !b.fenced) {
+                let Some(address) = broker.address.as_deref().and_then(|a| a.to_socket_addrs().ok()?.next()) else {
+                    continue;
+                };
+                let mut addresses = vec![address];
+                addresses.extend(broker.shard_ports.iter().map(|&port| SocketAddr::new(address.ip(), port)));
+                cluster.brokers.insert(broker.id, addresses);
+            }
+            for topic in described.topics {
+                let leaders = topic
+                    .partitions
+                    .iter()
+                    .map(|p| p.leader.and_then(|leader| p.replicas.iter().copied().find(|&(b, _)| b == leader)))
+                    .collect();
+                cluster.leaders.insert(topic.name, leaders);
+            }
+        }
         cluster.shard_ports = metadata.shards.iter().map(|s| (s.shard, s.port)).collect();
         cluster.topics = metadata
             .topics
@@ -191,6 +295,55 @@ impl Client {
             .map(|t| (t.name, t.partitions.iter().map(|p| p.shard).collect()))
             .collect();
         Ok(())
+    }
+
+    /// The cluster: its brokers, the quorum's leader, and every topic's partitions'
+    /// leaders, replicas and in-sync replicas (a broker alone answers as broker 0).
+    pub async fn describe_cluster(&self) -> Result<ClusterDescription> {
+        let response = self.request(Request::DescribeCluster(DescribeClusterRequest {})).await?;
+        let Response::DescribeCluster(described) = response else { return Err(unexpected(&response)) };
+        if described.error != ErrorCode::None {
+            return Err(ClientError::broker(described.error));
+        }
+        Ok(ClusterDescription {
+            cluster_id: described.cluster_id,
+            node_id: described.node_id,
+            controller: u32::try_from(described.controller).ok(),
+            brokers: described
+                .brokers
+                .into_iter()
+                .map(|b| BrokerDescription {
+                    id: b.id,
+                    epoch: b.epoch,
+                    fenced: b.fenced != 0,
+                    rack: (!b.rack.is_empty()).then_some(b.rack),
+                    address: (!b.host.is_empty()).then(|| format!("{}:{}", b.host, b.port)),
+                    shard_ports: {
+                        let mut ports: Vec<(u32, u16)> = b.shard_ports.iter().map(|p| (p.shard, p.port)).collect();
+                        ports.sort();
+                        ports.into_iter().map(|(_, port)| port).collect()
+                    },
+                })
+                .collect(),
+            topics: described
+                .topics
+                .into_iter()
+                .map(|t| TopicLayout {
+                    name: t.name,
+                    partitions: t
+                        .partitions
+                        .into_iter()
+                        .map(|p| PartitionLayout {
+                            partition: p.partition,
+                            leader: u32::try_from(p.leader).ok(),
+                            leader_epoch: p.leader_epoch,
+                            replicas: p.replicas.iter().map(|r| (r.broker, r.shard)).collect(),
+                            isr: p.isr,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
     }
 
     /// Partitions of `topic` as the last metadata said, without asking the broker.

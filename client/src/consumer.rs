@@ -530,7 +530,11 @@ impl Consumer {
                         fetched.push((key, position, part.records.clone()));
                     }
                     ErrorCode::OffsetOutOfRange => resets.push(key),
-                    ErrorCode::NotReady | ErrorCode::UnknownPartition | ErrorCode::UnknownTopic => refresh = true,
+                    ErrorCode::NotReady
+                    | ErrorCode::NotLeader
+                    | ErrorCode::StaleEpoch
+                    | ErrorCode::UnknownPartition
+                    | ErrorCode::UnknownTopic => refresh = true,
                     code => return Err(ClientError::broker(code)),
                 }
             }

@@ -21,7 +21,10 @@ mod producer;
 mod security;
 mod timer;
 
-pub use client::{Client, ClientConfig, OffsetSpec, TopicDescription};
+pub use client::{
+    BrokerDescription, Client, ClientConfig, ClusterDescription, OffsetSpec, PartitionLayout, TopicDescription,
+    TopicLayout,
+};
 pub use connection::ResponseFuture;
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, Reset, Seek};
 pub use error::{ClientError, Result};

@@ -738,6 +738,11 @@ fn on_response(shared: &Arc<Shared>, address: SocketAddr, batches: Vec<ReadyBatc
     for (mut batch, outcome) in batches.into_iter().zip(outcomes) {
         match outcome {
             Err(error) if retriable(&error, &batch) && batch.attempts < shared.config.retries && !state.closed => {
+                // The partition moved (a new leader, a stale epoch): metadata again
+                // before the retry goes out.
+                if matches!(error, ClientError::Broker { code: ErrorCode::NotLeader | ErrorCode::StaleEpoch, .. }) {
+                    state.metadata_at = None;
+                }
                 batch.attempts += 1;
                 batch.not_before = Instant::now() + Duration::from_millis(shared.config.retry_backoff_ms);
                 retry.push(batch);

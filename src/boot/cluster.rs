@@ -50,7 +50,8 @@ fn meta(cluster: &ClusterConfig, bound: &[BoundListener], shards: u32) -> Broker
                 crate::config::ListenerProtocol::Kafka => listener.advertised.clone(),
                 crate::config::ListenerProtocol::Native => (listener.address.ip().to_string(), listener.address.port()),
             };
-            BrokerListener { name: listener.config.name.clone(), host, port }
+            let shard_ports = listener.shard_ports.clone();
+            BrokerListener { name: listener.config.name.clone(), host, port, shard_ports }
         })
         .collect();
     // A new incarnation at every start: the time in microseconds, which a restart

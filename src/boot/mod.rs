@@ -287,6 +287,7 @@ fn start_shards(
             quotas: security.quotas.clone(),
             state: opened.state.clone(),
             store: (id == 0).then(|| opened.store.clone()),
+            quorum: opened.store.quorum().is_some().then(|| opened.store.clone()),
             cache_bytes,
             listeners,
             mesh: mesh.clone(),

@@ -24,6 +24,8 @@ pub(super) struct ShardInit {
     pub(super) quotas: Arc<crate::service::quota_meter::QuotaMeter>,
     pub(super) state: Arc<MetadataState>,
     pub(super) store: Option<Arc<crate::cluster::MetadataLog>>,
+    /// In a cluster, the quorum member (every shard reads who leads it).
+    pub(super) quorum: Option<Arc<crate::cluster::MetadataLog>>,
     pub(super) cache_bytes: usize,
     pub(super) listeners: Vec<super::listeners::ShardListener>,
     pub(super) mesh: MeshBuilder<ShardMessage, glommio::channels::channel_mesh::Full>,
@@ -58,6 +60,7 @@ pub(super) async fn run_shard(init: ShardInit) {
         sasl: init.sasl,
         quotas: init.quotas,
         store: init.store,
+        quorum: init.quorum,
         cache_bytes: init.cache_bytes,
         metrics: init.metrics,
         all_metrics: init.all_metrics,
@@ -138,7 +141,12 @@ fn listen(
             tls: if security.is_tls() { tls.clone() } else { None },
             client_auth: listener.config.client_auth(&shard.config.tls),
         });
-        let native = Rc::new(crate::native::Native::new(shard.clone(), listener.shard_ports.clone(), security));
+        let native = Rc::new(crate::native::Native::new(
+            shard.clone(),
+            (listener.config.name.clone(), listener.advertised.clone()),
+            listener.shard_ports.clone(),
+            security,
+        ));
         let (name, advertised) = (listener.config.name.clone(), listener.advertised.clone());
         let kafka = Rc::new(crate::kafka::Kafka::new(shard.clone(), name, advertised, security));
         for fd in listener.fds {
@@ -166,6 +174,7 @@ struct ShardParts {
     sasl: Arc<crate::auth::sasl::SaslShared>,
     quotas: Arc<crate::service::quota_meter::QuotaMeter>,
     store: Option<Arc<crate::cluster::MetadataLog>>,
+    quorum: Option<Arc<crate::cluster::MetadataLog>>,
     cache_bytes: usize,
     metrics: Arc<crate::metrics::ShardMetrics>,
     all_metrics: Arc<Vec<Arc<crate::metrics::ShardMetrics>>>,
@@ -178,8 +187,19 @@ fn build_shard(
     mesh: glommio::channels::channel_mesh::Senders<ShardMessage>,
     peers: Vec<usize>,
 ) -> Shard {
-    let ShardParts { id, config, sasl, quotas, store, cache_bytes, metrics, all_metrics, descriptors_max, live } =
-        parts;
+    let ShardParts {
+        id,
+        config,
+        sasl,
+        quotas,
+        store,
+        quorum,
+        cache_bytes,
+        metrics,
+        all_metrics,
+        descriptors_max,
+        live,
+    } = parts;
     let cache = BatchCache::new(cache_bytes);
     cache.set_read_ahead_bytes(usize::try_from(config.storage.read_ahead_bytes).unwrap_or(usize::MAX));
     let receive_bytes_max = config.limits.receive_bytes_max as usize;
@@ -199,6 +219,7 @@ fn build_shard(
         mesh,
         peers,
         store,
+        quorum,
         admin: glommio::sync::Semaphore::new(1),
         groups: crate::group::GroupCoordinator::default(),
         metrics,

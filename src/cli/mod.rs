@@ -1,6 +1,7 @@
 //! The subcommands of `strand`, one module each.
 
 pub mod acl;
+pub mod cluster;
 pub mod config;
 pub mod consume;
 pub mod group;

@@ -147,20 +147,45 @@ pub fn run(command: TopicCommand) -> anyhow::Result<()> {
                 .into_iter()
                 .find(|t| t.name == name)
                 .ok_or_else(|| anyhow::anyhow!("unknown topic {name:?}"))?;
+            // Each partition's leader, replicas and in-sync replicas (a broker alone
+            // leads every partition itself).
+            let layout = block_on(client.describe_cluster())
+                .ok()
+                .and_then(|cluster| cluster.topics.into_iter().find(|t| t.name == name));
             // Everything is asked for before anything is printed, so an error (a
             // partition not ready) never leaves half a table.
             let mut rows = Vec::with_capacity(topic.shards.len());
             for (partition, shard) in topic.shards.iter().enumerate() {
                 let partition = partition as u32;
-                let earliest = block_on(client.list_offset(&name, partition, OffsetSpec::Earliest))
-                    .map_err(|error| anyhow::anyhow!("partition {partition}: {error}"))?;
-                let latest = block_on(client.list_offset(&name, partition, OffsetSpec::Latest))
-                    .map_err(|error| anyhow::anyhow!("partition {partition}: {error}"))?;
-                rows.push(format!("{partition}\t{shard}\t{earliest}\t{latest}"));
+                let placed = layout.as_ref().and_then(|l| l.partitions.iter().find(|p| p.partition == partition));
+                let ids = |ids: Vec<u32>| ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+                let (leader, replicas, isr, shard) = match placed {
+                    Some(p) => {
+                        let shard = p.leader.and_then(|l| p.replicas.iter().find(|r| r.0 == l)).map(|r| r.1);
+                        (
+                            p.leader.map_or_else(|| "none".to_string(), |l| l.to_string()),
+                            ids(p.replicas.iter().map(|r| r.0).collect()),
+                            ids(p.isr.clone()),
+                            shard.map_or_else(|| "-".to_string(), |s| s.to_string()),
+                        )
+                    }
+                    None => ("0".into(), "0".into(), "0".into(), shard.to_string()),
+                };
+                let offsets = if leader == "none" {
+                    // Offline: no broker can answer for it until one of its replicas leads.
+                    ("-".to_string(), "-".to_string())
+                } else {
+                    let earliest = block_on(client.list_offset(&name, partition, OffsetSpec::Earliest))
+                        .map_err(|error| anyhow::anyhow!("partition {partition}: {error}"))?;
+                    let latest = block_on(client.list_offset(&name, partition, OffsetSpec::Latest))
+                        .map_err(|error| anyhow::anyhow!("partition {partition}: {error}"))?;
+                    (earliest.to_string(), latest.to_string())
+                };
+                rows.push(format!("{partition}\t{leader}\t{replicas}\t{isr}\t{shard}\t{}\t{}", offsets.0, offsets.1));
             }
             let config = block_on(client.describe_topic_config(&name))?;
             println!("topic {}: {}", topic.name, plural(topic.shards.len() as u64, "partition"));
-            println!("partition\tshard\tearliest\tlatest");
+            println!("partition\tleader\treplicas\tisr\tshard\tearliest\tlatest");
             for row in rows {
                 println!("{row}");
             }

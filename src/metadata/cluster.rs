@@ -21,6 +21,9 @@ pub struct BrokerListener {
     pub name: String,
     pub host: String,
     pub port: u16,
+    /// A native listener's port on each shard, by shard.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shard_ports: Vec<u16>,
 }
 
 /// A broker of the cluster, as it last registered.

@@ -36,6 +36,10 @@ pub struct Native {
     limits: Limits,
     /// This listener's port on each shard, which Metadata tells clients.
     shard_ports: Rc<Vec<u16>>,
+    /// This listener's name: DescribeCluster tells of every broker's listener of it.
+    listener: String,
+    /// Where this listener is reached: its host and the port bound.
+    address: (String, u16),
     /// Whether connections authenticate (SASL) before anything else is served.
     security: crate::config::Security,
 }
@@ -43,13 +47,18 @@ pub struct Native {
 impl Native {
     /// The native protocol on a listener whose shards' own ports are `shard_ports`,
     /// with `security`.
-    pub fn new(shard: Rc<Shard>, shard_ports: Vec<u16>, security: crate::config::Security) -> Native {
+    pub fn new(
+        shard: Rc<Shard>,
+        (listener, address): (String, (String, u16)),
+        shard_ports: Vec<u16>,
+        security: crate::config::Security,
+    ) -> Native {
         let config = &shard.config.limits;
         let limits = Limits {
             frame_bytes_max: config.frame_bytes_max as usize,
             array_count_max: config.array_count_max as usize,
         };
-        Native { shard, limits, shard_ports: Rc::new(shard_ports), security }
+        Native { shard, limits, shard_ports: Rc::new(shard_ports), listener, address, security }
     }
 }
 

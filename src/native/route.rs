@@ -37,6 +37,7 @@ pub fn operation(api: ApiKey) -> Operation {
         ApiKey::CreatePartitions => Operation::CreatePartitions,
         ApiKey::InitProducerId => Operation::Produce,
         ApiKey::Authenticate => Operation::Authenticate,
+        ApiKey::DescribeCluster => Operation::Metadata,
     }
 }
 
@@ -90,14 +91,14 @@ pub async fn dispatch(
         // Answered before the next frame is read: what follows it runs as the user.
         return authenticate::handle(shard, native.security, state, correlation, slot, request).await;
     }
-    route(shard, &native.shard_ports, ctx, state, correlation, slot, request)
+    route(shard, native, ctx, state, correlation, slot, request)
 }
 
 /// Hands one decoded request to its operation: answered at once when it only reads
 /// this shard's state, else in a task of its own. `Err` closes the connection.
 fn route(
     shard: &Rc<Shard>,
-    shard_ports: &[u16],
+    native: &super::Native,
     ctx: RequestContext,
     state: &Rc<ConnectionState>,
     correlation: u32,
@@ -131,7 +132,13 @@ fn route(
             respond(&state, correlation, slot, Response::InitProducerId(response))
         }),
         Request::Metadata(request) => {
+            let shard_ports = &native.shard_ports;
             let response = inline(&shard, &ctx, &state, || info::metadata(&shard, shard_ports, &ctx, request));
+            respond(&state, correlation, slot, response)
+        }
+        Request::DescribeCluster(_) => {
+            let listener = (native.listener.as_str(), &native.address, native.shard_ports.as_slice());
+            let response = inline(&shard, &ctx, &state, || info::describe_cluster(&shard, listener, &ctx));
             respond(&state, correlation, slot, response)
         }
         Request::DescribeTopicConfigs(request) => {

@@ -42,6 +42,9 @@ pub struct Shard {
     /// The metadata log (the broker's own, or the quorum): on shard 0 only. Blocking;
     /// used from `spawn_blocking`.
     pub(crate) store: Option<Arc<crate::cluster::MetadataLog>>,
+    /// In a cluster, on every shard: the quorum member, read for who leads it (writes
+    /// go through shard 0's `store`).
+    pub(crate) quorum: Option<Arc<crate::cluster::MetadataLog>>,
     /// Serializes admin commands on shard 0, so each sees the state the last one left.
     pub(crate) admin: glommio::sync::Semaphore,
     /// The consumer groups this shard coordinates.
@@ -69,6 +72,11 @@ impl Shard {
     /// The current live settings (reloaded by SIGHUP).
     pub fn live_config(&self) -> Arc<BrokerConfig> {
         self.live.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// In a cluster, the metadata quorum's leader this broker knows of.
+    pub fn quorum_leader(&self) -> Option<u64> {
+        self.quorum.as_ref()?.quorum()?.leader()
     }
 
     /// The current metadata.

@@ -1,5 +1,5 @@
 """confluent-kafka against a cluster, driven by tests/cluster.rs:
-`cluster.py BOOTSTRAP TOPIC GROUP COUNT`. Produces COUNT unique values with
+`cluster.py BOOTSTRAP TOPIC GROUP COUNT`. Produces COUNT unique keyed values with
 acks=all over every partition (the client finds each partition's leader), then
 consumes the topic in GROUP from the start and commits. Prints one JSON object: the
 acknowledged records and the consumed ones, each [partition, offset, value], and the
@@ -26,7 +26,7 @@ def delivered(error, message):
 producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
                      "error_cb": lambda e: errors.append(str(e))})
 for i in range(count):
-    producer.produce(topic, value=f"value-{i}".encode(), on_delivery=delivered)
+    producer.produce(topic, key=f"key-{i}".encode(), value=f"value-{i}".encode(), on_delivery=delivered)
     producer.poll(0)
 producer.flush(60)
 

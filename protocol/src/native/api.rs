@@ -73,11 +73,12 @@ pub enum ApiKey {
     CreatePartitions = 16,
     InitProducerId = 17,
     Authenticate = 18,
+    DescribeCluster = 19,
 }
 
 impl ApiKey {
     /// Every api, in key order.
-    pub const ALL: [ApiKey; 19] = [
+    pub const ALL: [ApiKey; 20] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopics,
@@ -97,6 +98,7 @@ impl ApiKey {
         ApiKey::CreatePartitions,
         ApiKey::InitProducerId,
         ApiKey::Authenticate,
+        ApiKey::DescribeCluster,
     ];
 
     /// The api with this key.

@@ -431,3 +431,60 @@ wire_struct! {
         pub session_lifetime_ms: u64,
     }
 }
+
+wire_struct! {
+    /// DescribeCluster request: no fields.
+    pub struct DescribeClusterRequest {}
+}
+
+wire_struct! {
+    /// A broker of the cluster: its id, incarnation and whether it is fenced, its rack
+    /// (empty: none), and where its native listener of the name asked on is (`host`
+    /// empty: it registered none), with each shard's port there.
+    pub struct ClusterBroker {
+        pub id: u32,
+        pub epoch: u64,
+        pub fenced: u8,
+        pub rack: String,
+        pub host: String,
+        pub port: u16,
+        pub shard_ports: Vec<ShardPort>,
+    }
+}
+
+wire_struct! {
+    /// One replica of a partition: the broker and its shard holding the log.
+    pub struct ReplicaPlace { pub broker: u32, pub shard: u32 }
+}
+
+wire_struct! {
+    /// A partition's leader (-1: none, the partition is offline), its leader epoch, its
+    /// replicas (the first is the preferred leader) and its in-sync replicas.
+    pub struct PartitionLayout {
+        pub partition: u32,
+        pub leader: i32,
+        pub leader_epoch: u32,
+        pub replicas: Vec<ReplicaPlace>,
+        pub isr: Vec<u32>,
+    }
+}
+
+wire_struct! {
+    /// One topic's partitions, as the cluster places them.
+    pub struct TopicLayout { pub name: String, pub partitions: Vec<PartitionLayout> }
+}
+
+wire_struct! {
+    /// DescribeCluster response: the cluster's id, the broker answering, the metadata
+    /// quorum's leader (-1: none known), every broker, and every topic the principal
+    /// may describe with its partitions' replicas and leaders. A broker alone answers
+    /// as broker 0 with an empty cluster id.
+    pub struct DescribeClusterResponse {
+        pub error: ErrorCode,
+        pub cluster_id: String,
+        pub node_id: u32,
+        pub controller: i32,
+        pub brokers: Vec<ClusterBroker>,
+        pub topics: Vec<TopicLayout>,
+    }
+}

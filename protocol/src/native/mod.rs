@@ -77,6 +77,7 @@ messages! {
     CreatePartitions => CreatePartitionsRequest, CreatePartitionsResponse;
     InitProducerId => InitProducerIdRequest, InitProducerIdResponse;
     Authenticate => AuthenticateRequest, AuthenticateResponse;
+    DescribeCluster => DescribeClusterRequest, DescribeClusterResponse;
 }
 
 /// Encodes a whole frame (header and payload) into `out`.

@@ -86,6 +86,7 @@ fn samples() -> (Vec<Request>, Vec<Response>) {
             mechanism: "SCRAM-SHA-512".into(),
             token: Bytes::from_static(b"n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL"),
         }),
+        Request::DescribeCluster(DescribeClusterRequest {}),
     ];
     let responses = vec![
         Response::ApiVersions(ApiVersionsResponse {
@@ -219,6 +220,31 @@ fn samples() -> (Vec<Request>, Vec<Response>) {
             token: Bytes::from_static(b"v=rmF9pqV8S7suAoZWja4dJRkFsKQ="),
             authenticated: 1,
             session_lifetime_ms: 3_600_000,
+        }),
+        Response::DescribeCluster(DescribeClusterResponse {
+            error: ErrorCode::None,
+            cluster_id: "orders-cluster".into(),
+            node_id: 2,
+            controller: 1,
+            brokers: vec![ClusterBroker {
+                id: 2,
+                epoch: 1_796_411_494_551_488,
+                fenced: 0,
+                rack: "a".into(),
+                host: "10.0.0.2".into(),
+                port: 9400,
+                shard_ports: vec![ShardPort { shard: 0, port: 9401 }],
+            }],
+            topics: vec![TopicLayout {
+                name: "orders".into(),
+                partitions: vec![PartitionLayout {
+                    partition: 0,
+                    leader: -1,
+                    leader_epoch: 3,
+                    replicas: vec![ReplicaPlace { broker: 2, shard: 0 }, ReplicaPlace { broker: 3, shard: 1 }],
+                    isr: vec![2],
+                }],
+            }],
         }),
     ];
     (requests, responses)

@@ -128,9 +128,9 @@ pub struct Network {
     voters: Arc<BTreeMap<NodeId, String>>,
     connections: Arc<Mutex<HashMap<NodeId, Connection>>>,
     serving: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
-    /// The last refusal a peer answered this node with (another cluster's id, a node
-    /// id that is not its voter): why this node cannot join.
-    refused: Arc<Mutex<Option<String>>>,
+    /// The refusal each peer last answered this node with (another cluster's id, a
+    /// node id that is not its voter).
+    refused: Arc<Mutex<BTreeMap<NodeId, String>>>,
 }
 
 impl Network {
@@ -155,9 +155,15 @@ impl Network {
         self.voters.keys().copied().filter(|&id| id != self.node_id).collect()
     }
 
-    /// The last refusal a peer answered with, if any.
+    /// Why this node cannot join, if the voters that refuse it leave too few to make a
+    /// quorum with it: the first refusal.
     pub fn refusal(&self) -> Option<String> {
-        self.refused.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        let majority = self.voters.len() / 2 + 1;
+        if self.voters.len() - refused.len() >= majority {
+            return None;
+        }
+        refused.values().next().cloned()
     }
 
     /// Sends `rpc` to `target` and waits at most `timeout` for its answer.
@@ -181,10 +187,20 @@ impl Network {
         let result = tokio::time::timeout(timeout, exchange)
             .await
             .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time")));
-        if let Ok(Reply::Refused(reason)) = &result {
-            let reason = format!("voter {target} at {address} refused this node: {reason}");
-            *self.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        match &result {
+            Ok(Reply::Refused(reason)) => {
+                let reason = format!("voter {target} at {address} refused this node: {reason}");
+                if refused.insert(target, reason.clone()).is_none() {
+                    tracing::warn!("{reason}");
+                }
+            }
+            Ok(_) => {
+                refused.remove(&target);
+            }
+            Err(_) => {}
         }
+        drop(refused);
         if result.is_err() || matches!(result, Ok(Reply::Refused(_))) {
             *connection = None;
         }
