@@ -8,7 +8,12 @@ fn broker(id: BrokerId, rack: Option<&str>, shards: u32) -> BrokerMeta {
         id,
         epoch: 1,
         rack: rack.map(str::to_string),
-        listeners: vec![BrokerListener { name: "kafka".into(), host: "127.0.0.1".into(), port: 9092 + id as u16 }],
+        listeners: vec![BrokerListener {
+            name: "kafka".into(),
+            host: "127.0.0.1".into(),
+            port: 9092 + id as u16,
+            shard_ports: Vec::new(),
+        }],
         shards,
         fenced: true,
     }

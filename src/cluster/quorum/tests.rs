@@ -196,7 +196,12 @@ fn register_as(node: &QuorumHandle, id: u32, epoch: u64) -> u64 {
         id,
         epoch,
         rack: None,
-        listeners: vec![BrokerListener { name: "kafka".into(), host: "127.0.0.1".into(), port: 9092 }],
+        listeners: vec![BrokerListener {
+            name: "kafka".into(),
+            host: "127.0.0.1".into(),
+            port: 9092,
+            shard_ports: Vec::new(),
+        }],
         shards: 1,
         fenced: true,
     };
