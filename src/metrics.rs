@@ -113,6 +113,8 @@ pub struct Registry {
     pub ready: AtomicBool,
     /// Each shard's last tick, ms since the epoch.
     pub alive: Arc<Vec<AtomicU64>>,
+    /// In a cluster: this broker's id and its quorum member, for the cluster's gauges.
+    pub cluster: Option<(u32, Arc<crate::cluster::MetadataLog>)>,
 }
 
 /// One per-shard series: its field.
@@ -238,6 +240,9 @@ impl Registry {
             let _ = writeln!(out, "# TYPE strand_disk_free_bytes gauge");
             let _ = writeln!(out, "strand_disk_free_bytes {}", space.free_bytes);
         }
+        if let Some((id, log)) = &self.cluster {
+            render_cluster(&mut out, *id, log);
+        }
         let _ = writeln!(out, "# HELP strand_ready 1 once every partition is recovered and the broker serves.");
         let _ =
             writeln!(out, "# TYPE strand_ready gauge\nstrand_ready {}", u8::from(self.ready.load(Ordering::Relaxed)));
@@ -250,4 +255,44 @@ impl Registry {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         self.alive.iter().all(|a| now.saturating_sub(a.load(Ordering::Relaxed)) < 5_000)
     }
+}
+
+/// The cluster's gauges, as this broker's copy of the metadata has them.
+fn render_cluster(out: &mut String, id: u32, log: &crate::cluster::MetadataLog) {
+    let state = log.state();
+    let quorum = log.quorum();
+    let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+    };
+    let fenced = state.brokers.values().filter(|b| b.fenced).count() as u64;
+    let _ = writeln!(out, "# HELP strand_cluster_brokers Registered brokers, alive or fenced.");
+    let _ = writeln!(out, "# TYPE strand_cluster_brokers gauge");
+    let _ = writeln!(out, "strand_cluster_brokers{{state=\"alive\"}} {}", state.brokers.len() as u64 - fenced);
+    let _ = writeln!(out, "strand_cluster_brokers{{state=\"fenced\"}} {fenced}");
+    let partitions = || state.topics.values().flat_map(|topic| &topic.replicas);
+    let offline = partitions().filter(|p| p.leader.is_none()).count() as u64;
+    let under = partitions().filter(|p| p.leader.is_some() && p.isr.len() < p.replicas.len()).count() as u64;
+    let led = partitions().filter(|p| p.leader == Some(id)).count() as u64;
+    gauge(
+        out,
+        "strand_cluster_partitions_offline",
+        "Partitions without a leader (every in-sync replica down).",
+        offline,
+    );
+    gauge(
+        out,
+        "strand_cluster_partitions_under_replicated",
+        "Partitions with fewer replicas in sync than they have.",
+        under,
+    );
+    gauge(out, "strand_cluster_partitions_led", "Partitions this broker leads.", led);
+    let leader = quorum.and_then(|q| q.leader());
+    gauge(
+        out,
+        "strand_cluster_controller_active",
+        "1 while this broker leads the metadata quorum (and so is the controller).",
+        u64::from(leader == Some(u64::from(id))),
+    );
+    gauge(out, "strand_cluster_controller_id", "The metadata quorum's leader (0: none known).", leader.unwrap_or(0));
+    gauge(out, "strand_cluster_metadata_applied", "Metadata commands applied on this broker.", state.applied_index);
 }

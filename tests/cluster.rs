@@ -19,6 +19,7 @@ struct Ports {
     native: u16,
     kafka: u16,
     quorum: u16,
+    admin: u16,
 }
 
 /// The brokers of one cluster: their configuration files, data directories and, when
@@ -39,9 +40,9 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let ports = (0..n)
             .map(|_| {
-                // native, its shard port, kafka, quorum: four in a row.
-                let base = free_ports(3);
-                Ports { native: base, kafka: base + 2, quorum: base + 3 }
+                // native, its shard port, kafka, quorum, admin: five in a row.
+                let base = free_ports(4);
+                Ports { native: base, kafka: base + 2, quorum: base + 3, admin: base + 4 }
             })
             .collect();
         let cluster = Cluster { dir, ports, brokers: (0..n).map(|_| None).collect() };
@@ -73,13 +74,14 @@ impl Cluster {
             "cores = [{core}]\n\
              [[listeners]]\nname = \"native\"\nprotocol = \"native\"\nport = {native}\n\
              [[listeners]]\nname = \"kafka\"\nprotocol = \"kafka\"\nport = {kafka}\n\
-             [admin]\nenabled = false\n\
+             [admin]\nport = {admin}\n\
              [topic_defaults]\nsegment_bytes = 1048576\n\
              [groups]\noffsets_segment_bytes = 1048576\ninitial_rebalance_delay_ms = 0\n\
              [cluster]\nnode_id = {id}\ncluster_id = \"{cluster_id}\"\nvoters = [{voters}]\n",
             core = (node - 1) % cores,
             native = ports.native,
             kafka = ports.kafka,
+            admin = ports.admin,
             voters = self.voters(),
         );
         std::fs::write(self.config_path(node), text).unwrap();
@@ -299,6 +301,18 @@ fn a_killed_broker_s_partitions_go_offline_and_return_with_their_data() {
     assert!(ok, "{err}");
     assert!(out.contains(&format!("{victim}\tfenced\t")), "{out}");
     assert!(out.contains("1 offline") && out.contains("offline: events-0"), "{out}");
+    let admin = format!("127.0.0.1:{}", cluster.ports[survivor - 1].admin);
+    assert_eq!(common::metric(&admin, "strand_cluster_partitions_offline"), 1.0);
+    assert_eq!(common::metric(&admin, "strand_cluster_brokers"), 3.0, "alive and fenced");
+    let (_, body) = common::get(&admin, "/metrics");
+    assert!(body.contains("strand_cluster_brokers{state=\"fenced\"} 1"), "{body}");
+    let active: f64 = (1..=3)
+        .filter(|&n| n != victim)
+        .map(|n| {
+            common::metric(&format!("127.0.0.1:{}", cluster.ports[n - 1].admin), "strand_cluster_controller_active")
+        })
+        .sum();
+    assert_eq!(active, 1.0, "one of the two live brokers leads the quorum");
     // The other partitions are still served.
     for (partition, &leader) in led.iter().enumerate().skip(1) {
         if leader as usize == victim {
@@ -376,8 +390,9 @@ fn a_broker_of_another_cluster_or_with_a_node_id_in_use_is_refused() {
     // refused by the controller while node 2 is alive.
     let imposter = PathBuf::from(cluster.dir.path()).join("imposter.toml");
     let text = std::fs::read_to_string(cluster.config_path(2)).unwrap();
-    let ports = free_ports(3);
+    let ports = free_ports(4);
     let text = text
+        .replace(&format!("port = {}", cluster.ports[1].admin), &format!("port = {}", ports + 4))
         .replace(&format!("port = {}", cluster.ports[1].native), &format!("port = {ports}"))
         .replace(&format!("port = {}", cluster.ports[1].kafka), &format!("port = {}", ports + 2))
         .replace(&format!("2@127.0.0.1:{}", cluster.ports[1].quorum), &format!("2@127.0.0.1:{}", ports + 3));

@@ -94,6 +94,7 @@ pub fn serve(
         data_dir: config.data_dir.clone(),
         ready: AtomicBool::new(false),
         alive: alive.clone(),
+        cluster: config.cluster.as_ref().map(|cluster| (cluster.node_id, opened.store.clone())),
     });
     let limits = &config.limits;
     if let Some(warning) = crate::shard::capacity::descriptor_warning(
