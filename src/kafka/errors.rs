@@ -88,6 +88,9 @@ fn storage_error(error: &StorageError) -> ResponseError {
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         // Closed while being deleted or reopened: the client refreshes and retries.
         StorageError::Closed { .. } => ResponseError::NotLeaderOrFollower,
+        // A deposed leader's append: the client finds the new one.
+        StorageError::StaleEpoch { .. } => ResponseError::NotLeaderOrFollower,
+        StorageError::OffsetMismatch { .. } => ResponseError::UnknownServerError,
         StorageError::DiskFull { .. }
         | StorageError::Io { .. }
         | StorageError::Failed { .. }

@@ -77,6 +77,8 @@ fn storage_code(error: &StorageError) -> ErrorCode {
         StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         StorageError::DiskFull { .. } => ErrorCode::DiskFull,
         StorageError::Closed { .. } => ErrorCode::NotReady,
+        StorageError::StaleEpoch { .. } => ErrorCode::NotLeader,
+        StorageError::OffsetMismatch { .. } => ErrorCode::Internal,
         StorageError::Io { .. } | StorageError::Failed { .. } | StorageError::Corrupt { .. } => {
             ErrorCode::StorageFailed
         }

@@ -23,6 +23,12 @@ pub enum StorageError {
     Corrupt { path: PathBuf, reason: String },
     #[error("log {dir} is closed")]
     Closed { dir: PathBuf },
+    /// An append at a leader epoch older than the log's latest: a deposed leader's.
+    #[error("leader epoch {epoch} is older than the log's latest, {latest}")]
+    StaleEpoch { epoch: i32, latest: i32 },
+    /// A replicated batch that does not start where the log ends.
+    #[error("a replicated batch starts at offset {found}, but the log ends at {expected}")]
+    OffsetMismatch { expected: u64, found: u64 },
 }
 
 impl StorageError {

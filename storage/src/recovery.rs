@@ -71,6 +71,8 @@ impl Log {
         // A standby segment never holds data: its writes wait for its rename.
         super::log::remove_standby_files(dir);
         let bases = list_segments(dir)?;
+        let epochs = crate::epochs::LeaderEpochs::read(dir)
+            .map_err(|error| StorageError::Corrupt { path: dir.join("leader-epochs"), reason: error.to_string() })?;
         let mut recovery = Recovery::default();
         let mut segments = BTreeMap::new();
         let mut active_appender = None;
@@ -89,9 +91,9 @@ impl Log {
                     });
                 }
                 let segment = if i + 1 < bases.len() {
-                    open_sealed(dir, base, &config, &io, &mut recovery).await?
+                    open_sealed(dir, base, &config, &io, &epochs, &mut recovery).await?
                 } else {
-                    let (segment, active) = open_active(dir, name, base, &config, &io, &mut recovery).await?;
+                    let (segment, active) = open_active(dir, name, base, &config, &io, &epochs, &mut recovery).await?;
                     active_appender = Some(active);
                     segment
                 };
@@ -129,7 +131,10 @@ impl Log {
         recovery.segments = state.segments.len();
         recovery.next_offset = state.next_offset;
         recovery.duration_ms = started.elapsed().as_millis() as u64;
-        let log = Log::from_parts(dir.to_path_buf(), name.to_string(), config, io, cache, state);
+        // An epoch recorded past the recovered end started no batch that survived.
+        let mut epochs = epochs;
+        epochs.truncate_from_end(state.next_offset + 1);
+        let log = Log::from_parts(dir.to_path_buf(), name.to_string(), config, io, cache, state, epochs);
         Ok((Rc::new(log), recovery))
     }
 }
@@ -176,6 +181,7 @@ async fn open_sealed(
     base: u64,
     config: &TopicConfig,
     io: &IoOptions,
+    epochs: &crate::epochs::LeaderEpochs,
     recovery: &mut Recovery,
 ) -> Result<Rc<Segment>> {
     let (segment, size) = load_segment(dir, base, config).await?;
@@ -188,7 +194,7 @@ async fn open_sealed(
             index.max_timestamp = index.times.last().map_or(i64::MIN, |entry| entry.timestamp);
         }
         None => {
-            rebuild_sealed(&segment, size, io).await?;
+            rebuild_sealed(&segment, size, io, epochs).await?;
             recovery.indexes_rebuilt += 1;
         }
     }
@@ -213,11 +219,16 @@ async fn check_sealed_index(segment: &Segment, size: u64) -> Result<Option<u64>>
 
 /// Rebuilds a sealed segment's index by scanning it whole, trims zeros left past its
 /// end by a crash during sealing, and writes fresh index files.
-async fn rebuild_sealed(segment: &Segment, size: u64, io: &IoOptions) -> Result<()> {
+async fn rebuild_sealed(
+    segment: &Segment,
+    size: u64,
+    io: &IoOptions,
+    epochs: &crate::epochs::LeaderEpochs,
+) -> Result<()> {
     segment.index.borrow_mut().truncate_from(0);
     segment.size.set(0);
     segment.next_offset.set(segment.base_offset);
-    let stop = scan_into_index(segment, 0, size, io).await?;
+    let stop = scan_into_index(segment, 0, size, io, epochs).await?;
     let end = match stop {
         ScanStop::End { position } => position,
         ScanStop::Invalid { position, reason } => {
@@ -248,14 +259,22 @@ async fn rebuild_sealed(segment: &Segment, size: u64, io: &IoOptions) -> Result<
 
 /// Scans batches from `from` to `end` with full validation, appending index entries and
 /// advancing the segment's next offset; stops at the first invalid or non-contiguous
-/// batch.
-async fn scan_into_index(segment: &Segment, from: u64, end: u64, io: &IoOptions) -> Result<ScanStop> {
+/// batch, or one whose leader epoch is not the one `epochs` says its offset was
+/// written at (neither offset nor epoch is under the batch CRC).
+async fn scan_into_index(
+    segment: &Segment,
+    from: u64,
+    end: u64,
+    io: &IoOptions,
+    epochs: &crate::epochs::LeaderEpochs,
+) -> Result<ScanStop> {
     let mut expected = segment.next_offset.get();
     let mut discontinuity = None;
     let stop = segment
         .scan(from, end, io.read_bytes, true, |position, header| {
-            if header.base_offset as u64 != expected || !(0..=LEADER_EPOCH).contains(&header.partition_leader_epoch) {
-                discontinuity = Some((header.base_offset, header.partition_leader_epoch));
+            let epoch = header.partition_leader_epoch;
+            if header.base_offset as u64 != expected || !epoch_fits(epochs, expected, epoch) {
+                discontinuity = Some((header.base_offset, epoch));
                 return false;
             }
             expected = header.next_offset() as u64;
@@ -270,10 +289,30 @@ async fn scan_into_index(segment: &Segment, from: u64, end: u64, io: &IoOptions)
     Ok(match (stop, discontinuity) {
         (ScanStop::Visitor { position }, Some((found, epoch))) => ScanStop::Invalid {
             position,
-            reason: format!("batch has base offset {found} and leader epoch {epoch}, expected offset {expected} and epoch 0 to {LEADER_EPOCH}"),
+            reason: format!(
+                "batch has base offset {found} and leader epoch {epoch}, expected offset {expected} at epoch {}",
+                epoch_at(epochs, expected).map_or_else(|| format!("0 to {LEADER_EPOCH}"), |e| e.to_string())
+            ),
         },
         (stop, _) => stop,
     })
+}
+
+/// The epoch the batch at `offset` was written at, as `epochs` records it: the latest
+/// epoch starting at or before it. `None` when none does (no epoch recorded: every
+/// batch at epoch 0; or an offset before the first recorded start, which retention may
+/// leave in the first segment).
+fn epoch_at(epochs: &crate::epochs::LeaderEpochs, offset: u64) -> Option<i32> {
+    epochs.entries().iter().rev().find(|&&(_, start)| start <= offset).map(|&(epoch, _)| epoch)
+}
+
+/// Whether a batch at `offset` may carry `epoch`.
+fn epoch_fits(epochs: &crate::epochs::LeaderEpochs, offset: u64, epoch: i32) -> bool {
+    match (epoch_at(epochs, offset), epochs.entries().first()) {
+        (Some(recorded), _) => epoch == recorded,
+        (None, Some(&(first, _))) => (0..=first).contains(&epoch),
+        (None, None) => (0..=LEADER_EPOCH).contains(&epoch),
+    }
 }
 
 /// Whether the file holds only zero bytes from `from` to `end`.
@@ -336,6 +375,7 @@ async fn open_active(
     base: u64,
     config: &TopicConfig,
     io: &IoOptions,
+    epochs: &crate::epochs::LeaderEpochs,
     recovery: &mut Recovery,
 ) -> Result<(Rc<Segment>, Appender)> {
     let (segment, file_bytes) = load_segment(dir, base, config).await?;
@@ -347,7 +387,7 @@ async fn open_active(
     segment.next_offset.set(start_offset);
     attach_index_writers(&segment, io).await?;
 
-    let stop = scan_into_index(&segment, start_position, file_bytes, io).await?;
+    let stop = scan_into_index(&segment, start_position, file_bytes, io, epochs).await?;
     let end = segment.size.get();
     recovery.bytes_scanned = end - start_position;
     if let ScanStop::Invalid { position, reason } = stop {

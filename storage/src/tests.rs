@@ -831,3 +831,92 @@ where
         .join()
         .expect("the executor thread panicked")
 }
+
+/// A batch as a leader stored it: `batch` stamped with its offset and epoch.
+fn led(records: usize, tag: u64, base_offset: u64, epoch: i32) -> BytesMut {
+    let mut b = batch(records, 100, now_ms(), tag);
+    wire::stamp_base_offset(&mut b, base_offset as i64);
+    wire::stamp_leader_epoch(&mut b, epoch);
+    b
+}
+
+#[test]
+fn leader_epochs_are_recorded_before_their_batches_and_checked_by_recovery() {
+    run_local("test", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = open(dir.path(), config(), 1 << 20).await;
+        // Epoch 0, as on a broker alone: nothing to record.
+        for i in 0..3 {
+            log.append_leader(batch(2, 100, now_ms(), i), 0).await.unwrap();
+        }
+        assert!(!dir.path().join("leader-epochs").exists());
+        // A later epoch is recorded, with the batches so far at epoch 0, before its
+        // first batch is appended.
+        log.append_leader(batch(2, 100, now_ms(), 3), 2).await.unwrap();
+        assert_eq!(log.leader_epochs().entries(), [(0, 0), (2, 6)]);
+        assert_eq!(std::fs::read_to_string(dir.path().join("leader-epochs")).unwrap(), "0\n2\n0 0\n2 6\n");
+        // A deposed leader's append (an older epoch) is refused, the log unchanged.
+        let stale = log.append_leader(batch(1, 100, now_ms(), 4), 1).await;
+        assert!(matches!(stale, Err(StorageError::StaleEpoch { epoch: 1, latest: 2 })), "{stale:?}");
+        assert_eq!(log.offsets().end, 8);
+        log.append_leader(batch(1, 100, now_ms(), 5), 5).await.unwrap();
+        let before = read_batches(&log, 0).await;
+        log.close().await.unwrap();
+        // Recovery reads every batch back at the epoch recorded for its offset.
+        let (log, recovery) = open(dir.path(), config(), 0).await;
+        assert!(recovery.truncation.is_none(), "{recovery:?}");
+        assert_eq!(read_batches(&log, 0).await, before);
+        assert_eq!(log.latest_epoch(), 5);
+        let epochs: Vec<i32> = before.iter().map(|b| BatchHeader::parse(b).unwrap().partition_leader_epoch).collect();
+        assert_eq!(epochs, [0, 0, 0, 2, 5]);
+        log.close().await.unwrap();
+        // A batch whose epoch field was damaged (it is outside the CRC) is cut there.
+        let (position, _) = last_batch_range(&SegmentPaths::new(dir.path(), 0).log);
+        let path = SegmentPaths::new(dir.path(), 0).log;
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[position as usize + 12..position as usize + 16].copy_from_slice(&3i32.to_be_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let (log, recovery) = open(dir.path(), config(), 0).await;
+        let cut = recovery.truncation.expect("the damaged batch is cut");
+        assert!(cut.reason.contains("leader epoch 3") && cut.reason.contains("at epoch 5"), "{}", cut.reason);
+        assert_eq!(log.offsets().end, 8);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_follower_stores_its_leaders_batches_as_they_are() {
+    run_local("test", || async {
+        let (leader_dir, follower_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (leader, _) = open(leader_dir.path(), config(), 1 << 20).await;
+        for (i, epoch) in [0, 0, 1, 1, 4].into_iter().enumerate() {
+            leader.append_leader(batch(3, 100, now_ms(), i as u64), epoch).await.unwrap();
+        }
+        let stored = read_batches(&leader, 0).await;
+        let (follower, _) = open(follower_dir.path(), config(), 1 << 20).await;
+        for b in &stored {
+            follower.append_replica(BytesMut::from(&b[..])).await.unwrap();
+        }
+        assert_eq!(read_batches(&follower, 0).await, stored, "byte for byte, offsets and epochs kept");
+        assert_eq!(follower.leader_epochs(), leader.leader_epochs());
+        // A batch that does not start at the follower's end is refused.
+        let gap = led(1, 9, 20, 4);
+        let refused = follower.append_replica(gap).await;
+        assert!(matches!(refused, Err(StorageError::OffsetMismatch { expected: 15, found: 20 })), "{refused:?}");
+        // So is one of an epoch older than the follower's latest, and a damaged one.
+        let old = follower.append_replica(led(1, 9, 15, 1)).await;
+        assert!(matches!(old, Err(StorageError::StaleEpoch { epoch: 1, latest: 4 })), "{old:?}");
+        let mut damaged = led(1, 9, 15, 4);
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0xff;
+        assert!(matches!(follower.append_replica(damaged).await, Err(StorageError::InvalidBatch(_))));
+        follower.append_replica(led(2, 9, 15, 6)).await.unwrap();
+        assert_eq!(follower.leader_epochs().entries(), [(0, 0), (1, 6), (4, 12), (6, 15)]);
+        follower.close().await.unwrap();
+        let (follower, recovery) = open(follower_dir.path(), config(), 0).await;
+        assert!(recovery.truncation.is_none(), "{recovery:?}");
+        assert_eq!(follower.offsets().end, 17);
+        follower.close().await.unwrap();
+        leader.close().await.unwrap();
+    });
+}

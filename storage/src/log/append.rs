@@ -27,18 +27,65 @@ impl Log {
             (limits, config.timestamp_source, config.fsync, config.fsync_interval_ms)
         };
         let header = validate_appended(&batch, limits)?;
+        self.enter_epoch(leader_epoch).await?;
         // Let the reactor submit queued writes and reap completions between appends that
         // would otherwise never wait (`never`, `interval`), once per task quota.
         crate::quota::yield_after_quota().await;
         self.ready_for(batch.len() as u64, header.last_offset_delta as u64 + 1).await?;
-        let appended = self.append_ready(&mut batch, &header, source, leader_epoch);
+        // No await from here to the append: a later epoch entered meanwhile refuses it.
+        self.check_epoch(leader_epoch)?;
+        let appended = self.append_ready(&mut batch, &header, Some((source, leader_epoch)));
+        self.after_append(&appended, policy, interval_ms);
+        Ok(appended)
+    }
+
+    /// Appends one batch a follower fetched from its partition's leader, as the leader
+    /// stored it: its base offset (which must be where this log ends), its leader epoch
+    /// (recorded first when it is a new one) and its timestamps are kept. Resolves once
+    /// the batch has its place, as `append_leader` does; `wait_policy` then waits for
+    /// the topic's policy.
+    pub async fn append_replica(self: &Rc<Self>, mut batch: BytesMut) -> Result<Appended> {
+        let (limits, policy, interval_ms) = {
+            let config = self.config.borrow();
+            // The leader took it within its limits; a follower takes what its leader has.
+            let limits =
+                BatchLimits::new(batch.len().max(config.batch_bytes_max as usize), self.io.decompression_ratio_max);
+            (limits, config.fsync, config.fsync_interval_ms)
+        };
+        let header = validate_appended(&batch, limits)?;
+        let epoch = header.partition_leader_epoch;
+        if epoch < 0 {
+            return Err(StorageError::StaleEpoch { epoch, latest: self.latest_epoch() });
+        }
+        let found = header.base_offset as u64;
+        let at_end = |log: &Log| {
+            let expected = log.state.borrow().next_offset;
+            if found == expected {
+                Ok(())
+            } else {
+                Err(StorageError::OffsetMismatch { expected, found })
+            }
+        };
+        at_end(self)?;
+        self.enter_epoch(epoch).await?;
+        crate::quota::yield_after_quota().await;
+        self.ready_for(batch.len() as u64, header.last_offset_delta as u64 + 1).await?;
+        self.check_epoch(epoch)?;
+        at_end(self)?;
+        let appended = self.append_ready(&mut batch, &header, None);
+        self.after_append(&appended, policy, interval_ms);
+        Ok(appended)
+    }
+
+    /// What follows an append: the standby segment prepared, the policy's sync or
+    /// timer started.
+    fn after_append(self: &Rc<Self>, appended: &Appended, policy: FsyncPolicy, interval_ms: u64) {
         self.prepare_standby();
         match policy {
             FsyncPolicy::Always => self.request_sync(appended.last_offset + 1),
             FsyncPolicy::Interval => self.arm_timer(interval_ms, true),
             FsyncPolicy::Never => self.arm_timer(self.io.write_behind_ms, false),
         }
-        Ok(appended)
     }
 
     /// Resolves once the topic's durability policy is met for `appended`: after the
@@ -64,30 +111,34 @@ impl Log {
         let _ = progress.wait_for(offset + 1).await;
     }
 
-    /// The synchronous part of an append: offset assignment, copy, index, cache.
+    /// The synchronous part of an append: offset assignment, copy, index, cache. A
+    /// leader's batch (`stamp`: its timestamp source and epoch) is stamped with its
+    /// offset, epoch and, for `log_append_time`, the time; a replicated one is stored as
+    /// it came (its offset is checked to be this log's end).
     pub(super) fn append_ready(
         &self,
         batch: &mut BytesMut,
         header: &BatchHeader,
-        source: TimestampSource,
-        leader_epoch: i32,
+        stamp: Option<(TimestampSource, i32)>,
     ) -> Appended {
         let mut state = self.state.borrow_mut();
         let base_offset = state.next_offset;
         let count = header.last_offset_delta as u64 + 1;
-        batch::stamp_base_offset(batch, base_offset as i64);
-        batch::stamp_leader_epoch(batch, leader_epoch);
+        let mut max_timestamp = header.max_timestamp;
+        let mut log_append_time_ms = None;
+        if let Some((source, leader_epoch)) = stamp {
+            batch::stamp_base_offset(batch, base_offset as i64);
+            batch::stamp_leader_epoch(batch, leader_epoch);
+            if source == TimestampSource::LogAppendTime {
+                let now = now_ms();
+                batch::stamp_log_append_time(batch, now);
+                max_timestamp = now;
+                log_append_time_ms = Some(now);
+            }
+        }
         // The write side of the offset invariant `read` checks: this batch starts
         // right after the last one appended.
         debug_assert_eq!(BatchHeader::parse(batch).map(|h| h.base_offset as u64), Ok(base_offset));
-        let mut max_timestamp = header.max_timestamp;
-        let mut log_append_time_ms = None;
-        if source == TimestampSource::LogAppendTime {
-            let now = now_ms();
-            batch::stamp_log_append_time(batch, now);
-            max_timestamp = now;
-            log_append_time_ms = Some(now);
-        }
         let bytes = std::mem::take(batch).freeze();
         let len = bytes.len() as u64;
         let segment = state.active().clone();

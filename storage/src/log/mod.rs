@@ -174,6 +174,14 @@ pub struct Log {
     /// visible before the switch stay visible while its fdatasync catches up, so the
     /// high watermark never moves back.
     visible_floor: Cell<u64>,
+    /// The leader epochs its batches were written at (`leader-epochs`; none written
+    /// while every batch is at epoch 0, as on a broker alone).
+    pub(crate) epochs: RefCell<crate::epochs::LeaderEpochs>,
+    /// The lowest epoch an append may still be at: raised as soon as a later epoch
+    /// starts being recorded, so no batch of an older one lands after its start.
+    epoch_floor: Cell<i32>,
+    /// One epoch change recorded at a time.
+    epoch_lock: glommio::sync::Semaphore,
 }
 
 const STANDBY_RETRY: Duration = Duration::from_secs(5);
@@ -223,8 +231,10 @@ impl Log {
         io: IoOptions,
         cache: Rc<BatchCache>,
         state: LogState,
+        epochs: crate::epochs::LeaderEpochs,
     ) -> Log {
         let durable = Progress::new(state.next_offset);
+        let epoch_floor = Cell::new(epochs.latest().map_or(crate::LEADER_EPOCH, |(epoch, _)| epoch));
         let appended = Progress::new(state.next_offset);
         Log {
             dir,
@@ -250,7 +260,74 @@ impl Log {
             standby_done: Progress::new(0),
             standby_failed: Cell::new(None),
             visible_floor: Cell::new(0),
+            epochs: RefCell::new(epochs),
+            epoch_floor,
+            epoch_lock: glommio::sync::Semaphore::new(1),
         }
+    }
+
+    /// The leader epochs its batches were written at, each with the offset it starts
+    /// at (empty while every batch is at epoch 0).
+    pub fn leader_epochs(&self) -> crate::epochs::LeaderEpochs {
+        self.epochs.borrow().clone()
+    }
+
+    /// The latest leader epoch a batch was (or may now be) written at.
+    pub fn latest_epoch(&self) -> i32 {
+        self.epochs.borrow().latest().map_or(crate::LEADER_EPOCH, |(epoch, _)| epoch)
+    }
+
+    /// Makes `epoch` the log's latest before a batch of it is appended: the new
+    /// epoch and the offset it starts at are written to `leader-epochs` durably first,
+    /// so recovery knows every epoch a stored batch has. An epoch the log has already
+    /// is nothing to do; an older one is left for the append to refuse.
+    pub(crate) async fn enter_epoch(self: &Rc<Self>, epoch: i32) -> Result<()> {
+        if self.latest_epoch() >= epoch {
+            return Ok(());
+        }
+        let _turn = self.epoch_lock.acquire_permit(1).await.expect("the epoch lock is never closed");
+        if self.latest_epoch() >= epoch {
+            return Ok(());
+        }
+        let previous_floor = self.epoch_floor.replace(epoch);
+        let mut epochs = self.epochs.borrow().clone();
+        let (start, next) = {
+            let state = self.state.borrow();
+            (state.start_offset, state.next_offset)
+        };
+        if epochs.latest().is_none() && next > start {
+            // The batches so far are at epoch 0, which the file did not need to say.
+            epochs.assign(crate::LEADER_EPOCH, start).expect("the first epoch");
+        }
+        let assigned = epochs.assign(epoch, next);
+        let dir = self.dir.clone();
+        let written = match assigned {
+            Ok(()) => {
+                let to_write = epochs.clone();
+                glommio::executor().spawn_blocking(move || to_write.write(&dir)).await
+            }
+            Err(error) => Err(error),
+        };
+        match written {
+            Ok(()) => {
+                *self.epochs.borrow_mut() = epochs;
+                Ok(())
+            }
+            Err(error) => {
+                self.epoch_floor.set(previous_floor);
+                Err(StorageError::Corrupt { path: self.dir.join("leader-epochs"), reason: error.to_string() })
+            }
+        }
+    }
+
+    /// Refuses an append at an epoch older than the latest (checked with no await
+    /// between it and the append).
+    pub(crate) fn check_epoch(&self, epoch: i32) -> Result<()> {
+        let latest = self.latest_epoch().max(self.epoch_floor.get());
+        if epoch < latest {
+            return Err(StorageError::StaleEpoch { epoch, latest });
+        }
+        Ok(())
     }
 
     /// The partition's name, as used in logs and errors.
