@@ -40,6 +40,7 @@ mod recovery;
 mod segment;
 pub mod settings;
 pub mod space;
+mod truncate;
 
 pub use cache::{BatchCache, CacheKey, CacheStats, READ_AHEAD_BYTES_DEFAULT};
 pub use config::{FsyncPolicy, IoOptions, TimestampSource, TopicConfig};

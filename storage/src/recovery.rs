@@ -140,7 +140,7 @@ impl Log {
 }
 
 /// Base offsets of the segments in `dir`, ascending.
-fn list_segments(dir: &Path) -> Result<Vec<u64>> {
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>> {
     let entries = std::fs::read_dir(dir).map_err(|e| StorageError::io("listing", dir, e))?;
     let mut bases = Vec::new();
     for entry in entries {

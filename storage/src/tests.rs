@@ -920,3 +920,56 @@ fn a_follower_stores_its_leaders_batches_as_they_are() {
         leader.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_follower_truncates_its_tail_across_segments_and_goes_on_from_there() {
+    run_local("test", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = open(dir.path(), config(), 1 << 20).await;
+        for i in 0..300u64 {
+            let epoch = if i < 200 { 1 } else { 3 };
+            log.append_leader(batch(2, 500, now_ms(), i), epoch).await.unwrap();
+        }
+        let all = read_batches(&log, 0).await;
+        let segments = log.segment_count();
+        assert!(segments > 4, "{segments} segments");
+        assert_eq!(log.leader_epochs().entries(), [(1, 0), (3, 400)]);
+        // At the end: nothing dropped.
+        let (log, _) = log.truncate_to(600).await.unwrap();
+        assert_eq!(read_batches(&log, 0).await, all);
+        // In the active segment: its last batch goes, the epochs stay.
+        let (log, _) = log.truncate_to(598).await.unwrap();
+        assert_eq!(read_batches(&log, 0).await, all[..299].to_vec());
+        assert_eq!(log.leader_epochs().entries(), [(1, 0), (3, 400)]);
+        assert_eq!(log.segment_count(), segments);
+        // Inside a batch of an earlier segment, at epoch 1: the batch holding it goes
+        // too, every later segment with it, and epoch 3 (which began after).
+        let (log, recovery) = log.truncate_to(151).await.unwrap();
+        assert!(recovery.truncation.is_none(), "{recovery:?}");
+        assert_eq!(log.offsets().end, 150);
+        assert!(log.segment_count() < segments);
+        assert_eq!(read_batches(&log, 0).await, all[..75].to_vec());
+        assert_eq!(log.leader_epochs().entries(), [(1, 0)]);
+        assert_eq!(log.latest_epoch(), 1);
+        // Appends go on from the cut, at a new epoch.
+        let appended = log.append_leader(batch(2, 500, now_ms(), 1000), 4).await.unwrap();
+        assert_eq!(appended.base_offset, 150);
+        assert_eq!(log.leader_epochs().entries(), [(1, 0), (4, 150)]);
+        // Outside the log: refused, the log unchanged.
+        let (start, end) = (log.offsets().start, log.offsets().end);
+        assert_eq!((start, end), (0, 152));
+        let refused = log.clone().truncate_to(153).await;
+        assert!(matches!(refused, Err(StorageError::OffsetOutOfRange { offset: 153, .. })));
+        log.close().await.unwrap();
+        let (log, recovery) = open(dir.path(), config(), 0).await;
+        assert!(recovery.truncation.is_none(), "{recovery:?}");
+        assert_eq!(log.offsets().end, 152);
+        let kept = read_batches(&log, 0).await;
+        assert_eq!(kept[..75].to_vec(), all[..75].to_vec());
+        // Down to nothing.
+        let (log, _) = log.truncate_to(0).await.unwrap();
+        assert_eq!(log.offsets().end, 0);
+        assert!(read_batches(&log, 0).await.is_empty());
+        log.close().await.unwrap();
+    });
+}
