@@ -189,10 +189,6 @@ fn three_brokers_share_metadata_and_kafka_clients_reach_every_leader() {
     led.sort();
     led.dedup();
     assert_eq!(led, [1, 2, 3], "partitions spread over the brokers: {:?}", seen[0]);
-    // A replication factor the cluster does not serve yet is refused, with why.
-    let (code, message) = create_topic(&mut first, "replicated", 3, 3);
-    assert_eq!(code, kafka_protocol::ResponseError::InvalidReplicationFactor.code(), "{message}");
-    assert!(message.contains("does not replicate"), "{message}");
     // A broker that does not lead a partition says so (the client then asks metadata).
     let partition_led_by_2 = seen[0].iter().position(|&leader| leader == 2).unwrap() as i32;
     let request = common::kafka::produce_request("orders", partition_led_by_2, -1, batch(&[("k", "v")]));
@@ -413,6 +409,122 @@ fn a_broker_of_another_cluster_or_with_a_node_id_in_use_is_refused() {
     let refused = cluster.try_start(3).err().expect("a single broker's directory is refused");
     assert!(refused.contains("holds a single broker's metadata"), "{refused}");
     for node in 1..=2 {
+        assert!(cluster.broker(node).stop(), "broker {node} stops cleanly");
+    }
+}
+
+/// Each partition's (leader, in-sync replicas) in `response`'s topic `name`.
+fn layout(response: &MetadataResponse, name: &str) -> Vec<(i32, Vec<i32>)> {
+    let topic = response.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == name)).unwrap();
+    let mut partitions: Vec<_> = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            let mut isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
+            isr.sort();
+            (p.partition_index, p.leader_id.0, isr)
+        })
+        .collect();
+    partitions.sort();
+    partitions.into_iter().map(|(_, leader, isr)| (leader, isr)).collect()
+}
+
+/// Every record of `topic` through the native client of broker `node`, as
+/// (partition, offset, value), sorted.
+fn read_all(cluster: &Cluster, node: usize, topic: &str, count: usize) -> Vec<(i64, i64, String)> {
+    let native = format!("127.0.0.1:{}", cluster.ports[node - 1].native);
+    let count = count.to_string();
+    let args = ["consume", topic, "--from", "earliest", "--count", &count, "--format", "json", "--bootstrap", &native];
+    let (ok, out, err) = common::strand(&args, "");
+    assert!(ok, "{err}");
+    let mut rows: Vec<(i64, i64, String)> = out
+        .lines()
+        .map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            let value = record["value"].as_str().unwrap().to_string();
+            (record["partition"].as_i64().unwrap(), record["offset"].as_i64().unwrap(), value)
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// `count` records to `partition` through its leader with acks=all: each one's offset.
+fn produce_acked(
+    conn: &mut KafkaConnection,
+    topic: &str,
+    partition: i32,
+    first: usize,
+    count: usize,
+) -> Vec<(i64, i64, String)> {
+    let mut acked = Vec::new();
+    for i in first..first + count {
+        let value = format!("{topic}-{partition}-{i}");
+        let request = common::kafka::produce_request(topic, partition, -1, batch(&[("k", &value)]));
+        let response: kafka_protocol::messages::ProduceResponse = conn.call(ApiKey::Produce, 9, &request);
+        let answer = &response.responses[0].partition_responses[0];
+        assert_eq!(answer.error_code, 0, "{value}: {:?}", answer.error_message);
+        acked.push((i64::from(partition), answer.base_offset, value));
+    }
+    acked
+}
+
+#[test]
+fn a_replicated_partition_survives_its_leaders_death_with_every_acknowledged_record() {
+    let mut cluster = Cluster::new(3);
+    cluster.start_all();
+    let mut first = cluster.kafka(1);
+    wait_for("every broker listed", SETTLE, || broker_ids(&metadata(&mut first, 12, &[], false)) == [1, 2, 3]);
+    assert_eq!(create_topic(&mut first, "ledger", 3, 3), (0, String::new()));
+    // A factor above the live brokers is refused, with why.
+    let (code, message) = create_topic(&mut first, "too-many", 1, 4);
+    assert_eq!(code, kafka_protocol::ResponseError::InvalidReplicationFactor.code(), "{message}");
+    let full = |layout: &[(i32, Vec<i32>)]| layout.iter().all(|(leader, isr)| *leader > 0 && isr == &[1, 2, 3]);
+    wait_for("every replica in sync", SETTLE, || {
+        full(&layout(&metadata(&mut first, 12, &["ledger"], false), "ledger"))
+    });
+    let led = layout(&metadata(&mut first, 12, &["ledger"], false), "ledger");
+    let mut acked = Vec::new();
+    for (partition, (leader, _)) in led.iter().enumerate() {
+        let mut conn = cluster.kafka(*leader as usize);
+        acked.extend(produce_acked(&mut conn, "ledger", partition as i32, 0, 50));
+    }
+    // The leader of partition 0 dies: an in-sync follower takes over, with every
+    // record the old one acknowledged, and takes writes.
+    let victim = led[0].0 as usize;
+    cluster.broker(victim).kill();
+    let survivor = (1..=3).find(|&n| n != victim).unwrap();
+    let mut conn = cluster.kafka(survivor);
+    wait_for("a new leader for partition 0", SETTLE, || {
+        let now = layout(&metadata(&mut conn, 12, &["ledger"], false), "ledger");
+        now[0].0 > 0 && now[0].0 != victim as i32
+    });
+    let now = layout(&metadata(&mut conn, 12, &["ledger"], false), "ledger");
+    assert!(!now[0].1.contains(&(victim as i32)), "the dead broker left the in-sync replicas: {now:?}");
+    let mut new_leader = cluster.kafka(now[0].0 as usize);
+    acked.extend(produce_acked(&mut new_leader, "ledger", 0, 50, 20));
+    acked.sort();
+    let mut expected = acked.clone();
+    expected.retain(|row| row.0 == 0);
+    let read: Vec<_> = read_all(&cluster, survivor, "ledger", acked.len()).into_iter().filter(|r| r.0 == 0).collect();
+    assert_eq!(read, expected, "partition 0 holds every acknowledged record, each once, at its offset");
+    // The dead broker comes back, catches up from the new leader and is in sync
+    // again; then the new leader dies too, and it can take over with everything.
+    cluster.start(victim);
+    wait_for("the returned broker in sync again", SETTLE, || {
+        layout(&metadata(&mut conn, 12, &["ledger"], false), "ledger").iter().all(|(_, isr)| isr == &[1, 2, 3])
+    });
+    let second = now[0].0 as usize;
+    cluster.broker(second).kill();
+    let last = (1..=3).find(|&n| n != second && n != victim).unwrap();
+    let mut conn = cluster.kafka(last);
+    wait_for("a third leader for partition 0", SETTLE, || {
+        let now = layout(&metadata(&mut conn, 12, &["ledger"], false), "ledger");
+        now[0].0 > 0 && now[0].0 != second as i32
+    });
+    let all = read_all(&cluster, last, "ledger", acked.len());
+    assert_eq!(all, acked, "every acknowledged record of every partition, each once, at its offset");
+    for node in [victim, last] {
         assert!(cluster.broker(node).stop(), "broker {node} stops cleanly");
     }
 }

@@ -255,6 +255,12 @@ fn spawn_periodic(shard: &Rc<Shard>, alive: Arc<Vec<AtomicU64>>) {
     // Partitions that could not be opened (no descriptor or disk space left) open
     // once the resource is back.
     every(OFFLINE_RETRY, shard, |shard| async move { shard.reopen_offline().await });
+    // In a cluster: followers fetch, leaders keep their high watermark and in-sync set.
+    if shard.broker.is_some() {
+        every(crate::cluster::replication::TICK, shard, |shard| async move {
+            crate::cluster::replication::tick(&shard).await
+        });
+    }
     // Committed offsets stay bounded on disk.
     every(std::time::Duration::from_secs(1), shard, |shard| async move { shard.groups.compact(&shard).await });
     every(GROUP_EXPIRY_TICK, shard, move |shard| {

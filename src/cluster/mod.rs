@@ -11,5 +11,6 @@
 pub mod controller;
 pub mod metadata_log;
 pub mod quorum;
+pub mod replication;
 
 pub use metadata_log::MetadataLog;

@@ -37,6 +37,9 @@ pub struct ClusterConfig {
     /// The replication factor of topics created without one
     /// (`default.replication.factor`).
     pub default_replication_factor: u32,
+    /// A follower not caught up to its leader's end within this long leaves the
+    /// in-sync replicas (`replica.lag.time.max.ms`).
+    pub replica_lag_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -52,6 +55,7 @@ impl Default for ClusterConfig {
             broker_session_ms: 1_500,
             snapshot_every: 10_000,
             default_replication_factor: 1,
+            replica_lag_ms: 10_000,
         }
     }
 }
@@ -111,6 +115,7 @@ impl ClusterConfig {
             ("cluster.broker_heartbeat_ms", self.broker_heartbeat_ms, 10),
             ("cluster.snapshot_every", self.snapshot_every, 10),
             ("cluster.default_replication_factor", u64::from(self.default_replication_factor), 1),
+            ("cluster.replica_lag_ms", self.replica_lag_ms, 100),
         ] {
             if value < min {
                 return Err(format!("{key} = {value}: must be at least {min}"));

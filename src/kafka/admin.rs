@@ -84,16 +84,19 @@ pub async fn create_topics(
         .topics
         .iter()
         .map(|topic| {
-            if !(topic.replication_factor == -1 || topic.replication_factor == 1) {
-                let message = match kafka.shard.broker {
-                    None => format!("replication factor {}: one broker holds one replica", topic.replication_factor),
-                    Some(_) => format!(
-                        "replication factor {}: this build does not replicate partitions yet; use 1",
-                        topic.replication_factor
-                    ),
-                };
-                return Err((ResponseError::InvalidReplicationFactor, Some(message)));
-            }
+            let replication_factor = match (topic.replication_factor, kafka.shard.broker) {
+                (-1, _) => None,
+                (1, None) => Some(1),
+                (n, None) => {
+                    let message = format!("replication factor {n}: one broker holds one replica");
+                    return Err((ResponseError::InvalidReplicationFactor, Some(message)));
+                }
+                (n, Some(_)) if n >= 1 => Some(n as u32),
+                (n, Some(_)) => {
+                    let message = format!("replication factor {n}: at least 1, or -1 for the default");
+                    return Err((ResponseError::InvalidReplicationFactor, Some(message)));
+                }
+            };
             if !topic.assignments.is_empty() {
                 return Err((ResponseError::InvalidRequest, Some("manual replica assignment is not served".into())));
             }
@@ -104,7 +107,7 @@ pub async fn create_topics(
             };
             let settings = settings(topic.configs.iter().map(|c| (c.name.as_str(), c.value.as_deref())))?;
             topic_config(&defaults, &settings).map_err(invalid_config)?;
-            Ok(NewTopic { name: topic.name.0.to_string(), partitions, settings })
+            Ok(NewTopic { name: topic.name.0.to_string(), partitions, settings, replication_factor })
         })
         .collect();
     let mut outcomes: Vec<Result<(), Failure>> = Vec::with_capacity(checked.len());

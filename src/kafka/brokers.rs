@@ -7,6 +7,9 @@
 use super::Kafka;
 use crate::metadata::{MetadataState, TopicMeta};
 
+/// A broker alone's node id: the one node of a one-broker cluster.
+pub const NODE_ID: i32 = 0;
+
 /// A broker as Kafka clients see it.
 pub(super) struct Node {
     pub id: i32,
@@ -17,7 +20,7 @@ pub(super) struct Node {
 
 /// This broker's node id.
 pub(super) fn own_id(kafka: &Kafka) -> i32 {
-    kafka.shard.broker.map_or(super::metadata::NODE_ID, |id| id as i32)
+    kafka.shard.broker.map_or(NODE_ID, |id| id as i32)
 }
 
 /// Every broker a client on this listener may connect to, this one first.
@@ -48,7 +51,7 @@ pub(super) fn nodes(kafka: &Kafka, state: &MetadataState) -> Vec<Node> {
 /// replicas, by node id.
 pub(super) fn partition(kafka: &Kafka, meta: &TopicMeta, index: u32) -> (Option<i32>, Vec<i32>, Vec<i32>) {
     if kafka.shard.broker.is_none() {
-        let id = super::metadata::NODE_ID;
+        let id = NODE_ID;
         return (Some(id), vec![id], vec![id]);
     }
     match meta.replicas.get(index as usize) {

@@ -16,9 +16,6 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use std::sync::Arc;
 
-/// This broker's node id: the one node of a one-broker cluster.
-pub const NODE_ID: i32 = 0;
-
 /// Kafka's value for "authorized operations not asked for".
 pub(super) const OPERATIONS_OMITTED: i32 = i32::MIN;
 
@@ -144,7 +141,10 @@ fn assemble(
 /// Creates `names` with the auto-creation defaults; each name's outcome.
 pub async fn auto_create(kafka: &Kafka, ctx: &RequestContext, names: Vec<String>) -> Vec<(String, Result<(), Error>)> {
     let partitions = kafka.shard.config.kafka.auto_create_partitions;
-    let topics = names.into_iter().map(|name| NewTopic { name, partitions, settings: Vec::new() }).collect();
+    let topics = names
+        .into_iter()
+        .map(|name| NewTopic { name, partitions, settings: Vec::new(), replication_factor: None })
+        .collect();
     let outcomes = admin::run(&kafka.shard, ctx, AdminRequest::CreateTopics(topics)).await;
     for (name, outcome) in &outcomes {
         match outcome {
@@ -228,6 +228,7 @@ mod tests {
             uuid: Some(TopicUuid::random()),
             replicas: Vec::new(),
         };
+        use super::super::brokers::NODE_ID;
         let layout = |_: &TopicMeta, _: u32| (Some(NODE_ID), vec![NODE_ID], vec![NODE_ID]);
         for version in min..=max {
             let topics = vec![

@@ -15,7 +15,12 @@ pub async fn create_topics(shard: &Rc<Shard>, ctx: &RequestContext, request: Cre
     let topics = request
         .topics
         .into_iter()
-        .map(|t| NewTopic { name: t.name, partitions: t.partitions, settings: settings(t.configs) })
+        .map(|t| NewTopic {
+            name: t.name,
+            partitions: t.partitions,
+            settings: settings(t.configs),
+            replication_factor: None,
+        })
         .collect();
     let results = results(admin::run(shard, ctx, AdminRequest::CreateTopics(topics)).await);
     Response::CreateTopics(CreateTopicsResponse { results })

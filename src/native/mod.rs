@@ -15,7 +15,7 @@
 
 mod admin;
 mod authenticate;
-mod errors;
+pub(crate) mod errors;
 mod fetch;
 mod group_wire;
 mod groups;

@@ -38,6 +38,7 @@ pub fn operation(api: ApiKey) -> Operation {
         ApiKey::InitProducerId => Operation::Produce,
         ApiKey::Authenticate => Operation::Authenticate,
         ApiKey::DescribeCluster => Operation::Metadata,
+        ApiKey::ReplicaFetch => Operation::Fetch,
     }
 }
 
@@ -136,6 +137,10 @@ fn route(
             let response = inline(&shard, &ctx, &state, || info::metadata(&shard, shard_ports, &ctx, request));
             respond(&state, correlation, slot, response)
         }
+        Request::ReplicaFetch(request) => spawn!(async move {
+            let response = crate::cluster::replication::replica_fetch(&shard, &ctx, request).await;
+            respond(&state, correlation, slot, Response::ReplicaFetch(response))
+        }),
         Request::DescribeCluster(_) => {
             let listener = (native.listener.as_str(), &native.address, native.shard_ports.as_slice());
             let response = inline(&shard, &ctx, &state, || info::describe_cluster(&shard, listener, &ctx));

@@ -120,6 +120,19 @@ impl Logs {
         self.get(&TopicPartition::new(topic, partition))
     }
 
+    /// In a cluster, a replicated partition's placement as this broker sees it (`None`
+    /// on a broker alone, and for a partition of one replica: nothing to replicate).
+    fn placement(&self, topic: &crate::metadata::TopicMeta, partition: u32) -> Option<super::replica::Placement> {
+        let me = self.broker?;
+        let state = topic.replicas.get(partition as usize).filter(|state| state.replicas.len() > 1)?;
+        Some(super::replica::Placement::of(state, me))
+    }
+
+    /// Every partition open on this shard.
+    pub fn all(&self) -> Vec<Rc<Partition>> {
+        self.open.borrow().values().cloned().collect()
+    }
+
     /// Partitions open on this shard.
     pub fn count(&self) -> usize {
         self.open.borrow().len()
@@ -223,10 +236,13 @@ impl Logs {
                     continue;
                 }
                 let key = TopicPartition::new(topic.name.clone(), partition);
+                let placement = self.placement(topic, partition);
                 if let Some(open) = self.open.borrow().get(&key) {
-                    if open.log.config() != topic.config {
-                        open.log.set_config(topic.config.clone());
+                    let log = open.log();
+                    if log.config() != topic.config {
+                        log.set_config(topic.config.clone());
                     }
+                    open.set_placement(placement);
                     continue;
                 }
                 let dir = topic_dir(&self.data_dir, topic).join(partition.to_string());
@@ -239,6 +255,7 @@ impl Logs {
                         tracing::debug!(log = %name, next_offset = recovery.next_offset, segments = recovery.segments, "partition open");
                         log.start_retention(self.retention_interval);
                         let opened = Rc::new(Partition::new(key.clone(), topic.id, log));
+                        opened.set_placement(placement);
                         opened.rebuild_producers().await;
                         self.open.borrow_mut().insert(key, opened);
                     }
@@ -259,7 +276,7 @@ impl Logs {
     pub async fn close_all(&self) {
         let open: Vec<Rc<Partition>> = self.open.borrow_mut().drain().map(|(_, partition)| partition).collect();
         for partition in open {
-            if let Err(error) = partition.log.close().await {
+            if let Err(error) = partition.log().close().await {
                 tracing::error!(log = partition.name(), %error, "closing a log failed");
             }
         }
@@ -268,8 +285,8 @@ impl Logs {
     /// Segments and bytes over every open partition.
     pub fn totals(&self) -> (u64, u64) {
         let open = self.open.borrow();
-        let segments = open.values().map(|p| p.log.segment_count() as u64).sum();
-        let bytes = open.values().map(|p| p.log.size_bytes()).sum();
+        let segments = open.values().map(|p| p.segment_count() as u64).sum();
+        let bytes = open.values().map(|p| p.size_bytes()).sum();
         (segments, bytes)
     }
 }
@@ -278,7 +295,7 @@ impl Logs {
 async fn close_and_remove(gone: Vec<Rc<Partition>>) {
     let count = gone.len();
     for partition in gone {
-        let log = &partition.log;
+        let log = partition.log();
         if let Err(error) = log.close().await {
             tracing::warn!(log = log.name(), %error, "closing the log of a deleted partition failed");
         }

@@ -14,6 +14,7 @@
 
 mod logs;
 pub mod producers;
+pub mod replica;
 
 pub use logs::{remove_orphan_topic_dirs, topic_dir, Logs, OpenFailure, OpenFailureCause};
 
@@ -54,16 +55,21 @@ pub enum Acks {
     Durable,
 }
 
-/// One partition this shard leads.
+/// One partition held on this shard: led, or (in a cluster) followed.
 pub struct Partition {
     tp: TopicPartition,
     /// The topic's id: a topic deleted and created again under its name gets a new
     /// id, and new partitions.
     topic_id: u64,
-    leader_epoch: i32,
-    log: Rc<Log>,
+    /// Replaced when a follower truncates its tail (the log is reopened).
+    log: RefCell<Rc<Log>>,
     /// The idempotent producers' last batches (`producers`).
     producers: RefCell<Producers>,
+    /// In a cluster, for a partition with more than one replica: its role, epochs,
+    /// in-sync replicas and replicated high watermark.
+    replication: RefCell<Option<Rc<replica::Replication>>>,
+    /// A follower's fetcher runs for this leader epoch (`cluster::replication`).
+    pub(crate) fetching: std::cell::Cell<Option<i32>>,
 }
 
 /// Why a produced batch was not appended.
@@ -77,7 +83,49 @@ pub enum AppendError {
 
 impl Partition {
     pub(crate) fn new(tp: TopicPartition, topic_id: u64, log: Rc<Log>) -> Partition {
-        Partition { tp, topic_id, leader_epoch: LEADER_EPOCH, log, producers: RefCell::default() }
+        Partition {
+            tp,
+            topic_id,
+            log: RefCell::new(log),
+            producers: RefCell::default(),
+            replication: RefCell::new(None),
+            fetching: std::cell::Cell::new(None),
+        }
+    }
+
+    /// The log beneath (a handle: a follower's truncation replaces it).
+    pub fn log(&self) -> Rc<Log> {
+        self.log.borrow().clone()
+    }
+
+    /// The replication state, for a replicated partition.
+    pub fn replication(&self) -> Option<Rc<replica::Replication>> {
+        self.replication.borrow().clone()
+    }
+
+    /// Adopts the metadata's placement of this replicated partition (`None`: not
+    /// replicated).
+    pub fn set_placement(&self, placement: Option<replica::Placement>) {
+        let mut replication = self.replication.borrow_mut();
+        match (placement, replication.as_ref()) {
+            (None, _) => *replication = None,
+            (Some(placement), Some(current)) => current.set_placement(placement),
+            (Some(placement), None) => {
+                // A replica starts from what its log holds durably, no further.
+                let start = self.log().offsets().high_watermark;
+                let follower = placement.role != replica::Role::Leader;
+                let state = replica::Replication::new(placement, if follower { 0 } else { start });
+                *replication = Some(Rc::new(state));
+            }
+        }
+    }
+
+    /// A follower's truncation: the log cut before `offset` and reopened.
+    pub async fn truncate_to(&self, offset: u64) -> Result<()> {
+        let log = self.log();
+        let (reopened, _) = log.truncate_to(offset).await?;
+        *self.log.borrow_mut() = reopened;
+        Ok(())
     }
 
     pub fn tp(&self) -> &TopicPartition {
@@ -91,13 +139,19 @@ impl Partition {
     /// The epoch this shard leads the partition in, stamped into every batch it
     /// appends.
     pub fn leader_epoch(&self) -> i32 {
-        self.leader_epoch
+        self.replication().map_or(LEADER_EPOCH, |r| r.placement().leader_epoch)
     }
 
     /// Appends one validated batch, stamped with this partition's leader epoch;
     /// resolves once it has its offsets. Appends resolve in call order.
     pub async fn append(&self, batch: BytesMut) -> Result<Appended> {
-        self.log.append_leader(batch, self.leader_epoch).await
+        if let Some(replication) = self.replication() {
+            let placement = replication.placement();
+            if placement.role != replica::Role::Leader {
+                return Err(StorageError::StaleEpoch { epoch: placement.leader_epoch, latest: placement.leader_epoch });
+            }
+        }
+        self.log().append_leader(batch, self.leader_epoch()).await
     }
 
     /// Appends a batch a client produced: a batch of an idempotent producer (a
@@ -145,12 +199,12 @@ impl Partition {
     /// (the last `producers::REBUILD_BYTES`, read by whole batches from
     /// `producers::REBUILD_OFFSETS` offsets before the end).
     pub async fn rebuild_producers(&self) {
-        let offsets = self.log.offsets();
+        let offsets = self.log().offsets();
         let mut offset = offsets.end.saturating_sub(producers::REBUILD_OFFSETS).max(offsets.start);
         let mut read_bytes = 0usize;
         let mut producers = Producers::default();
         while offset < offsets.end && read_bytes < producers::REBUILD_BYTES {
-            let Ok(read) = self.log.read(offset, 1 << 20).await else { break };
+            let Ok(read) = self.log().read(offset, 1 << 20).await else { break };
             if read.chunks.is_empty() || read.next_offset <= offset {
                 break;
             }
@@ -183,49 +237,77 @@ impl Partition {
         *self.producers.borrow_mut() = producers;
     }
 
-    /// Waits until `appended` may be acknowledged under `acks`.
+    /// Waits until `appended` may be acknowledged under `acks`: for `Durable`, the
+    /// topic's policy met here, and for a replicated partition the high watermark past
+    /// it (every in-sync replica holds it under its own policy).
     pub async fn wait_acked(&self, appended: &Appended, acks: Acks) -> Result<()> {
         match acks {
             Acks::None | Acks::Leader => Ok(()),
-            Acks::Durable => self.log.wait_policy(appended).await,
+            Acks::Durable => {
+                let log = self.log();
+                log.wait_policy(appended).await?;
+                if let Some(replication) = self.replication() {
+                    replication.update_high_watermark(log.offsets().high_watermark);
+                    replication.wait_high_watermark(appended.last_offset + 1).await;
+                }
+                Ok(())
+            }
         }
     }
 
     /// The offset below which consumers may read.
     pub fn high_watermark(&self) -> u64 {
-        self.log.offsets().high_watermark
+        self.offsets().high_watermark
     }
 
-    /// The log's start, end, durable offset and high watermark.
+    /// The log's start, end, durable offset and high watermark (the replicated one
+    /// for a replicated partition).
     pub fn offsets(&self) -> Offsets {
-        self.log.offsets()
+        let mut offsets = self.log().offsets();
+        if let Some(replication) = self.replication() {
+            offsets.high_watermark = replication.high_watermark().min(offsets.end);
+        }
+        offsets
     }
 
     /// Whole stored batches from `offset`, up to about `max_bytes`, never past the
     /// high watermark.
     pub async fn read(&self, offset: u64, max_bytes: usize) -> Result<Batches> {
-        self.log.read(offset, max_bytes).await
+        let log = self.log();
+        match self.replication() {
+            Some(replication) => log.read_up_to(offset, max_bytes, replication.high_watermark()).await,
+            None => log.read(offset, max_bytes).await,
+        }
+    }
+
+    /// What a follower fetches: whole batches from `offset` up to the log's own
+    /// visible end (past the high watermark, which the followers move).
+    pub async fn read_for_follower(&self, offset: u64, max_bytes: usize) -> Result<Batches> {
+        self.log().read(offset, max_bytes).await
     }
 
     /// Resolves once a batch at or after `offset` is visible (or the log closes).
     pub async fn wait_visible(&self, offset: u64) {
-        self.log.wait_visible(offset).await
+        match self.replication() {
+            Some(replication) => replication.wait_high_watermark(offset + 1).await,
+            None => self.log().wait_visible(offset).await,
+        }
     }
 
     /// The first record with a timestamp at or after `timestamp`: its offset and
     /// timestamp.
     pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>> {
-        self.log.offset_for_timestamp(timestamp).await
+        self.log().offset_for_timestamp(timestamp).await
     }
 
     /// The record with the newest timestamp: its offset and timestamp.
     pub async fn offset_of_max_timestamp(&self) -> Result<Option<(u64, i64)>> {
-        self.log.offset_of_max_timestamp().await
+        self.log().offset_of_max_timestamp().await
     }
 
     /// Moves the partition's start to `offset` (DeleteRecords); answers the start.
     pub async fn delete_records_before(&self, offset: u64) -> Result<u64> {
-        self.log.delete_records_before(offset).await
+        self.log().delete_records_before(offset).await
     }
 
     /// The idempotent producers this partition remembers.
@@ -235,21 +317,21 @@ impl Partition {
 
     /// Deletes sealed segments that end at or before `offset`.
     pub async fn delete_segments_before(&self, offset: u64) -> Result<crate::storage::Retained> {
-        self.log.delete_segments_before(offset).await
+        self.log().delete_segments_before(offset).await
     }
 
     /// Bytes stored, over every segment.
     pub fn size_bytes(&self) -> u64 {
-        self.log.size_bytes()
+        self.log().size_bytes()
     }
 
     /// Segments on disk.
     pub fn segment_count(&self) -> usize {
-        self.log.segment_count()
+        self.log().segment_count()
     }
 
     /// The partition's name in logs and errors.
-    pub fn name(&self) -> &str {
-        self.log.name()
+    pub fn name(&self) -> String {
+        self.log().name().to_string()
     }
 }

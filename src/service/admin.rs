@@ -209,6 +209,15 @@ impl<'a> Session<'a> {
     }
 }
 
+/// On shard 0: writes `command` (a leader's in-sync replica change) and applies the
+/// state it left everywhere.
+pub async fn propose(shard: &Rc<Shard>, command: Command) -> Result<(), String> {
+    let mut session = Session::begin(shard).await;
+    let outcome = session.submit(command).await.map(|_| ()).map_err(|error| error.to_string());
+    session.finish().await;
+    outcome
+}
+
 /// In a cluster, on shard 0: applies on every shard a state the quorum committed
 /// (whichever broker proposed it), unless a newer one is applied already. Takes the
 /// admin lock, so an admin request here applies its own states in order first.
@@ -292,7 +301,8 @@ async fn create_topic(session: &mut Session<'_>, topic: NewTopic) -> Result<(), 
     shard.check_new_partitions(&state, topic.partitions, topic.partitions, config.segment_bytes)?;
     let uuid = TopicUuid::random();
     let start = u32::from_le_bytes([uuid.0[0], uuid.0[1], uuid.0[2], uuid.0[3]]);
-    let (placement, replicas) = place(shard, &state, topic.partitions, start)?;
+    let factor = topic.replication_factor.unwrap_or_else(|| default_replication_factor(shard));
+    let (placement, replicas) = place(shard, &state, topic.partitions, factor, start)?;
     let create = Command::CreateTopic { name: topic.name.clone(), config, placement, uuid: Some(uuid), replicas };
     session.submit(create).await?;
     let mut failures = session.apply().await;
@@ -325,7 +335,9 @@ async fn ensure_offsets_topic(session: &mut Session<'_>) -> Result<(), Error> {
         segment_bytes: session.shard.config.groups.offsets_segment_bytes,
         ..crate::storage::TopicConfig::default()
     };
-    let (placement, replicas) = place(session.shard, &state, shards.max(1), 0)?;
+    let live = state.brokers.values().filter(|broker| !broker.fenced).count() as u32;
+    let factor = default_replication_factor(session.shard).min(live.max(1)).max(1);
+    let (placement, replicas) = place(session.shard, &state, shards.max(1), factor, 0)?;
     let uuid = Some(TopicUuid::random());
     let create = Command::CreateTopic { name: OFFSETS_TOPIC.to_string(), config, placement, uuid, replicas };
     match session.submit(create).await {
@@ -336,6 +348,11 @@ async fn ensure_offsets_topic(session: &mut Session<'_>) -> Result<(), Error> {
     session.apply().await;
     tracing::info!(partitions = shards.max(1), "created {OFFSETS_TOPIC} for the cluster's consumer groups");
     Ok(())
+}
+
+/// The replication factor of a topic created without one.
+fn default_replication_factor(shard: &Shard) -> u32 {
+    shard.config.cluster.as_ref().map_or(1, |cluster| cluster.default_replication_factor)
 }
 
 /// Deletes one topic; its data goes once every shard closed it (in the background).
@@ -387,7 +404,9 @@ async fn create_partitions(session: &mut Session<'_>, topic: NewPartitions) -> R
     if added > 0 {
         shard.check_new_partitions(&state, added, topic.count, segment_bytes)?;
     }
-    let (placement, replicas) = place(shard, &state, added, current)?;
+    // New partitions have as many replicas as the topic's first.
+    let factor = meta.replicas.first().map_or(1, |p| p.replicas.len() as u32);
+    let (placement, replicas) = place(shard, &state, added, factor, current)?;
     match session.submit(Command::AddPartitions { name: name.clone(), placement, replicas }).await {
         Ok(_) => {}
         Err(error @ MetadataError::PartitionsShrink { .. }) => {
@@ -409,12 +428,13 @@ async fn create_partitions(session: &mut Session<'_>, topic: NewPartitions) -> R
 }
 
 /// Where `count` new partitions go: on a broker alone, the shards that own the fewest;
-/// in a cluster, replicas on the live brokers as the controller places them (one
-/// each: replication is not built yet), `placement` naming each first replica's shard.
+/// in a cluster, `factor` replicas each on the live brokers as the controller places
+/// them, `placement` naming each first replica's shard.
 fn place(
     shard: &Shard,
     state: &MetadataState,
     count: u32,
+    factor: u32,
     start: u32,
 ) -> Result<(Vec<u32>, Vec<crate::metadata::cluster::PartitionState>), Error> {
     if shard.broker.is_none() {
@@ -424,7 +444,7 @@ fn place(
         return Ok((Vec::new(), Vec::new()));
     }
     let replicas =
-        crate::cluster::controller::place(state, count, 1, start).map_err(Error::InvalidReplicationFactor)?;
+        crate::cluster::controller::place(state, count, factor, start).map_err(Error::InvalidReplicationFactor)?;
     let placement = replicas.iter().map(|partition| partition.replicas[0].shard).collect();
     Ok((placement, replicas))
 }

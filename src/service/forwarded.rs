@@ -49,6 +49,10 @@ pub async fn handle(shard: &Rc<Shard>, message: ShardMessage) {
         ShardMessage::Apply { state, reply } => {
             let _ = reply.send(shard.apply(state).await);
         }
+        ShardMessage::Propose { command, reply } => {
+            let shard = shard.clone();
+            spawn_reply(reply, async move { admin::propose(&shard, command).await });
+        }
     }
 }
 

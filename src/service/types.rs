@@ -104,6 +104,9 @@ pub struct NewTopic {
     pub name: String,
     pub partitions: u32,
     pub settings: Vec<Setting>,
+    /// Replicas of each partition; `None`: the broker's default
+    /// (`cluster.default_replication_factor`, 1 on a broker alone).
+    pub replication_factor: Option<u32>,
 }
 
 /// Settings of one topic to change: `set` ones take the given values, `reset` ones go

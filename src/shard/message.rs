@@ -46,4 +46,7 @@ pub enum ShardMessage {
     Group { request: GroupRequest, reply: oneshot::Sender<GroupResponse> },
     /// From shard 0: adopt this metadata (open and close partitions), then reply.
     Apply { state: Arc<MetadataState>, reply: oneshot::Sender<Vec<OpenFailure>> },
+    /// To shard 0: write a command a partition's leader decided (an in-sync replica
+    /// change) to the metadata log.
+    Propose { command: crate::metadata::Command, reply: oneshot::Sender<Result<(), String>> },
 }

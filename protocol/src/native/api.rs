@@ -74,11 +74,12 @@ pub enum ApiKey {
     InitProducerId = 17,
     Authenticate = 18,
     DescribeCluster = 19,
+    ReplicaFetch = 20,
 }
 
 impl ApiKey {
     /// Every api, in key order.
-    pub const ALL: [ApiKey; 20] = [
+    pub const ALL: [ApiKey; 21] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopics,
@@ -99,6 +100,7 @@ impl ApiKey {
         ApiKey::InitProducerId,
         ApiKey::Authenticate,
         ApiKey::DescribeCluster,
+        ApiKey::ReplicaFetch,
     ];
 
     /// The api with this key.

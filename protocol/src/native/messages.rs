@@ -488,3 +488,52 @@ wire_struct! {
         pub topics: Vec<TopicLayout>,
     }
 }
+
+wire_struct! {
+    /// One partition a follower fetches from its leader: the leader epoch it follows,
+    /// where its log ends (`fetch_offset`), the epoch of its last batch
+    /// (`last_fetched_epoch`, -1 when it has none), and how far its log meets the
+    /// topic's durability policy (`acked_offset`: what the leader may count it for).
+    pub struct ReplicaFetchPartition {
+        pub topic: String,
+        pub partition: u32,
+        pub leader_epoch: i32,
+        pub fetch_offset: u64,
+        pub last_fetched_epoch: i32,
+        pub acked_offset: u64,
+    }
+}
+
+wire_struct! {
+    /// ReplicaFetch: a follower broker (at its registered incarnation) fetching the
+    /// partitions it follows from their leader, waiting up to `max_wait_ms` for data.
+    pub struct ReplicaFetchRequest {
+        pub broker: u32,
+        pub broker_epoch: u64,
+        pub max_wait_ms: u32,
+        pub max_bytes: u32,
+        pub partitions: Vec<ReplicaFetchPartition>,
+    }
+}
+
+wire_struct! {
+    /// One partition's answer: the leader's high watermark and log start, and either
+    /// the batches from `fetch_offset` (as stored), or, when the follower's log has
+    /// diverged, the leader's last epoch at or below the follower's and where it ends
+    /// (`diverging_epoch` -1: no divergence), for the follower to truncate there.
+    pub struct ReplicaFetchPartitionResponse {
+        pub topic: String,
+        pub partition: u32,
+        pub error: ErrorCode,
+        pub high_watermark: u64,
+        pub log_start: u64,
+        pub diverging_epoch: i32,
+        pub diverging_end: u64,
+        pub records: Bytes,
+    }
+}
+
+wire_struct! {
+    /// ReplicaFetch response.
+    pub struct ReplicaFetchResponse { pub partitions: Vec<ReplicaFetchPartitionResponse> }
+}

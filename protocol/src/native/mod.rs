@@ -78,6 +78,7 @@ messages! {
     InitProducerId => InitProducerIdRequest, InitProducerIdResponse;
     Authenticate => AuthenticateRequest, AuthenticateResponse;
     DescribeCluster => DescribeClusterRequest, DescribeClusterResponse;
+    ReplicaFetch => ReplicaFetchRequest, ReplicaFetchResponse;
 }
 
 /// Encodes a whole frame (header and payload) into `out`.

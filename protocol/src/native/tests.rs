@@ -87,6 +87,20 @@ fn samples() -> (Vec<Request>, Vec<Response>) {
             token: Bytes::from_static(b"n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL"),
         }),
         Request::DescribeCluster(DescribeClusterRequest {}),
+        Request::ReplicaFetch(ReplicaFetchRequest {
+            broker: 2,
+            broker_epoch: 1_796_411_494_551_488,
+            max_wait_ms: 500,
+            max_bytes: 1 << 20,
+            partitions: vec![ReplicaFetchPartition {
+                topic: "orders".into(),
+                partition: 3,
+                leader_epoch: 4,
+                fetch_offset: 1000,
+                last_fetched_epoch: 3,
+                acked_offset: 990,
+            }],
+        }),
     ];
     let responses = vec![
         Response::ApiVersions(ApiVersionsResponse {
@@ -244,6 +258,18 @@ fn samples() -> (Vec<Request>, Vec<Response>) {
                     replicas: vec![ReplicaPlace { broker: 2, shard: 0 }, ReplicaPlace { broker: 3, shard: 1 }],
                     isr: vec![2],
                 }],
+            }],
+        }),
+        Response::ReplicaFetch(ReplicaFetchResponse {
+            partitions: vec![ReplicaFetchPartitionResponse {
+                topic: "orders".into(),
+                partition: 3,
+                error: ErrorCode::None,
+                high_watermark: 995,
+                log_start: 0,
+                diverging_epoch: -1,
+                diverging_end: 0,
+                records: Bytes::from(crate::BatchBuilder::new().tap_build()),
             }],
         }),
     ];

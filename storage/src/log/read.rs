@@ -8,11 +8,18 @@ impl Log {
     /// Whole batches from the one holding `offset`, up to `max_bytes` but always at
     /// least one batch, and never past the high watermark or the end of a segment.
     pub async fn read(self: &Rc<Self>, offset: u64, max_bytes: usize) -> Result<Batches> {
+        self.read_up_to(offset, max_bytes, u64::MAX).await
+    }
+
+    /// `read`, never past `limit` either (a replicated partition's high watermark,
+    /// which its followers set): the batches returned end at or before it, and the
+    /// answer's high watermark is the lower of the two.
+    pub async fn read_up_to(self: &Rc<Self>, offset: u64, max_bytes: usize, limit: u64) -> Result<Batches> {
         let (start, end) = {
             let state = self.state.borrow();
             (state.start_offset, state.next_offset)
         };
-        let high_watermark = self.visible_end(end);
+        let high_watermark = self.visible_end(end).min(limit);
         if offset < start || offset > end {
             return Err(StorageError::OffsetOutOfRange { offset, start, end });
         }
