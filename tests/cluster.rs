@@ -528,3 +528,63 @@ fn a_replicated_partition_survives_its_leaders_death_with_every_acknowledged_rec
         assert!(cluster.broker(node).stop(), "broker {node} stops cleanly");
     }
 }
+
+#[test]
+fn confluent_kafka_produces_and_consumes_through_a_leader_kill_with_only_retriable_errors() {
+    let mut cluster = Cluster::new(3);
+    cluster.start_all();
+    let mut first = cluster.kafka(1);
+    wait_for("every broker listed", SETTLE, || broker_ids(&metadata(&mut first, 12, &[], false)) == [1, 2, 3]);
+    assert_eq!(create_topic(&mut first, "payments", 3, 3), (0, String::new()));
+    let full = |layout: &[(i32, Vec<i32>)]| layout.iter().all(|(leader, isr)| *leader > 0 && isr == &[1, 2, 3]);
+    wait_for("every replica in sync", SETTLE, || {
+        full(&layout(&metadata(&mut first, 12, &["payments"], false), "payments"))
+    });
+    let led = layout(&metadata(&mut first, 12, &["payments"], false), "payments");
+    let script = common::clients::script("failover.py");
+    let bootstrap = cluster.bootstrap();
+    let python = common::clients::python();
+    let run = std::thread::spawn(move || {
+        let args = [script.to_str().unwrap(), &bootstrap, "payments", "failover-group", "8"];
+        common::run_tool(python.to_str().unwrap(), &args, "")
+    });
+    // Two seconds in, partition 0's leader dies; it comes back three seconds later.
+    std::thread::sleep(Duration::from_secs(2));
+    let victim = led[0].0 as usize;
+    cluster.broker(victim).kill();
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.start(victim);
+    let (ok, stdout, stderr) = run.join().unwrap();
+    assert!(ok, "failover.py failed: {stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let errors = summary["errors"].as_array().unwrap();
+    let fatal: Vec<_> =
+        errors.iter().filter(|e| !e["retriable"].as_bool().unwrap_or(false) && !is_transport(e)).collect();
+    assert!(fatal.is_empty(), "only retriable errors: {fatal:?}");
+    assert!(summary["failed"].as_array().unwrap().is_empty(), "every value delivered: {}", summary["failed"]);
+    let mut acked = rows(&summary["acked"]);
+    let mut consumed = rows(&summary["consumed"]);
+    assert_eq!(acked.len() as u64, summary["sent"].as_u64().unwrap(), "every value acknowledged");
+    acked.sort();
+    consumed.sort();
+    let values: std::collections::BTreeSet<&String> = consumed.iter().map(|row| &row.2).collect();
+    assert_eq!(values.len(), consumed.len(), "no value read twice");
+    assert_eq!(consumed, acked, "every acknowledged value read back once, at its offset");
+    eprintln!(
+        "{} values acknowledged and read back through a leader kill; {} retriable errors",
+        acked.len(),
+        errors.len()
+    );
+    for node in 1..=3 {
+        assert!(cluster.broker(node).stop(), "broker {node} stops cleanly");
+    }
+}
+
+/// A connection-level report (a broker down, all brokers down for a moment): what
+/// librdkafka logs while it reconnects, not an error of a request.
+fn is_transport(error: &serde_json::Value) -> bool {
+    let text = error["error"].as_str().unwrap_or_default();
+    ["_TRANSPORT", "_ALL_BROKERS_DOWN", "Connection refused", "Disconnected", "_RESOLVE"]
+        .iter()
+        .any(|t| text.contains(t))
+}

@@ -334,9 +334,10 @@ fn fetch_returns_whole_batches_long_polls_and_answers_go_in_request_order() {
     }
     let response: FetchResponse = conn.call(ApiKey::Fetch, 11, &fetch_request("events", uuid::Uuid::nil(), 100, 0));
     assert_eq!(response.responses[0].partitions[0].error_code, 1, "OFFSET_OUT_OF_RANGE");
-    // OffsetForLeaderEpoch: epoch 0 ends at the partition's end; a later epoch has no
-    // end; a client ahead of the partition's epoch is told UNKNOWN_LEADER_EPOCH.
-    for (epoch, current, expected) in [(0, 0, (0, 0, 5)), (3, -1, (0, -1, -1)), (0, 1, (75, -1, -1))] {
+    // OffsetForLeaderEpoch: epoch 0 ends at the partition's end; for a later epoch
+    // than any, the latest and where the log ends (as Kafka answers); a client ahead
+    // of the partition's epoch is told UNKNOWN_LEADER_EPOCH.
+    for (epoch, current, expected) in [(0, 0, (0, 0, 5)), (3, -1, (0, 0, 5)), (0, 1, (75, -1, -1))] {
         let mut asked = offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
         asked.partition = 0;
         asked.leader_epoch = epoch;

@@ -356,7 +356,8 @@ async fn fetch_once(
         };
         let point = point.unwrap_or(log.offsets().start).max(log.offsets().start);
         tracing::warn!(partition = %partition.tp(), epoch = answer.diverging_epoch, end = answer.diverging_end, truncate_to = point, "the follower's log diverged from its leader's");
-        partition.truncate_to(point).await.map_err(|e| e.to_string())?;
+        let retention = Duration::from_millis(shard.config.storage.retention_check_interval_ms);
+        partition.truncate_to(point, retention).await.map_err(|e| e.to_string())?;
         return Ok(());
     }
     let mut last = None;
@@ -367,7 +368,7 @@ async fn fetch_once(
             .filter(|&len| at + len <= records.len())
             .ok_or_else(|| "io: the leader's records are not whole batches".to_string())?;
         let batch = BytesMut::from(&records[at..at + len]);
-        last = Some(log.append_replica(batch).await.map_err(|e| e.to_string())?);
+        last = Some(partition.append_replica(batch).await.map_err(|e| e.to_string())?);
         at += len;
     }
     if let Some(appended) = last {

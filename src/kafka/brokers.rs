@@ -47,6 +47,32 @@ pub(super) fn nodes(kafka: &Kafka, state: &MetadataState) -> Vec<Node> {
     nodes
 }
 
+/// The leader epoch of partition `index` of `meta` (KIP-320): the metadata's in a
+/// cluster, `LEADER_EPOCH` on a broker alone.
+pub(super) fn leader_epoch(kafka: &Kafka, meta: &TopicMeta, index: u32) -> i32 {
+    match kafka.shard.broker {
+        None => crate::storage::LEADER_EPOCH,
+        Some(_) => meta.replicas.get(index as usize).map_or(crate::storage::LEADER_EPOCH, |p| p.leader_epoch as i32),
+    }
+}
+
+/// A client's idea of a partition's leader epoch checked against the current one:
+/// older is fenced (it must refresh its metadata), newer unknown here (this broker's
+/// metadata is behind); -1 (not given) passes.
+pub(super) fn check_epoch(kafka: &Kafka, topic: &str, index: u32, claimed: i32) -> Result<(), crate::service::Error> {
+    if claimed < 0 {
+        return Ok(());
+    }
+    let state = kafka.shard.metadata();
+    let Some(meta) = state.topics.get(topic) else { return Ok(()) };
+    let current = leader_epoch(kafka, meta, index);
+    match claimed.cmp(&current) {
+        std::cmp::Ordering::Less => Err(crate::service::Error::FencedLeaderEpoch),
+        std::cmp::Ordering::Greater => Err(crate::service::Error::UnknownLeaderEpoch),
+        std::cmp::Ordering::Equal => Ok(()),
+    }
+}
+
 /// Partition `index` of `meta`: its leader (`None`: offline), replicas and in-sync
 /// replicas, by node id.
 pub(super) fn partition(kafka: &Kafka, meta: &TopicMeta, index: u32) -> (Option<i32>, Vec<i32>, Vec<i32>) {

@@ -24,6 +24,8 @@ pub fn kafka_error(error: &Error) -> ResponseError {
         Error::NotReady => ResponseError::KafkaStorageError,
         Error::ShuttingDown | Error::NotLeader => ResponseError::NotLeaderOrFollower,
         Error::NotCoordinator => ResponseError::NotCoordinator,
+        Error::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
+        Error::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
         Error::Storage(error) => storage_error(error),
         Error::Metadata(error) => metadata_error(error),
         Error::Capacity(error) => capacity_error(error),

@@ -59,7 +59,14 @@ pub async fn handle(
                         (Err(_), _) => Err(Error::OffsetOutOfRange { offset: 0, end: 0 }),
                         (_, Err(_)) => Err(Error::InvalidRequest("negative partition_max_bytes".into())),
                     };
-                    (part.partition, from)
+                    // A client fetching at a stale leader epoch is fenced (KIP-320).
+                    let epoch = match (&name, u32::try_from(part.partition)) {
+                        (Some(name), Ok(index)) => {
+                            super::brokers::check_epoch(kafka, name, index, part.current_leader_epoch)
+                        }
+                        _ => Ok(()),
+                    };
+                    (part.partition, epoch.and(from))
                 })
                 .collect();
             Asked { name, topic_id: topic.topic_id, partitions }

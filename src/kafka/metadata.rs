@@ -68,7 +68,8 @@ pub async fn handle(kafka: &Kafka, ctx: &RequestContext, version: i16, request: 
     let layout = |meta: &TopicMeta, index: u32| {
         let (leader, replicas, isr) = super::brokers::partition(kafka, meta, index);
         // A leader that is not up (fenced, its change not committed yet) is no leader.
-        (leader.filter(|id| up.contains(id)), replicas, isr)
+        let epoch = super::brokers::leader_epoch(kafka, meta, index);
+        (leader.filter(|id| up.contains(id)), replicas, isr, epoch)
     };
     let describe = |version, found, name| describe(version, found, name, &layout);
     let visible = |name: &str| authorize::may_describe_topic(shard, ctx, name);
@@ -167,8 +168,9 @@ pub(super) fn cluster_id(kafka: &Kafka, state: &Arc<MetadataState>) -> String {
     state.topics.get(crate::group::OFFSETS_TOPIC).map_or_else(|| "strand".to_string(), |meta| meta.uuid().to_string())
 }
 
-/// Each partition's leader (`None`: offline), replicas and in-sync replicas.
-type Layout<'a> = dyn Fn(&TopicMeta, u32) -> (Option<i32>, Vec<i32>, Vec<i32>) + 'a;
+/// Each partition's leader (`None`: offline), replicas, in-sync replicas and leader
+/// epoch.
+type Layout<'a> = dyn Fn(&TopicMeta, u32) -> (Option<i32>, Vec<i32>, Vec<i32>, i32) + 'a;
 
 fn describe(
     version: i16,
@@ -188,13 +190,13 @@ fn describe(
                 .map(|index| {
                     let mut partition = MetadataResponsePartition::default();
                     partition.partition_index = index as i32;
-                    let (leader, replicas, isr) = layout(meta, index);
+                    let (leader, replicas, isr, epoch) = layout(meta, index);
                     partition.leader_id = BrokerId(leader.unwrap_or(-1));
                     if leader.is_none() {
                         partition.error_code = ResponseError::LeaderNotAvailable.code();
                     }
                     if version >= 7 {
-                        partition.leader_epoch = crate::storage::LEADER_EPOCH;
+                        partition.leader_epoch = epoch;
                     }
                     partition.replica_nodes = replicas.into_iter().map(BrokerId).collect();
                     partition.isr_nodes = isr.into_iter().map(BrokerId).collect();
@@ -229,7 +231,7 @@ mod tests {
             replicas: Vec::new(),
         };
         use super::super::brokers::NODE_ID;
-        let layout = |_: &TopicMeta, _: u32| (Some(NODE_ID), vec![NODE_ID], vec![NODE_ID]);
+        let layout = |_: &TopicMeta, _: u32| (Some(NODE_ID), vec![NODE_ID], vec![NODE_ID], 0);
         for version in min..=max {
             let topics = vec![
                 describe(version, Ok(&meta), meta.name.clone(), &layout),

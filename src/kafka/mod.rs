@@ -361,7 +361,7 @@ async fn dispatch(kafka: &Kafka, state: &Rc<ConnectionState>, mut frame: BytesMu
             serve!(DeleteGroupsRequest, |kafka, ctx, request| { group_admin::delete(kafka, ctx, request).await })
         }
         ApiKey::OffsetForLeaderEpoch => serve!(OffsetForLeaderEpochRequest, |kafka, ctx, request| {
-            offsets::leader_epochs(&kafka.shard, ctx, request).await
+            offsets::leader_epochs(kafka, ctx, request).await
         }),
         ApiKey::InitProducerId => serve!(InitProducerIdRequest, |kafka, ctx, request| {
             producer_ids::init_producer_id(&kafka.shard, ctx, &request).await

@@ -82,7 +82,7 @@ pub async fn handle(
         let part = &request.topics[t].partitions[p];
         let outcome: Result<ListedOffset, Error> = found.and_then(|looked_up| match looked_up {
             true => answers.next().expect("one answer per partition listed"),
-            false => Ok(ListedOffset { offset: -1, timestamp: -1 }),
+            false => Ok(ListedOffset { offset: -1, timestamp: -1, leader_epoch: -1 }),
         });
         let mut answer = ListOffsetsPartitionResponse::default();
         answer.partition_index = part.partition_index;
@@ -91,7 +91,7 @@ pub async fn handle(
                 answer.offset = listed.offset;
                 answer.timestamp = listed.timestamp;
                 if version >= 4 {
-                    answer.leader_epoch = crate::storage::LEADER_EPOCH;
+                    answer.leader_epoch = listed.leader_epoch;
                 }
             }
             Err(error) => {
@@ -106,27 +106,37 @@ pub async fn handle(
     response
 }
 
-/// OffsetForLeaderEpoch (KIP-101, KIP-320), as a consumer validates its position
-/// after a leader change: the end of the epoch asked for. On one broker every batch
-/// is of epoch `LEADER_EPOCH`, whose end is the partition's end (the high
-/// watermark); an epoch after it has no end (-1, -1), and a client that claims a
-/// current epoch other than the partition's is told FENCED_LEADER_EPOCH (older) or
-/// UNKNOWN_LEADER_EPOCH (newer), as Kafka tells it.
+/// OffsetForLeaderEpoch (KIP-101, KIP-279, KIP-320): where the epoch asked for ends,
+/// from the partition's leader epochs: the largest epoch at or below it and the offset
+/// the next one starts at (the log end for the latest); (-1, -1) when every epoch is
+/// later. A client that claims a current epoch other than the partition's is told
+/// FENCED_LEADER_EPOCH (older) or UNKNOWN_LEADER_EPOCH (newer), as Kafka tells it.
 pub async fn leader_epochs(
-    shard: &Rc<Shard>,
+    kafka: &super::Kafka,
     ctx: &RequestContext,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
-    use crate::storage::LEADER_EPOCH;
+    let shard = &kafka.shard;
     let mut items = Vec::new();
+    let mut checks = Vec::new();
     for topic in &request.topics {
         for part in &topic.partitions {
-            if let Ok(index) = u32::try_from(part.partition) {
-                items.push((TopicPartition::new(topic.topic.0.to_string(), index), OffsetSpec::Latest));
-            }
+            let check = match u32::try_from(part.partition) {
+                Ok(index) => {
+                    let name = topic.topic.0.to_string();
+                    let fenced = super::brokers::check_epoch(kafka, &name, index, part.current_leader_epoch);
+                    if fenced.is_ok() {
+                        items.push((TopicPartition::new(name, index), OffsetSpec::EpochEnd(part.leader_epoch)));
+                    }
+                    Some(fenced)
+                }
+                Err(_) => None,
+            };
+            checks.push(check);
         }
     }
     let mut ends = list_offsets(shard, ctx, items).await.into_iter();
+    let mut checks = checks.into_iter();
     let mut response = OffsetForLeaderEpochResponse::default();
     response.topics = request
         .topics
@@ -142,21 +152,17 @@ pub async fn leader_epochs(
                     answer.partition = part.partition;
                     answer.leader_epoch = -1;
                     answer.end_offset = -1;
-                    let end = if part.partition >= 0 { ends.next() } else { None };
-                    let fenced = match part.current_leader_epoch {
-                        epoch if epoch < 0 || epoch == LEADER_EPOCH => None,
-                        epoch if epoch < LEADER_EPOCH => Some(ResponseError::FencedLeaderEpoch),
-                        _ => Some(ResponseError::UnknownLeaderEpoch),
-                    };
-                    match (end, fenced) {
-                        (None, _) => answer.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                        (Some(Err(error)), _) => answer.error_code = kafka_error(&error).code(),
-                        (Some(Ok(_)), Some(error)) => answer.error_code = error.code(),
-                        (Some(Ok(end)), None) if part.leader_epoch <= LEADER_EPOCH && part.leader_epoch >= 0 => {
-                            answer.leader_epoch = LEADER_EPOCH;
-                            answer.end_offset = end.offset;
-                        }
-                        (Some(Ok(_)), None) => {}
+                    match checks.next().flatten() {
+                        None => answer.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                        Some(Err(error)) => answer.error_code = kafka_error(&error).code(),
+                        Some(Ok(())) => match ends.next() {
+                            None => answer.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                            Some(Err(error)) => answer.error_code = kafka_error(&error).code(),
+                            Some(Ok(end)) => {
+                                answer.leader_epoch = end.leader_epoch;
+                                answer.end_offset = end.offset;
+                            }
+                        },
                     }
                     if answer.error_code != 0 {
                         shard.metrics.error(ctx.listener, Operation::ListOffsets);

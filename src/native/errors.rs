@@ -18,7 +18,8 @@ pub fn code(error: &Error) -> ErrorCode {
             ErrorCode::ClusterAuthorizationFailed
         }
         Error::UnknownPartition => ErrorCode::UnknownPartition,
-        Error::NotLeader | Error::NotCoordinator => ErrorCode::NotLeader,
+        Error::NotLeader | Error::NotCoordinator | Error::UnknownLeaderEpoch => ErrorCode::NotLeader,
+        Error::FencedLeaderEpoch => ErrorCode::StaleEpoch,
         Error::NotReady | Error::ShuttingDown => ErrorCode::NotReady,
         Error::Storage(error) => storage_code(error),
         Error::Metadata(error) => metadata_code(error),

@@ -120,11 +120,34 @@ impl Partition {
         }
     }
 
-    /// A follower's truncation: the log cut before `offset` and reopened.
-    pub async fn truncate_to(&self, offset: u64) -> Result<()> {
+    /// A follower's append of a batch its leader stored, kept as it is; an idempotent
+    /// producer's batch is recorded as the leader recorded it, so that this replica,
+    /// once it leads, answers that producer's retries as the old leader would have.
+    pub async fn append_replica(&self, batch: BytesMut) -> Result<Appended> {
+        let header = BatchHeader::parse(&batch).ok();
+        let appended = self.log().append_replica(batch).await?;
+        if let Some(header) = header.filter(|h| h.producer_id >= 0) {
+            let first = header.base_sequence;
+            let stored = StoredBatch {
+                first_sequence: first,
+                last_sequence: last_sequence(first, header.last_offset_delta.saturating_add(1)),
+                base_offset: appended.base_offset,
+                last_offset: appended.last_offset,
+                max_timestamp: header.max_timestamp,
+            };
+            self.producers.borrow_mut().record(header.producer_id, header.producer_epoch, stored);
+        }
+        Ok(appended)
+    }
+
+    /// A follower's truncation: the log cut before `offset` and reopened; the
+    /// idempotent producers' state rebuilt from what is left.
+    pub async fn truncate_to(&self, offset: u64, retention_interval: std::time::Duration) -> Result<()> {
         let log = self.log();
         let (reopened, _) = log.truncate_to(offset).await?;
+        reopened.start_retention(retention_interval);
         *self.log.borrow_mut() = reopened;
+        self.rebuild_producers().await;
         Ok(())
     }
 

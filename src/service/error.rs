@@ -28,6 +28,12 @@ pub enum Error {
     /// In a cluster: another broker leads the partition, or none does for now.
     #[error("this broker does not lead the partition")]
     NotLeader,
+    /// A client's leader epoch is older than the partition's (KIP-320).
+    #[error("the leader epoch given is older than the partition's")]
+    FencedLeaderEpoch,
+    /// A client's leader epoch is newer than this broker knows.
+    #[error("the leader epoch given is newer than this broker knows")]
+    UnknownLeaderEpoch,
     /// In a cluster: another broker coordinates the group, or none does for now.
     #[error("this broker does not coordinate the group")]
     NotCoordinator,

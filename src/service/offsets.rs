@@ -55,21 +55,35 @@ pub async fn list_local(shard: &Shard, items: Vec<Slotted<OffsetSpec>>) -> Vec<(
             continue;
         };
         let offsets = partition.offsets();
+        let epoch = partition.leader_epoch();
+        let listed = |offset: i64, timestamp: i64| ListedOffset { offset, timestamp, leader_epoch: epoch };
         let answer = match spec {
-            OffsetSpec::Latest => Ok(ListedOffset { offset: offsets.high_watermark as i64, timestamp: -1 }),
-            OffsetSpec::Earliest => Ok(ListedOffset { offset: offsets.start as i64, timestamp: -1 }),
+            OffsetSpec::Latest => Ok(listed(offsets.high_watermark as i64, -1)),
+            OffsetSpec::Earliest => Ok(listed(offsets.start as i64, -1)),
             OffsetSpec::Timestamp(timestamp) => match partition.offset_for_timestamp(timestamp).await {
-                Ok(Some((offset, max_timestamp))) => {
-                    Ok(ListedOffset { offset: offset as i64, timestamp: max_timestamp })
-                }
-                Ok(None) => Ok(ListedOffset { offset: -1, timestamp: -1 }),
+                Ok(Some((offset, max_timestamp))) => Ok(listed(offset as i64, max_timestamp)),
+                Ok(None) => Ok(listed(-1, -1)),
                 Err(error) => Err(Error::from(error)),
             },
             OffsetSpec::MaxTimestamp => match partition.offset_of_max_timestamp().await {
-                Ok(Some((offset, timestamp))) => Ok(ListedOffset { offset: offset as i64, timestamp }),
-                Ok(None) => Ok(ListedOffset { offset: -1, timestamp: -1 }),
+                Ok(Some((offset, timestamp))) => Ok(listed(offset as i64, timestamp)),
+                Ok(None) => Ok(listed(-1, -1)),
                 Err(error) => Err(Error::from(error)),
             },
+            OffsetSpec::EpochEnd(asked) => {
+                let log = partition.log();
+                let epochs = log.leader_epochs();
+                // No epoch recorded: every batch is at epoch 0.
+                let found = if epochs.latest().is_none() {
+                    (asked >= crate::storage::LEADER_EPOCH).then_some((crate::storage::LEADER_EPOCH, offsets.end))
+                } else {
+                    epochs.end_offset_for(asked, offsets.end)
+                };
+                Ok(match found {
+                    Some((found, end)) => ListedOffset { offset: end as i64, timestamp: -1, leader_epoch: found },
+                    None => ListedOffset { offset: -1, timestamp: -1, leader_epoch: -1 },
+                })
+            }
         };
         out.push((slot, answer));
     }

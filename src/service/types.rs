@@ -67,6 +67,9 @@ pub enum OffsetSpec {
     Timestamp(i64),
     /// The record with the newest timestamp (KIP-734).
     MaxTimestamp,
+    /// Where a leader epoch ends (OffsetForLeaderEpoch, KIP-279): the largest epoch at
+    /// or below it and the offset the next one starts at (the log end for the latest).
+    EpochEnd(i32),
 }
 
 /// Work on one partition's records and state, beyond reading and writing them.
@@ -96,6 +99,9 @@ pub type PartitionAnswers = Vec<(usize, Result<PartitionAnswer, Error>)>;
 pub struct ListedOffset {
     pub offset: i64,
     pub timestamp: i64,
+    /// The leader epoch the answer is of: the partition's current one, or for
+    /// `EpochEnd` the epoch whose end it is (-1: none).
+    pub leader_epoch: i32,
 }
 
 /// A topic to create.
