@@ -461,10 +461,21 @@ fn produce_acked(
     for i in first..first + count {
         let value = format!("{topic}-{partition}-{i}");
         let request = common::kafka::produce_request(topic, partition, -1, batch(&[("k", &value)]));
-        let response: kafka_protocol::messages::ProduceResponse = conn.call(ApiKey::Produce, 9, &request);
-        let answer = &response.responses[0].partition_responses[0];
-        assert_eq!(answer.error_code, 0, "{value}: {:?}", answer.error_message);
-        acked.push((i64::from(partition), answer.base_offset, value));
+        // A leader whose metadata just arrived may not have opened the log yet
+        // (KAFKA_STORAGE_ERROR, retriable): try again, as a client does.
+        let deadline = std::time::Instant::now() + SETTLE;
+        let offset = loop {
+            let response: kafka_protocol::messages::ProduceResponse = conn.call(ApiKey::Produce, 9, &request);
+            let answer = &response.responses[0].partition_responses[0];
+            let retriable = answer.error_code == kafka_protocol::ResponseError::KafkaStorageError.code();
+            if retriable && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            assert_eq!(answer.error_code, 0, "{value}: {:?}", answer.error_message);
+            break answer.base_offset;
+        };
+        acked.push((i64::from(partition), offset, value));
     }
     acked
 }
@@ -587,4 +598,61 @@ fn is_transport(error: &serde_json::Value) -> bool {
     ["_TRANSPORT", "_ALL_BROKERS_DOWN", "Connection refused", "Disconnected", "_RESOLVE"]
         .iter()
         .any(|t| text.contains(t))
+}
+
+#[test]
+fn acks_all_is_refused_while_fewer_than_min_insync_replicas_are_in_sync() {
+    let mut cluster = Cluster::new(3);
+    cluster.start_all();
+    let mut first = cluster.kafka(1);
+    wait_for("every broker listed", SETTLE, || broker_ids(&metadata(&mut first, 12, &[], false)) == [1, 2, 3]);
+    let mut topic = kafka_protocol::messages::create_topics_request::CreatableTopic::default();
+    topic.name = common::kafka::name("strict");
+    topic.num_partitions = 1;
+    topic.replication_factor = 3;
+    let mut config = kafka_protocol::messages::create_topics_request::CreatableTopicConfig::default();
+    config.name = kafka_protocol::protocol::StrBytes::from_static_str("min.insync.replicas");
+    config.value = Some(kafka_protocol::protocol::StrBytes::from_static_str("3"));
+    topic.configs = vec![config];
+    let mut request = CreateTopicsRequest::default();
+    request.topics = vec![topic];
+    request.timeout_ms = 30_000;
+    let response: CreateTopicsResponse = first.call(ApiKey::CreateTopics, 5, &request);
+    assert_eq!(response.topics[0].error_code, 0, "{:?}", response.topics[0].error_message);
+    let full = |layout: &[(i32, Vec<i32>)]| layout.iter().all(|(leader, isr)| *leader > 0 && isr == &[1, 2, 3]);
+    wait_for("every replica in sync", SETTLE, || {
+        full(&layout(&metadata(&mut first, 12, &["strict"], false), "strict"))
+    });
+    let leader = layout(&metadata(&mut first, 12, &["strict"], false), "strict")[0].0 as usize;
+    let mut conn = cluster.kafka(leader);
+    assert_eq!(produce_acked(&mut conn, "strict", 0, 0, 3).len(), 3, "all three in sync: acks=all is taken");
+    // A follower dies: the in-sync set shrinks to two, below the topic's three.
+    let follower = (1..=3).find(|&n| n != leader).unwrap();
+    cluster.broker(follower).kill();
+    wait_for("the in-sync set shrunk", SETTLE, || {
+        layout(&metadata(&mut conn, 12, &["strict"], false), "strict")[0].1.len() == 2
+    });
+    let request = common::kafka::produce_request("strict", 0, -1, batch(&[("k", "refused")]));
+    let response: kafka_protocol::messages::ProduceResponse = conn.call(ApiKey::Produce, 9, &request);
+    let answer = &response.responses[0].partition_responses[0];
+    assert_eq!(
+        answer.error_code,
+        kafka_protocol::ResponseError::NotEnoughReplicas.code(),
+        "{:?}",
+        answer.error_message
+    );
+    // acks=1 asks for no more than the leader: taken.
+    let request = common::kafka::produce_request("strict", 0, 1, batch(&[("k", "leader only")]));
+    let response: kafka_protocol::messages::ProduceResponse = conn.call(ApiKey::Produce, 9, &request);
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(response.responses[0].partition_responses[0].base_offset, 3, "the refused batch was not appended");
+    // The follower returns and catches up: acks=all is taken again.
+    cluster.start(follower);
+    wait_for("all three in sync again", SETTLE, || {
+        full(&layout(&metadata(&mut conn, 12, &["strict"], false), "strict"))
+    });
+    assert_eq!(produce_acked(&mut conn, "strict", 0, 10, 1)[0].1, 4);
+    for node in 1..=3 {
+        assert!(cluster.broker(node).stop(), "broker {node} stops cleanly");
+    }
 }

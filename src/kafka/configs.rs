@@ -4,10 +4,11 @@
 //!
 //! Mapped: `retention.ms`, `retention.bytes` (-1: keep forever), `segment.bytes`,
 //! `segment.ms`, `index.interval.bytes`, `max.message.bytes` (the largest batch),
-//! `message.timestamp.type` (`CreateTime`, `LogAppendTime`). Strand's own settings
+//! `message.timestamp.type` (`CreateTime`, `LogAppendTime`), `min.insync.replicas`
+//! (what acks=all needs in sync in a cluster). Strand's own settings
 //! with no Kafka name (`fsync`, `fsync_interval_ms`) are accepted and described under
 //! their own names. Read-only, described for clients that look: `cleanup.policy`
-//! (`delete`; compaction is not served yet), `min.insync.replicas` (1, one broker).
+//! (`delete`; compaction is not served yet).
 //! Any other name is refused with INVALID_CONFIG naming it.
 
 use crate::storage::Setting;
@@ -21,13 +22,14 @@ const MAPPED: &[(&str, &str)] = &[
     ("index.interval.bytes", "index_interval_bytes"),
     ("max.message.bytes", "batch_bytes_max"),
     ("message.timestamp.type", "timestamp_source"),
+    ("min.insync.replicas", "min_insync_replicas"),
 ];
 
 /// Strand's settings described and set under their own names.
 const OWN: &[&str] = &["fsync", "fsync_interval_ms"];
 
 /// Described, never set (a value other than the one described is refused).
-const FIXED: &[(&str, &str)] = &[("cleanup.policy", "delete"), ("min.insync.replicas", "1")];
+const FIXED: &[(&str, &str)] = &[("cleanup.policy", "delete")];
 
 /// Strand's setting for a Kafka config entry (the value translated too).
 pub fn to_strand(name: &str, value: &str) -> Result<Option<Setting>, String> {

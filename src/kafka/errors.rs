@@ -25,6 +25,7 @@ pub fn kafka_error(error: &Error) -> ResponseError {
         Error::ShuttingDown | Error::NotLeader => ResponseError::NotLeaderOrFollower,
         Error::NotCoordinator => ResponseError::NotCoordinator,
         Error::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
+        Error::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
         Error::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
         Error::Storage(error) => storage_error(error),
         Error::Metadata(error) => metadata_error(error),

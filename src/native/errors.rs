@@ -20,6 +20,7 @@ pub fn code(error: &Error) -> ErrorCode {
         Error::UnknownPartition => ErrorCode::UnknownPartition,
         Error::NotLeader | Error::NotCoordinator | Error::UnknownLeaderEpoch => ErrorCode::NotLeader,
         Error::FencedLeaderEpoch => ErrorCode::StaleEpoch,
+        Error::NotEnoughReplicas { .. } => ErrorCode::NotEnoughReplicas,
         Error::NotReady | Error::ShuttingDown => ErrorCode::NotReady,
         Error::Storage(error) => storage_code(error),
         Error::Metadata(error) => metadata_code(error),

@@ -120,6 +120,15 @@ impl Partition {
         }
     }
 
+    /// For `acks = all`: the in-sync replicas and the topic's `min_insync_replicas`,
+    /// when there are fewer in sync (a replicated partition only).
+    pub fn short_of_min_isr(&self) -> Option<(u32, u32)> {
+        let replication = self.replication()?;
+        let in_sync = replication.placement().isr.len() as u32;
+        let required = self.log().config().min_insync_replicas;
+        (in_sync < required).then_some((in_sync, required))
+    }
+
     /// A follower's append of a batch its leader stored, kept as it is; an idempotent
     /// producer's batch is recorded as the leader recorded it, so that this replica,
     /// once it leads, answers that producer's retries as the old leader would have.

@@ -28,6 +28,9 @@ pub enum Error {
     /// In a cluster: another broker leads the partition, or none does for now.
     #[error("this broker does not lead the partition")]
     NotLeader,
+    /// acks=all with fewer replicas in sync than the topic's `min_insync_replicas`.
+    #[error("{in_sync} replicas are in sync; the topic's min_insync_replicas is {required}")]
+    NotEnoughReplicas { in_sync: u32, required: u32 },
     /// A client's leader epoch is older than the partition's (KIP-320).
     #[error("the leader epoch given is older than the partition's")]
     FencedLeaderEpoch,

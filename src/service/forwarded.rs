@@ -13,7 +13,7 @@ pub async fn handle(shard: &Rc<Shard>, message: ShardMessage) {
     crate::metrics::ShardMetrics::count(&shard.metrics.forwards_in, 1);
     match message {
         ShardMessage::Produce { acks, deadline, items, reply } => {
-            let appending = produce::append_local(shard, items).await;
+            let appending = produce::append_local(shard, items, acks).await;
             glommio::spawn_local(async move {
                 let _ = reply.send(produce::settle_local(appending, acks, deadline).await);
             })

@@ -53,7 +53,7 @@ pub async fn produce(
         shard.forward(owner, ShardMessage::Produce { acks, deadline: ctx.deadline, items, reply }).await;
         remote.push((slots, receiver));
     }
-    let local = append_local(shard, local_items).await;
+    let local = append_local(shard, local_items, acks).await;
     Pending { acks, deadline: ctx.deadline, local, remote, answers: routed.answers }
 }
 
@@ -75,20 +75,26 @@ impl Pending {
 }
 
 /// Appends every item, in order, on this shard. Resolves when all are sequenced.
-pub async fn append_local(shard: &Shard, items: Vec<Slotted<BytesMut>>) -> Vec<Appending> {
+pub async fn append_local(shard: &Shard, items: Vec<Slotted<BytesMut>>, acks: Acks) -> Vec<Appending> {
     let mut out = Vec::with_capacity(items.len());
     for item in items {
-        out.push(append_item(shard, item).await);
+        out.push(append_item(shard, item, acks).await);
     }
     out
 }
 
-async fn append_item(shard: &Shard, item: Slotted<BytesMut>) -> Appending {
+async fn append_item(shard: &Shard, item: Slotted<BytesMut>, acks: Acks) -> Appending {
     let Slotted { slot, tp, item: mut records } = item;
     let Some(partition) = shard.logs.get(&tp) else {
         // Owned here by metadata but not open: it failed to open, or is being deleted.
         return Appending::Done(slot, Err(Error::NotReady));
     };
+    // acks=all needs min.insync.replicas in sync, or nothing is appended.
+    if acks == Acks::Durable {
+        if let Some((in_sync, required)) = partition.short_of_min_isr() {
+            return Appending::Done(slot, Err(Error::NotEnoughReplicas { in_sync, required }));
+        }
+    }
     let Some(lengths) = batch_lengths(&records) else {
         let error = crate::storage::StorageError::InvalidBatch(strand_protocol::BatchError::Empty);
         return Appending::Done(slot, Err(Error::from(error)));

@@ -49,6 +49,9 @@ pub struct TopicConfig {
     pub batch_bytes_max: u32,
     /// Which timestamp a batch keeps.
     pub timestamp_source: TimestampSource,
+    /// In a cluster, `acks = all` is refused (nothing appended) while fewer replicas
+    /// than this are in sync (Kafka's `min.insync.replicas`).
+    pub min_insync_replicas: u32,
 }
 
 impl Default for TopicConfig {
@@ -63,6 +66,7 @@ impl Default for TopicConfig {
             index_interval_bytes: 4096,
             batch_bytes_max: 1_048_588,
             timestamp_source: TimestampSource::CreateTime,
+            min_insync_replicas: 1,
         }
     }
 }
@@ -71,6 +75,9 @@ impl TopicConfig {
     /// Checks every value against its allowed range; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
         const SEGMENT_BYTES_MIN: u64 = 64 * 1024;
+        if self.min_insync_replicas == 0 {
+            return Err("min_insync_replicas = 0: must be at least 1".into());
+        }
         if self.segment_bytes < SEGMENT_BYTES_MIN {
             return Err(format!("segment_bytes = {}: must be at least {SEGMENT_BYTES_MIN}", self.segment_bytes));
         }

@@ -94,6 +94,9 @@ pub enum ErrorCode {
     /// 38: in a cluster, the partition is led by another broker, or by none for now
     /// (its broker is down): refresh metadata and retry there.
     NotLeader,
+    /// 39: `durable` acks with fewer replicas in sync than the topic's
+    /// `min_insync_replicas`; nothing was appended.
+    NotEnoughReplicas,
     /// A code this version of the crate does not know.
     Other(u16),
 }
@@ -141,13 +144,14 @@ impl ErrorCode {
             ErrorCode::UnsupportedMechanism => 36,
             ErrorCode::StaleEpoch => 37,
             ErrorCode::NotLeader => 38,
+            ErrorCode::NotEnoughReplicas => 39,
             ErrorCode::Other(code) => code,
         }
     }
 
     /// The error with this code.
     pub fn from_code(code: u16) -> ErrorCode {
-        const KNOWN: [ErrorCode; 39] = [
+        const KNOWN: [ErrorCode; 40] = [
             ErrorCode::None,
             ErrorCode::MalformedRequest,
             ErrorCode::UnknownApi,
@@ -187,6 +191,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMechanism,
             ErrorCode::StaleEpoch,
             ErrorCode::NotLeader,
+            ErrorCode::NotEnoughReplicas,
         ];
         KNOWN.get(code as usize).copied().unwrap_or(ErrorCode::Other(code))
     }
@@ -202,6 +207,7 @@ impl ErrorCode {
                 | ErrorCode::ResourceLimit
                 | ErrorCode::StaleEpoch
                 | ErrorCode::NotLeader
+                | ErrorCode::NotEnoughReplicas
         )
     }
 }
