@@ -20,6 +20,10 @@ pub enum TopicCommand {
         /// How many partitions (1 to 100000); each reserves its segment size on disk.
         #[arg(long, allow_negative_numbers = true, value_parser = super::parse_partitions)]
         partitions: u32,
+        /// Replicas of each partition, on as many brokers of a cluster (default: the
+        /// cluster's default_replication_factor; a broker alone holds one).
+        #[arg(long, allow_negative_numbers = true, value_parser = super::parse_u32)]
+        replication_factor: Option<u32>,
         #[command(flatten)]
         settings: Settings,
         #[command(flatten)]
@@ -33,8 +37,8 @@ pub enum TopicCommand {
         #[command(flatten)]
         broker: super::BrokerArgs,
     },
-    /// Show a topic's partitions (owning shard, earliest and latest offsets) and its
-    /// configuration.
+    /// Show a topic's partitions (leader, replicas, in-sync replicas, the leader's
+    /// shard, earliest and latest offsets) and its configuration.
     Describe {
         /// The topic to describe.
         name: String,
@@ -128,8 +132,11 @@ impl Settings {
 
 pub fn run(command: TopicCommand) -> anyhow::Result<()> {
     match command {
-        TopicCommand::Create { name, partitions, settings, broker } => {
-            let entries = settings.entries()?;
+        TopicCommand::Create { name, partitions, replication_factor, settings, broker } => {
+            let mut entries = settings.entries()?;
+            if let Some(factor) = replication_factor {
+                entries.push(("replication_factor".into(), factor.to_string()));
+            }
             let client = connect(&broker)?;
             let pairs: Vec<(&str, &str)> = entries.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             block_on(client.create_topic(&name, partitions, &pairs))?;

@@ -15,11 +15,12 @@ pub async fn create_topics(shard: &Rc<Shard>, ctx: &RequestContext, request: Cre
     let topics = request
         .topics
         .into_iter()
-        .map(|t| NewTopic {
-            name: t.name,
-            partitions: t.partitions,
-            settings: settings(t.configs),
-            replication_factor: None,
+        .map(|t| {
+            // `replication_factor` rides with the settings (SPEC.md, CreateTopics).
+            let (factor, configs): (Vec<ConfigEntry>, Vec<ConfigEntry>) =
+                t.configs.into_iter().partition(|entry| entry.key == "replication_factor");
+            let replication_factor = factor.last().map(|entry| entry.value.trim().parse::<u32>().unwrap_or(0));
+            NewTopic { name: t.name, partitions: t.partitions, settings: settings(configs), replication_factor }
         })
         .collect();
     let results = results(admin::run(shard, ctx, AdminRequest::CreateTopics(topics)).await);

@@ -438,6 +438,11 @@ fn place(
     start: u32,
 ) -> Result<(Vec<u32>, Vec<crate::metadata::cluster::PartitionState>), Error> {
     if shard.broker.is_none() {
+        if factor != 1 {
+            return Err(Error::InvalidReplicationFactor(format!(
+                "replication factor {factor}: one broker holds one replica"
+            )));
+        }
         return Ok((place_partitions(state, count, shard.count), Vec::new()));
     }
     if count == 0 {
