@@ -656,3 +656,98 @@ fn acks_all_is_refused_while_fewer_than_min_insync_replicas_are_in_sync() {
         assert!(cluster.broker(node).stop(), "broker {node} stops cleanly");
     }
 }
+
+/// What the nemesis does to one broker in a round.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// SIGKILL, then a restart.
+    Kill,
+    /// SIGSTOP for a while (past its session), then SIGCONT.
+    Pause,
+    /// SIGTERM (controlled shutdown), then a restart.
+    Stop,
+}
+
+/// Rounds of faults the nemesis test runs: `STRAND_FAULT_ROUNDS` (the documented long
+/// run sets 100), 6 by default.
+fn fault_rounds() -> usize {
+    std::env::var("STRAND_FAULT_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(6)
+}
+
+#[test]
+fn a_nemesis_kills_pauses_and_stops_brokers_while_idempotent_producers_write_and_nothing_acknowledged_is_lost() {
+    let rounds = fault_rounds();
+    let mut cluster = Cluster::new(3);
+    cluster.start_all();
+    let mut first = cluster.kafka(1);
+    wait_for("every broker listed", SETTLE, || broker_ids(&metadata(&mut first, 12, &[], false)) == [1, 2, 3]);
+    assert_eq!(create_topic(&mut first, "history", 3, 3), (0, String::new()));
+    let full = |layout: &[(i32, Vec<i32>)]| layout.iter().all(|(leader, isr)| *leader > 0 && isr == &[1, 2, 3]);
+    wait_for("every replica in sync", SETTLE, || {
+        full(&layout(&metadata(&mut first, 12, &["history"], false), "history"))
+    });
+    // The writer: confluent-kafka, idempotent, acks=all, for as long as the faults last.
+    let seconds = rounds * 8 + 4;
+    let script = common::clients::script("failover.py");
+    let (bootstrap, python) = (cluster.bootstrap(), common::clients::python());
+    let writer = std::thread::spawn(move || {
+        let args = [script.to_str().unwrap(), &bootstrap, "history", "history-group", &seconds.to_string()];
+        // The writing, then its flush and the read back (a minute each at most).
+        let limit = Duration::from_secs(seconds as u64 * 2 + 180);
+        common::run_tool_within(python.to_str().unwrap(), &args, "", limit)
+    });
+    let mut random = rand::thread_rng();
+    let mut done = Vec::new();
+    for round in 0..rounds {
+        std::thread::sleep(Duration::from_secs(1));
+        let node = rand::Rng::gen_range(&mut random, 1..=3usize);
+        let fault = [Fault::Kill, Fault::Pause, Fault::Stop][rand::Rng::gen_range(&mut random, 0..3usize)];
+        let pid = cluster.broker(node).pid() as i32;
+        match fault {
+            Fault::Kill => cluster.broker(node).kill(),
+            // SAFETY: signals to a PID this test started and has not reaped.
+            Fault::Pause => unsafe {
+                libc::kill(pid, libc::SIGSTOP);
+            },
+            Fault::Stop => assert!(cluster.broker(node).stop(), "round {round}: broker {node} stops cleanly"),
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        match fault {
+            Fault::Kill | Fault::Stop => cluster.start(node),
+            // SAFETY: as above.
+            Fault::Pause => unsafe {
+                libc::kill(pid, libc::SIGCONT);
+            },
+        }
+        // Healed: every replica back in sync before the next fault.
+        let other = if node == 1 { 2 } else { 1 };
+        let mut conn = cluster.kafka(other);
+        wait_for("every replica in sync again", Duration::from_secs(60), || {
+            full(&layout(&metadata(&mut conn, 12, &["history"], false), "history"))
+        });
+        done.push(format!("{fault:?} {node}"));
+    }
+    let (ok, stdout, stderr) = writer.join().unwrap();
+    assert!(ok, "failover.py failed: {stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let mut acked = rows(&summary["acked"]);
+    acked.sort();
+    assert!(
+        summary["failed"].as_array().unwrap().is_empty(),
+        "every value delivered in the end: {}",
+        summary["failed"]
+    );
+    // The checker, over the whole history: every acknowledged value read back once, at
+    // the offset it was acknowledged at; no value twice; the same answer on a second
+    // read through another broker (offsets do not move or change value between reads).
+    let first_read = read_all(&cluster, 1, "history", acked.len());
+    let second_read = read_all(&cluster, 3, "history", acked.len());
+    let values: std::collections::BTreeSet<&String> = first_read.iter().map(|row| &row.2).collect();
+    assert_eq!(values.len(), first_read.len(), "no value stored twice");
+    assert_eq!(first_read, acked, "every acknowledged value, once, at its offset ({} rounds: {done:?})", rounds);
+    assert_eq!(second_read, first_read, "a second read through another broker finds the same history");
+    eprintln!("{rounds} fault rounds ({done:?}): {} values acknowledged, 0 lost, 0 divergent offsets", acked.len());
+    for node in 1..=3 {
+        assert!(cluster.broker(node).stop(), "broker {node} stops cleanly");
+    }
+}

@@ -2,6 +2,7 @@
 //! criterion benches in `benches/`.
 
 pub mod broker_bench;
+pub mod cluster_bench;
 pub mod compare;
 pub mod engine;
 pub mod kafka_wire;

@@ -171,6 +171,39 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// A cluster of brokers from this build on this machine: produce throughput
+    /// (durable acks) at replication factor 1 and 3 in alternating rounds, then the
+    /// time from a leader's SIGKILL to the first acknowledged produce on the new one,
+    /// beside the limits of the same run.
+    Cluster {
+        /// Directory on the disk to measure (not tmpfs); the brokers' data.
+        #[arg(long, default_value = "strand-bench-data")]
+        dir: PathBuf,
+        /// Brokers (every one a voter): 3 or 5.
+        #[arg(long, default_value_t = 3, value_parser = parse_brokers)]
+        brokers: usize,
+        /// Record size.
+        #[arg(long, default_value_t = 1024)]
+        record_bytes: usize,
+        /// Bytes produced per round at each replication factor.
+        #[arg(long, default_value_t = 256 << 20)]
+        bytes: u64,
+        /// Throughput rounds (each factor once per round).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Leader kills measured.
+        #[arg(long, default_value_t = 20)]
+        failovers: usize,
+        /// The topics' fsync policy: always, interval or never.
+        #[arg(long, default_value = "always", value_parser = ["always", "interval", "never"])]
+        fsync: String,
+        /// Core of the load generator.
+        #[arg(long, default_value_t = 1)]
+        load_cpu: usize,
+        /// Also write the results as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// The partition log's append and read throughput beside the disk's raw limits.
     Log {
         /// Directory on the disk to measure (not tmpfs); emptied of what the run writes.
@@ -192,6 +225,14 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+}
+
+/// A cluster's broker count: 3 or 5 (every broker is a voter of the quorum).
+fn parse_brokers(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(count @ (3 | 5)) => Ok(count),
+        _ => Err(format!("{value:?}: 3 or 5 (every broker is a voter)")),
+    }
 }
 
 fn main() {
@@ -325,6 +366,42 @@ fn run(command: Command) -> anyhow::Result<()> {
             let (rows, latencies) = strand_bench::broker_bench::run(&settings)?;
             if let Some(path) = json {
                 let report = serde_json::json!({ "settings": settings, "rows": rows, "latency": latencies });
+                std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
+            }
+            Ok(())
+        }
+        Command::Cluster { dir, brokers, record_bytes, bytes, rounds, failovers, fsync, load_cpu, json } => {
+            use strand_bench::cluster_bench;
+            let settings = cluster_bench::Settings {
+                dir: cluster_bench::default_dir(&dir),
+                brokers,
+                record_bytes,
+                bytes,
+                rounds,
+                failovers,
+                fsync,
+                load_cpu,
+            };
+            limits(dir, 1 << 30, vec![0, 1], None)?;
+            let (rows, failovers) = cluster_bench::run(&settings)?;
+            let of = |factor: u32| -> Vec<f64> {
+                rows.iter().filter(|r| r.replication_factor == factor).map(|r| r.rate.bytes_per_s()).collect()
+            };
+            let (rf1, _) = cluster_bench::median_and_worst(&of(1));
+            let (rf3, _) = cluster_bench::median_and_worst(&of(3));
+            println!(
+                "median: replication factor 1 {:.1} MB/s, 3 {:.1} MB/s: {:.2} of it",
+                rf1 / 1e6,
+                rf3 / 1e6,
+                rf3 / rf1
+            );
+            if !failovers.is_empty() {
+                let times: Vec<f64> = failovers.iter().map(|f| f.seconds).collect();
+                let (median, worst) = cluster_bench::median_and_worst(&times);
+                println!("failover over {} kills: median {median:.3} s, worst {worst:.3} s", times.len());
+            }
+            if let Some(path) = json {
+                let report = serde_json::json!({ "settings": settings, "throughput": rows, "failovers": failovers });
                 std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
             }
             Ok(())

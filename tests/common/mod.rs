@@ -290,6 +290,11 @@ pub fn strand(args: &[&str], stdin: &str) -> (bool, String, String) {
 /// Runs `program` with `args` and `stdin`, for at most a minute: whether it succeeded,
 /// its stdout and its stderr.
 pub fn run_tool(program: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
+    run_tool_within(program, args, stdin, Duration::from_secs(60))
+}
+
+/// `run_tool`, for at most `limit`.
+pub fn run_tool_within(program: &str, args: &[&str], stdin: &str, limit: Duration) -> (bool, String, String) {
     use std::io::Write;
     let mut child = Command::new(program)
         .args(args)
@@ -312,7 +317,7 @@ pub fn run_tool(program: &str, args: &[&str], stdin: &str) -> (bool, String, Str
     };
     let stdout = read(Box::new(child.stdout.take().unwrap()));
     let stderr = read(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + limit;
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -320,7 +325,7 @@ pub fn run_tool(program: &str, args: &[&str], stdin: &str) -> (bool, String, Str
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{program} {args:?} did not finish within a minute");
+            panic!("{program} {args:?} did not finish within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(10));
     };

@@ -32,7 +32,13 @@ producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idem
 start = time.time()
 i = 0
 while time.time() - start < seconds:
-    producer.produce(topic, key=f"key-{i}".encode(), value=f"value-{i}".encode(), on_delivery=delivered)
+    while True:
+        try:
+            producer.produce(topic, key=f"key-{i}".encode(), value=f"value-{i}".encode(), on_delivery=delivered)
+            break
+        except BufferError:
+            # The client's queue is full while a leader is away: wait for room.
+            producer.poll(0.1)
     producer.poll(0)
     i += 1
     if i % 50 == 0:
