@@ -71,11 +71,13 @@ impl Drop for Node {
     }
 }
 
-/// A run of `count` ports free together, below the ephemeral range.
-fn free_ports(count: u16) -> anyhow::Result<u16> {
+/// A run of `count` ports free together, below the ephemeral range, and clear of the
+/// runs `taken` already.
+fn free_ports(count: u16, taken: &[u16]) -> anyhow::Result<u16> {
     for attempt in 0..2000u32 {
-        let base = 20_000 + ((std::process::id() * 7919 + attempt * 104_729) % 10_000) as u16;
-        let all = (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        let base = 20_000 + ((std::process::id().wrapping_mul(7919) + attempt * 104_729) % 10_000) as u16;
+        let clear = taken.iter().all(|&other| base + count <= other || other + count <= base);
+        let all = clear && (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
         if all {
             return Ok(base);
         }
@@ -86,7 +88,11 @@ fn free_ports(count: u16) -> anyhow::Result<u16> {
 /// Writes each broker's configuration: one shard each, on the cores in turn.
 fn configure(settings: &Settings) -> anyhow::Result<Vec<Node>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let ports: Vec<u16> = (0..settings.brokers).map(|_| free_ports(5)).collect::<anyhow::Result<_>>()?;
+    let mut ports: Vec<u16> = Vec::new();
+    for _ in 0..settings.brokers {
+        let base = free_ports(5, &ports)?;
+        ports.push(base);
+    }
     let voters: Vec<String> =
         ports.iter().enumerate().map(|(i, base)| format!("\"{}@127.0.0.1:{}\"", i + 1, base + 3)).collect();
     let _ = std::fs::remove_dir_all(&settings.dir);
@@ -129,11 +135,17 @@ fn start(nodes: &mut [Node]) -> anyhow::Result<()> {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        // SAFETY: prctl in the forked child before exec (async-signal-safe): the
-        // broker gets SIGTERM if this process dies first.
+        // SAFETY: prctl and sched_setaffinity in the forked child before exec, both
+        // async-signal-safe: the broker gets SIGTERM if this process dies first, and may
+        // run on every core whatever core this thread is pinned to.
         unsafe {
             command.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                let mut every: libc::cpu_set_t = std::mem::zeroed();
+                for cpu in 0..libc::CPU_SETSIZE as usize {
+                    libc::CPU_SET(cpu, &mut every);
+                }
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &every);
                 Ok(())
             });
         }
@@ -198,6 +210,8 @@ pub struct FailoverRow {
     pub killed: u32,
     pub new_leader: Option<u32>,
     pub seconds: f64,
+    /// When the metadata (from a surviving broker) first named another leader.
+    pub metadata_seconds: f64,
 }
 
 fn client(bootstrap: &str) -> anyhow::Result<Client> {
@@ -245,6 +259,16 @@ pub fn run(settings: &Settings) -> anyhow::Result<(Vec<ThroughputRow>, Vec<Failo
     start(&mut nodes)?;
     let bootstrap = nodes[0].bootstrap();
     let admin = client(&bootstrap)?;
+    // Registered brokers are fenced until the controller hears their heartbeats.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let cluster = block_on(admin.describe_cluster())?;
+        if cluster.brokers.len() == settings.brokers && cluster.brokers.iter().all(|b| !b.fenced) {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the brokers were not all alive within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     crate::limits::pin_to(settings.load_cpu)?;
     let partitions = settings.brokers as u32;
     let mut rows = Vec::new();
@@ -286,8 +310,9 @@ fn failovers(settings: &Settings, nodes: &mut [Node]) -> anyhow::Result<Vec<Fail
         wait_in_sync(&admin, topic, Duration::from_secs(60))?;
         let leader = leader_of(&admin, topic)?.ok_or_else(|| anyhow::anyhow!("no leader"))?;
         // The producer's bootstrap is a broker that is not killed.
-        let survivor = nodes.iter().find(|n| n.id as u32 != leader && n.child.is_some()).expect("a survivor");
-        let producer_client = client(&survivor.bootstrap())?;
+        let survivor =
+            nodes.iter().find(|n| n.id as u32 != leader && n.child.is_some()).expect("a survivor").bootstrap();
+        let producer_client = client(&survivor)?;
         let config = ProducerConfig {
             acks: Acks::Durable,
             linger: Duration::ZERO,
@@ -300,6 +325,20 @@ fn failovers(settings: &Settings, nodes: &mut [Node]) -> anyhow::Result<Vec<Fail
         producer.send(ProducerRecord::new(topic, b"before".as_slice()).partition(0))?.wait()?;
         let killed_at = Instant::now();
         nodes[leader as usize - 1].kill();
+        // When the metadata names another leader (seen from the producer's broker).
+        let watcher = {
+            let (survivor, leader) = (survivor.clone(), leader);
+            std::thread::spawn(move || -> Option<Duration> {
+                let client = client(&survivor).ok()?;
+                while killed_at.elapsed() < Duration::from_secs(60) {
+                    if leader_of(&client, topic).ok().flatten().is_some_and(|now| now != leader) {
+                        return Some(killed_at.elapsed());
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                None
+            })
+        };
         let mut acked = None;
         while acked.is_none() {
             anyhow::ensure!(killed_at.elapsed() < Duration::from_secs(60), "no produce acknowledged within 60 s");
@@ -308,10 +347,13 @@ fn failovers(settings: &Settings, nodes: &mut [Node]) -> anyhow::Result<Vec<Fail
                 acked = Some(killed_at.elapsed());
             }
         }
+        let moved = watcher.join().ok().flatten().map_or(-1.0, |d| d.as_secs_f64());
         let seconds = acked.expect("set above").as_secs_f64();
         let new_leader = leader_of(&producer_client, topic).ok().flatten();
-        println!("failover {round}: broker {leader} killed; broker {new_leader:?} acknowledged after {seconds:.3} s");
-        rows.push(FailoverRow { round, killed: leader, new_leader, seconds });
+        println!(
+            "failover {round}: broker {leader} killed; the metadata named another leader after {moved:.3} s; broker {new_leader:?} acknowledged after {seconds:.3} s"
+        );
+        rows.push(FailoverRow { round, killed: leader, new_leader, seconds, metadata_seconds: moved });
         drop(producer);
         start(nodes)?;
     }

@@ -738,9 +738,16 @@ fn on_response(shared: &Arc<Shared>, address: SocketAddr, batches: Vec<ReadyBatc
     for (mut batch, outcome) in batches.into_iter().zip(outcomes) {
         match outcome {
             Err(error) if retriable(&error, &batch) && batch.attempts < shared.config.retries && !state.closed => {
-                // The partition moved (a new leader, a stale epoch): metadata again
-                // before the retry goes out.
-                if matches!(error, ClientError::Broker { code: ErrorCode::NotLeader | ErrorCode::StaleEpoch, .. }) {
+                // The partition moved (a new leader, a stale epoch), or its broker is
+                // gone: metadata again before the retry goes out.
+                let moved = matches!(
+                    error,
+                    ClientError::Broker { code: ErrorCode::NotLeader | ErrorCode::StaleEpoch, .. }
+                        | ClientError::Disconnected { .. }
+                        | ClientError::Connect { .. }
+                        | ClientError::Timeout { .. }
+                );
+                if moved {
                     state.metadata_at = None;
                 }
                 batch.attempts += 1;

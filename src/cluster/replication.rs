@@ -207,6 +207,9 @@ fn propose_isr(shard: &Rc<Shard>, partition: &Rc<Partition>, placement: &Placeme
 /// A follower's fetcher: fetches from the leader the metadata names until the
 /// placement changes (another leader, another epoch, this broker leading).
 async fn follow(shard: Rc<Shard>, partition: Rc<Partition>, started: Placement) {
+    if let Role::Follower(Some(leader)) = started.role {
+        tracing::info!(partition = %partition.tp(), leader, epoch = started.leader_epoch, "following the partition's leader");
+    }
     let mut connection: Option<(std::net::SocketAddr, glommio::net::TcpStream, BytesMut)> = None;
     let mut correlation = 0u32;
     let mut failures = 0u32;
