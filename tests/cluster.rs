@@ -722,9 +722,18 @@ fn a_nemesis_kills_pauses_and_stops_brokers_while_idempotent_producers_write_and
         // Healed: every replica back in sync before the next fault.
         let other = if node == 1 { 2 } else { 1 };
         let mut conn = cluster.kafka(other);
-        wait_for("every replica in sync again", Duration::from_secs(60), || {
-            full(&layout(&metadata(&mut conn, 12, &["history"], false), "history"))
-        });
+        let healed = std::time::Instant::now() + Duration::from_secs(60);
+        while !full(&layout(&metadata(&mut conn, 12, &["history"], false), "history")) {
+            if std::time::Instant::now() > healed {
+                let now = layout(&metadata(&mut conn, 12, &["history"], false), "history");
+                let said: Vec<String> = (1..=3).map(|n| cluster.brokers[n - 1].as_ref().unwrap().stderr()).collect();
+                panic!(
+                    "round {round} ({fault:?} {node}): not all in sync within 60 s: {now:?}\n{}",
+                    said.join("\n----\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         done.push(format!("{fault:?} {node}"));
     }
     let (ok, stdout, stderr) = writer.join().unwrap();

@@ -13,7 +13,6 @@
 use crate::limits::Rate;
 use serde::Serialize;
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -135,20 +134,7 @@ fn start(nodes: &mut [Node]) -> anyhow::Result<()> {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        // SAFETY: prctl and sched_setaffinity in the forked child before exec, both
-        // async-signal-safe: the broker gets SIGTERM if this process dies first, and may
-        // run on every core whatever core this thread is pinned to.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                let mut every: libc::cpu_set_t = std::mem::zeroed();
-                for cpu in 0..libc::CPU_SETSIZE as usize {
-                    libc::CPU_SET(cpu, &mut every);
-                }
-                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &every);
-                Ok(())
-            });
-        }
+        crate::spawn::tie_to_this_run(&mut command);
         let mut child = command.spawn()?;
         let stdout = child.stdout.take().expect("piped");
         let (sender, receiver) = std::sync::mpsc::channel();

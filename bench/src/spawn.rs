@@ -55,22 +55,7 @@ impl SpawnedBroker {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        // SAFETY: prctl and sched_setaffinity in the forked child before exec, both
-        // async-signal-safe system calls on plain data: the broker gets SIGTERM if this
-        // process dies first, so a killed run never leaves it running; and it may run
-        // on every core (it pins its own shards), whatever core the thread that
-        // spawned it is pinned to (`strand-bench broker` pins itself to its load core).
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                let mut every: libc::cpu_set_t = std::mem::zeroed();
-                for cpu in 0..libc::CPU_SETSIZE as usize {
-                    libc::CPU_SET(cpu, &mut every);
-                }
-                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &every);
-                Ok(())
-            });
-        }
+        tie_to_this_run(&mut command);
         let mut child =
             command.spawn().map_err(|error| anyhow::anyhow!("cannot start {}: {error}", binary.display()))?;
         let stdout = child.stdout.take().expect("piped");
@@ -148,5 +133,25 @@ impl Drop for SpawnedBroker {
         stop(&mut self.child);
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_file(self.dir.with_extension("toml"));
+    }
+}
+
+/// Makes a broker `command` starts die with this process (SIGTERM when it dies first,
+/// so a killed run never leaves one running) and free to run on every core (it pins
+/// its own shards), whatever core the spawning thread is pinned to (`strand-bench
+/// broker` and `cluster` pin themselves to their load core).
+pub fn tie_to_this_run(command: &mut Command) {
+    // SAFETY: prctl and sched_setaffinity in the forked child before exec, both
+    // async-signal-safe system calls on plain data.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            let mut every: libc::cpu_set_t = std::mem::zeroed();
+            for cpu in 0..libc::CPU_SETSIZE as usize {
+                libc::CPU_SET(cpu, &mut every);
+            }
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &every);
+            Ok(())
+        });
     }
 }
