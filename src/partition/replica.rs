@@ -222,7 +222,11 @@ impl Watermark {
             return;
         }
         let (sender, receiver) = oneshot::channel();
-        self.waiters.borrow_mut().push((target, sender));
+        let mut waiters = self.waiters.borrow_mut();
+        // Waits given up (a produce past its deadline) leave no entry behind.
+        waiters.retain(|(_, waiter)| !waiter.is_canceled());
+        waiters.push((target, sender));
+        drop(waiters);
         let _ = receiver.await;
     }
 }
