@@ -222,11 +222,12 @@ impl Watermark {
             return;
         }
         let (sender, receiver) = oneshot::channel();
-        let mut waiters = self.waiters.borrow_mut();
-        // Waits given up (a produce past its deadline) leave no entry behind.
-        waiters.retain(|(_, waiter)| !waiter.is_canceled());
-        waiters.push((target, sender));
-        drop(waiters);
+        {
+            let mut waiters = self.waiters.borrow_mut();
+            // Waits given up (a produce past its deadline) leave no entry behind.
+            waiters.retain(|(_, waiter)| !waiter.is_canceled());
+            waiters.push((target, sender));
+        }
         let _ = receiver.await;
     }
 }
