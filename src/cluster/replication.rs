@@ -60,9 +60,11 @@ pub async fn replica_fetch(
         return refused(&request, ErrorCode::StaleEpoch);
     }
     let wait = Duration::from_millis(u64::from(request.max_wait_ms.min(10_000)));
+    // A follower's ask is bounded by what the broker would take in one frame.
+    let max_bytes = (request.max_bytes as usize).min(shard.config.limits.frame_bytes_max as usize);
     let mut partitions = Vec::with_capacity(request.partitions.len());
     for asked in &request.partitions {
-        partitions.push(fetch_one(shard, request.broker, asked, wait, request.max_bytes as usize).await);
+        partitions.push(fetch_one(shard, request.broker, asked, wait, max_bytes).await);
     }
     ReplicaFetchResponse { partitions }
 }
@@ -333,12 +335,14 @@ async fn fetch_once(
         if let Some(frame) = split_frame(buffer, &limits).map_err(|e| format!("io: {e}"))? {
             break frame;
         }
-        let mut chunk = vec![0u8; 64 * 1024];
-        let read = stream.read(&mut chunk).await.map_err(|e| format!("io: {e}"))?;
-        if read == 0 {
+        // Read straight into the buffer's free room.
+        let filled = buffer.len();
+        buffer.resize(filled + 64 * 1024, 0);
+        let read = stream.read(&mut buffer[filled..]).await;
+        buffer.truncate(filled + *read.as_ref().unwrap_or(&0));
+        if read.map_err(|e| format!("io: {e}"))? == 0 {
             return Err("io: the leader closed the connection".into());
         }
-        buffer.extend_from_slice(&chunk[..read]);
     };
     let response = Response::decode(&header, &payload, &limits).map_err(|e| format!("io: {e}"))?;
     let Response::ReplicaFetch(answer) = response else {

@@ -145,11 +145,6 @@ impl Network {
         }
     }
 
-    /// A network that reaches no one (a forwarded request is not handed on again).
-    fn nowhere() -> Network {
-        Network::new(0, String::new(), BTreeMap::new())
-    }
-
     /// Every other voter's id.
     pub fn others(&self) -> Vec<NodeId> {
         self.voters.keys().copied().filter(|&id| id != self.node_id).collect()
@@ -289,9 +284,10 @@ impl Network {
                     Err(error) => Err(ProposeError::Failed(error.to_string())),
                 }),
                 rpc @ (Rpc::Heartbeat { .. } | Rpc::ShutDown { .. } | Rpc::Register { .. }) => {
-                    server.controller(rpc, self).await
+                    server.controller(rpc, Some(self)).await
                 }
-                Rpc::Forwarded(rpc) => server.controller(*rpc, &Network::nowhere()).await,
+                // Handed on once already: answered here, never handed on again.
+                Rpc::Forwarded(rpc) => server.controller(*rpc, None).await,
             };
             write_message(&mut stream, &reply).await.map_err(|e| e.to_string())?;
         }
@@ -317,14 +313,14 @@ impl Server {
     }
 
     /// A request for the controller, handed here: answered if this voter leads, else
-    /// handed on once through `network` to the leader this voter knows (a broker
+    /// handed on once through `forward` to the leader this voter knows (a broker
     /// that cannot reach the leader itself reaches it through any voter).
-    async fn controller(&self, rpc: Rpc, network: &Network) -> Reply {
+    async fn controller(&self, rpc: Rpc, forward: Option<&Network>) -> Reply {
         match self.leading() {
             Ok(member) => member.as_controller(rpc).await,
             Err(error) => {
                 let leader = self.raft.metrics().borrow().current_leader;
-                if let Some(leader) = leader.filter(|&leader| network.voters.contains_key(&leader)) {
+                if let (Some(leader), Some(network)) = (leader, forward) {
                     let forwarded = Rpc::Forwarded(Box::new(rpc.clone()));
                     if let Ok(reply) = network.call(leader, forwarded).await {
                         return reply;
